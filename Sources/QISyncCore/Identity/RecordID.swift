@@ -1,0 +1,80 @@
+/// The global id of a replicated record: 16 random bytes, shown as 32 hex digits.
+///
+/// On screen ids are shortened to ``short``; any unique prefix is accepted, as in git.
+public struct RecordID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    /// The raw bytes.
+    public let bytes: [UInt8]
+
+    /// The length of a shortened id on screen, in hex digits.
+    public static let shortLength = 8
+
+    /// Wraps 16 raw bytes.
+    public init(bytes: [UInt8]) throws(DecodingError) {
+        guard bytes.count == 16 else { throw DecodingError("a record id must be 16 bytes, not \(bytes.count)") }
+        self.bytes = bytes
+    }
+
+    /// A new random id.
+    public static func random<G: RandomNumberGenerator>(using generator: inout G) -> RecordID {
+        var out = [UInt8](repeating: 0, count: 16)
+        for i in 0..<16 { out[i] = UInt8.random(in: 0...255, using: &generator) }
+        return try! RecordID(bytes: out)
+    }
+
+    /// A new id from the system's random source.
+    public static func random() -> RecordID {
+        var generator = SystemRandomNumberGenerator()
+        return random(using: &generator)
+    }
+
+    /// Parses a full 32-digit hex id.
+    public init?(hex: String) {
+        guard hex.utf8.count == 32, let bytes = Hex.decode(hex) else { return nil }
+        self.bytes = bytes
+    }
+
+    /// The full hex spelling.
+    public var hex: String { Hex.encode(bytes) }
+
+    /// The shortened spelling shown in tables.
+    public var short: String { String(hex.prefix(Self.shortLength)) }
+
+    public var description: String { hex }
+
+    public static func < (lhs: RecordID, rhs: RecordID) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
+}
+
+/// A hex prefix of a record id, as typed by a person, turned into a byte range for an indexed lookup.
+public struct RecordIDPrefix: Sendable, Equatable {
+    /// The prefix, lower-cased.
+    public let text: String
+    /// The smallest id with this prefix.
+    public let lowerBound: [UInt8]
+    /// The largest id with this prefix.
+    public let upperBound: [UInt8]
+
+    /// Parses a prefix of 1 to 32 hex digits, or fails with what is wrong.
+    public init(_ text: String) throws(DecodingError) {
+        let lowered = text.lowercased()
+        let chars = Array(lowered.utf8)
+        guard !chars.isEmpty else { throw DecodingError("an id is empty; give at least one hex digit") }
+        guard chars.count <= 32 else { throw DecodingError("'\(text)' is longer than an id (32 hex digits)") }
+        var low = [UInt8](repeating: 0x00, count: 16)
+        var high = [UInt8](repeating: 0xFF, count: 16)
+        for (i, c) in chars.enumerated() {
+            guard let n = Hex.nibble(c) else {
+                throw DecodingError("'\(text)' is not an id: ids are hex digits 0-9 and a-f")
+            }
+            if i % 2 == 0 {
+                low[i / 2] = n << 4
+                high[i / 2] = n << 4 | 0x0F
+            } else {
+                low[i / 2] |= n
+                high[i / 2] = (high[i / 2] & 0xF0) | n
+            }
+        }
+        self.text = lowered
+        lowerBound = low
+        upperBound = high
+    }
+}

@@ -1,0 +1,106 @@
+import Crypto
+
+/// One signed, hash-chained entry in an origin's log: a change with its place and stamp.
+///
+/// `hash = SHA-256("qisync-entry-1" ‖ origin ‖ scope ‖ seq (u64 BE) ‖ previousHash ‖
+/// hlc (u64 BE) ‖ body)`; the origin signs `hash` with Ed25519. Entry 1's previous
+/// hash is 32 zero bytes.
+public struct LogEntry: Hashable, Sendable {
+    /// The site that appended it.
+    public let origin: OriginID
+    /// Which of the origin's logs it belongs to.
+    public let scope: Scope
+    /// Its number in that log, from 1.
+    public let seq: UInt64
+    /// The hash of entry `seq - 1`, or zeros for entry 1.
+    public let previousHash: [UInt8]
+    /// When it was written.
+    public let hlc: HLC
+    /// The encoded ``Change``.
+    public let body: [UInt8]
+    /// The origin's Ed25519 signature of ``hash``.
+    public let signature: [UInt8]
+    /// The entry's hash, computed from the fields above.
+    public let hash: [UInt8]
+
+    /// The previous hash of every log's first entry.
+    public static let genesisHash = [UInt8](repeating: 0, count: 32)
+
+    /// Rebuilds an entry from its stored or received fields; the hash is recomputed.
+    public init(origin: OriginID, scope: Scope, seq: UInt64, previousHash: [UInt8], hlc: HLC, body: [UInt8], signature: [UInt8]) {
+        self.origin = origin
+        self.scope = scope
+        self.seq = seq
+        self.previousHash = previousHash
+        self.hlc = hlc
+        self.body = body
+        self.signature = signature
+        hash = Self.hash(origin: origin, scope: scope, seq: seq, previousHash: previousHash, hlc: hlc, body: body)
+    }
+
+    /// Makes and signs a new entry.
+    public init(signer: SiteSigner, scope: Scope, seq: UInt64, previousHash: [UInt8], hlc: HLC, change: Change) {
+        let body = change.encoded()
+        let hash = Self.hash(origin: signer.origin, scope: scope, seq: seq, previousHash: previousHash, hlc: hlc, body: body)
+        self.origin = signer.origin
+        self.scope = scope
+        self.seq = seq
+        self.previousHash = previousHash
+        self.hlc = hlc
+        self.body = body
+        self.signature = signer.sign(hash)
+        self.hash = hash
+    }
+
+    /// Names the entry as a version.
+    public var ref: VersionRef { VersionRef(origin: origin, scope: scope, seq: seq) }
+
+    /// Whether the signature is the origin's signature of the hash.
+    public var hasValidSignature: Bool { SignatureCheck.isValid(signature, of: hash, by: origin) }
+
+    /// Decodes the change this entry carries.
+    public func change() throws(DecodingError) -> Change { try Change(decoding: body) }
+
+    static func hash(origin: OriginID, scope: Scope, seq: UInt64, previousHash: [UInt8], hlc: HLC, body: [UInt8]) -> [UInt8] {
+        var header = ByteWriter(capacity: 96)
+        header.write(raw: Array("qisync-entry-1".utf8))
+        header.write(raw: origin.bytes)
+        header.write(byte: scope.rawValue)
+        header.write(uint64: seq)
+        header.write(raw: previousHash)
+        header.write(uint64: hlc.rawValue)
+        var hasher = SHA256()
+        hasher.update(data: header.bytes)
+        hasher.update(data: body)
+        return Array(hasher.finalize())
+    }
+
+    /// The entry's self-contained encoding: `origin[32] scope seq(varint) previousHash[32]
+    /// hlc(u64) body(length-prefixed) signature[64]`.
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: body.count + 150)
+        writer.write(raw: origin.bytes)
+        writer.write(byte: scope.rawValue)
+        writer.write(varint: seq)
+        writer.write(raw: previousHash)
+        writer.write(uint64: hlc.rawValue)
+        writer.write(lengthPrefixed: body)
+        writer.write(raw: signature)
+        return writer.bytes
+    }
+
+    /// Decodes an entry written by ``encoded()``. The signature is not checked here.
+    public init(decoding bytes: [UInt8]) throws(DecodingError) {
+        var reader = ByteReader(bytes)
+        let origin = try OriginID(bytes: try reader.readBytes(32))
+        guard let scope = Scope(rawValue: try reader.readByte()) else { throw DecodingError("unknown scope") }
+        let seq = try reader.readVarint()
+        guard seq >= 1 else { throw DecodingError("sequence numbers start at 1") }
+        let previous = try reader.readBytes(32)
+        let hlc = HLC(rawValue: try reader.readUInt64())
+        let body = try reader.readLengthPrefixed(limit: Change.maximumBodyBytes, "entry body")
+        let signature = try reader.readBytes(64)
+        guard reader.isAtEnd else { throw DecodingError("\(reader.remaining) unexpected bytes after the entry") }
+        self.init(origin: origin, scope: scope, seq: seq, previousHash: previous, hlc: hlc, body: body, signature: signature)
+    }
+}

@@ -1,0 +1,128 @@
+/// The SQLite type of a replicated column and the limits on its values.
+public enum ColumnType: Sendable, Equatable {
+    /// UTF-8 text of at most `maxLength` characters.
+    case text(maxLength: Int)
+    /// A 64-bit integer.
+    case integer
+    /// A floating-point number.
+    case real
+    /// Raw bytes (record ids).
+    case blob
+
+    /// The SQL type name.
+    public var sqlName: String {
+        switch self {
+        case .text: "TEXT"
+        case .integer: "INTEGER"
+        case .real: "REAL"
+        case .blob: "BLOB"
+        }
+    }
+}
+
+/// A column of a replicated table.
+public struct ColumnSpec: Sendable, Equatable {
+    /// Its number in the change encoding, 1...63 (0 is the row's existence register).
+    public let id: UInt16
+    /// Its name in the materialised table.
+    public let name: String
+    /// Its type.
+    public let type: ColumnType
+
+    /// Creates a column.
+    public init(_ id: UInt16, _ name: String, _ type: ColumnType) {
+        precondition((1...63).contains(id), "column ids are 1...63")
+        self.id = id
+        self.name = name
+        self.type = type
+    }
+}
+
+/// How a replicated table's rows are keyed.
+public enum TableKind: Sendable, Equatable {
+    /// Records with a global id (`id` column).
+    case entity
+    /// Members of a set belonging to a parent record: the key is the parent id then the
+    /// member's text; materialised as (`parent`, `value`).
+    case set(parentTable: String)
+}
+
+/// A replicated table: its number, name, kind and columns.
+public struct TableSpec: Sendable, Equatable {
+    /// Its number in the change encoding.
+    public let id: UInt16
+    /// The materialised table's name.
+    public let name: String
+    /// How rows are keyed.
+    public let kind: TableKind
+    /// The replicated columns (none for a set).
+    public let columns: [ColumnSpec]
+
+    /// Creates a table.
+    public init(id: UInt16, name: String, kind: TableKind = .entity, columns: [ColumnSpec] = []) {
+        self.id = id
+        self.name = name
+        self.kind = kind
+        self.columns = columns
+    }
+
+    /// The column with this number.
+    public func column(id: UInt16) -> ColumnSpec? { columns.first { $0.id == id } }
+
+    /// The column with this name.
+    public func column(named name: String) -> ColumnSpec? { columns.first { $0.name == name } }
+
+    /// Whether a key is well-formed for this table.
+    public func isValidKey(_ key: [UInt8]) -> Bool {
+        switch kind {
+        case .entity: return key.count == 16 || key.count == 32
+        case .set: return key.count > 16 && String(validating: key[16...], as: UTF8.self) != nil
+        }
+    }
+}
+
+/// The set of replicated tables a replica materialises.
+public struct ReplicatedSchema: Sendable {
+    /// The tables, by number.
+    public let tables: [TableSpec]
+    private let byID: [UInt16: Int]
+    private let byName: [String: Int]
+
+    /// Creates a schema.
+    public init(tables: [TableSpec]) {
+        self.tables = tables
+        byID = Dictionary(uniqueKeysWithValues: tables.enumerated().map { ($1.id, $0) })
+        byName = Dictionary(uniqueKeysWithValues: tables.enumerated().map { ($1.name, $0) })
+    }
+
+    /// The table with this number.
+    public func table(id: UInt16) -> TableSpec? { byID[id].map { tables[$0] } }
+
+    /// The table with this name.
+    public func table(named name: String) -> TableSpec? { byName[name].map { tables[$0] } }
+
+    /// Checks a change against the schema: known tables and columns, well-formed keys, typed values.
+    public func validate(_ change: Change) throws(DecodingError) {
+        for row in change.rows {
+            guard let table = table(id: row.table) else { throw DecodingError("unknown table \(row.table)") }
+            guard table.isValidKey(row.key) else { throw DecodingError("malformed key for table \(table.name)") }
+            for cell in row.cells {
+                if cell.column == 0 {
+                    guard case .integer(let v) = cell.value, v == 0 || v == 1 else {
+                        throw DecodingError("existence of a \(table.name) row must be 0 or 1")
+                    }
+                    continue
+                }
+                guard let column = table.column(id: cell.column) else {
+                    throw DecodingError("unknown column \(cell.column) of table \(table.name)")
+                }
+                switch (column.type, cell.value) {
+                case (_, .null), (.integer, .integer), (.real, .real), (.real, .integer), (.blob, .blob): break
+                case (.text(let max), .text(let s)):
+                    guard s.count <= max else { throw DecodingError("\(table.name).\(column.name) is longer than \(max) characters") }
+                default: throw DecodingError("\(table.name).\(column.name) has a value of the wrong type")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,267 @@
+import Foundation
+import GRDB
+import QISyncCore
+
+/// Appends entries to the log and folds their changes into the materialised tables.
+///
+/// Lives for one transaction. It trusts its input: entries reaching it have been
+/// verified (chain, signature, schema) by ``Replica``. The merge rule itself is
+/// ``MultiValueRegister``; this type keeps the registers in `row_version`.
+final class Materializer {
+    let db: Database
+    let schema: ReplicatedSchema
+    private var originIDs: [OriginID: Int64] = [:]
+    private var stamps: [Int64: Stamp] = [:]
+    private var changes: [Int64: Change] = [:]
+    private var hasPendingSupersede: Bool
+    private var tableStatements: [UInt16: TableStatements] = [:]
+    private let insertLog: Statement
+    private let upsertVector: Statement
+    private let findChange: Statement
+    private let selectVersions: Statement
+    private let insertVersion: Statement
+    private let updateVersion: Statement
+
+    /// The statements for one materialised table.
+    struct TableStatements {
+        let table: TableSpec
+        let lookup: Statement
+        let insert: Statement
+        let columnIndex: [UInt16: Int]
+    }
+
+    init(db: Database, schema: ReplicatedSchema) throws {
+        self.db = db
+        self.schema = schema
+        hasPendingSupersede = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pending_supersede)") ?? false
+        insertLog = try db.makeStatement(sql: "INSERT INTO log (origin, scope, seq, hlc, hash, body, sig) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        upsertVector = try db.makeStatement(sql: """
+            INSERT INTO vector (origin, scope, seq, hash) VALUES (?, ?, ?, ?)
+            ON CONFLICT (origin, scope) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
+            """)
+        findChange = try db.makeStatement(sql: "SELECT id FROM log WHERE origin = ? AND scope = ? AND seq = ?")
+        selectVersions = try db.makeStatement(sql: "SELECT chg, heads FROM row_version WHERE tbl = ? AND rid = ?")
+        insertVersion = try db.makeStatement(sql: "INSERT OR REPLACE INTO row_version (tbl, rid, chg, heads) VALUES (?, ?, ?, ?)")
+        updateVersion = try db.makeStatement(sql: "UPDATE row_version SET heads = ? WHERE tbl = ? AND rid = ? AND chg = ?")
+    }
+
+    // MARK: Origins and versions
+
+    /// The local number of an origin, adding it when new.
+    func originID(_ origin: OriginID) throws -> Int64 {
+        if let id = originIDs[origin] { return id }
+        let data = Data(origin.bytes)
+        let id: Int64
+        if let existing = try Int64.fetchOne(db, sql: "SELECT id FROM origin WHERE key = ?", arguments: [data]) {
+            id = existing
+        } else {
+            try db.execute(sql: "INSERT INTO origin (key) VALUES (?)", arguments: [data])
+            id = db.lastInsertedRowID
+        }
+        originIDs[origin] = id
+        return id
+    }
+
+    /// The local id of an applied entry, or nil when it has not been applied.
+    func localChange(_ ref: VersionRef) throws -> Int64? {
+        var known = originIDs[ref.origin]
+        if known == nil {
+            known = try Int64.fetchOne(db, sql: "SELECT id FROM origin WHERE key = ?", arguments: [Data(ref.origin.bytes)])
+        }
+        guard let origin = known else { return nil }
+        originIDs[ref.origin] = origin
+        return try Int64.fetchOne(findChange, arguments: [origin, Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq)])
+    }
+
+    /// The stamp (HLC, origin) of an applied entry.
+    func stamp(of change: Int64) throws -> Stamp {
+        if let stamp = stamps[change] { return stamp }
+        guard let row = try Row.fetchOne(db, sql: "SELECT log.hlc, origin.key FROM log JOIN origin ON origin.id = log.origin WHERE log.id = ?", arguments: [change]) else {
+            throw StoreError("internal: log entry \(change) is missing")
+        }
+        let stamp = Stamp(hlc: HLC(rawValue: UInt64(bitPattern: row[0])), origin: try OriginID(bytes: Array(row[1] as Data)))
+        stamps[change] = stamp
+        return stamp
+    }
+
+    /// The version name of an applied entry.
+    func ref(of change: Int64) throws -> VersionRef {
+        guard let row = try Row.fetchOne(db, sql: "SELECT origin.key, log.scope, log.seq FROM log JOIN origin ON origin.id = log.origin WHERE log.id = ?", arguments: [change]) else {
+            throw StoreError("internal: log entry \(change) is missing")
+        }
+        return VersionRef(origin: try OriginID(bytes: Array(row[0] as Data)), scope: Scope(rawValue: UInt8(row[1] as Int64))!, seq: UInt64(bitPattern: row[2]))
+    }
+
+    /// The change an applied entry carries.
+    func change(_ id: Int64) throws -> Change {
+        if let change = changes[id] { return change }
+        guard let body = try Data.fetchOne(db, sql: "SELECT body FROM log WHERE id = ?", arguments: [id]) else {
+            throw StoreError("internal: log entry \(id) is missing")
+        }
+        let change = try Change(decoding: Array(body))
+        if changes.count > 1024 { changes.removeAll(keepingCapacity: true) }
+        changes[id] = change
+        return change
+    }
+
+    /// The value an applied entry wrote to one cell.
+    func value(writtenBy id: Int64, table: UInt16, key: [UInt8], column: UInt16) throws -> Value {
+        let change = try change(id)
+        for row in change.rows where row.table == table && row.key == key {
+            if let cell = row.cells.first(where: { $0.column == column }) { return cell.value }
+        }
+        return .null
+    }
+
+    // MARK: Rows
+
+    func statements(for tableID: UInt16) throws -> TableStatements {
+        if let statements = tableStatements[tableID] { return statements }
+        guard let table = schema.table(id: tableID) else { throw StoreError("unknown table \(tableID)") }
+        let keys = StoreSchema.keyColumns(of: table)
+        let names = keys + ["live", "updated_hlc"] + table.columns.map(\.name)
+        let statements = TableStatements(
+            table: table,
+            lookup: try db.makeStatement(sql: "SELECT rowid FROM \(table.name) WHERE " + keys.map { "\($0) = ?" }.joined(separator: " AND ")),
+            insert: try db.makeStatement(sql: "INSERT INTO \(table.name) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"),
+            columnIndex: Dictionary(uniqueKeysWithValues: table.columns.enumerated().map { ($1.id, $0) })
+        )
+        tableStatements[tableID] = statements
+        return statements
+    }
+
+    /// The materialised row id of a key, or nil.
+    func rowID(table: UInt16, key: [UInt8]) throws -> Int64? {
+        let statements = try statements(for: table)
+        return try Int64.fetchOne(statements.lookup, arguments: StatementArguments(StoreSchema.keyArguments(key, of: statements.table)))
+    }
+
+    /// Each change that touched a row, with the mask of columns it is a head of.
+    func versions(table: UInt16, row: Int64) throws -> [Int64: Int64] {
+        var versions: [Int64: Int64] = [:]
+        let rows = try Row.fetchCursor(selectVersions, arguments: [Int64(table), row])
+        while let row = try rows.next() { versions[row[0]] = row[1] }
+        return versions
+    }
+
+    // MARK: Applying
+
+    /// Appends a verified entry whose predecessor is the log's current head, and materialises it.
+    @discardableResult
+    func append(_ entry: LogEntry, change: Change) throws -> Int64 {
+        let origin = try originID(entry.origin)
+        try insertLog.execute(arguments: [
+            origin, Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Int64(bitPattern: entry.hlc.rawValue),
+            Data(entry.hash), Data(entry.body), Data(entry.signature),
+        ])
+        let id = db.lastInsertedRowID
+        stamps[id] = Stamp(hlc: entry.hlc, origin: entry.origin)
+        try upsertVector.execute(arguments: [origin, Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Data(entry.hash)])
+        for row in change.rows {
+            try materialise(row, change: id, entry: entry, origin: origin)
+        }
+        return id
+    }
+
+    private func materialise(_ row: RowWrite, change id: Int64, entry: LogEntry, origin: Int64) throws {
+        let statements = try statements(for: row.table)
+        let table = statements.table
+        let keyArguments = StoreSchema.keyArguments(row.key, of: table)
+        let hlc = Int64(bitPattern: entry.hlc.rawValue)
+        let existing = try Int64.fetchOne(statements.lookup, arguments: StatementArguments(keyArguments))
+
+        if existing == nil, !hasPendingSupersede, row.cells.allSatisfy({ $0.supersedes.isEmpty }) {
+            // A new row, nothing superseded: every written cell has this change as its only head.
+            var values = [DatabaseValue](repeating: .null, count: table.columns.count)
+            var live: Int64 = 0
+            var mask: Int64 = 0
+            for cell in row.cells {
+                mask |= 1 << Int64(cell.column)
+                if cell.column == 0 {
+                    live = cell.value.integer ?? 0
+                } else if let index = statements.columnIndex[cell.column] {
+                    values[index] = cell.value.databaseValue
+                }
+            }
+            try statements.insert.execute(arguments: StatementArguments(keyArguments + [live.databaseValue, hlc.databaseValue] + values))
+            try insertVersion.execute(arguments: [Int64(row.table), db.lastInsertedRowID, id, mask])
+            return
+        }
+
+        let rid: Int64
+        if let existing {
+            rid = existing
+        } else {
+            try statements.insert.execute(arguments: StatementArguments(
+                keyArguments + [0.databaseValue, 0.databaseValue] + [DatabaseValue](repeating: .null, count: table.columns.count)))
+            rid = db.lastInsertedRowID
+        }
+        let original = try versions(table: row.table, row: rid)
+        if original[id] != nil { return }
+        var versions = original
+        var ownMask: Int64 = 0
+        var assignments: [(String, DatabaseValue)] = []
+
+        for cell in row.cells {
+            let bit: Int64 = 1 << Int64(cell.column)
+            let before = Set(versions.compactMap { $0.value & bit != 0 ? $0.key : nil })
+            let previousWinner = try winner(before)
+
+            var isSuperseded = false
+            if hasPendingSupersede {
+                try db.execute(
+                    sql: "DELETE FROM pending_supersede WHERE origin = ? AND scope = ? AND seq = ? AND tbl = ? AND key = ? AND col = ?",
+                    arguments: [origin, Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Int64(row.table), Data(row.key), Int64(cell.column)])
+                isSuperseded = db.changesCount > 0
+            }
+            var superseded = Set<Int64>()
+            for ref in cell.supersedes {
+                if let applied = try localChange(ref) {
+                    superseded.insert(applied)
+                } else {
+                    try db.execute(
+                        sql: "INSERT OR IGNORE INTO pending_supersede (origin, scope, seq, tbl, key, col) VALUES (?, ?, ?, ?, ?, ?)",
+                        arguments: [try originID(ref.origin), Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq), Int64(row.table), Data(row.key), Int64(cell.column)])
+                    hasPendingSupersede = true
+                }
+            }
+            let after = MultiValueRegister.apply(heads: before, write: id, supersedes: superseded, isSuperseded: isSuperseded)
+            for version in before.subtracting(after) { versions[version]! &= ~bit }
+            if after.contains(id) { ownMask |= bit }
+
+            let newWinner = try winner(after)
+            if newWinner != previousWinner || newWinner == id {
+                let value: Value
+                switch newWinner {
+                case nil: value = cell.column == 0 ? .integer(0) : .null
+                case id: value = cell.value
+                case let other?: value = try self.value(writtenBy: other, table: row.table, key: row.key, column: cell.column)
+                }
+                let name = cell.column == 0 ? "live" : table.column(id: cell.column)!.name
+                assignments.append((name, value.databaseValue))
+            }
+            if after.count > 1 {
+                try db.execute(sql: "INSERT OR IGNORE INTO conflict (tbl, rid, col) VALUES (?, ?, ?)", arguments: [Int64(row.table), rid, Int64(cell.column)])
+            } else if before.count > 1 {
+                try db.execute(sql: "DELETE FROM conflict WHERE tbl = ? AND rid = ? AND col = ?", arguments: [Int64(row.table), rid, Int64(cell.column)])
+            }
+        }
+        for (version, mask) in versions where original[version] != mask {
+            try updateVersion.execute(arguments: [mask, Int64(row.table), rid, version])
+        }
+        try insertVersion.execute(arguments: [Int64(row.table), rid, id, ownMask])
+        let sets = assignments.map { "\($0.0) = ?" } + ["updated_hlc = max(updated_hlc, ?)"]
+        try db.execute(
+            sql: "UPDATE \(table.name) SET \(sets.joined(separator: ", ")) WHERE rowid = ?",
+            arguments: StatementArguments(assignments.map(\.1) + [hlc.databaseValue, rid.databaseValue]))
+    }
+
+    private func winner(_ heads: Set<Int64>) throws -> Int64? {
+        var best: (Int64, Stamp)?
+        for head in heads {
+            let stamp = try stamp(of: head)
+            if best == nil || best!.1 < stamp { best = (head, stamp) }
+        }
+        return best?.0
+    }
+}

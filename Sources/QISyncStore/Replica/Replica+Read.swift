@@ -1,0 +1,157 @@
+import Foundation
+import GRDB
+import QISyncCore
+
+/// One cell's current head: a value not superseded by any other write.
+public struct CellHead: Sendable, Equatable {
+    /// The entry that wrote it.
+    public let ref: VersionRef
+    /// When.
+    public let hlc: HLC
+    /// The value written.
+    public let value: Value
+}
+
+/// A change that touched a record, for `history`.
+public struct RecordChange: Sendable {
+    /// The entry.
+    public let ref: VersionRef
+    /// When it was written.
+    public let hlc: HLC
+    /// The cells it wrote to the row.
+    public let cells: [CellWrite]
+}
+
+/// How big a replica's logs are.
+public struct LogSize: Sendable {
+    /// The log.
+    public let log: LogID
+    /// The number of entries held.
+    public let entries: Int
+    /// The bytes of their bodies.
+    public let bytes: Int
+}
+
+extension Replica {
+    /// The version vector: per (origin, scope), the highest contiguous entry held and its hash.
+    public func versionVector() throws -> VersionVector {
+        try database.read { db in
+            var vector = VersionVector()
+            for row in try Row.fetchAll(db, sql: "SELECT origin.key, vector.scope, vector.seq, vector.hash FROM vector JOIN origin ON origin.id = vector.origin") {
+                let log = LogID(origin: try OriginID(bytes: Array(row[0] as Data)), scope: Scope(rawValue: UInt8(row[1] as Int64)) ?? .trust)
+                vector.positions[log] = LogPosition(seq: UInt64(bitPattern: row[2]), hash: Array(row[3] as Data))
+            }
+            return vector
+        }
+    }
+
+    /// The entries this replica holds beyond `vector`, in log order, for the given scopes.
+    ///
+    /// Each log is one indexed range read on `(origin, scope, seq)`.
+    public func entries(after vector: VersionVector, scopes: Set<Scope> = Set(Scope.allCases)) throws -> [LogEntry] {
+        let ours = try versionVector()
+        return try database.read { db in
+            var entries: [LogEntry] = []
+            for (log, position) in ours.positions.sorted(by: { $0.key < $1.key }) where scopes.contains(log.scope) {
+                let from = vector.seq(of: log)
+                guard position.seq > from else { continue }
+                var previous = LogEntry.genesisHash
+                if from > 0 {
+                    guard let hash = try Data.fetchOne(db, sql: """
+                        SELECT log.hash FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
+                        """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)]) else { continue }
+                    previous = Array(hash)
+                }
+                let rows = try Row.fetchCursor(db, sql: """
+                    SELECT log.seq, log.hlc, log.body, log.sig, log.hash FROM log JOIN origin ON origin.id = log.origin
+                    WHERE origin.key = ? AND log.scope = ? AND log.seq > ? ORDER BY log.seq
+                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)])
+                while let row = try rows.next() {
+                    let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
+                                         hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data), signature: Array(row[3] as Data))
+                    previous = entry.hash
+                    entries.append(entry)
+                }
+            }
+            return entries
+        }
+    }
+
+    /// The current heads of one cell, newest first (the first is the displayed value).
+    public func heads(table: UInt16, key: [UInt8], column: UInt16) throws -> [CellHead] {
+        try database.read { db in
+            let materializer = try Materializer(db: db, schema: schema)
+            guard let rid = try materializer.rowID(table: table, key: key) else { return [] }
+            let bit: Int64 = 1 << Int64(column)
+            var heads: [CellHead] = []
+            for (change, mask) in try materializer.versions(table: table, row: rid) where mask & bit != 0 {
+                let stamp = try materializer.stamp(of: change)
+                heads.append(CellHead(ref: try materializer.ref(of: change), hlc: stamp.hlc,
+                                      value: try materializer.value(writtenBy: change, table: table, key: key, column: column)))
+            }
+            return heads.sorted { Stamp(hlc: $0.hlc, origin: $0.ref.origin) > Stamp(hlc: $1.hlc, origin: $1.ref.origin) }
+        }
+    }
+
+    /// The cells with more than one head: (table, key, column).
+    public func conflicts() throws -> [(table: TableSpec, key: [UInt8], column: UInt16)] {
+        try database.read { db in
+            var result: [(TableSpec, [UInt8], UInt16)] = []
+            for row in try Row.fetchAll(db, sql: "SELECT tbl, rid, col FROM conflict ORDER BY tbl, rid, col") {
+                guard let table = schema.table(id: UInt16(row[0] as Int64)) else { continue }
+                let rid: Int64 = row[1]
+                guard let keyRow = try Row.fetchOne(db, sql: "SELECT \(StoreSchema.keyColumns(of: table).joined(separator: ", ")) FROM \(table.name) WHERE rowid = ?", arguments: [rid]) else { continue }
+                var key = Array(keyRow[0] as Data)
+                if case .set = table.kind { key += Array((keyRow[1] as String).utf8) }
+                result.append((table, key, UInt16(row[2] as Int64)))
+            }
+            return result
+        }
+    }
+
+    /// Every change that touched a row, oldest first.
+    public func history(table: UInt16, key: [UInt8]) throws -> [RecordChange] {
+        try database.read { db in
+            let materializer = try Materializer(db: db, schema: schema)
+            guard let rid = try materializer.rowID(table: table, key: key) else { return [] }
+            var changes: [RecordChange] = []
+            for change in try materializer.versions(table: table, row: rid).keys {
+                let body = try materializer.change(change)
+                let cells = body.rows.filter { $0.table == table && $0.key == key }.flatMap(\.cells)
+                changes.append(RecordChange(ref: try materializer.ref(of: change), hlc: try materializer.stamp(of: change).hlc, cells: cells))
+            }
+            return changes.sorted { Stamp(hlc: $0.hlc, origin: $0.ref.origin) < Stamp(hlc: $1.hlc, origin: $1.ref.origin) }
+        }
+    }
+
+    /// Entries and bytes per log.
+    public func logSizes() throws -> [LogSize] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT origin.key, log.scope, count(*), sum(length(log.body)) FROM log JOIN origin ON origin.id = log.origin
+                GROUP BY log.origin, log.scope
+                """).map { row in
+                LogSize(log: LogID(origin: try OriginID(bytes: Array(row[0] as Data)), scope: Scope(rawValue: UInt8(row[1] as Int64)) ?? .trust),
+                        entries: row[2], bytes: row[3])
+            }.sorted { $0.log < $1.log }
+        }
+    }
+
+    /// Entries waiting for a missing predecessor.
+    public func waitingEntryCount() throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM pending_entry") ?? 0 }
+    }
+
+    /// The size of the database file and its write-ahead log, in bytes.
+    public func fileSize() -> Int {
+        let files = FileManager.default
+        return [databasePath, databasePath + "-wal"].reduce(0) { total, path in
+            total + ((try? files.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
+        }
+    }
+
+    /// Writes the write-ahead log back into the main file.
+    public func checkpoint() throws {
+        try database.writeWithoutTransaction { db in _ = try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+import GRDB
+import QISyncCore
+
+/// One replica: a SQLite file of origin logs and materialised tables, and the site's signing key.
+///
+/// Every write goes through ``write(_:)`` and becomes one signed log entry; entries from
+/// other replicas come in through ``apply(_:)``. Both run in one SQLite transaction each.
+public final class Replica: Sendable {
+    /// The folder that holds the replica.
+    public let home: URL
+    /// Who this replica is.
+    public let identity: ReplicaIdentity
+    /// The tables it materialises.
+    public let schema: ReplicatedSchema
+    let signer: SiteSigner
+    let database: DatabaseQueue
+    let now: @Sendable () -> UInt64
+
+    /// The database file's name inside the home folder.
+    public static let databaseName = "replica.sqlite"
+    /// The site key file's name inside the home folder.
+    public static let keyName = "site.key"
+
+    /// The replicated table of sites, which every schema includes as table 1.
+    public static let siteTable = TableSpec(id: 1, name: "site", columns: [
+        ColumnSpec(1, "trust", .text(maxLength: 5)),
+        ColumnSpec(2, "trust_name", .text(maxLength: 200)),
+        ColumnSpec(3, "name", .text(maxLength: 100)),
+        ColumnSpec(4, "kind", .text(maxLength: 8)),
+    ])
+
+    /// The wall clock in milliseconds since 1970.
+    public static let systemClock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    private init(home: URL, identity: ReplicaIdentity, schema: ReplicatedSchema, signer: SiteSigner, database: DatabaseQueue, now: @escaping @Sendable () -> UInt64) {
+        self.home = home
+        self.identity = identity
+        self.schema = schema
+        self.signer = signer
+        self.database = database
+        self.now = now
+    }
+
+    /// The path of the database file.
+    public var databasePath: String { home.appendingPathComponent(Self.databaseName).path }
+
+    static func configuration(readonly: Bool = false) -> Configuration {
+        var configuration = Configuration()
+        configuration.readonly = readonly
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            if !db.configuration.readonly {
+                try db.execute(sql: "PRAGMA journal_mode = WAL")
+                try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            }
+        }
+        return configuration
+    }
+
+    /// Creates a new replica in `home`, with a new site key, and records the site in its shared log.
+    public static func create(
+        home: URL, trustCode: String, trustName: String, siteName: String, kind: SiteKind,
+        schema: ReplicatedSchema, now: @escaping @Sendable () -> UInt64 = systemClock
+    ) throws -> Replica {
+        try ReplicaIdentity.validateTrustCode(trustCode)
+        guard !trustName.isEmpty, trustName.count <= 200 else { throw StoreError("the trust name must be 1 to 200 characters") }
+        guard !siteName.isEmpty, siteName.count <= 100 else { throw StoreError("the site name must be 1 to 100 characters") }
+        let files = FileManager.default
+        let databaseURL = home.appendingPathComponent(databaseName)
+        if files.fileExists(atPath: databaseURL.path) {
+            throw StoreError("a replica already exists at \(home.path); use it, or choose another folder with --home")
+        }
+        try files.createDirectory(at: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let signer = SiteSigner()
+        let keyURL = home.appendingPathComponent(keyName)
+        guard files.createFile(atPath: keyURL.path, contents: Data(signer.rawRepresentation), attributes: [.posixPermissions: 0o600]) else {
+            throw StoreError("could not write the site key to \(keyURL.path)")
+        }
+        let identity = ReplicaIdentity(trustCode: trustCode, trustName: trustName, siteName: siteName, kind: kind, origin: signer.origin)
+        do {
+            let database = try DatabaseQueue(path: databaseURL.path, configuration: configuration())
+            try database.write { db in
+                try StoreSchema.create(db, schema: schema)
+                let meta: [(String, DatabaseValueConvertible)] = [
+                    ("schema_version", StoreSchema.version), ("trust", trustCode), ("trust_name", trustName),
+                    ("site", siteName), ("kind", kind.rawValue), ("origin", Data(signer.origin.bytes)), ("hlc", 0),
+                ]
+                for (key, value) in meta {
+                    try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?)", arguments: [key, value])
+                }
+            }
+            let replica = Replica(home: home, identity: identity, schema: schema, signer: signer, database: database, now: now)
+            try replica.write(scope: .shared, edits: [RowEdit(table: siteTable.id, key: signer.origin.bytes, values: [
+                (0, .integer(1)), (1, .text(trustCode)), (2, .text(trustName)), (3, .text(siteName)), (4, .text(kind.rawValue)),
+            ])])
+            return replica
+        } catch {
+            try? files.removeItem(at: databaseURL)
+            try? files.removeItem(at: keyURL)
+            throw error
+        }
+    }
+
+    /// Opens the replica in `home`.
+    public static func open(home: URL, schema: ReplicatedSchema, now: @escaping @Sendable () -> UInt64 = systemClock) throws -> Replica {
+        let databaseURL = home.appendingPathComponent(databaseName)
+        guard FileManager.default.fileExists(atPath: databaseURL.path) else {
+            throw StoreError("no replica at \(home.path): create one with 'qisync init --trust CODE --trust-name NAME --site NAME', or point --home (or QISYNC_HOME) at an existing one")
+        }
+        guard let keyData = FileManager.default.contents(atPath: home.appendingPathComponent(keyName).path) else {
+            throw StoreError("the site key \(home.appendingPathComponent(keyName).path) is missing or unreadable")
+        }
+        let signer = try SiteSigner(rawRepresentation: Array(keyData))
+        let database = try DatabaseQueue(path: databaseURL.path, configuration: configuration())
+        let meta = try database.read { db in
+            try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM meta").map { ($0[0] as String, $0[1] as DatabaseValue) })
+        }
+        guard let version = Int.fromDatabaseValue(meta["schema_version"] ?? .null), version == StoreSchema.version else {
+            throw StoreError("\(databaseURL.path) is not a qisync replica of schema version \(StoreSchema.version)")
+        }
+        guard let originData = Data.fromDatabaseValue(meta["origin"] ?? .null), Array(originData) == signer.origin.bytes else {
+            throw StoreError("the site key in \(home.path) does not belong to this replica")
+        }
+        let identity = ReplicaIdentity(
+            trustCode: String.fromDatabaseValue(meta["trust"] ?? .null) ?? "",
+            trustName: String.fromDatabaseValue(meta["trust_name"] ?? .null) ?? "",
+            siteName: String.fromDatabaseValue(meta["site"] ?? .null) ?? "",
+            kind: SiteKind(rawValue: String.fromDatabaseValue(meta["kind"] ?? .null) ?? "") ?? .ward,
+            origin: signer.origin)
+        return Replica(home: home, identity: identity, schema: schema, signer: signer, database: database, now: now)
+    }
+
+    /// Runs a read-only query. SQLite refuses any write attempted inside.
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try database.read(body)
+    }
+}

@@ -1,0 +1,77 @@
+import GRDB
+import QISyncCore
+
+/// The SQLite layout of a replica: the engine's own tables and a materialised table per replicated table.
+///
+/// Engine tables:
+/// - `origin(id, key)`: local numbers for origin keys, to keep other rows small.
+/// - `log(id, origin, scope, seq, hlc, hash, body, sig)`: every entry of every origin's logs;
+///   `(origin, scope, seq)` is unique and indexed, so "entries after a vector" is a range read.
+/// - `vector(origin, scope, seq, hash)`: the highest contiguous entry held per log.
+/// - `pending_entry(origin, scope, seq, entry)`: verified entries waiting for a predecessor.
+/// - `row_version(tbl, rid, chg, heads)`: every change that touched a materialised row, with
+///   a bit mask of the columns it is still a head of (bit 0 = existence). It is both the
+///   multi-value registers and the history index.
+/// - `pending_supersede(origin, scope, seq, tbl, key, col)`: supersessions of writes not yet received.
+/// - `conflict(tbl, rid, col)`: cells with more than one head.
+/// - `meta(key, value)`: identity, clock, schema version.
+enum StoreSchema {
+    static let version = 1
+
+    static func create(_ db: Database, schema: ReplicatedSchema) throws {
+        try db.execute(sql: """
+            CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;
+            CREATE TABLE origin (id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);
+            CREATE TABLE log (
+                id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, scope INTEGER NOT NULL, seq INTEGER NOT NULL,
+                hlc INTEGER NOT NULL, hash BLOB NOT NULL, body BLOB NOT NULL, sig BLOB NOT NULL);
+            CREATE UNIQUE INDEX log_position ON log(origin, scope, seq);
+            CREATE TABLE vector (
+                origin INTEGER NOT NULL, scope INTEGER NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
+                PRIMARY KEY (origin, scope)) WITHOUT ROWID;
+            CREATE TABLE pending_entry (
+                origin BLOB NOT NULL, scope INTEGER NOT NULL, seq INTEGER NOT NULL, entry BLOB NOT NULL,
+                PRIMARY KEY (origin, scope, seq)) WITHOUT ROWID;
+            CREATE TABLE row_version (
+                tbl INTEGER NOT NULL, rid INTEGER NOT NULL, chg INTEGER NOT NULL, heads INTEGER NOT NULL,
+                PRIMARY KEY (tbl, rid, chg)) WITHOUT ROWID;
+            CREATE TABLE pending_supersede (
+                origin INTEGER NOT NULL, scope INTEGER NOT NULL, seq INTEGER NOT NULL,
+                tbl INTEGER NOT NULL, key BLOB NOT NULL, col INTEGER NOT NULL,
+                PRIMARY KEY (origin, scope, seq, tbl, key, col)) WITHOUT ROWID;
+            CREATE TABLE conflict (
+                tbl INTEGER NOT NULL, rid INTEGER NOT NULL, col INTEGER NOT NULL,
+                PRIMARY KEY (tbl, rid, col)) WITHOUT ROWID;
+            """)
+        for table in schema.tables {
+            try db.execute(sql: ddl(for: table))
+        }
+    }
+
+    static func ddl(for table: TableSpec) -> String {
+        let columns = table.columns.map { "\($0.name) \($0.type.sqlName)" }
+        switch table.kind {
+        case .entity:
+            return "CREATE TABLE \(table.name) (id BLOB NOT NULL UNIQUE, live INTEGER NOT NULL DEFAULT 0, "
+                + "updated_hlc INTEGER NOT NULL DEFAULT 0" + columns.map { ", " + $0 }.joined() + ")"
+        case .set:
+            return "CREATE TABLE \(table.name) (parent BLOB NOT NULL, value TEXT NOT NULL, live INTEGER NOT NULL DEFAULT 0, "
+                + "updated_hlc INTEGER NOT NULL DEFAULT 0, UNIQUE (parent, value))"
+        }
+    }
+
+    /// The columns that identify a materialised row, in key order.
+    static func keyColumns(of table: TableSpec) -> [String] {
+        table.kind == .entity ? ["id"] : ["parent", "value"]
+    }
+
+    /// The bindings for a row key.
+    static func keyArguments(_ key: [UInt8], of table: TableSpec) -> [DatabaseValue] {
+        switch table.kind {
+        case .entity: return [Value.blob(key).databaseValue]
+        case .set:
+            return [Value.blob(Array(key.prefix(16))).databaseValue,
+                    String(decoding: key.dropFirst(16), as: UTF8.self).databaseValue]
+        }
+    }
+}

@@ -1,0 +1,67 @@
+import Foundation
+import GRDB
+import QISyncCore
+
+/// What `verify` found.
+public struct VerifyReport: Sendable {
+    /// SQLite's `PRAGMA integrity_check` answer (`ok` when sound).
+    public var integrity: String = ""
+    /// Logs checked.
+    public var logs = 0
+    /// Entries whose chain and signature were checked.
+    public var entries = 0
+    /// Problems with chains, signatures or vector heads.
+    public var logProblems: [String] = []
+    /// Where the materialised tables differ from a rebuild from the logs.
+    public var differences: [String] = []
+
+    /// Whether everything checked out.
+    public var isSound: Bool { integrity == "ok" && logProblems.isEmpty && differences.isEmpty }
+}
+
+extension Replica {
+    /// Checks SQLite's integrity, every log's chain and every entry's signature, and rebuilds
+    /// the materialised state from the logs in a scratch database to compare it with this one.
+    public func verify() throws -> VerifyReport {
+        var report = VerifyReport()
+        report.integrity = try database.read { db in
+            try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
+        }
+        let entries = try entries(after: VersionVector())
+        let vector = try versionVector()
+        report.logs = vector.positions.count
+        report.entries = entries.count
+        var expected: [LogID: UInt64] = [:]
+        var previous: [LogID: LogEntry] = [:]
+        for entry in entries {
+            let log = LogID(origin: entry.origin, scope: entry.scope)
+            let seq = (expected[log] ?? 0) + 1
+            if entry.seq != seq { report.logProblems.append("\(log): entry \(seq) is missing") }
+            expected[log] = entry.seq
+            if let before = previous[log], before.hash != entry.previousHash {
+                report.logProblems.append("\(entry.ref): does not chain onto the entry before it")
+            }
+            if !entry.hasValidSignature { report.logProblems.append("\(entry.ref): bad signature") }
+            previous[log] = entry
+        }
+        for (log, position) in vector.positions where previous[log]?.hash != position.hash || previous[log]?.seq != position.seq {
+            report.logProblems.append("\(log): the version vector's head does not match the log")
+        }
+
+        let scratchURL = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-verify-\(UUID().uuidString).sqlite")
+        defer {
+            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratchURL.path + suffix) }
+        }
+        let scratch = try DatabaseQueue(path: scratchURL.path, configuration: Self.configuration())
+        let rebuilt = try scratch.write { db in
+            try StoreSchema.create(db, schema: schema)
+            let materializer = try Materializer(db: db, schema: schema)
+            for entry in entries {
+                try materializer.append(entry, change: try entry.change())
+            }
+            return try CanonicalState.read(db, schema: schema)
+        }
+        report.differences = try canonicalState().differences(from: rebuilt)
+        return report
+    }
+}
