@@ -32,7 +32,11 @@ let package = Package(
         // The QI domain: initiatives, PDSA cycles, learning log, adaptations, and their validation.
         .target(
             name: "QISyncDomain",
-            dependencies: ["QISyncCore", "QISyncStore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "QISyncCore", "QISyncStore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // libedit, for line editing and history on a terminal.
         .systemLibrary(

@@ -1,0 +1,142 @@
+import Foundation
+import QISyncCore
+
+/// What a field holds, and so how typed text is checked and turned into a value.
+public enum FieldKind: Sendable, Equatable {
+    /// Free text of at most `max` characters.
+    case text(max: Int)
+    /// One of a fixed list of words.
+    case choice([String])
+    /// The IHI progress score: 0.5 to 5.0 in steps of 0.5.
+    case score
+    /// A calendar date, YYYY-MM-DD.
+    case date
+    /// yes or no.
+    case flag
+    /// A whole number.
+    case integer
+    /// The id of another record of the given kind.
+    case reference(RecordKind)
+    /// Set by qisync itself, not typed.
+    case system
+}
+
+/// A field of a QI record: its name on screen, its column, and what it holds.
+public struct Field: Sendable, Equatable {
+    /// The name people type (`title`, `as-planned`).
+    public let name: String
+    /// The column number in the change encoding.
+    public let column: UInt16
+    /// What it holds.
+    public let kind: FieldKind
+    /// Whether `add` needs it.
+    public let required: Bool
+    /// One line of help.
+    public let help: String
+
+    /// Creates a field.
+    public init(_ name: String, _ column: UInt16, _ kind: FieldKind, required: Bool = false, _ help: String) {
+        self.name = name
+        self.column = column
+        self.kind = kind
+        self.required = required
+        self.help = help
+    }
+
+    /// The materialised column name (the field name with `_` for `-`).
+    public var columnName: String { name.replacingOccurrences(of: "-", with: "_") }
+
+    /// The column's SQL type.
+    var columnType: ColumnType {
+        switch kind {
+        case .text(let max): .text(maxLength: max)
+        case .choice, .date: .text(maxLength: 40)
+        case .score: .real
+        case .flag, .integer, .system: .integer
+        case .reference: .blob
+        }
+    }
+
+    /// Checks typed text and turns it into the value stored; empty text clears an optional field.
+    public func parse(_ text: String) throws -> Value {
+        try TextCheck.validate(text, field: name)
+        if text.isEmpty {
+            guard !required else { throw DomainError("\(name) cannot be empty") }
+            return .null
+        }
+        switch kind {
+        case .text(let max):
+            guard text.count <= max else {
+                throw DomainError("\(name) is \(text.count) characters long; the most it can hold is \(max)")
+            }
+            return .text(text)
+        case .choice(let words):
+            let lowered = text.lowercased()
+            guard words.contains(lowered) else {
+                throw DomainError("'\(text)' is not a valid \(name); use one of: \(words.joined(separator: ", "))")
+            }
+            return .text(lowered)
+        case .score:
+            guard let score = Double(text), Vocabulary.ihiScores[score] != nil else {
+                throw DomainError("'\(text)' is not an IHI progress score; use 0.5 to 5.0 in steps of 0.5 (e.g. 2.5 = changes tested)")
+            }
+            return .real(score)
+        case .date:
+            guard DateText.isValid(text) else { throw DomainError("'\(text)' is not a date; write it as YYYY-MM-DD, e.g. 2026-11-27") }
+            return .text(text)
+        case .flag:
+            switch text.lowercased() {
+            case "yes", "y", "true": return .integer(1)
+            case "no", "n", "false": return .integer(0)
+            default: throw DomainError("'\(text)' is not yes or no (for \(name))")
+            }
+        case .integer:
+            guard let number = Int64(text), number >= 0 else { throw DomainError("'\(text)' is not a whole number (for \(name))") }
+            return .integer(number)
+        case .reference, .system:
+            throw DomainError("internal: \(name) is not parsed from text")
+        }
+    }
+}
+
+/// Checks of free text typed by people.
+public enum TextCheck {
+    /// Refuses text that was not valid UTF-8 (decoded with replacement characters) or holds control characters.
+    public static func validate(_ text: String, field: String) throws {
+        if text.unicodeScalars.contains(where: { $0 == "\u{FFFD}" }) {
+            throw DomainError("\(field) is not valid UTF-8 text; check the file's or terminal's encoding")
+        }
+        if text.unicodeScalars.contains(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" }) {
+            throw DomainError("\(field) holds a control character; remove it")
+        }
+    }
+}
+
+/// Calendar dates written as YYYY-MM-DD.
+public enum DateText {
+    private static let formatter: DateFormatter = {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_GB_POSIX")
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        formatter.dateFormat = "yyyy-MM-dd"
+        return formatter
+    }()
+
+    /// Whether `text` is a real date in that form.
+    public static func isValid(_ text: String) -> Bool {
+        text.count == 10 && formatter.date(from: text).map { formatter.string(from: $0) == text } == true
+    }
+
+    /// Today's date in UTC.
+    public static func today(now: Date = Date()) -> String { formatter.string(from: now) }
+
+    /// A time in milliseconds since 1970 as `YYYY-MM-DD HH:MM`.
+    public static func timestamp(milliseconds: UInt64) -> String {
+        let date = Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+        let full = DateFormatter()
+        full.locale = Locale(identifier: "en_GB_POSIX")
+        full.timeZone = TimeZone(identifier: "UTC")
+        full.dateFormat = "yyyy-MM-dd HH:mm"
+        return full.string(from: date)
+    }
+}

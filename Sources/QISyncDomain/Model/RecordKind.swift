@@ -1,0 +1,142 @@
+import QISyncCore
+import QISyncStore
+
+/// The kinds of QI record a replica holds.
+public enum RecordKind: String, Sendable, CaseIterable {
+    case initiative
+    case pdsa
+    case learning
+    case adaptation
+
+    /// Fields every record has: owner, scope and creation time.
+    static let common: [Field] = [
+        Field("owner-trust", 1, .system, "the trust that created the record and alone may change it"),
+        Field("scope", 2, .system, "trust (stays inside the trust) or shared (may go to other trusts)"),
+        Field("created-ms", 3, .system, "when the record was created, milliseconds since 1970"),
+    ]
+
+    /// The record's own fields, in display order.
+    public var fields: [Field] {
+        switch self {
+        case .initiative: [
+            Field("title", 4, .text(max: 200), required: true, "a short name for the initiative"),
+            Field("team", 5, .text(max: 200), "team or ward running it"),
+            Field("problem", 6, .text(max: 4000), "the problem statement"),
+            Field("aim", 7, .text(max: 2000), "what, how much, by when"),
+            Field("method", 8, .choice(Vocabulary.methods), "improvement method"),
+            Field("status", 9, .choice(Vocabulary.statuses), "proposed, active, sustaining, closed or abandoned"),
+            Field("score", 10, .score, "IHI progress score, 0.5 to 5.0 in steps of 0.5"),
+            Field("lead", 11, .text(max: 100), "the lead's role (not name)"),
+            Field("sponsor", 12, .text(max: 100), "the sponsor's role (not name)"),
+        ]
+        case .pdsa: [
+            Field("initiative", 4, .reference(.initiative), required: true, "the initiative it tests a change for"),
+            Field("number", 5, .integer, "the cycle's number within its initiative (next free one when left out)"),
+            Field("change-idea", 6, .text(max: 1000), required: true, "the change being tested"),
+            Field("objective", 7, .text(max: 1000), "what this cycle is for"),
+            Field("prediction", 8, .text(max: 1000), "what you expect to happen"),
+            Field("plan", 9, .text(max: 2000), "who, what, where, when"),
+            Field("as-planned", 10, .flag, "did it go as planned? yes or no"),
+            Field("observations", 11, .text(max: 2000), "what happened"),
+            Field("results", 12, .text(max: 2000), "study: results against the prediction"),
+            Field("learning", 13, .text(max: 2000), "study: what was learnt"),
+            Field("act", 14, .choice(Vocabulary.acts), "adopt, adapt or abandon"),
+            Field("closed-ms", 15, .system, "when the cycle was closed"),
+        ]
+        case .learning: [
+            Field("initiative", 4, .reference(.initiative), "the initiative it belongs to"),
+            Field("date", 5, .date, "the day it happened (YYYY-MM-DD, default today)"),
+            Field("text", 6, .text(max: 2000), required: true, "what was learnt"),
+            Field("effect", 7, .choice(Vocabulary.effects), "helped, hindered or neutral"),
+            Field("pdsa", 8, .reference(.pdsa), "the PDSA cycle it came from"),
+        ]
+        case .adaptation: [
+            Field("initiative", 4, .reference(.initiative), required: true, "the local initiative the improvement became"),
+            Field("source-trust", 5, .text(max: 5), required: true, "the trust the source initiative belongs to"),
+            Field("source-id", 6, .text(max: 32), required: true, "the source initiative's full id"),
+            Field("source-hash", 7, .text(max: 64), required: true, "content hash of the source version adapted"),
+            Field("kept", 8, .text(max: 2000), "core functions kept"),
+            Field("changed", 9, .text(max: 2000), "forms changed"),
+            Field("when", 10, .choice(Vocabulary.frameWhen), "FRAME: when it was modified"),
+            Field("planned", 11, .choice(Vocabulary.framePlanned), "FRAME: planned or reactive"),
+            Field("who", 12, .text(max: 200), "FRAME: who decided (roles)"),
+            Field("what", 13, .choice(Vocabulary.frameWhat), "FRAME: what was modified"),
+            Field("nature", 14, .choice(Vocabulary.frameNature), "FRAME: the nature of the modification"),
+            Field("fidelity", 15, .choice(Vocabulary.fidelity), "FRAME: fidelity to core functions"),
+            Field("goal", 16, .text(max: 1000), "FRAME: the goal of the modification"),
+            Field("outcome", 17, .text(max: 2000), "the outcome"),
+        ]
+        }
+    }
+
+    /// Every field, the common ones first.
+    public var allFields: [Field] { Self.common + fields }
+
+    /// The field with this name.
+    public func field(named name: String) -> Field? { allFields.first { $0.name == name } }
+
+    /// The tag sets a record of this kind has: name, table, vocabulary.
+    public var tagSets: [TagSet] {
+        switch self {
+        case .learning: [TagSet.soffts, .skills, .culture]
+        case .adaptation: [TagSet.reasons]
+        default: []
+        }
+    }
+
+    /// The replicated table.
+    public var table: TableSpec {
+        let id: UInt16 = switch self {
+        case .initiative: 2
+        case .pdsa: 3
+        case .learning: 4
+        case .adaptation: 8
+        }
+        return TableSpec(id: id, name: rawValue, columns: allFields.map { ColumnSpec($0.column, $0.columnName, $0.columnType) })
+    }
+}
+
+/// A set of tags on a record, replicated as a child table whose members have their own existence.
+public struct TagSet: Sendable, Equatable {
+    /// The option name (`sofft`, `skill`, `culture`, `reason`).
+    public let name: String
+    /// The child table.
+    public let table: TableSpec
+    /// The allowed tags.
+    public let vocabulary: [String]
+
+    static let soffts = TagSet(name: "sofft", table: TableSpec(id: 5, name: "learning_sofft", kind: .set(parentTable: "learning")),
+                               vocabulary: Vocabulary.soffts.map(\.code))
+    static let skills = TagSet(name: "skill", table: TableSpec(id: 6, name: "learning_skill", kind: .set(parentTable: "learning")),
+                               vocabulary: Vocabulary.skillKinds)
+    static let culture = TagSet(name: "culture", table: TableSpec(id: 7, name: "learning_culture", kind: .set(parentTable: "learning")),
+                                vocabulary: Vocabulary.cultureFeatures)
+    static let reasons = TagSet(name: "reason", table: TableSpec(id: 9, name: "adaptation_reason", kind: .set(parentTable: "adaptation")),
+                                vocabulary: Vocabulary.reasons)
+
+    /// Checks and normalises a typed tag.
+    public func parse(_ text: String) throws -> String {
+        let normalised = name == "sofft" ? text.uppercased() : text.lowercased()
+        guard vocabulary.contains(normalised) else {
+            if name == "sofft" {
+                throw DomainError("'\(text)' is not a SOFFT code; use one of the six: \(Vocabulary.sofftList)")
+            }
+            throw DomainError("'\(text)' is not a valid \(name); use one of: \(vocabulary.joined(separator: ", "))")
+        }
+        return normalised
+    }
+
+    /// The row key of a tag: the parent's id then the tag's text.
+    func key(parent: RecordID, tag: String) -> [UInt8] { parent.bytes + Array(tag.utf8) }
+}
+
+/// The replicated schema of a QI replica.
+public enum QISchema {
+    /// Every replicated table: sites, the four record kinds and their tag sets.
+    public static let schema = ReplicatedSchema(tables: [
+        Replica.siteTable,
+        RecordKind.initiative.table, RecordKind.pdsa.table, RecordKind.learning.table,
+        TagSet.soffts.table, TagSet.skills.table, TagSet.culture.table,
+        RecordKind.adaptation.table, TagSet.reasons.table,
+    ])
+}

@@ -1,0 +1,84 @@
+import Foundation
+import GRDB
+import QISyncCore
+import QISyncStore
+
+/// What `status` reports about a replica.
+public struct ReplicaStatus: Sendable {
+    /// Who the replica is.
+    public let identity: ReplicaIdentity
+    /// Where it lives.
+    public let home: String
+    /// Per record kind: live and deleted counts.
+    public let counts: [(kind: String, live: Int, deleted: Int)]
+    /// Per log: its site, scope, highest contiguous entry, head hash, entries held and their bytes.
+    public let logs: [(site: String, log: LogID, seq: UInt64, head: String, entries: Int, bytes: Int)]
+    /// Entries waiting for a missing predecessor.
+    public let waiting: Int
+    /// Cells in conflict.
+    public let conflicts: Int
+    /// Database file plus write-ahead log, in bytes.
+    public let fileBytes: Int
+}
+
+/// The result of a read-only SQL query.
+public struct QueryResult: Sendable {
+    /// Column names.
+    public let columns: [String]
+    /// Rows of display text.
+    public let rows: [[String]]
+}
+
+extension QIRecords {
+    /// Identity, record counts, version vector, log sizes and file size.
+    public func status() throws -> ReplicaStatus {
+        let vector = try replica.versionVector()
+        let sizes = Dictionary(uniqueKeysWithValues: try replica.logSizes().map { ($0.log, $0) })
+        return try replica.read { db in
+            let counts = try RecordKind.allCases.map { kind in
+                let row = try Row.fetchOne(db, sql: "SELECT coalesce(sum(live = 1), 0), coalesce(sum(live = 0), 0) FROM \(kind.rawValue)")!
+                return (kind: kind.rawValue, live: row[0] as Int, deleted: row[1] as Int)
+            }
+            let logs = try vector.positions.sorted { $0.key < $1.key }.map { log, position in
+                (site: try siteName(log.origin, db: db), log: log, seq: position.seq, head: String(Hex.encode(position.hash).prefix(12)),
+                 entries: sizes[log]?.entries ?? 0, bytes: sizes[log]?.bytes ?? 0)
+            }
+            return ReplicaStatus(
+                identity: replica.identity, home: replica.home.path, counts: counts, logs: logs,
+                waiting: try Int.fetchOne(db, sql: "SELECT count(*) FROM pending_entry") ?? 0,
+                conflicts: try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0,
+                fileBytes: replica.fileSize())
+        }
+    }
+
+    /// Runs one read-only SQL statement; anything that would write is refused.
+    public func query(_ sql: String, limit: Int = 10_000) throws -> QueryResult {
+        try TextCheck.validate(sql, field: "the query")
+        return try replica.read { db in
+            let statement: Statement
+            do { statement = try db.makeStatement(sql: sql) } catch let error as DatabaseError {
+                throw DomainError("SQL error: \(error.message ?? "\(error)")")
+            }
+            guard statement.isReadonly else {
+                throw DomainError("sql is read-only: only SELECT (and other statements that change nothing) may run; change records with the shell's commands")
+            }
+            let columns = statement.columnNames
+            var rows: [[String]] = []
+            do {
+                let cursor = try Row.fetchCursor(statement)
+                while let row = try cursor.next(), rows.count < limit {
+                    rows.append(row.databaseValues.map { value in
+                        switch value.storage {
+                        case .null: "NULL"
+                        case .blob(let data): data.count == 16 ? Hex.encode(data) : "x'\(Hex.encode(data))'"
+                        default: Display.text(Value(value))
+                        }
+                    })
+                }
+            } catch let error as DatabaseError {
+                throw DomainError("SQL error: \(error.message ?? "\(error)")")
+            }
+            return QueryResult(columns: columns, rows: rows)
+        }
+    }
+}

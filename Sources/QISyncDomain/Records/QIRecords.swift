@@ -1,0 +1,233 @@
+import Foundation
+import GRDB
+import QISyncCore
+import QISyncStore
+
+/// The QI records of one replica: what the shell's commands do, on top of the replica store.
+///
+/// Every change goes through ``Replica/write(_:)`` and so becomes one signed log entry.
+public final class QIRecords: Sendable {
+    /// The replica underneath.
+    public let replica: Replica
+    let now: @Sendable () -> Date
+
+    /// Wraps an open replica.
+    public init(replica: Replica, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.replica = replica
+        self.now = now
+    }
+
+    /// Opens the replica in `home`.
+    public static func open(home: URL) throws -> QIRecords {
+        QIRecords(replica: try Replica.open(home: home, schema: QISchema.schema))
+    }
+
+    /// Creates a replica in `home`.
+    public static func create(home: URL, trustCode: String, trustName: String, siteName: String, kind: SiteKind) throws -> QIRecords {
+        QIRecords(replica: try Replica.create(home: home, trustCode: trustCode, trustName: trustName, siteName: siteName, kind: kind, schema: QISchema.schema))
+    }
+
+    var trust: String { replica.identity.trustCode }
+
+    // MARK: Finding records
+
+    /// Finds the record an id or unique id prefix names, among one kind or all.
+    public func locate(_ text: String, as kind: RecordKind? = nil) throws -> (kind: RecordKind, id: RecordID) {
+        let prefix: RecordIDPrefix
+        do { prefix = try RecordIDPrefix(text) } catch { throw DomainError(error.message) }
+        let kinds = kind.map { [$0] } ?? RecordKind.allCases
+        let matches = try replica.read { db in
+            try kinds.flatMap { kind in
+                try Data.fetchAll(db, sql: "SELECT id FROM \(kind.rawValue) WHERE id BETWEEN ? AND ? LIMIT 5",
+                                  arguments: [Data(prefix.lowerBound), Data(prefix.upperBound)])
+                    .map { (kind, try RecordID(bytes: Array($0))) }
+            }
+        }
+        let what = kind?.rawValue ?? "record"
+        if matches.count == 1 { return (matches[0].0, matches[0].1) }
+        if matches.isEmpty {
+            let near = try closeMatches(to: prefix.text, kinds: kinds)
+            let hint = near.isEmpty ? "list them with '\(kind?.rawValue ?? "initiative") list'" : "did you mean " + near.joined(separator: ", ") + "?"
+            throw DomainError("no \(what) has an id starting '\(text)'; \(hint)")
+        }
+        let names = matches.map { "\($0.1.short) (\($0.0.rawValue))" }.joined(separator: ", ")
+        throw DomainError("'\(text)' matches more than one \(what): \(names); type more of the id")
+    }
+
+    /// Ids sharing the longest possible start with `text`.
+    private func closeMatches(to text: String, kinds: [RecordKind]) throws -> [String] {
+        var length = text.count - 1
+        while length > 0 {
+            let prefix = try RecordIDPrefix(String(text.prefix(length)))
+            let found = try replica.read { db in
+                try kinds.flatMap { kind in
+                    try Data.fetchAll(db, sql: "SELECT id FROM \(kind.rawValue) WHERE id BETWEEN ? AND ? LIMIT 3",
+                                      arguments: [Data(prefix.lowerBound), Data(prefix.upperBound)])
+                        .map { "\(try RecordID(bytes: Array($0)).short) (\(kind.rawValue))" }
+                }
+            }
+            if !found.isEmpty { return Array(found.prefix(3)) }
+            length -= 1
+        }
+        return []
+    }
+
+    /// Reads one record, deleted or not.
+    public func record(_ kind: RecordKind, _ id: RecordID) throws -> RecordView {
+        try replica.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT rowid, * FROM \(kind.rawValue) WHERE id = ?", arguments: [Data(id.bytes)]) else {
+                throw DomainError("no \(kind.rawValue) \(id.short)")
+            }
+            return try view(kind, row: row, db: db)
+        }
+    }
+
+    func view(_ kind: RecordKind, row: Row, db: Database) throws -> RecordView {
+        let id = try RecordID(bytes: Array(row["id"] as Data))
+        var values: [String: Value] = [:]
+        for field in kind.allFields { values[field.name] = Value(row[field.columnName] as DatabaseValue) }
+        var tags: [String: [String]] = [:]
+        for set in kind.tagSets {
+            tags[set.name] = try String.fetchAll(db, sql: "SELECT value FROM \(set.table.name) WHERE parent = ? AND live = 1 ORDER BY value", arguments: [Data(id.bytes)])
+        }
+        let rowid: Int64 = row["rowid"]
+        let conflicted = try Int64.fetchAll(db, sql: "SELECT col FROM conflict WHERE tbl = ? AND rid = ? ORDER BY col", arguments: [Int64(kind.table.id), rowid])
+            .map { col in col == 0 ? "exists" : kind.allFields.first { Int64($0.column) == col }?.name ?? "column \(col)" }
+        return RecordView(kind: kind, id: id, values: values, tags: tags, live: (row["live"] as Int64) == 1,
+                          updated: HLC(rawValue: UInt64(bitPattern: row["updated_hlc"])), conflictedFields: conflicted)
+    }
+
+    // MARK: Adding and changing
+
+    /// Adds a record of `kind` from typed field values and tags; returns it as stored.
+    @discardableResult
+    public func add(_ kind: RecordKind, fields: [String: String], tags: [String: [String]] = [:]) throws -> RecordView {
+        var values = try parse(kind, fields: fields, forAdd: true)
+        for field in kind.fields where field.required && values[field.name] == nil {
+            throw DomainError("\(kind.rawValue) add needs --\(field.name) (\(field.help))")
+        }
+        switch kind {
+        case .initiative: values["status"] = values["status"] ?? .text("proposed")
+        case .learning:
+            values["date"] = values["date"] ?? .text(DateText.today(now: now()))
+            values["effect"] = values["effect"] ?? .text("neutral")
+        default: break
+        }
+        let parsedTags = try parse(kind, tags: tags)
+        let id = RecordID.random()
+        values["owner-trust"] = .text(trust)
+        values["scope"] = .text(Scope.trust.description)
+        values["created-ms"] = .integer(Int64(now().timeIntervalSince1970 * 1000))
+        try replica.write { db -> (Scope, [RowEdit])? in
+            if kind == .pdsa, values["number"] == nil, case .blob(let initiative)? = values["initiative"] {
+                let highest = try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(initiative)]) ?? 0
+                values["number"] = .integer(highest + 1)
+            }
+            var edit = RowEdit(table: kind.table.id, key: id.bytes, values: [(0, .integer(1))])
+            for field in kind.allFields { edit.values.append((field.column, values[field.name] ?? .null)) }
+            var edits = [edit]
+            for (set, members) in parsedTags {
+                edits += members.map { RowEdit(table: set.table.id, key: set.key(parent: id, tag: $0), values: [(0, .integer(1))]) }
+            }
+            return (.trust, edits)
+        }
+        return try record(kind, id)
+    }
+
+    /// Changes fields and tags of a record this trust owns.
+    @discardableResult
+    public func set(_ reference: String, as kind: RecordKind? = nil, fields: [String: String],
+                    addTags: [String: [String]] = [:], removeTags: [String: [String]] = [:]) throws -> RecordView {
+        let (kind, id) = try locate(reference, as: kind)
+        let current = try record(kind, id)
+        try requireOwned(current)
+        guard current.live else { throw DomainError("\(kind.rawValue) \(id.short) is deleted; restore it first with '\(kind.rawValue) restore \(id.short)'") }
+        let values = try parse(kind, fields: fields, forAdd: false)
+        let added = try parse(kind, tags: addTags)
+        let removed = try parse(kind, tags: removeTags)
+        guard !values.isEmpty || !added.isEmpty || !removed.isEmpty else {
+            throw DomainError("nothing to change: give --FIELD VALUE options (fields: \(kind.fields.map(\.name).joined(separator: ", ")))")
+        }
+        var edits: [RowEdit] = []
+        if !values.isEmpty {
+            edits.append(RowEdit(table: kind.table.id, key: id.bytes, values: kind.allFields.compactMap { field in values[field.name].map { (field.column, $0) } }))
+        }
+        for (set, members) in added { edits += members.map { RowEdit(table: set.table.id, key: set.key(parent: id, tag: $0), values: [(0, .integer(1))]) } }
+        for (set, members) in removed { edits += members.map { RowEdit(table: set.table.id, key: set.key(parent: id, tag: $0), values: [(0, .integer(0))]) } }
+        try replica.write(scope: current.scope, edits: edits)
+        return try record(kind, id)
+    }
+
+    /// Deletes (`exists = false`) or restores (`exists = true`) a record.
+    @discardableResult
+    public func setExists(_ reference: String, as kind: RecordKind? = nil, exists: Bool) throws -> RecordView {
+        let (kind, id) = try locate(reference, as: kind)
+        let current = try record(kind, id)
+        try requireOwned(current)
+        if current.live == exists && current.conflictedFields.contains("exists") == false {
+            throw DomainError("\(kind.rawValue) \(id.short) is already \(exists ? "there (not deleted)" : "deleted")")
+        }
+        try replica.write(scope: current.scope, edits: [RowEdit(table: kind.table.id, key: id.bytes, values: [(0, .integer(exists ? 1 : 0))])])
+        return try record(kind, id)
+    }
+
+    /// Closes a PDSA cycle with its act decision and optional study fields.
+    @discardableResult
+    public func closeCycle(_ reference: String, act: String, fields: [String: String]) throws -> RecordView {
+        var all = fields
+        all["act"] = act
+        let view = try set(reference, as: .pdsa, fields: all)
+        return try stamp(view, field: "closed-ms")
+    }
+
+    private func stamp(_ view: RecordView, field name: String) throws -> RecordView {
+        let field = view.kind.field(named: name)!
+        try replica.write(scope: view.scope, edits: [RowEdit(table: view.kind.table.id, key: view.id.bytes,
+                                                                 values: [(field.column, .integer(Int64(now().timeIntervalSince1970 * 1000)))])])
+        return try record(view.kind, view.id)
+    }
+
+    func requireOwned(_ view: RecordView) throws {
+        guard view.ownerTrust == trust else {
+            throw DomainError("\(view.kind.rawValue) \(view.id.short) belongs to trust \(view.ownerTrust); only its own sites change it. Record how you adapted it instead: 'adapt \(view.id.short) --title …'")
+        }
+    }
+
+    // MARK: Parsing typed input
+
+    func parse(_ kind: RecordKind, fields: [String: String], forAdd: Bool) throws -> [String: Value] {
+        var values: [String: Value] = [:]
+        for (name, text) in fields.sorted(by: { $0.key < $1.key }) {
+            guard let field = kind.field(named: name) else {
+                throw DomainError("\(kind.rawValue) has no field '\(name)'; its fields are: \(kind.fields.map(\.name).joined(separator: ", "))")
+            }
+            switch field.kind {
+            case .system:
+                throw DomainError("\(name) is set by qisync itself\(name == "scope" ? "; use 'share' or 'unshare'" : "")")
+            case .reference(let target):
+                if text.isEmpty {
+                    guard !field.required else { throw DomainError("\(name) cannot be empty") }
+                    values[name] = .null
+                } else {
+                    let (_, id) = try locate(text, as: target)
+                    let target = try record(target, id)
+                    guard target.live else { throw DomainError("\(target.kind.rawValue) \(id.short) is deleted; restore it first or pick another") }
+                    values[name] = .blob(id.bytes)
+                }
+            default:
+                values[name] = try field.parse(text)
+            }
+        }
+        return values
+    }
+
+    func parse(_ kind: RecordKind, tags: [String: [String]]) throws -> [(TagSet, [String])] {
+        try tags.sorted(by: { $0.key < $1.key }).compactMap { name, members in
+            guard !members.isEmpty else { return nil }
+            guard let set = kind.tagSets.first(where: { $0.name == name }) else {
+                throw DomainError("\(kind.rawValue) records have no \(name) tags")
+            }
+            return (set, try Array(Set(members.map(set.parse))).sorted())
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import QISyncCore
+
+/// A record as read from the materialised tables.
+public struct RecordView: Sendable {
+    /// Its kind.
+    public let kind: RecordKind
+    /// Its global id.
+    public let id: RecordID
+    /// Field values by field name.
+    public let values: [String: Value]
+    /// Live tags by tag-set name.
+    public let tags: [String: [String]]
+    /// False when deleted.
+    public let live: Bool
+    /// When it last changed.
+    public let updated: HLC
+    /// Fields with more than one head.
+    public let conflictedFields: [String]
+
+    /// The value of a field as display text ("" when empty).
+    public func text(_ field: String) -> String { Display.text(values[field] ?? .null) }
+
+    /// The owning trust.
+    public var ownerTrust: String { text("owner-trust") }
+
+    /// The scope.
+    public var scope: Scope { Scope(name: text("scope")) ?? .trust }
+
+    /// A one-line title for lists.
+    public var headline: String {
+        switch kind {
+        case .initiative: text("title")
+        case .pdsa: "#\(text("number")) \(text("change-idea"))"
+        case .learning: text("text")
+        case .adaptation: "from \(text("source-trust"))/\(String(text("source-id").prefix(RecordID.shortLength)))"
+        }
+    }
+}
+
+/// How values are shown to people.
+public enum Display {
+    /// A value as display text: record ids shortened, times as dates, scores with one decimal.
+    public static func text(_ value: Value) -> String {
+        switch value {
+        case .null: return ""
+        case .integer(let i): return String(i)
+        case .real(let d): return d == d.rounded() ? String(format: "%.1f", d) : String(d)
+        case .text(let s): return s
+        case .blob(let b): return (try? RecordID(bytes: b))?.short ?? Hex.encode(b)
+        }
+    }
+
+    /// A value for a given field: flags as yes/no, times as dates.
+    public static func text(_ value: Value, field: Field?) -> String {
+        guard let field else { return text(value) }
+        switch (field.kind, value) {
+        case (.flag, .integer(let i)): return i == 0 ? "no" : "yes"
+        case (.system, .integer(let ms)) where field.name.hasSuffix("-ms"): return DateText.timestamp(milliseconds: UInt64(max(ms, 0)))
+        default: return text(value)
+        }
+    }
+}
