@@ -17,8 +17,8 @@ public enum FieldKind: Sendable, Equatable {
     case integer
     /// The id of another record of the given kind.
     case reference(RecordKind)
-    /// Set by qisync itself, not typed.
-    case system
+    /// Set by qisync itself, not typed; stored with the given type.
+    case system(ColumnType)
 }
 
 /// A field of a QI record: its name on screen, its column, and what it holds.
@@ -33,9 +33,12 @@ public struct Field: Sendable, Equatable {
     public let required: Bool
     /// One line of help.
     public let help: String
+    /// The materialised column's name.
+    public let columnName: String
 
     /// Creates a field.
-    public init(_ name: String, _ column: UInt16, _ kind: FieldKind, required: Bool = false, _ help: String) {
+    public init(_ name: String, _ column: UInt16, _ kind: FieldKind, required: Bool = false, columnName: String? = nil, _ help: String) {
+        self.columnName = columnName ?? name.replacingOccurrences(of: "-", with: "_")
         self.name = name
         self.column = column
         self.kind = kind
@@ -43,8 +46,8 @@ public struct Field: Sendable, Equatable {
         self.help = help
     }
 
-    /// The materialised column name (the field name with `_` for `-`).
-    public var columnName: String { name.replacingOccurrences(of: "-", with: "_") }
+    /// Whether qisync sets it rather than people.
+    public var isSystem: Bool { if case .system = kind { true } else { false } }
 
     /// The column's SQL type.
     var columnType: ColumnType {
@@ -52,7 +55,8 @@ public struct Field: Sendable, Equatable {
         case .text(let max): .text(maxLength: max)
         case .choice, .date: .text(maxLength: 40)
         case .score: .real
-        case .flag, .integer, .system: .integer
+        case .flag, .integer: .integer
+        case .system(let type): type
         case .reference: .blob
         }
     }

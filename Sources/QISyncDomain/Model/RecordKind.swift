@@ -10,9 +10,9 @@ public enum RecordKind: String, Sendable, CaseIterable {
 
     /// Fields every record has: owner, scope and creation time.
     static let common: [Field] = [
-        Field("owner-trust", 1, .system, "the trust that created the record and alone may change it"),
-        Field("scope", 2, .system, "trust (stays inside the trust) or shared (may go to other trusts)"),
-        Field("created-ms", 3, .system, "when the record was created, milliseconds since 1970"),
+        Field("owner-trust", 1, .system(.text(maxLength: 5)), "the trust that created the record and alone may change it"),
+        Field("scope", 2, .system(.text(maxLength: 8)), "trust (stays inside the trust) or shared (may go to other trusts)"),
+        Field("created", 3, .system(.integer), columnName: "created_ms", "when the record was created, milliseconds since 1970"),
     ]
 
     /// The record's own fields, in display order.
@@ -41,7 +41,7 @@ public enum RecordKind: String, Sendable, CaseIterable {
             Field("results", 12, .text(max: 2000), "study: results against the prediction"),
             Field("learning", 13, .text(max: 2000), "study: what was learnt"),
             Field("act", 14, .choice(Vocabulary.acts), "adopt, adapt or abandon"),
-            Field("closed-ms", 15, .system, "when the cycle was closed"),
+            Field("closed", 15, .system(.integer), columnName: "closed_ms", "when the cycle was closed"),
         ]
         case .learning: [
             Field("initiative", 4, .reference(.initiative), "the initiative it belongs to"),
@@ -57,13 +57,13 @@ public enum RecordKind: String, Sendable, CaseIterable {
             Field("source-hash", 7, .text(max: 64), required: true, "content hash of the source version adapted"),
             Field("kept", 8, .text(max: 2000), "core functions kept"),
             Field("changed", 9, .text(max: 2000), "forms changed"),
-            Field("when", 10, .choice(Vocabulary.frameWhen), "FRAME: when it was modified"),
-            Field("planned", 11, .choice(Vocabulary.framePlanned), "FRAME: planned or reactive"),
-            Field("who", 12, .text(max: 200), "FRAME: who decided (roles)"),
-            Field("what", 13, .choice(Vocabulary.frameWhat), "FRAME: what was modified"),
-            Field("nature", 14, .choice(Vocabulary.frameNature), "FRAME: the nature of the modification"),
-            Field("fidelity", 15, .choice(Vocabulary.fidelity), "FRAME: fidelity to core functions"),
-            Field("goal", 16, .text(max: 1000), "FRAME: the goal of the modification"),
+            Field("when", 10, .choice(Vocabulary.frameWhen), columnName: "frame_when", "FRAME: when it was modified"),
+            Field("planned", 11, .choice(Vocabulary.framePlanned), columnName: "frame_planned", "FRAME: planned or reactive"),
+            Field("who", 12, .text(max: 200), columnName: "frame_who", "FRAME: who decided (roles)"),
+            Field("what", 13, .choice(Vocabulary.frameWhat), columnName: "frame_what", "FRAME: what was modified"),
+            Field("nature", 14, .choice(Vocabulary.frameNature), columnName: "frame_nature", "FRAME: the nature of the modification"),
+            Field("fidelity", 15, .choice(Vocabulary.fidelity), columnName: "frame_fidelity", "FRAME: fidelity to core functions"),
+            Field("goal", 16, .text(max: 1000), columnName: "frame_goal", "FRAME: the goal of the modification"),
             Field("outcome", 17, .text(max: 2000), "the outcome"),
         ]
         }

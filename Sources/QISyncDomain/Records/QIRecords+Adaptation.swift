@@ -25,7 +25,7 @@ extension QIRecords {
         var writer = ByteWriter()
         writer.write(string: view.kind.rawValue)
         writer.write(raw: view.id.bytes)
-        for field in view.kind.allFields where field.kind != .system || field.name == "owner-trust" {
+        for field in view.kind.allFields where !field.isSystem || field.name == "owner-trust" {
             writer.write(string: field.name)
             writer.write(string: Display.text(view.values[field.name] ?? .null))
         }

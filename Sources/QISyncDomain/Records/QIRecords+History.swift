@@ -43,7 +43,7 @@ extension QIRecords {
     /// Every change to a record and its tags: when, which site, old → new.
     public func history(_ reference: String) throws -> [HistoryLine] {
         let (kind, id) = try locate(reference)
-        var rows: [(RowKey: (UInt16, [UInt8]), label: String?)] = [((kind.table.id, id.bytes), nil)]
+        var rows: [(key: (UInt16, [UInt8]), label: String?)] = [((kind.table.id, id.bytes), nil)]
         for set in kind.tagSets {
             let members = try replica.read { db in
                 try String.fetchAll(db, sql: "SELECT value FROM \(set.table.name) WHERE parent = ?", arguments: [Data(id.bytes)])
@@ -65,7 +65,8 @@ extension QIRecords {
                     }
                     let line = HistoryLine(time: DateText.timestamp(milliseconds: change.hlc.milliseconds), site: site, entry: change.ref.description,
                                            field: name, old: render(last[cell.column]), new: render(cell.value))
-                    if label == nil || cell.column == 0 { events.append((Stamp(hlc: change.hlc, origin: change.ref.origin), line)) }
+                    let unchanged = last[cell.column].map { $0 == cell.value } ?? (cell.value == .null)
+                    if !unchanged { events.append((Stamp(hlc: change.hlc, origin: change.ref.origin), line)) }
                     last[cell.column] = cell.value
                 }
             }

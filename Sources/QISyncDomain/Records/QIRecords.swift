@@ -117,7 +117,7 @@ public final class QIRecords: Sendable {
         let id = RecordID.random()
         values["owner-trust"] = .text(trust)
         values["scope"] = .text(Scope.trust.description)
-        values["created-ms"] = .integer(Int64(now().timeIntervalSince1970 * 1000))
+        values["created"] = .integer(Int64(now().timeIntervalSince1970 * 1000))
         try replica.write { db -> (Scope, [RowEdit])? in
             if kind == .pdsa, values["number"] == nil, case .blob(let initiative)? = values["initiative"] {
                 let highest = try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(initiative)]) ?? 0
@@ -177,7 +177,7 @@ public final class QIRecords: Sendable {
         var all = fields
         all["act"] = act
         let view = try set(reference, as: .pdsa, fields: all)
-        return try stamp(view, field: "closed-ms")
+        return try stamp(view, field: "closed")
     }
 
     private func stamp(_ view: RecordView, field name: String) throws -> RecordView {

@@ -56,7 +56,7 @@ public enum Display {
         guard let field else { return text(value) }
         switch (field.kind, value) {
         case (.flag, .integer(let i)): return i == 0 ? "no" : "yes"
-        case (.system, .integer(let ms)) where field.name.hasSuffix("-ms"): return DateText.timestamp(milliseconds: UInt64(max(ms, 0)))
+        case (.system, .integer(let ms)) where field.columnName.hasSuffix("_ms"): return DateText.timestamp(milliseconds: UInt64(max(ms, 0)))
         default: return text(value)
         }
     }

@@ -1,0 +1,96 @@
+import ArgumentParser
+import QISyncDomain
+
+/// `adapt`: records how an improvement from elsewhere was changed to fit here (SOFFT S6).
+struct AdaptCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "adapt",
+        abstract: "Record a contextualising-experience adaptation of a source initiative.",
+        discussion: """
+            The source is an initiative held here (give its id), or one held elsewhere \
+            (--source-trust, --source-id, --source-hash as its owner's 'initiative show' prints them). \
+            The adaptation goes into a new local initiative (--title) or an existing one (--into).
+            """)
+
+    @Argument(help: ArgumentHelp("The source initiative's id, when it is held here.", valueName: "SOURCE")) var source: String?
+    @Option(name: .customLong("source-trust"), help: "The source's trust code, when it is not held here.") var sourceTrust: String?
+    @Option(name: .customLong("source-id"), help: "The source's full id, when it is not held here.") var sourceID: String?
+    @Option(name: .customLong("source-hash"), help: "The content hash of the source version adapted, when it is not held here.") var sourceHash: String?
+    @Option(help: "Title of a new local initiative to hold the adaptation.") var title: String?
+    @Option(help: "An existing local initiative to hold the adaptation.") var into: String?
+    @OptionGroup var frame: FrameFields
+    @OptionGroup var globals: GlobalOptions
+
+    func run(in context: CommandContext) throws {
+        let (initiative, adaptation) = try context.records.adapt(
+            source: source, sourceTrust: sourceTrust, sourceID: sourceID, sourceHash: sourceHash,
+            into: into, title: title, fields: frame.values, reasons: frame.reason)
+        if globals.json {
+            context.out.json(["initiative": RecordRendering.json(initiative), "adaptation": RecordRendering.json(adaptation)])
+        } else {
+            context.out.line("Adapted \(adaptation.text("source-trust"))/\(adaptation.text("source-id").prefix(8)) into initiative \(initiative.id.short) '\(initiative.text("title"))'")
+            context.show(adaptation, json: false)
+        }
+    }
+}
+
+/// `lineage ID`: where an improvement came from, and what was made of it.
+struct LineageCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lineage",
+        abstract: "Show an initiative's chain of sources and the adaptations made from it.")
+
+    @OptionGroup var record: RecordArgument
+    @OptionGroup var globals: GlobalOptions
+
+    func run(in context: CommandContext) throws {
+        let steps = try context.records.lineage(record.id)
+        if globals.json {
+            context.out.json(steps.map { step -> [String: Any] in
+                var json: [String: Any] = ["depth": step.depth, "trust": step.trust, "initiative": step.initiative]
+                if let title = step.title { json["title"] = title }
+                if let adaptation = step.adaptation { json["adaptation"] = RecordRendering.json(adaptation) }
+                return json
+            })
+            return
+        }
+        for step in steps {
+            let indent = String(repeating: "  ", count: step.depth - (steps.first?.depth ?? 0))
+            let title = step.title.map { "'\($0)'" } ?? "(not held here)"
+            let marker = step.depth == 0 ? "● " : step.depth < 0 ? "↑ " : "↳ "
+            var line = "\(indent)\(marker)\(step.trust)/\(step.initiative.prefix(8)) \(title)"
+            if let adaptation = step.adaptation {
+                let how = [adaptation.text("nature"), adaptation.text("what"), adaptation.text("fidelity")].filter { !$0.isEmpty }.joined(separator: ", ")
+                line += step.depth <= 0 ? "  — adapted into the next by \(adaptation.id.short)" : "  — adaptation \(adaptation.id.short)"
+                if !how.isEmpty { line += " (\(how))" }
+            }
+            context.out.line(line)
+        }
+    }
+}
+
+/// `share ID`: publishes a record to other trusts.
+struct ShareCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "share",
+        abstract: "Publish a record to the shared log, for other trusts.",
+        discussion: "Appends the record's whole current state to this site's shared log; later edits follow it there.")
+    @OptionGroup var record: RecordArgument
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        context.show(try context.records.share(record.id), json: globals.json)
+    }
+}
+
+/// `unshare ID`: stops publishing a record.
+struct UnshareCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unshare",
+        abstract: "Stop publishing a record; later edits stay inside the trust.",
+        discussion: "What was already sent to other trusts cannot be recalled.")
+    @OptionGroup var record: RecordArgument
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        context.show(try context.records.unshare(record.id), json: globals.json)
+    }
+}

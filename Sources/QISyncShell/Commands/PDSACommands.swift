@@ -1,0 +1,111 @@
+import ArgumentParser
+import QISyncDomain
+
+/// `pdsa add|list|show|close`.
+struct PDSACommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pdsa",
+        abstract: "Record Plan-Do-Study-Act cycles.",
+        subcommands: [Add.self, List.self, Show.self, Close.self])
+
+    struct Add: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a PDSA cycle to an initiative (needs --change-idea); numbered automatically.")
+        @Argument(help: ArgumentHelp("The initiative's id or unique prefix.", valueName: "INITIATIVE")) var initiative: String
+        @Option(help: "The cycle's number (default: the next one).") var number: String?
+        @OptionGroup var fields: PDSAFields
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            var values = fields.values
+            values["initiative"] = initiative
+            if let number { values["number"] = number }
+            context.show(try context.records.add(.pdsa, fields: values), json: globals.json)
+        }
+    }
+
+    struct List: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "List PDSA cycles.")
+        @Option(help: "Only the cycles of this initiative.") var initiative: String?
+        @Flag(help: "Include deleted cycles.") var deleted = false
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            var filter = ListFilter()
+            filter.initiative = initiative
+            filter.includeDeleted = deleted
+            context.list(try context.records.list(.pdsa, filter: filter), kind: .pdsa, json: globals.json)
+        }
+    }
+
+    struct Show: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a PDSA cycle in full.")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let (_, id) = try context.records.locate(record.id, as: .pdsa)
+            context.show(try context.records.record(.pdsa, id), json: globals.json)
+        }
+    }
+
+    struct Close: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Close a cycle: study and act (adopt, adapt or abandon).")
+        @OptionGroup var record: RecordArgument
+        @Option(help: "adopt, adapt or abandon.") var act: String
+        @OptionGroup var fields: PDSAFields
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            context.show(try context.records.closeCycle(record.id, act: act, fields: fields.values), json: globals.json)
+        }
+    }
+}
+
+/// `log add|list`: the learning log.
+struct LogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log",
+        abstract: "Record and browse the learning log.",
+        subcommands: [Add.self, List.self])
+
+    struct Add: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a learning entry with its SOFFTs, skill kinds and culture features.")
+        @Argument(help: "What was learnt.") var text: String
+        @Option(help: "The initiative it belongs to.") var initiative: String?
+        @Option(help: "The PDSA cycle it came from.") var pdsa: String?
+        @Option(help: "The day, YYYY-MM-DD (default today).") var date: String?
+        @Option(help: "helped, hindered or neutral (default neutral).") var effect: String?
+        @Option(help: "A SOFFT it shows, S1-S6 (repeatable).") var sofft: [String] = []
+        @Option(help: "A skill kind: technical, soft or learning (repeatable).") var skill: [String] = []
+        @Option(help: "A culture feature: respectful-dialogue, confronting-failure, rewarding-suggestions, efficient-structures (repeatable).")
+        var culture: [String] = []
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let fields = ["text": text, "initiative": initiative, "pdsa": pdsa, "date": date, "effect": effect].compactMapValues { $0 }
+            context.show(try context.records.add(.learning, fields: fields, tags: ["sofft": sofft, "skill": skill, "culture": culture]), json: globals.json)
+        }
+    }
+
+    struct List: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "List learning entries, newest first, with filters.")
+        @Option(help: "Only entries of this initiative.") var initiative: String?
+        @Option(help: "Only entries showing this SOFFT (S1-S6).") var sofft: String?
+        @Option(help: "Only entries using this skill kind.") var skill: String?
+        @Option(help: "Only entries with this culture feature.") var culture: String?
+        @Option(help: "Only entries with this effect.") var effect: String?
+        @Option(help: "Entries on or after this date (YYYY-MM-DD).") var from: String?
+        @Option(help: "Entries on or before this date (YYYY-MM-DD).") var to: String?
+        @Flag(help: "Include deleted entries.") var deleted = false
+        @Option(help: "Show at most this many.") var limit = 1000
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            var filter = ListFilter()
+            filter.initiative = initiative
+            filter.sofft = sofft
+            filter.skill = skill
+            filter.culture = culture
+            filter.effect = effect
+            filter.from = from
+            filter.to = to
+            filter.includeDeleted = deleted
+            filter.limit = limit
+            context.list(try context.records.list(.learning, filter: filter), kind: .learning, json: globals.json)
+        }
+    }
+}

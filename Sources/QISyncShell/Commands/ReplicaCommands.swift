@@ -1,0 +1,82 @@
+import ArgumentParser
+import Foundation
+import QISyncCore
+import QISyncDomain
+import QISyncStore
+
+/// `status`: identity, counts, version vector, log sizes, file size.
+struct StatusCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show the replica's identity, record counts, version vector, log sizes and file size.")
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        let status = try context.records.status()
+        let identity = status.identity
+        if globals.json {
+            context.out.json([
+                "trust": identity.trustCode, "trust_name": identity.trustName, "site": identity.siteName, "kind": identity.kind.rawValue,
+                "site_key": Hex.encode(identity.origin.bytes), "home": status.home, "file_bytes": status.fileBytes,
+                "waiting_entries": status.waiting, "conflicts": status.conflicts,
+                "records": Dictionary(uniqueKeysWithValues: status.counts.map { ($0.kind, ["live": $0.live, "deleted": $0.deleted]) }),
+                "vector": status.logs.map { ["site": $0.site, "origin": Hex.encode($0.log.origin.bytes), "scope": $0.log.scope.description,
+                                             "seq": $0.seq, "head": $0.head, "entries": $0.entries, "bytes": $0.bytes] as [String: Any] },
+            ])
+            return
+        }
+        context.out.fields([
+            ("trust", "\(identity.trustCode) — \(identity.trustName)"),
+            ("site", "\(identity.siteName) (\(identity.kind.rawValue))"),
+            ("site key", Hex.encode(identity.origin.bytes)),
+            ("home", status.home),
+            ("file size", ByteCountFormatter.string(fromByteCount: Int64(status.fileBytes), countStyle: .file)),
+            ("conflicts", String(status.conflicts)),
+            ("waiting", "\(status.waiting) entries waiting for a missing predecessor"),
+        ])
+        context.out.line()
+        context.out.table(["records", "live", "deleted"], status.counts.map { [$0.kind, String($0.live), String($0.deleted)] })
+        context.out.line()
+        context.out.table(["site", "origin", "log", "seq", "head", "bytes"],
+                          status.logs.map { [$0.site, $0.log.origin.short, $0.log.scope.description, String($0.seq), $0.head, String($0.bytes)] })
+    }
+}
+
+/// `verify`: proves the replica is sound.
+struct VerifyCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check SQLite integrity, every chain and signature, and rebuild the tables from the logs to compare.")
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        let report = try context.records.replica.verify()
+        if globals.json {
+            context.out.json(["sound": report.isSound, "integrity": report.integrity, "logs": report.logs, "entries": report.entries,
+                              "log_problems": report.logProblems, "differences": report.differences])
+        } else {
+            context.out.line("integrity check:   \(report.integrity)")
+            context.out.line("logs and entries:  \(report.logs) logs, \(report.entries) entries, chains and signatures \(report.logProblems.isEmpty ? "ok" : "FAILED")")
+            for problem in report.logProblems { context.out.line("  - \(problem)") }
+            context.out.line("rebuild from logs: \(report.differences.isEmpty ? "matches the tables" : "DIFFERS")")
+            for difference in report.differences { context.out.line("  - \(difference)") }
+        }
+        guard report.isSound else { throw DomainError("verify found problems (listed above)") }
+    }
+}
+
+/// `sql "SELECT …"`: read-only queries of the materialised tables.
+struct SQLCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sql",
+        abstract: "Run a read-only SQL query on the replica (tables: initiative, pdsa, learning, adaptation, …).",
+        discussion: "Writes are refused: every change must go through the shell's commands so it is logged and signed.")
+    @Argument(help: "The query, quoted.") var query: String
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        let result = try context.records.query(query)
+        if globals.json {
+            context.out.json(result.rows.map { Dictionary(zip(result.columns, $0), uniquingKeysWith: { first, _ in first }) })
+        } else {
+            context.out.table(result.columns, result.rows)
+        }
+    }
+}

@@ -1,0 +1,61 @@
+import CEditLine
+import Foundation
+
+/// Where the shell gets its lines: libedit on a terminal, a list in tests.
+public protocol LineReader {
+    /// The next line, or nil at end of input.
+    mutating func readLine(prompt: String) -> String?
+}
+
+/// Lines given up front; for tests.
+public struct ScriptedLineReader: LineReader {
+    private var lines: [String]
+
+    /// Creates a reader over `lines`.
+    public init(_ lines: [String]) { self.lines = lines }
+
+    public mutating func readLine(prompt: String) -> String? {
+        lines.isEmpty ? nil : lines.removeFirst()
+    }
+}
+
+/// libedit: line editing, persistent history and tab completion on a terminal.
+struct EditLineReader: LineReader {
+    let historyPath: String
+
+    init(historyPath: String, complete: @escaping (_ line: String, _ word: String) -> [String]) {
+        self.historyPath = historyPath
+        Completion.source = complete
+        qisync_set_completion(Completion.entry)
+        qisync_history_limit(1000)
+        _ = read_history(historyPath)
+    }
+
+    mutating func readLine(prompt: String) -> String? {
+        guard let raw = readline(prompt) else { return nil }
+        defer { free(raw) }
+        let line = String(cString: raw)
+        if !line.trimmingCharacters(in: .whitespaces).isEmpty {
+            add_history(line)
+            _ = write_history(historyPath)
+        }
+        return line
+    }
+}
+
+/// The bridge between libedit's C completion callback and the shell.
+enum Completion {
+    // Only the shell's single thread touches these, from inside readline().
+    nonisolated(unsafe) static var source: ((String, String) -> [String])?
+    nonisolated(unsafe) static var matches: [String] = []
+
+    static let entry: @convention(c) (UnsafePointer<CChar>?, Int32) -> UnsafeMutablePointer<CChar>? = { text, state in
+        if state == 0 {
+            let word = text.map { String(cString: $0) } ?? ""
+            let line = qisync_line_buffer().map { String(cString: $0) } ?? ""
+            Completion.matches = Completion.source?(line, word) ?? []
+        }
+        guard Int(state) < Completion.matches.count else { return nil }
+        return strdup(Completion.matches[Int(state)])
+    }
+}

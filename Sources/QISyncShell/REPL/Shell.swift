@@ -1,0 +1,196 @@
+import ArgumentParser
+import Foundation
+import GRDB
+import QISyncCore
+import QISyncDomain
+
+/// The line-oriented shell: each line is parsed with the same command tree as the CLI and run
+/// on one open replica.
+public final class Shell {
+    /// What running one line did.
+    public enum Outcome: Equatable {
+        case success
+        case failure(exitCode: Int32)
+        case exit
+    }
+
+    let context: CommandContext
+    let err: OutputSink
+
+    /// Creates a shell on a replica's records.
+    public init(records: QIRecords, out: OutputSink, err: OutputSink) {
+        context = CommandContext(records: records, out: out)
+        self.err = err
+    }
+
+    /// The prompt: trust and site.
+    public var prompt: String {
+        let identity = context.records.replica.identity
+        return "\(identity.trustCode)/\(identity.siteName)> "
+    }
+
+    /// Runs one line.
+    public func execute(_ line: String) -> Outcome {
+        let trimmed = line.trimmingCharacters(in: .whitespaces)
+        if trimmed.isEmpty || trimmed.hasPrefix("#") { return .success }
+        let words: [String]
+        do { words = try LineTokenizer.words(trimmed) } catch {
+            err.line("error: \(error.description)")
+            return .failure(exitCode: ExitCode.validationFailure.rawValue)
+        }
+        switch words.first {
+        case "exit", "quit": return .exit
+        case "help": return help(Array(words.dropFirst()))
+        default: break
+        }
+        do {
+            let parsed = try QisyncCommand.parseAsRoot(words)
+            guard let command = parsed as? any ReplicaCommand else {
+                err.line("error: '\(words[0])' is not available inside the shell; run 'qisync \(words[0])' from the command line")
+                return .failure(exitCode: 1)
+            }
+            if let home = command.globals.home, GlobalOptions.resolveHome(home).standardizedFileURL != context.records.replica.home.standardizedFileURL {
+                err.line("error: this shell is open on \(context.records.replica.home.path); --home cannot point elsewhere inside it")
+                return .failure(exitCode: ExitCode.validationFailure.rawValue)
+            }
+            try command.run(in: context)
+            return .success
+        } catch {
+            let code = QisyncCommand.exitCode(for: error)
+            let message = QisyncCommand.fullMessage(for: error)
+            if code == .success {
+                context.out.line(message)
+                return .success
+            }
+            err.line(message.hasPrefix("Error:") ? "error:" + message.dropFirst("Error:".count) : "error: \(message)")
+            return .failure(exitCode: code.rawValue)
+        }
+    }
+
+    /// Runs a script: stops at the first failing line unless `keepGoing`; returns the exit code.
+    public func runScript(_ input: Data, keepGoing: Bool) -> Int32 {
+        var status: Int32 = 0
+        var lines = input.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        if lines.last?.isEmpty == true { lines.removeLast() }
+        for (index, raw) in lines.enumerated() {
+            let number = index + 1
+            var bytes = Array(raw)
+            if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
+            guard let line = String(validating: bytes, as: UTF8.self) else {
+                err.line("line \(number): not valid UTF-8; nothing on this line was run")
+                status = 65
+                if keepGoing { continue } else { return status }
+            }
+            switch execute(line) {
+            case .success: continue
+            case .exit: return status
+            case .failure(let code):
+                err.line("line \(number): failed: \(line)")
+                status = code
+                if !keepGoing { return status }
+            }
+        }
+        return status
+    }
+
+    /// Runs lines from a reader until end of input or `exit`, reporting errors and carrying on.
+    public func runInteractive<Reader: LineReader>(_ reader: inout Reader) {
+        context.out.line("qisync shell on \(context.records.replica.home.path). Type 'help' for commands, 'exit' to leave.")
+        while let line = reader.readLine(prompt: prompt) {
+            if execute(line) == .exit { break }
+        }
+    }
+
+    // MARK: Help
+
+    private func help(_ words: [String]) -> Outcome {
+        if words.isEmpty {
+            context.out.line("Commands (each is also 'qisync COMMAND' on the command line):")
+            var rows: [[String]] = []
+            for command in QisyncCommand.configuration.subcommands where command != ShellCommand.self && command != InitCommand.self {
+                let name = command.configuration.commandName ?? ""
+                let subcommands = command.configuration.subcommands.compactMap { $0.configuration.commandName ?? Self.defaultName($0) }
+                rows.append([subcommands.isEmpty ? name : "\(name) \(subcommands.joined(separator: "|"))", command.configuration.abstract])
+            }
+            rows.append(["help [COMMAND]", "Show this list, or a command's options."])
+            rows.append(["exit", "Leave the shell (or press Ctrl-D)."])
+            let width = rows.map { $0[0].count }.max() ?? 0
+            for row in rows { context.out.line("  " + row[0].padding(toLength: width, withPad: " ", startingAt: 0) + "  " + row[1]) }
+            context.out.line("Every command takes --json. Ids can be shortened to any unique start. Quote text with spaces.")
+            return .success
+        }
+        return execute((words + ["--help"]).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
+    }
+
+    static func defaultName(_ type: ParsableCommand.Type) -> String {
+        String(describing: type).lowercased()
+    }
+
+    // MARK: Completion
+
+    /// Completions for the word being typed, given the whole line so far.
+    public func completions(line: String, word: String) -> [String] {
+        let words = (try? LineTokenizer.words(line)) ?? line.split(separator: " ").map(String.init)
+        let typed = line.hasSuffix(" ") || line.isEmpty ? words : Array(words.dropLast())
+        var commandType: ParsableCommand.Type = QisyncCommand.self
+        for name in typed {
+            guard let sub = commandType.configuration.subcommands.first(where: { ($0.configuration.commandName ?? Self.defaultName($0)) == name }) else { break }
+            commandType = sub
+        }
+        var candidates: [String] = commandType.configuration.subcommands
+            .filter { $0 != ShellCommand.self && $0 != InitCommand.self }
+            .map { $0.configuration.commandName ?? Self.defaultName($0) }
+        if typed.isEmpty { candidates += ["help", "exit"] }
+        if candidates.isEmpty || word.hasPrefix("-") {
+            candidates = word.hasPrefix("-") ? Self.optionNames(commandType) : idCompletions(prefix: word)
+        }
+        return candidates.filter { $0.hasPrefix(word) }.sorted()
+    }
+
+    static func optionNames(_ type: ParsableCommand.Type) -> [String] {
+        let help = type.helpMessage(columns: 200)
+        var names: Set<String> = []
+        for token in help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," || $0 == "[" || $0 == "]" }) where token.hasPrefix("--") {
+            names.insert(String(token.prefix { $0 != "=" && $0 != "<" }))
+        }
+        return Array(names)
+    }
+
+    private func idCompletions(prefix: String) -> [String] {
+        guard let range = try? RecordIDPrefix(prefix.isEmpty ? "0" : prefix) else { return [] }
+        let low = prefix.isEmpty ? [UInt8](repeating: 0, count: 16) : range.lowerBound
+        let high = prefix.isEmpty ? [UInt8](repeating: 0xFF, count: 16) : range.upperBound
+        let ids = (try? context.records.replica.read { db in
+            try RecordKind.allCases.flatMap { kind in
+                try Data.fetchAll(db, sql: "SELECT id FROM \(kind.rawValue) WHERE id BETWEEN ? AND ? LIMIT 50", arguments: [Data(low), Data(high)])
+            }
+        }) ?? []
+        return ids.map { Hex.encode($0).prefix(RecordID.shortLength).description }
+    }
+}
+
+/// `qisync shell`.
+struct ShellCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shell",
+        abstract: "Open the interactive shell on the replica; from a pipe or file, run its lines as a script.",
+        discussion: "A script stops at the first failing line and exits non-zero, naming the line; --keep-going runs every line.")
+
+    @Flag(name: .customLong("keep-going"), help: "In a script, run every line even after one fails (still exit non-zero).")
+    var keepGoing = false
+
+    @OptionGroup var globals: GlobalOptions
+
+    mutating func run() throws {
+        let records = try QIRecords.open(home: globals.homeURL)
+        let shell = Shell(records: records, out: .standardOutput(), err: .standardError())
+        if isatty(STDIN_FILENO) == 1 {
+            var reader = EditLineReader(historyPath: records.replica.home.appendingPathComponent("shell_history").path,
+                                        complete: shell.completions)
+            shell.runInteractive(&reader)
+        } else {
+            let code = shell.runScript(FileHandle.standardInput.readDataToEndOfFile(), keepGoing: keepGoing)
+            if code != 0 { throw ExitCode(code) }
+        }
+    }
+}
