@@ -58,10 +58,11 @@ public final class Replica: Sendable {
         return configuration
     }
 
-    /// Creates a new replica in `home`, with a new site key, and records the site in its shared log.
+    /// Creates a new replica in `home` with the site key `signer` (a new one by default), and
+    /// records the site in its shared log.
     public static func create(
         home: URL, trustCode: String, trustName: String, siteName: String, kind: SiteKind,
-        schema: ReplicatedSchema, now: @escaping @Sendable () -> UInt64 = systemClock
+        schema: ReplicatedSchema, signer: SiteSigner = SiteSigner(), now: @escaping @Sendable () -> UInt64 = systemClock
     ) throws -> Replica {
         try ReplicaIdentity.validateTrustCode(trustCode)
         guard !trustName.isEmpty, trustName.count <= 200 else { throw StoreError("the trust name must be 1 to 200 characters") }
@@ -72,7 +73,6 @@ public final class Replica: Sendable {
             throw StoreError("a replica already exists at \(home.path); use it, or choose another folder with --home")
         }
         try files.createDirectory(at: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let signer = SiteSigner()
         let keyURL = home.appendingPathComponent(keyName)
         guard files.createFile(atPath: keyURL.path, contents: Data(signer.rawRepresentation), attributes: [.posixPermissions: 0o600]) else {
             throw StoreError("could not write the site key to \(keyURL.path)")

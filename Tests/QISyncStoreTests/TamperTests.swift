@@ -1,0 +1,109 @@
+import Foundation
+import GRDB
+import QISyncCore
+import QISyncDomain
+import QISyncStore
+import Testing
+
+/// Altered, forged, reordered or missing entries are refused and leave the replica as it was.
+@Suite("Tampered entries")
+struct TamperTests {
+    let table = RecordKind.initiative.table.id
+    /// Kept for the whole test: its folder holds the replicas.
+    let harness: TestReplicas
+
+    init() throws { harness = try TestReplicas() }
+
+    /// A source replica with a trust log of five entries, and an empty receiver.
+    func setUp() throws -> (TestReplicas, Replica, Replica, [LogEntry]) {
+        let source = try harness.make("source"), receiver = try harness.make("receiver")
+        let key = [UInt8](repeating: 1, count: 16)
+        try source.write(scope: .trust, edits: [RowEdit(table: table, key: key, values: [(0, .integer(1)), (4, .text("v0"))])])
+        for i in 1...4 {
+            try source.write(scope: .trust, edits: [RowEdit(table: table, key: key, values: [(4, .text("v\(i)"))])])
+        }
+        let entries = try source.entries(after: VersionVector()).filter { $0.scope == .trust }
+        return (harness, source, receiver, entries)
+    }
+
+    func rebuilt(_ entry: LogEntry, seq: UInt64? = nil, previousHash: [UInt8]? = nil, body: [UInt8]? = nil, signature: [UInt8]? = nil) -> LogEntry {
+        LogEntry(origin: entry.origin, scope: entry.scope, seq: seq ?? entry.seq, previousHash: previousHash ?? entry.previousHash,
+                 hlc: entry.hlc, body: body ?? entry.body, signature: signature ?? entry.signature)
+    }
+
+    func expectRefusedAndUnchanged(_ receiver: Replica, _ entries: [LogEntry]) throws {
+        let state = try receiver.canonicalState()
+        let vector = try receiver.versionVector()
+        #expect(throws: LogRejection.self) { try receiver.apply(entries) }
+        #expect(try receiver.canonicalState() == state)
+        #expect(try receiver.versionVector() == vector)
+        #expect(try receiver.waitingEntryCount() == 0)
+    }
+
+    @Test("a changed byte in any entry of a run is refused", arguments: 0..<5)
+    func changedByte(index: Int) throws {
+        let (_, _, receiver, entries) = try setUp()
+        var body = entries[index].body
+        body[body.count - 2] ^= 0x01
+        var altered = entries
+        altered[index] = rebuilt(entries[index], body: body)
+        try expectRefusedAndUnchanged(receiver, altered)
+    }
+
+    @Test("an entry signed with another key is refused")
+    func wrongKey() throws {
+        let (_, _, receiver, entries) = try setUp()
+        let forger = SiteSigner()
+        var forged = entries
+        forged[4] = rebuilt(entries[4], signature: forger.sign(entries[4].hash))
+        try expectRefusedAndUnchanged(receiver, forged)
+    }
+
+    @Test("reordered entries are refused")
+    func reordered() throws {
+        let (_, _, receiver, entries) = try setUp()
+        var swapped = entries
+        swapped[1] = rebuilt(entries[2], seq: 2)
+        swapped[2] = rebuilt(entries[1], seq: 3)
+        try expectRefusedAndUnchanged(receiver, swapped)
+    }
+
+    @Test("a dropped middle entry, the rest renumbered, is refused")
+    func missingEntry() throws {
+        let (_, _, receiver, entries) = try setUp()
+        let shortened = [entries[0], entries[1], rebuilt(entries[3], seq: 3), rebuilt(entries[4], seq: 4)]
+        try expectRefusedAndUnchanged(receiver, shortened)
+    }
+
+    @Test("an entry that contradicts one already held is refused (a forked log)")
+    func fork() throws {
+        let (_, source, receiver, entries) = try setUp()
+        try receiver.apply(entries)
+        let forger = try SiteSigner(rawRepresentation: Array(FileManager.default.contents(atPath: source.home.appendingPathComponent(Replica.keyName).path)!))
+        let change = Change(rows: [RowWrite(table: table, key: [UInt8](repeating: 1, count: 16), cells: [CellWrite(column: 4, value: .text("fork"))])])
+        let fork = LogEntry(signer: forger, scope: .trust, seq: 3, previousHash: entries[1].hash, hlc: entries[2].hlc, change: change)
+        try expectRefusedAndUnchanged(receiver, [fork])
+    }
+
+    @Test("a malformed change body is refused even when correctly signed")
+    func malformedBody() throws {
+        let (_, source, receiver, _) = try setUp()
+        let signer = try SiteSigner(rawRepresentation: Array(FileManager.default.contents(atPath: source.home.appendingPathComponent(Replica.keyName).path)!))
+        let bad = Change(rows: [RowWrite(table: 999, key: [1], cells: [])])
+        let entry = LogEntry(signer: signer, scope: .shared, seq: 2, previousHash: try source.versionVector().positions[LogID(origin: signer.origin, scope: .shared)]!.hash,
+                             hlc: HLC(rawValue: 1), change: bad)
+        let shared = try source.entries(after: VersionVector()).filter { $0.scope == .shared }
+        try expectRefusedAndUnchanged(receiver, shared + [entry])
+    }
+
+    @Test("verify notices a materialised table changed behind the engine's back")
+    func verifyFindsTampering() throws {
+        let (_, source, _, _) = try setUp()
+        #expect(try source.verify().isSound)
+        let queue = try DatabaseQueue(path: source.databasePath)
+        try queue.write { db in try db.execute(sql: "UPDATE initiative SET title = 'forged'") }
+        let report = try source.verify()
+        #expect(!report.isSound)
+        #expect(report.differences.contains { $0.hasPrefix("initiative") })
+    }
+}
