@@ -1,1 +1,351 @@
+import Foundation
+import QISyncCore
+import QISyncDomain
+import QISyncShell
+import QISyncStore
 import Testing
+
+/// A shell on a temporary replica, capturing what it prints.
+final class ShellHarness {
+    let root: URL
+    let records: QIRecords
+    let shell: Shell
+    var out: [String] = []
+    var err: [String] = []
+
+    init(trust: String = "RXH", site: String = "ward-7") throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-shell-\(UUID().uuidString)")
+        records = try QIRecords.create(home: root, trustCode: trust, trustName: "Test Trust", siteName: site, kind: .ward)
+        var captureOut: (String) -> Void = { _ in }
+        var captureErr: (String) -> Void = { _ in }
+        shell = Shell(records: records, out: OutputSink { captureOut($0) }, err: OutputSink { captureErr($0) })
+        captureOut = { [unowned self] in out.append($0) }
+        captureErr = { [unowned self] in err.append($0) }
+    }
+
+    deinit { try? FileManager.default.removeItem(at: root) }
+
+    /// Runs lines as a script; returns the exit code.
+    @discardableResult
+    func script(_ lines: [String], keepGoing: Bool = false) -> Int32 {
+        shell.runScript(Data(lines.joined(separator: "\n").utf8), keepGoing: keepGoing)
+    }
+
+    /// Runs one line and returns what it printed.
+    func run(_ line: String) -> (outcome: Shell.Outcome, out: String, err: String) {
+        out = []
+        err = []
+        let outcome = shell.execute(line)
+        return (outcome, out.joined(separator: "\n"), err.joined(separator: "\n"))
+    }
+
+    /// Adds an initiative through the shell and returns its full id.
+    func addInitiative(_ title: String) throws -> String {
+        let result = run("initiative add --title '\(title)' --json")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
+        return try #require(json["id"] as? String)
+    }
+}
+
+@Suite("Shell")
+struct ShellTests {
+    @Test("a script runs every line and exits 0")
+    func scriptRuns() throws {
+        let h = try ShellHarness()
+        let code = h.script([
+            "# a comment", "",
+            "initiative add --title \"Reduce falls on ward 7\" --score 2.5 --method lean",
+            "initiative list",
+        ])
+        #expect(code == 0)
+        #expect(h.err.isEmpty)
+        #expect(h.out.contains { $0.contains("Reduce falls on ward 7") && $0.contains("2.5") })
+        #expect(try h.records.list(.initiative).count == 1)
+    }
+
+    @Test("a script stops at the first failing line, names it, and exits non-zero")
+    func scriptStops() throws {
+        let h = try ShellHarness()
+        let code = h.script(["initiative add --title one", "initiative add --title two --status flying", "initiative add --title three"])
+        #expect(code != 0)
+        #expect(h.err.contains { $0.contains("line 2") })
+        #expect(try h.records.list(.initiative).map { $0.text("title") } == ["one"])
+    }
+
+    @Test("--keep-going runs every line but still exits non-zero")
+    func scriptKeepsGoing() throws {
+        let h = try ShellHarness()
+        let code = h.script(["initiative add --title one", "nonsense", "initiative add --title three"], keepGoing: true)
+        #expect(code != 0)
+        #expect(Set(try h.records.list(.initiative).map { $0.text("title") }) == ["one", "three"])
+    }
+
+    @Test("a line that is not UTF-8 is refused and nothing on it runs")
+    func notUTF8() throws {
+        let h = try ShellHarness()
+        var bytes = Array("initiative add --title caf".utf8)
+        bytes += [0xE9, 0x0A]
+        let code = h.shell.runScript(Data(bytes), keepGoing: false)
+        #expect(code != 0)
+        #expect(h.err.contains { $0.contains("line 1") && $0.contains("UTF-8") })
+        #expect(try h.records.list(.initiative).isEmpty)
+    }
+
+    @Test("--json on a create prints the new record with its id")
+    func jsonCreate() throws {
+        let h = try ShellHarness()
+        let id = try h.addInitiative("Sepsis screening")
+        #expect(RecordID(hex: id) != nil)
+        let shown = h.run("initiative show \(id.prefix(6)) --json")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(shown.out.utf8)) as? [String: Any])
+        #expect((json["fields"] as? [String: Any])?["title"] as? String == "Sepsis screening")
+    }
+
+    @Test("a bad SOFFT code lists the six")
+    func badSOFFT() throws {
+        let h = try ShellHarness()
+        let result = h.run("log add 'Huddles helped' --sofft S7")
+        #expect(result.outcome != .success)
+        for code in ["S1", "S2", "S3", "S4", "S5", "S6"] { #expect(result.err.contains(code)) }
+        #expect(try h.records.list(.learning).isEmpty)
+    }
+
+    @Test("learning entries are filtered by SOFFT, skill, effect and date")
+    func learningFilters() throws {
+        let h = try ShellHarness()
+        let id = try h.addInitiative("Falls")
+        #expect(h.script([
+            "log add 'Huddles helped' --initiative \(id.prefix(8)) --sofft S1 --sofft s4 --skill soft --effect helped --date 2026-01-05",
+            "log add 'Rota gaps hindered' --sofft S2 --skill technical --effect hindered --date 2026-03-01",
+        ]) == 0)
+        var filter = ListFilter()
+        filter.sofft = "S4"
+        #expect(try h.records.list(.learning, filter: filter).map { $0.text("text") } == ["Huddles helped"])
+        let byEffect = h.run("log list --effect hindered --json")
+        #expect(byEffect.out.contains("Rota gaps hindered") && !byEffect.out.contains("Huddles"))
+        let byDate = h.run("log list --from 2026-02-01")
+        #expect(byDate.out.contains("Rota gaps") && !byDate.out.contains("Huddles"))
+        let byInitiative = h.run("log list --initiative \(id.prefix(8))")
+        #expect(byInitiative.out.contains("Huddles") && !byInitiative.out.contains("Rota"))
+        #expect(h.run("log list --from 2026-13-01").err.contains("YYYY-MM-DD"))
+    }
+
+    @Test("an unknown id suggests close matches; a malformed one says what an id is")
+    func unknownIDs() throws {
+        let h = try ShellHarness()
+        let id = try h.addInitiative("Falls")
+        let last = id[id.index(id.startIndex, offsetBy: 7)]
+        let typo = String(id.prefix(7)) + (last == "0" ? "1" : "0")
+        let result = h.run("initiative show \(typo)")
+        #expect(result.err.contains("did you mean") && result.err.contains(String(id.prefix(8))))
+        #expect(h.run("initiative show zz").err.contains("hex digits"))
+    }
+
+    @Test("sql is read-only")
+    func sqlReadOnly() throws {
+        let h = try ShellHarness()
+        _ = try h.addInitiative("Falls")
+        let vector = try h.records.replica.versionVector()
+        for statement in ["DELETE FROM initiative", "UPDATE initiative SET title = 'x'", "INSERT INTO meta VALUES ('a', 1)", "DROP TABLE log"] {
+            let result = h.run("sql \"\(statement)\"")
+            #expect(result.outcome != .success, "\(statement) must be refused")
+        }
+        #expect(try h.records.replica.versionVector() == vector)
+        #expect(h.run("sql \"SELECT title FROM initiative\"").out.contains("Falls"))
+        #expect(h.run("sql \"SELEC nonsense\"").err.contains("SQL error"))
+    }
+
+    @Test("over-long text and invalid choices are refused and change nothing")
+    func badValues() throws {
+        let h = try ShellHarness()
+        let vector = try h.records.replica.versionVector()
+        #expect(h.run("initiative add --title \(String(repeating: "x", count: 201))").err.contains("200"))
+        #expect(h.run("initiative add --title ok --status flying").err.contains("proposed, active"))
+        #expect(h.run("initiative add --title ok --score 7").err.contains("0.5 to 5.0"))
+        #expect(h.run("initiative add --team 'no title'").err.contains("--title"))
+        #expect(h.run("initiative add --title ok --colour red").outcome == .failure(exitCode: 64))
+        #expect(h.run("frobnicate").outcome == .failure(exitCode: 64))
+        #expect(h.run("initiative add --title 'unclosed").err.contains("quote"))
+        #expect(try h.records.replica.versionVector() == vector)
+    }
+
+    @Test("set, delete, restore and history through the shell")
+    func editAndHistory() throws {
+        let h = try ShellHarness()
+        let id = String(try h.addInitiative("Falls").prefix(8))
+        #expect(h.script(["initiative set \(id) --status active --score 3", "initiative delete \(id)"]) == 0)
+        #expect(try h.records.list(.initiative).isEmpty)
+        #expect(h.run("initiative set \(id) --team x").err.contains("restore"))
+        #expect(h.run("initiative restore \(id)").outcome == .success)
+        let history = h.run("history \(id)").out
+        #expect(history.contains("proposed → active"))
+        #expect(history.contains("yes → no") && history.contains("no → yes"))
+        #expect(history.contains("RXH/ward-7"))
+    }
+
+    @Test("share publishes to the shared log; unshare stops it")
+    func sharing() throws {
+        let h = try ShellHarness()
+        let id = String(try h.addInitiative("Falls").prefix(8))
+        let shared = h.records.replica.identity.origin
+        let before = try h.records.replica.versionVector().seq(of: LogID(origin: shared, scope: .shared))
+        #expect(h.run("share \(id)").outcome == .success)
+        #expect(try h.records.replica.versionVector().seq(of: LogID(origin: shared, scope: .shared)) == before + 1)
+        #expect(h.run("share \(id)").err.contains("already shared"))
+        #expect(h.run("initiative set \(id) --aim 'half the falls'").outcome == .success)
+        #expect(try h.records.replica.versionVector().seq(of: LogID(origin: shared, scope: .shared)) == before + 2)
+        #expect(h.run("unshare \(id)").outcome == .success)
+        let trustBefore = try h.records.replica.versionVector().seq(of: LogID(origin: shared, scope: .trust))
+        #expect(h.run("initiative set \(id) --aim 'fewer falls'").outcome == .success)
+        #expect(try h.records.replica.versionVector().seq(of: LogID(origin: shared, scope: .trust)) == trustBefore + 1)
+    }
+
+    @Test("adapt records the source's trust, id and content hash; lineage follows it")
+    func adaptAndLineage() throws {
+        let h = try ShellHarness()
+        let source = try h.addInitiative("Falls bundle")
+        let hash = h.records.contentHash(of: try h.records.record(.initiative, RecordID(hex: source)!))
+        let result = h.run("adapt \(source.prefix(8)) --title 'Falls bundle, nights' --kept 'handover check' --nature tailor --what content --reason staffing --reason estate --json")
+        #expect(result.outcome == .success, "\(result.err)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(result.out.utf8)) as? [String: Any])
+        let adaptation = try #require(json["adaptation"] as? [String: Any])
+        let fields = try #require(adaptation["fields"] as? [String: Any])
+        #expect(fields["source-id"] as? String == source)
+        #expect(fields["source-hash"] as? String == hash)
+        #expect((adaptation["tags"] as? [String: [String]])?["reason"] == ["estate", "staffing"])
+        let local = try #require((json["initiative"] as? [String: Any])?["id"] as? String)
+        let lineage = h.run("lineage \(local.prefix(8))").out
+        #expect(lineage.contains(String(source.prefix(8))) && lineage.contains("Falls bundle, nights"))
+        #expect(h.run("adapt \(source.prefix(8)) --nature sideways --title x").err.contains("tailor"))
+    }
+
+    @Test("conflicts from two sites are listed and resolved through the shell")
+    func conflictsAndResolve() throws {
+        let a = try ShellHarness(site: "hub"), b = try ShellHarness(site: "ward-2")
+        let id = String(try a.addInitiative("Falls").prefix(8))
+        try b.records.replica.apply(try a.records.replica.entries(after: VersionVector()))
+        #expect(a.run("initiative set \(id) --status active").outcome == .success)
+        #expect(b.run("initiative set \(id) --status closed").outcome == .success)
+        try b.records.replica.apply(try a.records.replica.entries(after: b.records.replica.versionVector()))
+        try a.records.replica.apply(try b.records.replica.entries(after: a.records.replica.versionVector()))
+        let listed = a.run("conflicts").out
+        #expect(listed.contains("status") && listed.contains("active") && listed.contains("closed"))
+        #expect(a.run("initiative show \(id)").out.contains("conflict"))
+        #expect(a.run("resolve \(id) title --use 1").err.contains("not in conflict"))
+        #expect(a.run("resolve \(id) status --value sustaining").outcome == .success)
+        #expect(a.run("conflicts").out.contains("(none)"))
+        try b.records.replica.apply(try a.records.replica.entries(after: b.records.replica.versionVector()))
+        #expect(try b.records.record(.initiative, try b.records.locate(id).id).text("status") == "sustaining")
+        #expect(try b.records.conflicts().isEmpty)
+    }
+
+    @Test("a record of another trust cannot be edited here, only adapted")
+    func otherTrustsRecord() throws {
+        let mine = try ShellHarness(trust: "RXH"), theirs = try ShellHarness(trust: "RYJ", site: "hub")
+        let id = String(try theirs.addInitiative("Their falls work").prefix(8))
+        #expect(theirs.run("share \(id)").outcome == .success)
+        try mine.records.replica.apply(try theirs.records.replica.entries(after: VersionVector(), scopes: [.shared]))
+        let result = mine.run("initiative set \(id) --status closed")
+        #expect(result.err.contains("belongs to trust RYJ") && result.err.contains("adapt"))
+        #expect(mine.run("adapt \(id) --title 'Our falls work'").outcome == .success)
+    }
+
+    @Test("help lists the commands; help COMMAND shows its options")
+    func help() throws {
+        let h = try ShellHarness()
+        let all = h.run("help").out
+        for command in ["initiative", "pdsa", "log", "adapt", "lineage", "share", "conflicts", "resolve", "history", "sql", "status", "verify"] {
+            #expect(all.contains(command))
+        }
+        let add = h.run("help initiative add")
+        #expect(add.outcome == .success && add.out.contains("--title") && add.out.contains("--score"))
+    }
+
+    @Test("status and verify report on the replica")
+    func statusAndVerify() throws {
+        let h = try ShellHarness()
+        _ = try h.addInitiative("Falls")
+        let status = h.run("status").out
+        #expect(status.contains("RXH") && status.contains("ward-7") && status.contains("initiative") && status.contains("trust"))
+        let verify = h.run("verify")
+        #expect(verify.outcome == .success && verify.out.contains("matches"))
+    }
+
+    @Test("PDSA cycles are numbered per initiative and closed with an act")
+    func pdsa() throws {
+        let h = try ShellHarness()
+        let id = String(try h.addInitiative("Falls").prefix(8))
+        #expect(h.script([
+            "pdsa add \(id) --change-idea 'Check bed rails at handover' --prediction 'fewer falls'",
+            "pdsa add \(id) --change-idea 'Night checks'",
+        ]) == 0)
+        let cycles = try h.records.list(.pdsa)
+        #expect(cycles.map { $0.text("number") } == ["1", "2"])
+        #expect(h.run("pdsa close \(cycles[0].id.short) --act adopt --results 'two fewer falls'").outcome == .success)
+        #expect(try h.records.record(.pdsa, cycles[0].id).text("act") == "adopt")
+        #expect(h.run("pdsa close \(cycles[1].id.short) --act maybe").err.contains("adopt, adapt"))
+    }
+
+    @Test("tab completion offers commands, subcommands, options and ids")
+    func completion() throws {
+        let h = try ShellHarness()
+        let id = try h.addInitiative("Falls")
+        #expect(h.shell.completions(line: "init", word: "init") == ["initiative"])
+        #expect(h.shell.completions(line: "initiative ", word: "") == ["add", "delete", "list", "restore", "set", "show"])
+        #expect(h.shell.completions(line: "initiative add --ti", word: "--ti") == ["--title"])
+        #expect(h.shell.completions(line: "initiative show \(id.prefix(3))", word: String(id.prefix(3))).contains(String(id.prefix(8))))
+    }
+
+    @Test("the tokenizer handles quotes and escapes", arguments: [
+        ("a b  c", ["a", "b", "c"]), ("log add \"two words\"", ["log", "add", "two words"]),
+        ("x 'it''s'", ["x", "its"]), ("x \"say \\\"hi\\\"\"", ["x", "say \"hi\""]), ("x ''", ["x", ""]),
+    ])
+    func tokenizer(line: String, words: [String]) throws {
+        #expect(try LineTokenizer.words(line) == words)
+    }
+}
+
+@Suite("The qisync executable")
+struct ExecutableTests {
+    /// The built `qisync` next to the test bundle.
+    var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qisync")
+    }
+
+    func run(_ arguments: [String], input: String? = nil, home: URL) throws -> (code: Int32, out: String, err: String) {
+        let process = Process()
+        process.executableURL = binary
+        process.arguments = arguments + ["--home", home.path]
+        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = stdout
+        process.standardError = stderr
+        try process.run()
+        stdin.fileHandleForWriting.write(Data((input ?? "").utf8))
+        try stdin.fileHandleForWriting.close()
+        let out = stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = stderr.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    @Test("init, CLI subcommands and a piped script, with exit codes")
+    func endToEnd() throws {
+        #expect(FileManager.default.isExecutableFile(atPath: binary.path), "build the qisync product first")
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-e2e-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: home) }
+        #expect(try run(["init", "--trust", "RXH", "--trust-name", "Royal X", "--site", "hub", "--kind", "hub"], home: home).code == 0)
+        let again = try run(["init", "--trust", "RXH", "--trust-name", "Royal X", "--site", "hub"], home: home)
+        #expect(again.code != 0 && again.err.contains("already exists"))
+        let keyMode = try FileManager.default.attributesOfItem(atPath: home.appendingPathComponent("site.key").path)[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+        #expect(try run(["initiative", "add", "--title", "Falls"], home: home).code == 0)
+        let list = try run(["initiative", "list", "--json"], home: home)
+        #expect(list.code == 0 && list.out.contains("\"Falls\""))
+        let script = try run(["shell"], input: "initiative list\ninitiative add --title\ninitiative add --title never\n", home: home)
+        #expect(script.code != 0 && script.err.contains("line 2"))
+        #expect(try run(["sql", "SELECT count(*) AS n FROM initiative", "--json"], home: home).out.contains("1"))
+        #expect(try run(["initiative", "list", "--bogus"], home: home).code == 64)
+        #expect(try run(["verify"], home: home).code == 0)
+    }
+}

@@ -43,8 +43,17 @@ public final class Shell {
         case "help": return help(Array(words.dropFirst()))
         default: break
         }
+        if words.contains("--help") || words.contains("-h") {
+            return help(words.filter { $0 != "--help" && $0 != "-h" })
+        }
         do {
             let parsed = try QisyncCommand.parseAsRoot(words)
+            let subcommands = type(of: parsed).configuration.subcommands
+            if !subcommands.isEmpty {
+                let names = subcommands.map { $0.configuration.commandName ?? Self.defaultName($0) }
+                err.line("error: '\(words[0])' needs one of: \(names.joined(separator: ", ")) (see 'help \(words[0])')")
+                return .failure(exitCode: ExitCode.validationFailure.rawValue)
+            }
             guard let command = parsed as? any ReplicaCommand else {
                 err.line("error: '\(words[0])' is not available inside the shell; run 'qisync \(words[0])' from the command line")
                 return .failure(exitCode: 1)
@@ -119,7 +128,25 @@ public final class Shell {
             context.out.line("Every command takes --json. Ids can be shortened to any unique start. Quote text with spaces.")
             return .success
         }
-        return execute((words + ["--help"]).map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " "))
+        let (type, used) = Self.command(for: words)
+        guard used == words.count else {
+            err.line("error: no command '\(words.joined(separator: " "))'; type 'help' for the list")
+            return .failure(exitCode: ExitCode.validationFailure.rawValue)
+        }
+        context.out.line(QisyncCommand.helpMessage(for: type, columns: 100))
+        return .success
+    }
+
+    /// The deepest command named by the leading words, and how many words named it.
+    static func command(for words: [String]) -> (ParsableCommand.Type, Int) {
+        var type: ParsableCommand.Type = QisyncCommand.self
+        var used = 0
+        for name in words {
+            guard let sub = type.configuration.subcommands.first(where: { ($0.configuration.commandName ?? defaultName($0)) == name }) else { break }
+            type = sub
+            used += 1
+        }
+        return (type, used)
     }
 
     static func defaultName(_ type: ParsableCommand.Type) -> String {
@@ -132,11 +159,7 @@ public final class Shell {
     public func completions(line: String, word: String) -> [String] {
         let words = (try? LineTokenizer.words(line)) ?? line.split(separator: " ").map(String.init)
         let typed = line.hasSuffix(" ") || line.isEmpty ? words : Array(words.dropLast())
-        var commandType: ParsableCommand.Type = QisyncCommand.self
-        for name in typed {
-            guard let sub = commandType.configuration.subcommands.first(where: { ($0.configuration.commandName ?? Self.defaultName($0)) == name }) else { break }
-            commandType = sub
-        }
+        let commandType = Self.command(for: typed).0
         var candidates: [String] = commandType.configuration.subcommands
             .filter { $0 != ShellCommand.self && $0 != InitCommand.self }
             .map { $0.configuration.commandName ?? Self.defaultName($0) }
@@ -150,8 +173,8 @@ public final class Shell {
     static func optionNames(_ type: ParsableCommand.Type) -> [String] {
         let help = type.helpMessage(columns: 200)
         var names: Set<String> = []
-        for token in help.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "," || $0 == "[" || $0 == "]" }) where token.hasPrefix("--") {
-            names.insert(String(token.prefix { $0 != "=" && $0 != "<" }))
+        for token in help.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "-") }) where token.hasPrefix("--") && token.count > 2 {
+            names.insert(String(token))
         }
         return Array(names)
     }
