@@ -18,6 +18,20 @@ public enum RecordKind: String, Sendable, CaseIterable {
     /// The record's own fields, in display order.
     public var fields: [Field] {
         switch self {
+        case .initiative: Self.initiativeFields
+        case .pdsa: Self.pdsaFields
+        case .learning: Self.learningFields
+        case .adaptation: Self.adaptationFields
+        }
+    }
+
+    private static let initiativeFields = RecordKind.initiative.makeFields()
+    private static let pdsaFields = RecordKind.pdsa.makeFields()
+    private static let learningFields = RecordKind.learning.makeFields()
+    private static let adaptationFields = RecordKind.adaptation.makeFields()
+
+    private func makeFields() -> [Field] {
+        switch self {
         case .initiative: [
             Field("title", 4, .text(max: 200), required: true, "a short name for the initiative"),
             Field("team", 5, .text(max: 200), "team or ward running it"),
@@ -73,7 +87,7 @@ public enum RecordKind: String, Sendable, CaseIterable {
     public var allFields: [Field] { Self.common + fields }
 
     /// The field with this name.
-    public func field(named name: String) -> Field? { allFields.first { $0.name == name } }
+    public func field(named name: String) -> Field? { Self.common.first { $0.name == name } ?? fields.first { $0.name == name } }
 
     /// The tag sets a record of this kind has: name, table, vocabulary.
     public var tagSets: [TagSet] {

@@ -124,7 +124,9 @@ public final class QIRecords: Sendable {
                 values["number"] = .integer(highest + 1)
             }
             var edit = RowEdit(table: kind.table.id, key: id.bytes, values: [(0, .integer(1))])
-            for field in kind.allFields { edit.values.append((field.column, values[field.name] ?? .null)) }
+            for field in kind.allFields {
+                if let value = values[field.name], value != .null { edit.values.append((field.column, value)) }
+            }
             var edits = [edit]
             for (set, members) in parsedTags {
                 edits += members.map { RowEdit(table: set.table.id, key: set.key(parent: id, tag: $0), values: [(0, .integer(1))]) }

@@ -33,16 +33,16 @@ final class Materializer {
     init(db: Database, schema: ReplicatedSchema) throws {
         self.db = db
         self.schema = schema
-        hasPendingSupersede = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pending_supersede)") ?? false
-        insertLog = try db.makeStatement(sql: "INSERT INTO log (origin, scope, seq, hlc, hash, body, sig) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        upsertVector = try db.makeStatement(sql: """
+        hasPendingSupersede = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM pending_supersede)")) ?? false
+        insertLog = try db.cachedStatement(sql: "INSERT INTO log (origin, scope, seq, hlc, hash, body, sig) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        upsertVector = try db.cachedStatement(sql: """
             INSERT INTO vector (origin, scope, seq, hash) VALUES (?, ?, ?, ?)
             ON CONFLICT (origin, scope) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
             """)
-        findChange = try db.makeStatement(sql: "SELECT id FROM log WHERE origin = ? AND scope = ? AND seq = ?")
-        selectVersions = try db.makeStatement(sql: "SELECT chg, heads FROM row_version WHERE tbl = ? AND rid = ?")
-        insertVersion = try db.makeStatement(sql: "INSERT OR REPLACE INTO row_version (tbl, rid, chg, heads) VALUES (?, ?, ?, ?)")
-        updateVersion = try db.makeStatement(sql: "UPDATE row_version SET heads = ? WHERE tbl = ? AND rid = ? AND chg = ?")
+        findChange = try db.cachedStatement(sql: "SELECT id FROM log WHERE origin = ? AND scope = ? AND seq = ?")
+        selectVersions = try db.cachedStatement(sql: "SELECT chg, heads FROM row_version WHERE tbl = ? AND rid = ?")
+        insertVersion = try db.cachedStatement(sql: "INSERT OR REPLACE INTO row_version (tbl, rid, chg, heads) VALUES (?, ?, ?, ?)")
+        updateVersion = try db.cachedStatement(sql: "UPDATE row_version SET heads = ? WHERE tbl = ? AND rid = ? AND chg = ?")
     }
 
     // MARK: Origins and versions
@@ -122,8 +122,8 @@ final class Materializer {
         let names = keys + ["live", "updated_hlc"] + table.columns.map(\.name)
         let statements = TableStatements(
             table: table,
-            lookup: try db.makeStatement(sql: "SELECT rowid FROM \(table.name) WHERE " + keys.map { "\($0) = ?" }.joined(separator: " AND ")),
-            insert: try db.makeStatement(sql: "INSERT INTO \(table.name) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"),
+            lookup: try db.cachedStatement(sql: "SELECT rowid FROM \(table.name) WHERE " + keys.map { "\($0) = ?" }.joined(separator: " AND ")),
+            insert: try db.cachedStatement(sql: "INSERT INTO \(table.name) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"),
             columnIndex: Dictionary(uniqueKeysWithValues: table.columns.enumerated().map { ($1.id, $0) })
         )
         tableStatements[tableID] = statements

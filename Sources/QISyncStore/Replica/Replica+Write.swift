@@ -53,9 +53,10 @@ extension Replica {
             let change = Change(rows: rows)
             do { try schema.validate(change) } catch let error as DecodingError { throw StoreError(error.message) }
 
-            var clock = HybridLogicalClock(last: HLC(rawValue: UInt64(bitPattern: try Int64.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'hlc'") ?? 0)))
+            let stored = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'hlc'")) ?? 0
+            var clock = HybridLogicalClock(last: HLC(rawValue: UInt64(bitPattern: stored)))
             let hlc = clock.tick(now: now())
-            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'hlc'", arguments: [Int64(bitPattern: hlc.rawValue)])
+            try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE key = 'hlc'").execute(arguments: [Int64(bitPattern: hlc.rawValue)])
             let position = try logPosition(db, LogID(origin: identity.origin, scope: scope))
             let entry = LogEntry(signer: signer, scope: scope, seq: (position?.seq ?? 0) + 1,
                                  previousHash: position?.hash ?? LogEntry.genesisHash, hlc: hlc, change: change)
@@ -65,10 +66,10 @@ extension Replica {
     }
 
     func logPosition(_ db: Database, _ log: LogID) throws -> LogPosition? {
-        let row = try Row.fetchOne(db, sql: """
+        let row = try Row.fetchOne(db.cachedStatement(sql: """
             SELECT vector.seq, vector.hash FROM vector JOIN origin ON origin.id = vector.origin
             WHERE origin.key = ? AND vector.scope = ?
-            """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue)])
+            """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue)])
         return row.map { LogPosition(seq: UInt64(bitPattern: $0[0]), hash: Array($0[1] as Data)) }
     }
 }
