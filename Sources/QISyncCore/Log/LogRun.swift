@@ -30,25 +30,19 @@ public struct LogRun: Sendable {
     /// Each run holds consecutive sequence numbers of one (origin, scope); runs come
     /// out ordered by origin, scope and first sequence number.
     public static func runs(of entries: [LogEntry]) throws(LogRejection) -> [LogRun] {
-        var byLog: [String: [UInt64: LogEntry]] = [:]
-        var order: [(OriginID, Scope, String)] = []
+        var byLog: [LogID: [UInt64: LogEntry]] = [:]
         for entry in entries {
-            let key = Hex.encode(entry.origin.bytes) + "/\(entry.scope.rawValue)"
-            if byLog[key] == nil {
-                byLog[key] = [:]
-                order.append((entry.origin, entry.scope, key))
-            }
-            if let existing = byLog[key]![entry.seq] {
+            let log = LogID(origin: entry.origin, scope: entry.scope)
+            if let existing = byLog[log]?[entry.seq] {
                 guard existing == entry else {
                     throw LogRejection(ref: entry.ref, reason: "two different entries claim the same place in the log (a forked log)")
                 }
                 continue
             }
-            byLog[key]![entry.seq] = entry
+            byLog[log, default: [:]][entry.seq] = entry
         }
         var runs: [LogRun] = []
-        for (_, _, key) in order.sorted(by: { ($0.0, $0.1) < ($1.0, $1.1) }) {
-            let log = byLog[key]!
+        for (_, log) in byLog.sorted(by: { $0.key < $1.key }) {
             var current: [LogEntry] = []
             for seq in log.keys.sorted() {
                 if let last = current.last, last.seq + 1 != seq {

@@ -15,18 +15,18 @@ final class Materializer {
     private var changes: [Int64: Change] = [:]
     private var hasPendingSupersede: Bool
     private var tableStatements: [UInt16: TableStatements] = [:]
-    private let insertLog: Statement
-    private let upsertVector: Statement
-    private let findChange: Statement
+    private let insertLog: FastStatement
+    private let upsertVector: FastStatement
+    private let findChange: FastStatement
     private let selectVersions: Statement
-    private let insertVersion: Statement
+    private let insertVersion: FastStatement
     private let updateVersion: Statement
 
     /// The statements for one materialised table.
     struct TableStatements {
         let table: TableSpec
-        let lookup: Statement
-        let insert: Statement
+        let lookup: FastStatement
+        let insertIfNew: FastStatement
         let columnIndex: [UInt16: Int]
     }
 
@@ -34,14 +34,14 @@ final class Materializer {
         self.db = db
         self.schema = schema
         hasPendingSupersede = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM pending_supersede)")) ?? false
-        insertLog = try db.cachedStatement(sql: "INSERT INTO log (origin, scope, seq, hlc, hash, body, sig) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        upsertVector = try db.cachedStatement(sql: """
+        insertLog = try FastStatement(db, sql: "INSERT INTO log (origin, scope, seq, hlc, hash, body, sig) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        upsertVector = try FastStatement(db, sql: """
             INSERT INTO vector (origin, scope, seq, hash) VALUES (?, ?, ?, ?)
             ON CONFLICT (origin, scope) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
             """)
-        findChange = try db.cachedStatement(sql: "SELECT id FROM log WHERE origin = ? AND scope = ? AND seq = ?")
+        findChange = try FastStatement(db, sql: "SELECT id FROM log WHERE origin = ? AND scope = ? AND seq = ?")
         selectVersions = try db.cachedStatement(sql: "SELECT chg, heads FROM row_version WHERE tbl = ? AND rid = ?")
-        insertVersion = try db.cachedStatement(sql: "INSERT OR REPLACE INTO row_version (tbl, rid, chg, heads) VALUES (?, ?, ?, ?)")
+        insertVersion = try FastStatement(db, sql: "INSERT OR REPLACE INTO row_version (tbl, rid, chg, heads) VALUES (?, ?, ?, ?)")
         updateVersion = try db.cachedStatement(sql: "UPDATE row_version SET heads = ? WHERE tbl = ? AND rid = ? AND chg = ?")
     }
 
@@ -70,7 +70,7 @@ final class Materializer {
         }
         guard let origin = known else { return nil }
         originIDs[ref.origin] = origin
-        return try Int64.fetchOne(findChange, arguments: [origin, Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq)])
+        return try findChange.fetchInt64([.integer(origin), .integer(Int64(ref.scope.rawValue)), .integer(Int64(bitPattern: ref.seq))])
     }
 
     /// The stamp (HLC, origin) of an applied entry.
@@ -122,8 +122,8 @@ final class Materializer {
         let names = keys + ["live", "updated_hlc"] + table.columns.map(\.name)
         let statements = TableStatements(
             table: table,
-            lookup: try db.cachedStatement(sql: "SELECT rowid FROM \(table.name) WHERE " + keys.map { "\($0) = ?" }.joined(separator: " AND ")),
-            insert: try db.cachedStatement(sql: "INSERT INTO \(table.name) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"),
+            lookup: try FastStatement(db, sql: "SELECT rowid FROM \(table.name) WHERE " + keys.map { "\($0) = ?" }.joined(separator: " AND ")),
+            insertIfNew: try FastStatement(db, sql: "INSERT OR IGNORE INTO \(table.name) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"),
             columnIndex: Dictionary(uniqueKeysWithValues: table.columns.enumerated().map { ($1.id, $0) })
         )
         tableStatements[tableID] = statements
@@ -133,7 +133,7 @@ final class Materializer {
     /// The materialised row id of a key, or nil.
     func rowID(table: UInt16, key: [UInt8]) throws -> Int64? {
         let statements = try statements(for: table)
-        return try Int64.fetchOne(statements.lookup, arguments: StatementArguments(StoreSchema.keyArguments(key, of: statements.table)))
+        return try statements.lookup.fetchInt64(StoreSchema.keyValues(key, of: statements.table))
     }
 
     /// Each change that touched a row, with the mask of columns it is a head of.
@@ -147,16 +147,20 @@ final class Materializer {
     // MARK: Applying
 
     /// Appends a verified entry whose predecessor is the log's current head, and materialises it.
+    ///
+    /// When applying a run, only its last entry needs to move the version vector (`updatesVector`).
     @discardableResult
-    func append(_ entry: LogEntry, change: Change) throws -> Int64 {
+    func append(_ entry: LogEntry, change: Change, updatesVector: Bool = true) throws -> Int64 {
         let origin = try originID(entry.origin)
-        try insertLog.execute(arguments: [
-            origin, Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Int64(bitPattern: entry.hlc.rawValue),
-            Data(entry.hash), Data(entry.body), Data(entry.signature),
+        try insertLog.execute([
+            .integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)),
+            .integer(Int64(bitPattern: entry.hlc.rawValue)), .blob(entry.hash), .blob(entry.body), .blob(entry.signature),
         ])
         let id = db.lastInsertedRowID
         stamps[id] = Stamp(hlc: entry.hlc, origin: entry.origin)
-        try upsertVector.execute(arguments: [origin, Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Data(entry.hash)])
+        if updatesVector {
+            try upsertVector.execute([.integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)), .blob(entry.hash)])
+        }
         for row in change.rows {
             try materialise(row, change: id, entry: entry, origin: origin)
         }
@@ -166,13 +170,12 @@ final class Materializer {
     private func materialise(_ row: RowWrite, change id: Int64, entry: LogEntry, origin: Int64) throws {
         let statements = try statements(for: row.table)
         let table = statements.table
-        let keyArguments = StoreSchema.keyArguments(row.key, of: table)
+        let keyValues = StoreSchema.keyValues(row.key, of: table)
         let hlc = Int64(bitPattern: entry.hlc.rawValue)
-        let existing = try Int64.fetchOne(statements.lookup, arguments: StatementArguments(keyArguments))
-
-        if existing == nil, !hasPendingSupersede, row.cells.allSatisfy({ $0.supersedes.isEmpty }) {
-            // A new row, nothing superseded: every written cell has this change as its only head.
-            var values = [DatabaseValue](repeating: .null, count: table.columns.count)
+        if !hasPendingSupersede, row.cells.allSatisfy({ $0.supersedes.isEmpty }) {
+            // Try it as a new row: if nothing supersedes anything, every written cell has this
+            // change as its only head. INSERT OR IGNORE saves a lookup when the row is new.
+            var values = [Value](repeating: .null, count: table.columns.count)
             var live: Int64 = 0
             var mask: Int64 = 0
             for cell in row.cells {
@@ -180,20 +183,21 @@ final class Materializer {
                 if cell.column == 0 {
                     live = cell.value.integer ?? 0
                 } else if let index = statements.columnIndex[cell.column] {
-                    values[index] = cell.value.databaseValue
+                    values[index] = cell.value
                 }
             }
-            try statements.insert.execute(arguments: StatementArguments(keyArguments + [live.databaseValue, hlc.databaseValue] + values))
-            try insertVersion.execute(arguments: [Int64(row.table), db.lastInsertedRowID, id, mask])
-            return
+            try statements.insertIfNew.execute(keyValues + [.integer(live), .integer(hlc)] + values)
+            if db.changesCount == 1 {
+                try insertVersion.execute([.integer(Int64(row.table)), .integer(db.lastInsertedRowID), .integer(id), .integer(mask)])
+                return
+            }
         }
 
         let rid: Int64
-        if let existing {
+        if let existing = try statements.lookup.fetchInt64(keyValues) {
             rid = existing
         } else {
-            try statements.insert.execute(arguments: StatementArguments(
-                keyArguments + [0.databaseValue, 0.databaseValue] + [DatabaseValue](repeating: .null, count: table.columns.count)))
+            try statements.insertIfNew.execute(keyValues + [.integer(0), .integer(0)] + [Value](repeating: .null, count: table.columns.count))
             rid = db.lastInsertedRowID
         }
         let original = try versions(table: row.table, row: rid)
@@ -249,7 +253,7 @@ final class Materializer {
         for (version, mask) in versions where original[version] != mask {
             try updateVersion.execute(arguments: [mask, Int64(row.table), rid, version])
         }
-        try insertVersion.execute(arguments: [Int64(row.table), rid, id, ownMask])
+        try insertVersion.execute([.integer(Int64(row.table)), .integer(rid), .integer(id), .integer(ownMask)])
         let sets = assignments.map { "\($0.0) = ?" } + ["updated_hlc = max(updated_hlc, ?)"]
         try db.execute(
             sql: "UPDATE \(table.name) SET \(sets.joined(separator: ", ")) WHERE rowid = ?",

@@ -76,7 +76,7 @@ extension Replica {
                     throw LogRejection(ref: next.ref, reason: "it does not chain onto entry \(position.seq) held here (a forked or altered log)")
                 }
                 for (entry, change) in zip(run.entries[startIndex...], changes[startIndex...]) {
-                    try materializer.append(entry, change: change)
+                    try materializer.append(entry, change: change, updatesVector: entry.seq == run.entries.last!.seq)
                     maxHLC = max(maxHLC, entry.hlc)
                     report.applied += 1
                 }
@@ -104,7 +104,7 @@ extension Replica {
             if linked {
                 for entry in run {
                     let change = try entry.change()
-                    try materializer.append(entry, change: change)
+                    try materializer.append(entry, change: change, updatesVector: entry.seq == run.last!.seq)
                     maxHLC = max(maxHLC, entry.hlc)
                 }
                 report.released += run.count

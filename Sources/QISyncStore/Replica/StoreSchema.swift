@@ -65,6 +65,14 @@ enum StoreSchema {
         table.kind == .entity ? ["id"] : ["parent", "value"]
     }
 
+    /// The values of a row key's columns.
+    static func keyValues(_ key: [UInt8], of table: TableSpec) -> [Value] {
+        switch table.kind {
+        case .entity: return [.blob(key)]
+        case .set: return [.blob(Array(key.prefix(16))), .text(String(decoding: key.dropFirst(16), as: UTF8.self))]
+        }
+    }
+
     /// The bindings for a row key.
     static func keyArguments(_ key: [UInt8], of table: TableSpec) -> [DatabaseValue] {
         switch table.kind {
