@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds qisync and opens its shell on the local replica, creating one the first time.
+#
+#   bash tools/shell.sh            # replica in $QISYNC_HOME, default ~/.qisync
+#
+# The first replica is made with QISYNC_TRUST (default LOCAL), QISYNC_TRUST_NAME and
+# QISYNC_SITE (default this machine's name); run 'qisync init' yourself to choose.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+swift build -c release --product qisync >&2
+qisync=.build/release/qisync
+home="${QISYNC_HOME:-$HOME/.qisync}"
+if [ ! -f "$home/replica.sqlite" ]; then
+    "$qisync" init --home "$home" --trust "${QISYNC_TRUST:-LOCAL}" --trust-name "${QISYNC_TRUST_NAME:-Local trust}" \
+        --site "${QISYNC_SITE:-$(hostname -s 2>/dev/null || echo ward)}" --kind ward
+fi
+exec "$qisync" shell --home "$home" "$@"
