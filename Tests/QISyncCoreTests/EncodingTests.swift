@@ -1,17 +1,6 @@
 import QISyncCore
 import Testing
 
-struct Generator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 @Suite("Encodings")
 struct EncodingTests {
     @Test("varints and zig-zag integers round-trip", arguments: [0, 1, 127, 128, 300, Int64.max, Int64.min, -1, -64, 1 << 40])
@@ -31,7 +20,7 @@ struct EncodingTests {
         #expect(throws: DecodingError.self) { try reader.readVarint() }
     }
 
-    static func randomChange(_ rng: inout Generator, origins: [OriginID]) -> Change {
+    static func randomChange(_ rng: inout SplitMix64, origins: [OriginID]) -> Change {
         let values: [Value] = [.null, .integer(Int64.random(in: .min ... .max, using: &rng)), .real(Double.random(in: -1e9...1e9, using: &rng)),
                                .text("tëxt ✓ \(Int.random(in: 0...999, using: &rng))"), .blob((0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) })]
         return Change(rows: (0..<Int.random(in: 1...4, using: &rng)).map { _ in
@@ -48,7 +37,7 @@ struct EncodingTests {
 
     @Test("changes and entries: decode(encode(x)) == x", arguments: 0..<50)
     func roundTrip(seed: UInt64) throws {
-        var rng = Generator(state: seed)
+        var rng = SplitMix64(seed: seed)
         let signers = [SiteSigner(), SiteSigner()]
         let change = Self.randomChange(&rng, origins: signers.map(\.origin))
         #expect(try Change(decoding: change.encoded()) == change)
@@ -60,7 +49,7 @@ struct EncodingTests {
 
     @Test("every truncation of an entry is refused, never misread", arguments: 0..<5)
     func truncations(seed: UInt64) throws {
-        var rng = Generator(state: seed)
+        var rng = SplitMix64(seed: seed)
         let signer = SiteSigner()
         let entry = LogEntry(signer: signer, scope: .trust, seq: 1, previousHash: LogEntry.genesisHash, hlc: HLC(rawValue: 1),
                              change: Self.randomChange(&rng, origins: [signer.origin]))
@@ -106,7 +95,7 @@ struct ClockAndRegisterTests {
 
     @Test("register heads do not depend on the order writes arrive in", arguments: 0..<30)
     func orderIndependence(seed: UInt64) {
-        var rng = Generator(state: seed)
+        var rng = SplitMix64(seed: seed)
         // Writes 0..<n; each supersedes a random subset of earlier ones (what its writer saw).
         let n = Int.random(in: 2...8, using: &rng)
         let supersedes = (0..<n).map { i in Set((0..<i).filter { _ in Bool.random(using: &rng) }) }

@@ -14,14 +14,14 @@ struct ConvergenceTests {
     static let sofft = QISchema.schema.table(named: "learning_sofft")!.id
 
     struct Simulation {
-        var rng: SeededGenerator
+        var rng: SplitMix64
         let replicas: [Replica]
         let harness: TestReplicas
         var keys: [(table: UInt16, key: [UInt8])] = []
         var learningIDs: [[UInt8]] = []
 
         init(seed: UInt64) throws {
-            var rng = SeededGenerator(seed: seed)
+            var rng = SplitMix64(seed: seed)
             let harness = try TestReplicas()
             let count = Int.random(in: 3...5, using: &rng)
             replicas = try (0..<count).map { try harness.make("r\($0)", keySeed: seed &* 31 &+ UInt64($0)) }

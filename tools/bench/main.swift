@@ -9,17 +9,6 @@ import QISyncCore
 import QISyncDomain
 import QISyncStore
 
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// Sentences a QI team might write, from a fixed vocabulary.
 struct TextMaker {
     static let words = """
@@ -31,7 +20,7 @@ struct TextMaker {
         the a of to and in on for with at by from was were helped hindered slowed enabled agreed noticed showed
         """.split(separator: " ").map(String.init)
 
-    static func sentence(length: Int, rng: inout SplitMix) -> String {
+    static func sentence(length: Int, rng: inout SplitMix64) -> String {
         var text = ""
         while text.count < length {
             text += (text.isEmpty ? "" : " ") + words.randomElement(using: &rng)!
@@ -54,7 +43,7 @@ struct Bench: ParsableCommand {
         let root = URL(fileURLWithPath: dir)
         try? FileManager.default.removeItem(at: root)
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        var rng = SplitMix(state: seed)
+        var rng = SplitMix64(seed: seed)
         let initiatives = Int(20_000 * scale), learning = Int(200_000 * scale)
         print("qisync-bench: scale \(scale) (\(initiatives) initiatives, \(learning) learning entries), seed \(seed)")
 

@@ -53,6 +53,28 @@ public struct FastStatement {
         guard code == SQLITE_DONE || code == SQLITE_ROW else { throw fail(code) }
     }
 
+    /// The first row's columns, or nil when there is no row.
+    public func fetchRow(_ values: [Value]) throws -> [Value]? {
+        let handle = statement.sqliteStatement
+        defer { sqlite3_reset(handle) }
+        bind(values)
+        switch sqlite3_step(handle) {
+        case SQLITE_ROW:
+            return (0..<sqlite3_column_count(handle)).map { column in
+                switch sqlite3_column_type(handle, column) {
+                case SQLITE_INTEGER: .integer(sqlite3_column_int64(handle, column))
+                case SQLITE_FLOAT: .real(sqlite3_column_double(handle, column))
+                case SQLITE_TEXT: .text(String(cString: sqlite3_column_text(handle, column)))
+                case SQLITE_BLOB:
+                    .blob(Array(UnsafeRawBufferPointer(start: sqlite3_column_blob(handle, column), count: Int(sqlite3_column_bytes(handle, column)))))
+                default: .null
+                }
+            }
+        case SQLITE_DONE: return nil
+        case let code: throw fail(code)
+        }
+    }
+
     /// The first column of the first row as an integer, or nil when there is no row.
     public func fetchInt64(_ values: [Value]) throws -> Int64? {
         let handle = statement.sqliteStatement

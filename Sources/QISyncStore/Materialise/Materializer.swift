@@ -27,6 +27,8 @@ final class Materializer {
         let table: TableSpec
         let lookup: FastStatement
         let insertIfNew: FastStatement
+        let selectBase: FastStatement
+        let updateBase: FastStatement
         let columnIndex: [UInt16: Int]
     }
 
@@ -119,11 +121,13 @@ final class Materializer {
         if let statements = tableStatements[tableID] { return statements }
         guard let table = schema.table(id: tableID) else { throw StoreError("unknown table \(tableID)") }
         let keys = StoreSchema.keyColumns(of: table)
-        let names = keys + ["live", "updated_hlc"] + table.columns.map(\.name)
+        let names = keys + ["live", "updated_hlc", "base_chg", "base_heads"] + table.columns.map(\.name)
         let statements = TableStatements(
             table: table,
             lookup: try FastStatement(db, sql: "SELECT rowid FROM \(table.name) WHERE " + keys.map { "\($0) = ?" }.joined(separator: " AND ")),
             insertIfNew: try FastStatement(db, sql: "INSERT OR IGNORE INTO \(table.name) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"),
+            selectBase: try FastStatement(db, sql: "SELECT base_chg, base_heads FROM \(table.name) WHERE rowid = ?"),
+            updateBase: try FastStatement(db, sql: "UPDATE \(table.name) SET base_heads = ? WHERE rowid = ?"),
             columnIndex: Dictionary(uniqueKeysWithValues: table.columns.enumerated().map { ($1.id, $0) })
         )
         tableStatements[tableID] = statements
@@ -136,12 +140,15 @@ final class Materializer {
         return try statements.lookup.fetchInt64(StoreSchema.keyValues(key, of: statements.table))
     }
 
-    /// Each change that touched a row, with the mask of columns it is a head of.
-    func versions(table: UInt16, row: Int64) throws -> [Int64: Int64] {
+    /// Each change that touched a row, with the mask of columns it is a head of: the row's
+    /// base version (kept in the row) and the others (kept in `row_version`).
+    func versions(table: UInt16, row: Int64) throws -> (versions: [Int64: Int64], base: Int64?) {
         var versions: [Int64: Int64] = [:]
+        let base = try statements(for: table).selectBase.fetchRow([.integer(row)])
+        if let base, case .integer(let change) = base[0], case .integer(let heads) = base[1] { versions[change] = heads }
         let rows = try Row.fetchCursor(selectVersions, arguments: [Int64(table), row])
         while let row = try rows.next() { versions[row[0]] = row[1] }
-        return versions
+        return (versions, base.flatMap { $0[0].integer })
     }
 
     // MARK: Applying
@@ -186,21 +193,18 @@ final class Materializer {
                     values[index] = cell.value
                 }
             }
-            try statements.insertIfNew.execute(keyValues + [.integer(live), .integer(hlc)] + values)
-            if db.changesCount == 1 {
-                try insertVersion.execute([.integer(Int64(row.table)), .integer(db.lastInsertedRowID), .integer(id), .integer(mask)])
-                return
-            }
+            try statements.insertIfNew.execute(keyValues + [.integer(live), .integer(hlc), .integer(id), .integer(mask)] + values)
+            if db.changesCount == 1 { return }
         }
 
         let rid: Int64
         if let existing = try statements.lookup.fetchInt64(keyValues) {
             rid = existing
         } else {
-            try statements.insertIfNew.execute(keyValues + [.integer(0), .integer(0)] + [Value](repeating: .null, count: table.columns.count))
+            try statements.insertIfNew.execute(keyValues + [.integer(0), .integer(0), .null, .null] + [Value](repeating: .null, count: table.columns.count))
             rid = db.lastInsertedRowID
         }
-        let original = try versions(table: row.table, row: rid)
+        let (original, base) = try versions(table: row.table, row: rid)
         if original[id] != nil { return }
         var versions = original
         var ownMask: Int64 = 0
@@ -251,7 +255,11 @@ final class Materializer {
             }
         }
         for (version, mask) in versions where original[version] != mask {
-            try updateVersion.execute(arguments: [mask, Int64(row.table), rid, version])
+            if version == base {
+                try statements.updateBase.execute([.integer(mask), .integer(rid)])
+            } else {
+                try updateVersion.execute(arguments: [mask, Int64(row.table), rid, version])
+            }
         }
         try insertVersion.execute([.integer(Int64(row.table)), .integer(rid), .integer(id), .integer(ownMask)])
         let sets = assignments.map { "\($0.0) = ?" } + ["updated_hlc = max(updated_hlc, ?)"]

@@ -84,7 +84,7 @@ extension Replica {
             guard let rid = try materializer.rowID(table: table, key: key) else { return [] }
             let bit: Int64 = 1 << Int64(column)
             var heads: [CellHead] = []
-            for (change, mask) in try materializer.versions(table: table, row: rid) where mask & bit != 0 {
+            for (change, mask) in try materializer.versions(table: table, row: rid).versions where mask & bit != 0 {
                 let stamp = try materializer.stamp(of: change)
                 heads.append(CellHead(ref: try materializer.ref(of: change), hlc: stamp.hlc,
                                       value: try materializer.value(writtenBy: change, table: table, key: key, column: column)))
@@ -115,7 +115,7 @@ extension Replica {
             let materializer = try Materializer(db: db, schema: schema)
             guard let rid = try materializer.rowID(table: table, key: key) else { return [] }
             var changes: [RecordChange] = []
-            for change in try materializer.versions(table: table, row: rid).keys {
+            for change in try materializer.versions(table: table, row: rid).versions.keys {
                 let body = try materializer.change(change)
                 let cells = body.rows.filter { $0.table == table && $0.key == key }.flatMap(\.cells)
                 changes.append(RecordChange(ref: try materializer.ref(of: change), hlc: try materializer.stamp(of: change).hlc, cells: cells))

@@ -40,7 +40,7 @@ extension Replica {
             for edit in edits {
                 var heads: [Int64: Int64] = [:]
                 if let rid = try materializer.rowID(table: edit.table, key: edit.key) {
-                    heads = try materializer.versions(table: edit.table, row: rid)
+                    heads = try materializer.versions(table: edit.table, row: rid).versions
                 }
                 var cells: [CellWrite] = []
                 for (column, value) in edit.values {

@@ -3,6 +3,10 @@ import QISyncCore
 
 /// The SQLite layout of a replica: the engine's own tables and a materialised table per replicated table.
 ///
+/// Each materialised table has its key columns, `live` (the existence register's value),
+/// `updated_hlc` (the newest write applied to the row), `base_chg`/`base_heads` and the
+/// replicated columns.
+///
 /// Engine tables:
 /// - `origin(id, key)`: local numbers for origin keys, to keep other rows small.
 /// - `log(id, origin, scope, seq, hlc, hash, body, sig)`: every entry of every origin's logs;
@@ -11,7 +15,9 @@ import QISyncCore
 /// - `pending_entry(origin, scope, seq, entry)`: verified entries waiting for a predecessor.
 /// - `row_version(tbl, rid, chg, heads)`: every change that touched a materialised row, with
 ///   a bit mask of the columns it is still a head of (bit 0 = existence). It is both the
-///   multi-value registers and the history index.
+///   multi-value registers and the history index. The change that created a row when nothing
+///   was superseded is kept in the row itself instead (`base_chg`, `base_heads`): most rows
+///   are written once, and this saves a row and an insert per record.
 /// - `pending_supersede(origin, scope, seq, tbl, key, col)`: supersessions of writes not yet received.
 /// - `conflict(tbl, rid, col)`: cells with more than one head.
 /// - `meta(key, value)`: identity, clock, schema version.
@@ -53,10 +59,10 @@ enum StoreSchema {
         switch table.kind {
         case .entity:
             return "CREATE TABLE \(table.name) (id BLOB NOT NULL UNIQUE, live INTEGER NOT NULL DEFAULT 0, "
-                + "updated_hlc INTEGER NOT NULL DEFAULT 0" + columns.map { ", " + $0 }.joined() + ")"
+                + "updated_hlc INTEGER NOT NULL DEFAULT 0, base_chg INTEGER, base_heads INTEGER" + columns.map { ", " + $0 }.joined() + ")"
         case .set:
             return "CREATE TABLE \(table.name) (parent BLOB NOT NULL, value TEXT NOT NULL, live INTEGER NOT NULL DEFAULT 0, "
-                + "updated_hlc INTEGER NOT NULL DEFAULT 0, UNIQUE (parent, value))"
+                + "updated_hlc INTEGER NOT NULL DEFAULT 0, base_chg INTEGER, base_heads INTEGER, UNIQUE (parent, value))"
         }
     }
 

@@ -25,6 +25,9 @@ public struct CanonicalState: Equatable, Sendable {
                 SELECT '\(table.name)|' || \(keyExpression) || '|' || hex(origin.key) || '|' || log.scope || '|' || log.seq || '|' || rv.heads
                 FROM row_version rv JOIN \(table.name) t ON t.rowid = rv.rid JOIN log ON log.id = rv.chg JOIN origin ON origin.id = log.origin
                 WHERE rv.tbl = \(table.id)
+                UNION ALL
+                SELECT '\(table.name)|' || \(keyExpression) || '|' || hex(origin.key) || '|' || log.scope || '|' || log.seq || '|' || t.base_heads
+                FROM \(table.name) t JOIN log ON log.id = t.base_chg JOIN origin ON origin.id = log.origin
                 """)
             conflicts += try String.fetchAll(db, sql: """
                 SELECT '\(table.name)|' || \(keyExpression) || '|' || c.col FROM conflict c JOIN \(table.name) t ON t.rowid = c.rid WHERE c.tbl = \(table.id)

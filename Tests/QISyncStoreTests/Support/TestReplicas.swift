@@ -3,19 +3,6 @@ import QISyncCore
 import QISyncDomain
 import QISyncStore
 
-/// A small deterministic random generator (SplitMix64), so every seed reproduces its run.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A fake wall clock that tests move by hand.
 final class TestClock: @unchecked Sendable {
     // Tests drive one clock from one task at a time.
@@ -39,7 +26,7 @@ final class TestReplicas {
     func make(_ name: String, trust: String = "RXH", keySeed: UInt64? = nil) throws -> Replica {
         var signer = SiteSigner()
         if let keySeed {
-            var generator = SeededGenerator(seed: keySeed)
+            var generator = SplitMix64(seed: keySeed)
             signer = try SiteSigner(rawRepresentation: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
         }
         let clock = self.clock
