@@ -13,6 +13,9 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "3.12.3"),
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/adam-fowler/compress-nio", exact: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
     ],
     targets: [
         // Pure logic: identities, clocks, change and log-entry encoding, merge rules. No I/O.
@@ -28,6 +31,27 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The sync protocol: messages, framing, the compressed payload stream and the session
+        // state machine. Values in, actions out: no sockets, no files, no database.
+        .target(
+            name: "QISyncProtocol",
+            dependencies: [
+                "QISyncCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
+        // TCP transport (SwiftNIO): carries the protocol's bytes between a replica and its peers.
+        .target(
+            name: "QISyncTransport",
+            dependencies: [
+                "QISyncCore", "QISyncStore", "QISyncProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The QI domain: initiatives, PDSA cycles, learning log, adaptations, and their validation.
@@ -49,7 +73,8 @@ let package = Package(
         .target(
             name: "QISyncShell",
             dependencies: [
-                "QISyncCore", "QISyncStore", "QISyncDomain", "CEditLine",
+                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport", "CEditLine",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]
@@ -71,5 +96,17 @@ let package = Package(
             dependencies: ["QISyncCore", "QISyncStore", "QISyncDomain", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(name: "QISyncShellTests", dependencies: ["QISyncShell", "QISyncDomain", "QISyncStore"]),
+        .testTarget(
+            name: "QISyncProtocolTests",
+            dependencies: [
+                "QISyncCore", "QISyncProtocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "QISyncTransportTests",
+            dependencies: ["QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport"]
+        ),
     ]
 )

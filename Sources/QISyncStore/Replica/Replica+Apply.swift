@@ -14,6 +14,8 @@ public struct ApplyReport: Sendable, Equatable {
     public var released = 0
     /// Waiting entries dropped because they did not chain onto what arrived (a forked log).
     public var droppedForks = 0
+    /// How many more cells are in conflict after the batch than before it.
+    public var newConflicts = 0
 
     /// Creates an empty report.
     public init() {}
@@ -44,6 +46,7 @@ extension Replica {
         }
         return try database.write { db in
             var report = ApplyReport()
+            let conflictsBefore = try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0
             let materializer = try Materializer(db: db, schema: schema)
             var maxHLC = HLC(rawValue: 0)
             for (run, changes) in zip(runs, decoded) {
@@ -84,6 +87,7 @@ extension Replica {
                 try releaseWaiting(db, log: log, after: position, materializer: materializer, report: &report, maxHLC: &maxHLC)
             }
             try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'hlc'", arguments: [Int64(bitPattern: maxHLC.rawValue)])
+            report.newConflicts = max(0, (try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0) - conflictsBefore)
             return report
         }
     }

@@ -49,12 +49,20 @@ extension Replica {
     ///
     /// Each log is one indexed range read on `(origin, scope, seq)`.
     public func entries(after vector: VersionVector, scopes: Set<Scope> = Set(Scope.allCases)) throws -> [LogEntry] {
+        try entries(after: vector, scopes: scopes, maxEntries: .max, maxBytes: .max)
+    }
+
+    /// At most `maxEntries` entries (and about `maxBytes` of change bodies, but always at
+    /// least one entry) beyond `vector`, in log order: a batch for a peer whose vector is `vector`.
+    public func entries(after vector: VersionVector, scopes: Set<Scope> = Set(Scope.allCases), maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
         let ours = try versionVector()
         return try database.read { db in
             var entries: [LogEntry] = []
+            var bytes = 0
             for (log, position) in ours.positions.sorted(by: { $0.key < $1.key }) where scopes.contains(log.scope) {
                 let from = vector.seq(of: log)
                 guard position.seq > from else { continue }
+                guard entries.count < maxEntries, bytes < maxBytes else { break }
                 var previous = LogEntry.genesisHash
                 if from > 0 {
                     guard let hash = try Data.fetchOne(db, sql: """
@@ -63,17 +71,50 @@ extension Replica {
                     previous = Array(hash)
                 }
                 let rows = try Row.fetchCursor(db, sql: """
-                    SELECT log.seq, log.hlc, log.body, log.sig, log.hash FROM log JOIN origin ON origin.id = log.origin
-                    WHERE origin.key = ? AND log.scope = ? AND log.seq > ? ORDER BY log.seq
-                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)])
+                    SELECT log.seq, log.hlc, log.body, log.sig FROM log JOIN origin ON origin.id = log.origin
+                    WHERE origin.key = ? AND log.scope = ? AND log.seq > ? ORDER BY log.seq LIMIT ?
+                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from), min(maxEntries - entries.count, Int(Int32.max))])
                 while let row = try rows.next() {
                     let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
                                          hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data), signature: Array(row[3] as Data))
                     previous = entry.hash
                     entries.append(entry)
+                    bytes += entry.body.count
+                    if bytes >= maxBytes { break }
                 }
             }
             return entries
+        }
+    }
+
+    /// How many entries, and bytes of change bodies, this replica holds beyond a peer's vector.
+    ///
+    /// Throws ``LogRejection`` when the peer's vector shows a log that has forked: the peer
+    /// holds a different entry at a place this replica also holds.
+    public func offer(for peerVector: VersionVector, scopes: Set<Scope> = Set(Scope.allCases)) throws -> (entries: UInt64, bytes: UInt64) {
+        let ours = try versionVector()
+        return try database.read { db in
+            var entries: UInt64 = 0, bytes: UInt64 = 0
+            for (log, position) in ours.positions where scopes.contains(log.scope) {
+                let theirs = peerVector.positions[log]
+                let from = theirs?.seq ?? 0
+                if let theirs, theirs.seq > 0, theirs.seq <= position.seq {
+                    let held = try Data.fetchOne(db, sql: """
+                        SELECT log.hash FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
+                        """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: theirs.seq)])
+                    guard held.map(Array.init) == theirs.hash else {
+                        throw LogRejection(ref: VersionRef(origin: log.origin, scope: log.scope, seq: theirs.seq),
+                                           reason: "the peer holds a different entry at this place (a forked log)")
+                    }
+                }
+                guard position.seq > from else { continue }
+                entries += position.seq - from
+                bytes += UInt64(try Int64.fetchOne(db, sql: """
+                    SELECT coalesce(sum(length(log.body)), 0) FROM log JOIN origin ON origin.id = log.origin
+                    WHERE origin.key = ? AND log.scope = ? AND log.seq > ?
+                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)]) ?? 0)
+            }
+            return (entries, bytes)
         }
     }
 

@@ -113,8 +113,13 @@ public final class Replica: Sendable {
         }
         let signer = try SiteSigner(rawRepresentation: Array(keyData))
         let database = try DatabaseQueue(path: databaseURL.path, configuration: configuration())
-        let meta = try database.read { db in
-            try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM meta").map { ($0[0] as String, $0[1] as DatabaseValue) })
+        let meta: [String: DatabaseValue]
+        do {
+            meta = try database.read { db in
+                try Dictionary(uniqueKeysWithValues: Row.fetchAll(db, sql: "SELECT key, value FROM meta").map { ($0[0] as String, $0[1] as DatabaseValue) })
+            }
+        } catch let error as DatabaseError {
+            throw StoreError("\(databaseURL.path) is not a qisync replica (\(error.message ?? "unreadable"))")
         }
         guard let version = Int.fromDatabaseValue(meta["schema_version"] ?? .null), version == StoreSchema.version else {
             throw StoreError("\(databaseURL.path) is not a qisync replica of schema version \(StoreSchema.version)")
@@ -122,6 +127,7 @@ public final class Replica: Sendable {
         guard let originData = Data.fromDatabaseValue(meta["origin"] ?? .null), Array(originData) == signer.origin.bytes else {
             throw StoreError("the site key in \(home.path) does not belong to this replica")
         }
+        try database.write { db in try StoreSchema.createLocalTables(db) }
         let identity = ReplicaIdentity(
             trustCode: String.fromDatabaseValue(meta["trust"] ?? .null) ?? "",
             trustName: String.fromDatabaseValue(meta["trust_name"] ?? .null) ?? "",

@@ -21,6 +21,7 @@ import QISyncCore
 /// - `pending_supersede(origin, scope, seq, tbl, key, col)`: supersessions of writes not yet received.
 /// - `conflict(tbl, rid, col)`: cells with more than one head.
 /// - `meta(key, value)`: identity, clock, schema version.
+/// - `peer(name, address)` and `sync_session(…)`: this replica's peers and sync history (local, never replicated).
 enum StoreSchema {
     static let version = 1
 
@@ -52,6 +53,21 @@ enum StoreSchema {
         for table in schema.tables {
             try db.execute(sql: ddl(for: table))
         }
+        try createLocalTables(db)
+    }
+
+    /// Tables that are this replica's own business and never replicate: its peers and its
+    /// sync sessions. Created when missing, so replicas made before they existed gain them.
+    static func createLocalTables(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE IF NOT EXISTS peer (name TEXT PRIMARY KEY NOT NULL, address TEXT NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS sync_session (
+                id INTEGER PRIMARY KEY, peer TEXT, address TEXT NOT NULL, role TEXT NOT NULL, started_ms INTEGER NOT NULL,
+                seconds REAL NOT NULL, direction TEXT NOT NULL, sent INTEGER NOT NULL, received INTEGER NOT NULL,
+                raw_bytes INTEGER NOT NULL, wire_bytes INTEGER NOT NULL, conflicts INTEGER NOT NULL, outcome TEXT NOT NULL,
+                peer_vector BLOB);
+            CREATE INDEX IF NOT EXISTS sync_session_peer ON sync_session(peer, id);
+            """)
     }
 
     static func ddl(for table: TableSpec) -> String {

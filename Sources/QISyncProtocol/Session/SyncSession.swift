@@ -1,0 +1,240 @@
+import QISyncCore
+
+/// What a session has done so far, for progress lines and the closing summary.
+public struct SyncCounters: Sendable, Equatable {
+    /// Entries and entry bytes the peer announced it will send.
+    public var expectedIn: (entries: UInt64, bytes: UInt64) = (0, 0)
+    /// Entries and entry bytes this side will send.
+    public var expectedOut: (entries: UInt64, bytes: UInt64) = (0, 0)
+    /// Entries received and applied (acknowledged by this side).
+    public var entriesIn: UInt64 = 0
+    /// Entry bytes received and applied.
+    public var bytesIn: UInt64 = 0
+    /// Entries sent and acknowledged by the peer.
+    public var entriesOut: UInt64 = 0
+    /// Entry bytes sent and acknowledged.
+    public var bytesOut: UInt64 = 0
+    /// Conflicts that appeared here while applying the peer's entries.
+    public var conflictsIn: UInt64 = 0
+    /// Conflicts the peer reported appearing there.
+    public var conflictsOut: UInt64 = 0
+
+    public init() {}
+
+    public static func == (lhs: SyncCounters, rhs: SyncCounters) -> Bool {
+        lhs.expectedIn == rhs.expectedIn && lhs.expectedOut == rhs.expectedOut && lhs.entriesIn == rhs.entriesIn
+            && lhs.bytesIn == rhs.bytesIn && lhs.entriesOut == rhs.entriesOut && lhs.bytesOut == rhs.bytesOut
+            && lhs.conflictsIn == rhs.conflictsIn && lhs.conflictsOut == rhs.conflictsOut
+    }
+}
+
+/// One sync session with one peer, as a state machine: events in, actions out. It does no
+/// I/O; the transport (or a bundle reader, or a test) performs the actions it returns.
+///
+/// Both sides run the same machine. Each sends HELLO, then its version vector; each then
+/// sends what the other lacks (OFFER, BATCH…) and DONE once every batch is acknowledged;
+/// each applies what it receives batch by batch, acknowledging each. The session ends when
+/// both sides have sent DONE and every received batch is acknowledged.
+public struct SyncSession {
+    /// What the driver must do.
+    public enum Action: Equatable {
+        /// Encode and send this message.
+        case send(SyncMessage)
+        /// Work out how many entries and bytes the peer lacks, checking the peer's vector for
+        /// forks; answer with ``SyncSession/offerReady(entries:bytes:)`` or ``SyncSession/failed(_:)``.
+        case prepareOffer(peerVector: VersionVector)
+        /// Read the next batch of entries beyond `after` (at most the given counts); answer
+        /// with ``SyncSession/batchLoaded(_:)``.
+        case loadBatch(after: VersionVector, maxEntries: Int, maxBytes: Int)
+        /// Verify and apply these entries in one transaction; answer with
+        /// ``SyncSession/batchApplied(id:applied:conflicts:)`` or ``SyncSession/failed(_:)``.
+        case apply(batch: UInt64, entries: [LogEntry])
+        /// Report progress (counters changed).
+        case progress(SyncCounters)
+        /// The session completed: close the connection.
+        case finish(SyncCounters)
+        /// The session failed: close the connection (any ERROR for the peer was sent first).
+        case fail(SyncError)
+    }
+
+    enum State: Equatable {
+        case idle
+        case awaitingHello
+        case awaitingVector
+        case exchanging
+        case finished
+        case failed
+    }
+
+    private let hello: Hello
+    private let localVector: VersionVector
+    private var state: State = .idle
+    private var sending = false
+    private var receiving = false
+    private var cursor = VersionVector()
+    private var loading = false
+    private var sourceExhausted = false
+    private var nextBatch: UInt64 = 1
+    private var unacknowledged: [UInt64: (entries: UInt64, bytes: UInt64)] = [:]
+    private var applying: Set<UInt64> = []
+    private var sentDone = false
+    private var peerDone = false
+    private var peerOffered = false
+    /// The counters so far.
+    public private(set) var counters = SyncCounters()
+    /// The peer's HELLO, once received.
+    public private(set) var peer: Hello?
+    /// The negotiated protocol version.
+    public private(set) var version: UInt64?
+
+    /// Creates a session that introduces itself with `hello` and advertises `localVector`.
+    public init(hello: Hello, localVector: VersionVector) {
+        self.hello = hello
+        self.localVector = localVector
+    }
+
+    /// What the peer holds as far as this side knows: its vector, advanced by every entry sent
+    /// (all of them acknowledged once the session has finished).
+    public var peerHolds: VersionVector { cursor }
+
+    /// Whether this side sends entries in this session (known after HELLO).
+    public var isSending: Bool { sending }
+
+    /// Whether the session has ended, well or badly.
+    public var isOver: Bool { state == .finished || state == .failed }
+
+    // MARK: Events
+
+    /// Starts the session: sends HELLO.
+    public mutating func start() -> [Action] {
+        guard state == .idle else { return [] }
+        state = .awaitingHello
+        return [.send(.hello(hello))]
+    }
+
+    /// A message arrived from the peer.
+    public mutating func received(_ message: SyncMessage) -> [Action] {
+        if isOver { return [] }
+        if case .error(let code, let text) = message {
+            state = .failed
+            return [.fail(SyncError(code, text, fromPeer: true))]
+        }
+        switch (state, message) {
+        case (.awaitingHello, .hello(let peerHello)):
+            let low = max(hello.versions.lowerBound, peerHello.versions.lowerBound)
+            let high = min(hello.versions.upperBound, peerHello.versions.upperBound)
+            guard low <= high else {
+                return fail(.versionMismatch, "this side speaks protocol versions \(hello.versions), the peer \(peerHello.versions)")
+            }
+            peer = peerHello
+            version = high
+            sending = hello.sends && peerHello.receives
+            receiving = hello.receives && peerHello.sends
+            state = .awaitingVector
+            return [.send(.vector(localVector))]
+        case (.awaitingVector, .vector(let peerVector)):
+            state = .exchanging
+            cursor = peerVector
+            if sending { return [.prepareOffer(peerVector: peerVector)] }
+            sourceExhausted = true
+            return [.send(.offer(entries: 0, bytes: 0))] + finishSendingIfDone()
+        case (.exchanging, .offer(let entries, let bytes)):
+            guard !peerOffered else { return fail(.unexpectedMessage, "a second OFFER") }
+            guard receiving || entries == 0 else { return fail(.unexpectedMessage, "an OFFER of entries this side did not ask for") }
+            peerOffered = true
+            counters.expectedIn = (entries, bytes)
+            return [.progress(counters)]
+        case (.exchanging, .batch(let id, let entries)):
+            guard peerOffered, !peerDone, receiving else { return fail(.unexpectedMessage, "a BATCH this side did not ask for") }
+            guard !applying.contains(id) else { return fail(.unexpectedMessage, "batch \(id) sent twice") }
+            applying.insert(id)
+            return [.apply(batch: id, entries: entries)]
+        case (.exchanging, .ack(let id, let applied, let conflicts)):
+            guard let sent = unacknowledged.removeValue(forKey: id) else { return fail(.unexpectedMessage, "an ACK for batch \(id), which is not awaiting one") }
+            guard applied == sent.entries else { return fail(.unexpectedMessage, "batch \(id) had \(sent.entries) entries; the peer applied \(applied)") }
+            counters.entriesOut += sent.entries
+            counters.bytesOut += sent.bytes
+            counters.conflictsOut += conflicts
+            return [.progress(counters)] + loadMoreIfRoom() + finishSendingIfDone()
+        case (.exchanging, .done):
+            guard peerOffered, !peerDone else { return fail(.unexpectedMessage, "DONE out of turn") }
+            peerDone = true
+            return finishIfComplete()
+        default:
+            return fail(.unexpectedMessage, "\(message.name) while \(state)")
+        }
+    }
+
+    /// The driver worked out what the peer lacks.
+    public mutating func offerReady(entries: UInt64, bytes: UInt64) -> [Action] {
+        guard state == .exchanging, sending else { return [] }
+        counters.expectedOut = (entries, bytes)
+        if entries == 0 { sourceExhausted = true }
+        return [.send(.offer(entries: entries, bytes: bytes))] + loadMoreIfRoom() + finishSendingIfDone()
+    }
+
+    /// The driver read the next batch (empty when there is nothing more).
+    public mutating func batchLoaded(_ entries: [LogEntry]) -> [Action] {
+        guard state == .exchanging, loading else { return [] }
+        loading = false
+        guard !entries.isEmpty else {
+            sourceExhausted = true
+            return finishSendingIfDone()
+        }
+        for entry in entries {
+            cursor.positions[LogID(origin: entry.origin, scope: entry.scope)] = LogPosition(seq: entry.seq, hash: entry.hash)
+        }
+        let id = nextBatch
+        nextBatch += 1
+        unacknowledged[id] = (UInt64(entries.count), entries.reduce(0) { $0 + UInt64($1.body.count) })
+        return [.send(.batch(id: id, entries: entries))] + loadMoreIfRoom()
+    }
+
+    /// The driver applied a received batch in one transaction.
+    public mutating func batchApplied(id: UInt64, applied: UInt64, bytes: UInt64, conflicts: UInt64) -> [Action] {
+        guard state == .exchanging, applying.remove(id) != nil else { return [] }
+        counters.entriesIn += applied
+        counters.bytesIn += bytes
+        counters.conflictsIn += conflicts
+        return [.send(.ack(id: id, applied: applied, conflicts: conflicts)), .progress(counters)] + finishIfComplete()
+    }
+
+    /// The driver could not do what was asked (entries refused, a forked log, a database error),
+    /// or the transport failed (a frame too large, a corrupt stream, a timeout): tell the peer and stop.
+    public mutating func failed(_ error: SyncError) -> [Action] {
+        guard !isOver else { return [] }
+        return fail(error.code, error.message)
+    }
+
+    /// The connection closed.
+    public mutating func connectionClosed() -> [Action] {
+        guard !isOver else { return [] }
+        state = .failed
+        return [.fail(SyncError(.connectionLost, "the connection closed before the sync finished"))]
+    }
+
+    // MARK: Helpers
+
+    private mutating func fail(_ code: SyncErrorCode, _ message: String) -> [Action] {
+        state = .failed
+        return [.send(.error(code, message)), .fail(SyncError(code, message))]
+    }
+
+    private mutating func loadMoreIfRoom() -> [Action] {
+        guard sending, !loading, !sourceExhausted, unacknowledged.count < WireLimits.window else { return [] }
+        loading = true
+        return [.loadBatch(after: cursor, maxEntries: WireLimits.batchEntries, maxBytes: WireLimits.batchBytes)]
+    }
+
+    private mutating func finishSendingIfDone() -> [Action] {
+        guard !sentDone, sourceExhausted, !loading, unacknowledged.isEmpty else { return [] }
+        sentDone = true
+        return [.send(.done)] + finishIfComplete()
+    }
+
+    private mutating func finishIfComplete() -> [Action] {
+        guard sentDone, peerDone, applying.isEmpty, state == .exchanging else { return [] }
+        state = .finished
+        return [.finish(counters)]
+    }
+}

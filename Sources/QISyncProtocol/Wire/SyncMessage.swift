@@ -1,0 +1,166 @@
+import QISyncCore
+
+/// The first message each side sends: who it is, which versions it speaks, which ways it syncs.
+public struct Hello: Equatable, Sendable {
+    /// The lowest and highest protocol versions spoken.
+    public var versions: ClosedRange<UInt64>
+    /// The sender's site key.
+    public var origin: OriginID
+    /// The sender's trust code.
+    public var trust: String
+    /// The sender's site name.
+    public var site: String
+    /// `hub` or `ward`.
+    public var kind: String
+    /// Whether the sender will send entries the peer lacks.
+    public var sends: Bool
+    /// Whether the sender will take entries it lacks.
+    public var receives: Bool
+
+    /// Creates a hello.
+    public init(versions: ClosedRange<UInt64> = WireLimits.versions, origin: OriginID, trust: String, site: String, kind: String,
+                sends: Bool = true, receives: Bool = true) {
+        self.versions = versions
+        self.origin = origin
+        self.trust = trust
+        self.site = site
+        self.kind = kind
+        self.sends = sends
+        self.receives = receives
+    }
+}
+
+/// A protocol message. protocol/SPEC.md gives each one's bytes.
+public enum SyncMessage: Equatable, Sendable {
+    /// Identity, versions and directions (type 1, always uncompressed).
+    case hello(Hello)
+    /// The sender's version vector (type 2).
+    case vector(VersionVector)
+    /// How many entries and bytes of entries the sender is about to send (type 3).
+    case offer(entries: UInt64, bytes: UInt64)
+    /// A batch of entries, in log order (type 4).
+    case batch(id: UInt64, entries: [LogEntry])
+    /// A batch was verified and applied in one transaction (type 5).
+    case ack(id: UInt64, applied: UInt64, conflicts: UInt64)
+    /// The sender has nothing more to send (type 6).
+    case done
+    /// The sender is ending the session because of this error (type 7).
+    case error(SyncErrorCode, String)
+
+    static let magic = Array("qisync".utf8)
+
+    /// A short name for logs and errors.
+    public var name: String {
+        switch self {
+        case .hello: "HELLO"
+        case .vector: "VECTOR"
+        case .offer: "OFFER"
+        case .batch: "BATCH"
+        case .ack: "ACK"
+        case .done: "DONE"
+        case .error: "ERROR"
+        }
+    }
+
+    /// The message's bytes (before compression).
+    public func encoded() -> [UInt8] {
+        var writer = ByteWriter(capacity: 64)
+        switch self {
+        case .hello(let hello):
+            writer.write(byte: 1)
+            writer.write(raw: Self.magic)
+            writer.write(varint: hello.versions.lowerBound)
+            writer.write(varint: hello.versions.upperBound)
+            writer.write(raw: hello.origin.bytes)
+            writer.write(string: hello.trust)
+            writer.write(string: hello.site)
+            writer.write(string: hello.kind)
+            writer.write(byte: (hello.sends ? 1 : 0) | (hello.receives ? 2 : 0))
+        case .vector(let vector):
+            writer.write(byte: 2)
+            let logs = vector.positions.sorted { $0.key < $1.key }
+            writer.write(varint: UInt64(logs.count))
+            for (log, position) in logs {
+                writer.write(raw: log.origin.bytes)
+                writer.write(byte: log.scope.rawValue)
+                writer.write(varint: position.seq)
+                writer.write(raw: position.hash)
+            }
+        case .offer(let entries, let bytes):
+            writer.write(byte: 3)
+            writer.write(varint: entries)
+            writer.write(varint: bytes)
+        case .batch(let id, let entries):
+            writer.write(byte: 4)
+            writer.write(varint: id)
+            writer.write(varint: UInt64(entries.count))
+            for entry in entries { writer.write(lengthPrefixed: entry.encoded()) }
+        case .ack(let id, let applied, let conflicts):
+            writer.write(byte: 5)
+            writer.write(varint: id)
+            writer.write(varint: applied)
+            writer.write(varint: conflicts)
+        case .done:
+            writer.write(byte: 6)
+        case .error(let code, let message):
+            writer.write(byte: 7)
+            writer.write(varint: code.rawValue)
+            writer.write(string: String(message.prefix(1000)))
+        }
+        return writer.bytes
+    }
+
+    /// Decodes one message, refusing anything malformed, unknown or with bytes left over.
+    public init(decoding bytes: [UInt8]) throws(DecodingError) {
+        var reader = ByteReader(bytes)
+        switch try reader.readByte() {
+        case 1:
+            guard try reader.readBytes(Self.magic.count) == Self.magic else { throw DecodingError("not a qisync HELLO (bad magic)") }
+            let low = try reader.readVarint(), high = try reader.readVarint()
+            guard low <= high else { throw DecodingError("HELLO version range \(low)...\(high) is empty") }
+            let origin = try OriginID(bytes: try reader.readBytes(32))
+            let trust = try reader.readString(limit: 5, "trust code")
+            let site = try reader.readString(limit: 100, "site name")
+            let kind = try reader.readString(limit: 8, "site kind")
+            let flags = try reader.readByte()
+            guard flags & ~3 == 0 else { throw DecodingError("unknown HELLO flags \(flags)") }
+            self = .hello(Hello(versions: low...high, origin: origin, trust: trust, site: site, kind: kind,
+                                sends: flags & 1 != 0, receives: flags & 2 != 0))
+        case 2:
+            let count = try reader.readVarint(limit: 1 << 20, "vector length")
+            var vector = VersionVector()
+            for _ in 0..<count {
+                let origin = try OriginID(bytes: try reader.readBytes(32))
+                guard let scope = Scope(rawValue: try reader.readByte()) else { throw DecodingError("unknown scope in VECTOR") }
+                let seq = try reader.readVarint()
+                let hash = try reader.readBytes(32)
+                let log = LogID(origin: origin, scope: scope)
+                guard vector.positions[log] == nil else { throw DecodingError("VECTOR lists log \(log) twice") }
+                vector.positions[log] = LogPosition(seq: seq, hash: hash)
+            }
+            self = .vector(vector)
+        case 3:
+            self = .offer(entries: try reader.readVarint(), bytes: try reader.readVarint())
+        case 4:
+            let id = try reader.readVarint()
+            let count = try reader.readVarint(limit: 1 << 16, "batch length")
+            var entries: [LogEntry] = []
+            entries.reserveCapacity(count)
+            for _ in 0..<count {
+                entries.append(try LogEntry(decoding: try reader.readLengthPrefixed(limit: WireLimits.maximumMessage, "entry")))
+            }
+            self = .batch(id: id, entries: entries)
+        case 5:
+            self = .ack(id: try reader.readVarint(), applied: try reader.readVarint(), conflicts: try reader.readVarint())
+        case 6:
+            self = .done
+        case 7:
+            let raw = try reader.readVarint()
+            let message = try reader.readString(limit: 4000, "error message")
+            self = .error(SyncErrorCode(rawValue: raw) ?? .internalError, message)
+        case let type:
+            throw DecodingError("unknown message type \(type)")
+        }
+        guard reader.isAtEnd else { throw DecodingError("\(reader.remaining) unexpected bytes after a \(name) message") }
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import QISyncCore
+import QISyncProtocol
+import QISyncStore
+
+/// Drives one ``SyncSession`` over one connection: decodes frames into messages, runs the
+/// session's actions, and does the replica's work on a thread pool, one job at a time and in order.
+final class SyncConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let replica: Replica
+    private let threadPool: NIOThreadPool
+    private let logger: Logger
+    private let hello: Hello
+    private let progress: (@Sendable (SyncCounters) -> Void)?
+    private let completion: SyncCompletion
+    private var session: SyncSession?
+    private var encoder: PayloadEncoder?
+    private var decoder: PayloadDecoder?
+    private var waiting: [ByteBuffer] = []
+    private var report = SyncReport(counters: SyncCounters(), started: Date())
+    private var lastWrite: EventLoopFuture<Void>?
+    private var databaseJobs: EventLoopFuture<Void>?
+    private var context: ChannelHandlerContext?
+    private var finished = false
+
+    init(replica: Replica, hello: Hello, threadPool: NIOThreadPool, logger: Logger,
+         completion: SyncCompletion, progress: (@Sendable (SyncCounters) -> Void)?) {
+        self.replica = replica
+        self.hello = hello
+        self.threadPool = threadPool
+        self.logger = logger
+        self.completion = completion
+        self.progress = progress
+    }
+
+    // MARK: Channel events
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.context = context
+        report.started = Date()
+        do {
+            encoder = try PayloadEncoder()
+            decoder = try PayloadDecoder()
+        } catch {
+            finish(with: SyncError(.internalError, "could not start compression: \(error)"))
+            return
+        }
+        let replica = self.replica
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        threadPool.runIfActive(eventLoop: context.eventLoop) { try replica.versionVector() }.whenComplete { result in
+            let handler = bound.value
+            switch result {
+            case .success(let vector):
+                var session = SyncSession(hello: handler.hello, localVector: vector)
+                let actions = session.start()
+                handler.session = session
+                handler.run(actions)
+                let waiting = handler.waiting
+                handler.waiting = []
+                for payload in waiting { handler.receive(payload) }
+            case .failure(let error):
+                handler.finish(with: SyncError(.internalError, "could not read the version vector: \(error)"))
+            }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let payload = unwrapInboundIn(data)
+        report.wireIn += UInt64(payload.readableBytes + 4)
+        if session == nil { waiting.append(payload) } else { receive(payload) }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if var session {
+            let actions = session.connectionClosed()
+            self.session = session
+            run(actions)
+        }
+        finish(with: SyncError(.connectionLost, "the connection closed before the sync finished"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        let syncError = (error as? SyncError) ?? SyncError(.connectionLost, "\(error)")
+        fail(syncError)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            fail(SyncError(.timeout, "nothing from the peer for too long"))
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    // MARK: Running the session
+
+    private func receive(_ payload: ByteBuffer) {
+        guard var session, !session.isOver, let decoder else { return }
+        let actions: [SyncSession.Action]
+        do {
+            let message = try decoder.message(from: payload)
+            logger.trace("received \(message.name)")
+            actions = session.received(message)
+        } catch {
+            actions = session.failed(error)
+        }
+        self.session = session
+        run(actions)
+    }
+
+    private func fail(_ error: SyncError) {
+        guard var session else {
+            finish(with: error)
+            return
+        }
+        let actions = session.failed(error)
+        self.session = session
+        run(actions)
+        finish(with: error)
+    }
+
+    private func run(_ actions: [SyncSession.Action]) {
+        for action in actions { run(action) }
+    }
+
+    private func run(_ action: SyncSession.Action) {
+        guard let context else { return }
+        switch action {
+        case .send(let message):
+            do {
+                guard let encoder else { return }
+                let frame = FrameEncoder.frame(try encoder.payload(for: message), allocator: context.channel.allocator)
+                report.wireOut += UInt64(frame.readableBytes)
+                lastWrite = context.writeAndFlush(wrapOutboundOut(frame))
+            } catch {
+                finish(with: SyncError(.internalError, "could not compress a \(message.name): \(error)"))
+            }
+        case .prepareOffer(let peerVector):
+            let replica = self.replica
+            database(run: { try replica.offer(for: peerVector) }) { handler, result in
+                switch result {
+                case .success(let offer): handler.session?.offerReady(entries: offer.entries, bytes: offer.bytes)
+                case .failure(let error as LogRejection): handler.session?.failed(SyncError(.forkedLog, error.description))
+                case .failure(let error): handler.session?.failed(SyncError(.internalError, "\(error)"))
+                }
+            }
+        case .loadBatch(let cursor, let maxEntries, let maxBytes):
+            let replica = self.replica
+            database(run: { try replica.entries(after: cursor, maxEntries: maxEntries, maxBytes: maxBytes) }) { handler, result in
+                switch result {
+                case .success(let entries): handler.session?.batchLoaded(entries)
+                case .failure(let error): handler.session?.failed(SyncError(.internalError, "could not read entries: \(error)"))
+                }
+            }
+        case .apply(let batch, let entries):
+            let replica = self.replica
+            database(run: { try replica.apply(entries) }) { handler, result in
+                switch result {
+                case .success(let applied):
+                    handler.session?.batchApplied(id: batch, applied: UInt64(entries.count),
+                                                  bytes: entries.reduce(0) { $0 + UInt64($1.body.count) }, conflicts: UInt64(applied.newConflicts))
+                case .failure(let error as LogRejection): handler.session?.failed(SyncError(.entriesRefused, error.description))
+                case .failure(let error): handler.session?.failed(SyncError(.entriesRefused, "\(error)"))
+                }
+            }
+        case .progress(let counters):
+            report.counters = counters
+            progress?(counters)
+        case .finish(let counters):
+            report.counters = counters
+            finish(with: nil)
+        case .fail(let error):
+            finish(with: error)
+        }
+    }
+
+    /// Runs blocking replica work on the thread pool after any earlier job, then hands the
+    /// result to `then` on the event loop, which returns the session's next actions.
+    private func database<T: Sendable>(run work: @escaping @Sendable () throws -> T,
+                                       then: @escaping (SyncConnectionHandler, Result<T, Error>) -> [SyncSession.Action]?) {
+        guard let context else { return }
+        let eventLoop = context.eventLoop
+        let bound = NIOLoopBound(self, eventLoop: eventLoop)
+        let boundThen = NIOLoopBound(then, eventLoop: eventLoop)
+        let pool = threadPool
+        let previous = databaseJobs ?? eventLoop.makeSucceededVoidFuture()
+        let job = previous.flatMap { pool.runIfActive(eventLoop: eventLoop, work) }
+        databaseJobs = job.map { _ in }.recover { _ in }
+        job.whenComplete { result in
+            let handler = bound.value
+            guard handler.session?.isOver == false else { return }
+            if let actions = boundThen.value(handler, result) { handler.run(actions) }
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        finish(with: SyncError(.connectionLost, "the connection closed before the sync finished"))
+        self.context = nil
+    }
+
+    private func finish(with error: SyncError?) {
+        guard !finished else { return }
+        finished = true
+        report.seconds = max(Date().timeIntervalSince(report.started), 1e-6)
+        report.error = error
+        report.peer = session?.peer
+        if error == nil { report.peerHolds = session?.peerHolds }
+        if let error { logger.info("sync failed: \(error)") } else { logger.debug("sync finished") }
+        completion.succeed(report)
+        guard let context else { return }
+        let channel = context.channel
+        (lastWrite ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in channel.close(promise: nil) }
+    }
+}

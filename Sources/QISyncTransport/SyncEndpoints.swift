@@ -1,0 +1,158 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import QISyncCore
+import QISyncProtocol
+import QISyncStore
+
+/// Which ways a sync moves entries.
+public enum SyncDirection: String, Sendable, CaseIterable {
+    /// Both ways (the default).
+    case both
+    /// Only from the peer to this replica.
+    case pull
+    /// Only from this replica to the peer.
+    case push
+}
+
+extension Replica {
+    /// This replica's HELLO.
+    func hello(direction: SyncDirection) -> Hello {
+        Hello(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, kind: identity.kind.rawValue,
+              sends: direction != .pull, receives: direction != .push)
+    }
+}
+
+/// How long a peer may stay silent before the session fails.
+public let defaultSyncTimeout = TimeAmount.seconds(60)
+
+func addSyncHandlers(to channel: Channel, replica: Replica, direction: SyncDirection, threadPool: NIOThreadPool, logger: Logger,
+                     timeout: TimeAmount, completion: SyncCompletion, progress: (@Sendable (SyncCounters) -> Void)?) -> EventLoopFuture<Void> {
+    channel.eventLoop.makeCompletedFuture {
+        try channel.pipeline.syncOperations.addHandlers([
+            IdleStateHandler(readTimeout: timeout),
+            ByteToMessageHandler(FrameDecoder()),
+            SyncConnectionHandler(replica: replica, hello: replica.hello(direction: direction), threadPool: threadPool,
+                                  logger: logger, completion: completion, progress: progress),
+        ])
+    }
+}
+
+/// A replica serving sync sessions to any number of peers at once.
+public final class SyncServer: Sendable {
+    private let channel: Channel
+    private let connections: ConnectionRegistry
+    /// Where it listens.
+    public let localAddress: SocketAddress
+
+    private init(channel: Channel, connections: ConnectionRegistry) {
+        self.channel = channel
+        self.connections = connections
+        localAddress = channel.localAddress!
+    }
+
+    /// Starts listening on `address`. Each finished or failed session is recorded in the
+    /// replica's sync history, then passed to `onSession` with the client's address.
+    public static func start(replica: Replica, address: PeerAddress, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                             threadPool: NIOThreadPool = .singleton, logger: Logger, timeout: TimeAmount = defaultSyncTimeout,
+                             onSession: (@Sendable (String, SyncReport) -> Void)? = nil) -> EventLoopFuture<SyncServer> {
+        let connections = ConnectionRegistry()
+        return ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                let client = channel.remoteAddress?.description ?? "unknown"
+                connections.add(channel)
+                let completion = SyncCompletion(channel.eventLoop.makePromise(of: SyncReport.self))
+                completion.future.whenSuccess { report in
+                    let record = SyncRecord(report: report, peerName: report.peer.map { "\($0.trust)/\($0.site)" }, address: client,
+                                            role: "server", direction: .both)
+                    threadPool.submit { _ in
+                        do { try replica.recordSync(record) } catch { logger.warning("could not record a sync session: \(error)") }
+                    }
+                    onSession?(client, report)
+                }
+                channel.closeFuture.whenComplete { _ in connections.remove(channel) }
+                return addSyncHandlers(to: channel, replica: replica, direction: .both, threadPool: threadPool, logger: logger,
+                                       timeout: timeout, completion: completion, progress: nil)
+            }
+            .bind(host: address.host, port: address.port)
+            .map { SyncServer(channel: $0, connections: connections) }
+    }
+
+    /// Stops accepting and closes every session in progress; an unacknowledged batch is
+    /// either applied whole or not at all (one transaction).
+    public func close() -> EventLoopFuture<Void> {
+        let open = connections.all()
+        let closes = open.map { $0.close() }
+        return channel.close().and(EventLoopFuture.andAllComplete(closes, on: channel.eventLoop)).map { _ in }
+    }
+}
+
+/// The open connections of a server, so shutting down can close them.
+final class ConnectionRegistry: Sendable {
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+
+    func add(_ channel: Channel) { channels.withLockedValue { $0[ObjectIdentifier(channel)] = channel } }
+    func remove(_ channel: Channel) { _ = channels.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
+    func all() -> [Channel] { channels.withLockedValue { Array($0.values) } }
+}
+
+/// Syncs a replica with a peer, as the connecting side.
+public enum SyncClient {
+    /// Connects to `address` and runs one session. The future succeeds with how it went
+    /// (``SyncReport/error`` is set when the session failed) and fails when it cannot connect.
+    public static func sync(replica: Replica, address: PeerAddress, direction: SyncDirection = .both,
+                            group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, threadPool: NIOThreadPool = .singleton,
+                            logger: Logger, timeout: TimeAmount = defaultSyncTimeout,
+                            progress: (@Sendable (SyncCounters) -> Void)? = nil) -> EventLoopFuture<SyncReport> {
+        let completion = SyncCompletion(group.next().makePromise(of: SyncReport.self))
+        ClientBootstrap(group: group)
+            .connectTimeout(.seconds(10))
+            .channelInitializer { channel in
+                addSyncHandlers(to: channel, replica: replica, direction: direction, threadPool: threadPool, logger: logger,
+                                timeout: timeout, completion: completion, progress: progress)
+            }
+            .connect(host: address.host, port: address.port)
+            .whenFailure { error in
+                completion.fail(SyncError(.connectionLost, "could not connect to \(address): \(error)"))
+            }
+        return completion.future
+    }
+}
+
+/// A session's result, completed once: by the handler when the session ends, or by the
+/// bootstrap when the connection cannot be made, whichever comes first.
+final class SyncCompletion: Sendable {
+    private let promise: EventLoopPromise<SyncReport>
+    private let completed = NIOLockedValueBox(false)
+
+    init(_ promise: EventLoopPromise<SyncReport>) { self.promise = promise }
+
+    var future: EventLoopFuture<SyncReport> { promise.futureResult }
+
+    func succeed(_ report: SyncReport) {
+        if takeTurn() { promise.succeed(report) }
+    }
+
+    func fail(_ error: Error) {
+        if takeTurn() { promise.fail(error) }
+    }
+
+    private func takeTurn() -> Bool {
+        completed.withLockedValue { done in
+            defer { done = true }
+            return !done
+        }
+    }
+}
+
+extension SyncRecord {
+    /// The record of a session for the sync history.
+    public init(report: SyncReport, peerName: String?, address: String, role: String, direction: SyncDirection) {
+        self.init(peer: peerName, address: address, role: role, startedMilliseconds: UInt64(report.started.timeIntervalSince1970 * 1000),
+                  seconds: report.seconds, direction: direction.rawValue, sent: report.counters.entriesOut, received: report.counters.entriesIn,
+                  rawBytes: report.rawBytes, wireBytes: report.wireIn + report.wireOut, conflicts: report.counters.conflictsIn,
+                  outcome: report.error.map { "failed: \($0)" } ?? "ok", peerVector: report.peerHolds)
+    }
+}

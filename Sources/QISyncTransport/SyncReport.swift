@@ -1,0 +1,25 @@
+import Foundation
+import QISyncCore
+import QISyncProtocol
+
+/// How a sync session went, from one side.
+public struct SyncReport: Sendable {
+    /// The peer's HELLO, if it got that far.
+    public var peer: Hello?
+    /// The counters when it ended.
+    public var counters: SyncCounters
+    /// Bytes received and sent on the wire (frames, headers included).
+    public var wireIn: UInt64 = 0
+    public var wireOut: UInt64 = 0
+    /// When it started.
+    public var started: Date
+    /// How long it took.
+    public var seconds: Double = 0
+    /// What the peer holds at the end, as far as this side knows.
+    public var peerHolds: VersionVector?
+    /// Nil when the session finished; otherwise why it failed.
+    public var error: SyncError?
+
+    /// Entry bytes moved both ways, before compression.
+    public var rawBytes: UInt64 { counters.bytesIn + counters.bytesOut }
+}

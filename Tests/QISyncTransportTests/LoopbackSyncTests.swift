@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import QISyncCore
+import QISyncDomain
+import QISyncProtocol
+import QISyncStore
+import QISyncTransport
+import Testing
+
+/// Temporary replicas for transport tests, removed afterwards.
+final class Replicas {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-transport-\(UUID().uuidString)")
+    deinit { try? FileManager.default.removeItem(at: root) }
+
+    func make(_ site: String, trust: String = "RXH", kind: SiteKind = .ward) throws -> QIRecords {
+        try QIRecords.create(home: root.appendingPathComponent(site), trustCode: trust, trustName: "Trust \(trust)", siteName: site, kind: kind)
+    }
+}
+
+let testLogger = Logger(label: "qisync.test")
+
+@Suite("Sync over loopback TCP, in process")
+struct LoopbackSyncTests {
+    let replicas: Replicas
+    init() throws { replicas = Replicas() }
+
+    func serve(_ records: QIRecords) async throws -> (SyncServer, PeerAddress) {
+        let server = try await SyncServer.start(replica: records.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), logger: testLogger).get()
+        return (server, try PeerAddress(parsing: "127.0.0.1:\(server.localAddress.port!)"))
+    }
+
+    @Test("two replicas with independent edits converge, both ways")
+    func twoWay() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        try hub.add(.initiative, fields: ["title": "Hub work"])
+        for i in 0..<30 { try ward.add(.learning, fields: ["text": "ward learning \(i)"], tags: ["sofft": ["S\(i % 6 + 1)"]]) }
+        let (server, address) = try await serve(hub)
+        let report = try await SyncClient.sync(replica: ward.replica, address: address, logger: testLogger).get()
+        #expect(report.error == nil)
+        #expect(report.counters.entriesOut == 31)   // ward's site entry and 30 learning entries
+        #expect(report.counters.entriesIn == 2)     // hub's site entry and initiative
+        #expect(try hub.replica.canonicalState() == ward.replica.canonicalState())
+        let again = try await SyncClient.sync(replica: ward.replica, address: address, logger: testLogger).get()
+        #expect(again.error == nil && again.counters.entriesIn == 0 && again.counters.entriesOut == 0)
+        try await server.close().get()
+    }
+
+    @Test("pull only and push only move entries one way")
+    func oneWay() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        try hub.add(.initiative, fields: ["title": "Hub work"])
+        try ward.add(.initiative, fields: ["title": "Ward work"])
+        let (server, address) = try await serve(hub)
+        let pulled = try await SyncClient.sync(replica: ward.replica, address: address, direction: .pull, logger: testLogger).get()
+        #expect(pulled.error == nil && pulled.counters.entriesOut == 0 && pulled.counters.entriesIn == 2)
+        #expect(try hub.list(.initiative).count == 1 && ward.list(.initiative).count == 2)
+        let pushed = try await SyncClient.sync(replica: ward.replica, address: address, direction: .push, logger: testLogger).get()
+        #expect(pushed.error == nil && pushed.counters.entriesOut == 2 && pushed.counters.entriesIn == 0)
+        #expect(try hub.list(.initiative).count == 2)
+        try await server.close().get()
+    }
+
+    @Test("a ward's change reaches another trust's hub through its own hub, origin kept")
+    func relay() async throws {
+        let ward = try replicas.make("ward"), hub = try replicas.make("hub", kind: .hub), other = try replicas.make("other-hub", trust: "RYJ", kind: .hub)
+        let made = try ward.add(.initiative, fields: ["title": "Ward idea"])
+        let (hubServer, hubAddress) = try await serve(hub)
+        let (otherServer, otherAddress) = try await serve(other)
+        #expect(try await SyncClient.sync(replica: ward.replica, address: hubAddress, logger: testLogger).get().error == nil)
+        #expect(try await SyncClient.sync(replica: hub.replica, address: otherAddress, logger: testLogger).get().error == nil)
+        let relayed = try other.record(.initiative, made.id)
+        #expect(relayed.text("title") == "Ward idea")
+        #expect(try other.history(made.id.hex).allSatisfy { $0.site == "RXH/ward" })
+        #expect(try await SyncClient.sync(replica: ward.replica, address: otherAddress, logger: testLogger).get().error == nil)
+        #expect(try ward.replica.canonicalState() == other.replica.canonicalState())
+        try await hubServer.close().get()
+        try await otherServer.close().get()
+    }
+
+    @Test("a server takes several clients at once")
+    func concurrentClients() async throws {
+        let hub = try replicas.make("hub", kind: .hub)
+        let wards = try (0..<4).map { try replicas.make("ward-\($0)") }
+        for (index, ward) in wards.enumerated() {
+            for i in 0..<50 { try ward.add(.learning, fields: ["text": "ward \(index) note \(i)"]) }
+        }
+        let (server, address) = try await serve(hub)
+        let reports = try await withThrowingTaskGroup(of: SyncReport.self) { group in
+            for ward in wards { group.addTask { try await SyncClient.sync(replica: ward.replica, address: address, logger: testLogger).get() } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(reports.allSatisfy { $0.error == nil })
+        #expect(try hub.list(.learning).count == 200)
+        for ward in wards { _ = try await SyncClient.sync(replica: ward.replica, address: address, logger: testLogger).get() }
+        let states = try wards.map { try $0.replica.canonicalState() }
+        #expect(states.allSatisfy { $0 == states[0] })
+        try await server.close().get()
+    }
+
+    @Test("connecting to nothing fails with a clear error")
+    func nothingListening() async throws {
+        let ward = try replicas.make("ward")
+        await #expect(throws: SyncError.self) {
+            _ = try await SyncClient.sync(replica: ward.replica, address: try PeerAddress(parsing: "127.0.0.1:1"), logger: testLogger).get()
+        }
+    }
+}
