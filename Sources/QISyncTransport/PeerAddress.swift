@@ -1,3 +1,5 @@
+import NIOCore
+
 /// Where a peer listens: a host (name, IPv4, or IPv6 in brackets) and a port.
 public struct PeerAddress: Sendable, Equatable, CustomStringConvertible {
     /// The host name or address, without brackets.
@@ -35,6 +37,12 @@ public struct PeerAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+    /// A socket address as `HOST:PORT`.
+    public static func describe(_ address: SocketAddress) -> String {
+        let host = address.ipAddress ?? "?"
+        return host.contains(":") ? "[\(host)]:\(address.port ?? 0)" : "\(host):\(address.port ?? 0)"
+    }
 }
 
 /// A peer address that could not be parsed.

@@ -212,7 +212,7 @@ final class SyncConnectionHandler: ChannelInboundHandler {
         report.error = error
         report.peer = session?.peer
         if error == nil { report.peerHolds = session?.peerHolds }
-        if let error { logger.info("sync failed: \(error)") } else { logger.debug("sync finished") }
+        if let error { logger.debug("sync failed: \(error)") } else { logger.debug("sync finished") }
         completion.succeed(report)
         guard let context else { return }
         let channel = context.channel

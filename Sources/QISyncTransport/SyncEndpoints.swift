@@ -46,6 +46,9 @@ public final class SyncServer: Sendable {
     /// Where it listens.
     public let localAddress: SocketAddress
 
+    /// Where it listens, as `HOST:PORT`.
+    public var address: String { PeerAddress.describe(localAddress) }
+
     private init(channel: Channel, connections: ConnectionRegistry) {
         self.channel = channel
         self.connections = connections
@@ -61,7 +64,7 @@ public final class SyncServer: Sendable {
         return ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                let client = channel.remoteAddress?.description ?? "unknown"
+                let client = channel.remoteAddress.map(PeerAddress.describe) ?? "unknown"
                 connections.add(channel)
                 let completion = SyncCompletion(channel.eventLoop.makePromise(of: SyncReport.self))
                 completion.future.whenSuccess { report in
@@ -115,7 +118,8 @@ public enum SyncClient {
             }
             .connect(host: address.host, port: address.port)
             .whenFailure { error in
-                completion.fail(SyncError(.connectionLost, "could not connect to \(address): \(error)"))
+                let reason = "\(error)".contains("refused") ? "connection refused; is 'qisync serve' running there?" : "\(error)"
+                completion.fail(SyncError(.connectionLost, "could not connect to \(address): \(reason)"))
             }
         return completion.future
     }

@@ -21,6 +21,7 @@ struct StatusCommand: ReplicaCommand {
                 "records": Dictionary(uniqueKeysWithValues: status.counts.map { ($0.kind, ["live": $0.live, "deleted": $0.deleted]) }),
                 "vector": status.logs.map { ["site": $0.site, "origin": Hex.encode($0.log.origin.bytes), "scope": $0.log.scope.description,
                                              "seq": $0.seq, "head": $0.head, "entries": $0.entries, "bytes": $0.bytes] as [String: Any] },
+                "peers": try context.records.replica.peers().map(PeerRendering.json),
             ])
             return
         }
@@ -38,6 +39,11 @@ struct StatusCommand: ReplicaCommand {
         context.out.line()
         context.out.table(["site", "origin", "log", "seq", "head", "bytes"],
                           status.logs.map { [$0.site, $0.log.origin.short, $0.log.scope.description, String($0.seq), $0.head, String($0.bytes)] })
+        let peers = try context.records.replica.peers()
+        if !peers.isEmpty {
+            context.out.line()
+            context.out.table(["peer", "address", "last sync", "outcome", "behind"], peers.map(PeerRendering.row))
+        }
     }
 }
 

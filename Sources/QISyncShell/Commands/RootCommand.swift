@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import QISyncDomain
+import QISyncTransport
 
 /// The `qisync` command tree. The shell parses each line with this same tree, so every shell
 /// command is also a CLI subcommand and the two never drift apart.
@@ -17,7 +18,7 @@ public struct QisyncCommand: ParsableCommand {
             InitCommand.self, ShellCommand.self, StatusCommand.self, VerifyCommand.self,
             InitiativeCommand.self, PDSACommand.self, LogCommand.self, AdaptCommand.self, LineageCommand.self,
             ShareCommand.self, UnshareCommand.self, ConflictsCommand.self, ResolveCommand.self, HistoryCommand.self,
-            SQLCommand.self,
+            SQLCommand.self, ServeCommand.self, PeerCommand.self, SyncCommand.self,
         ]
     )
 
@@ -53,12 +54,22 @@ public final class CommandContext {
     public let records: QIRecords
     /// Output.
     public let out: OutputSink
+    /// Progress lines and notices (standard error).
+    public let notices: OutputSink
+    /// True inside the interactive shell or a shell script, false for a one-off CLI command.
+    public let inShell: Bool
+    /// The server the shell runs in the background, if any.
+    var backgroundServer: SyncServer?
 
     /// Creates a context.
-    public init(records: QIRecords, out: OutputSink) {
+    public init(records: QIRecords, out: OutputSink, notices: OutputSink = .standardError(), inShell: Bool = false) {
         self.records = records
         self.out = out
+        self.notices = notices
+        self.inShell = inShell
     }
+
+    deinit { _ = try? backgroundServer?.close().wait() }
 }
 
 /// A command that works on an open replica. From the CLI it opens the replica in `--home`;

@@ -19,7 +19,7 @@ public final class Shell {
 
     /// Creates a shell on a replica's records.
     public init(records: QIRecords, out: OutputSink, err: OutputSink) {
-        context = CommandContext(records: records, out: out)
+        context = CommandContext(records: records, out: out, notices: err, inShell: true)
         self.err = err
     }
 

@@ -1,0 +1,288 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import QISyncCore
+import QISyncDomain
+import QISyncProtocol
+import QISyncStore
+import QISyncTransport
+
+/// The logger for sync and serve: swift-log to standard error.
+let syncLogger: Logger = {
+    var logger = Logger(label: "qisync", factory: { StreamLogHandler.standardError(label: $0) })
+    logger.logLevel = ProcessInfo.processInfo.environment["QISYNC_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+    return logger
+}()
+
+/// `serve`: answers sync sessions from peers.
+struct ServeCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Serve this replica to peers that sync with it.",
+        discussion: """
+            From the command line it runs until Ctrl-C or SIGTERM, then stops accepting, closes open \
+            sessions (a batch being applied is committed whole or not at all) and exits. Inside the \
+            shell it runs in the background while you keep working; 'serve --stop' stops it. \
+            Sessions are unencrypted and unauthenticated for now: listen on a trusted network only.
+            """)
+
+    @Option(help: ArgumentHelp("Address to listen on (default 127.0.0.1:\(PeerAddress.defaultPort); 0.0.0.0:\(PeerAddress.defaultPort) for every interface).", valueName: "HOST:PORT"))
+    var listen = "127.0.0.1:\(PeerAddress.defaultPort)"
+
+    @Flag(help: "Inside the shell: stop the background server.")
+    var stop = false
+
+    @OptionGroup var globals: GlobalOptions
+
+    func run(in context: CommandContext) throws {
+        if stop {
+            guard context.inShell, let server = context.backgroundServer else { throw DomainError("no server is running in this shell") }
+            try server.close().wait()
+            context.backgroundServer = nil
+            context.out.line("stopped serving")
+            return
+        }
+        let address: PeerAddress
+        do { address = try PeerAddress(parsing: listen) } catch { throw DomainError(error.description) }
+        if context.inShell, let server = context.backgroundServer {
+            throw DomainError("already serving on \(server.address); 'serve --stop' first")
+        }
+        let replica = context.records.replica
+        let logger = syncLogger
+        let server: SyncServer
+        do {
+            server = try SyncServer.start(replica: replica, address: address, logger: logger) { client, report in
+                let who = report.peer.map { "\($0.trust)/\($0.site)" } ?? "?"
+                if let error = report.error {
+                    logger.warning("sync with \(who) at \(client) failed after \(report.counters.entriesIn) in, \(report.counters.entriesOut) out: \(error)")
+                } else {
+                    logger.info("synced with \(who) at \(client): \(report.counters.entriesIn) entries in, \(report.counters.entriesOut) out")
+                }
+            }.wait()
+        } catch {
+            throw DomainError("could not listen on \(address): \(error)")
+        }
+        let identity = replica.identity
+        context.out.line("serving \(identity.trustCode)/\(identity.siteName) on \(server.address)\(context.inShell ? " in the background ('serve --stop' to stop)" : " (Ctrl-C to stop)")")
+        if context.inShell {
+            context.backgroundServer = server
+            return
+        }
+        Self.waitForTermination()
+        context.notices.line("stopping: closing sessions…")
+        try? server.close().wait()
+        context.notices.line("stopped")
+    }
+
+    /// Blocks until SIGINT or SIGTERM.
+    static func waitForTermination() {
+        let stopped = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler { stopped.signal() }
+            source.resume()
+            sources.append(source)
+        }
+        stopped.wait()
+        sources.forEach { $0.cancel() }
+    }
+}
+
+/// `peer add|list|remove`.
+struct PeerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peer",
+        abstract: "Name the replicas this one syncs with.",
+        subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a peer: a name and where it serves (HOST:PORT).")
+        @Argument(help: "A name for the peer, e.g. hub.") var name: String
+        @Argument(help: ArgumentHelp("Where it serves, HOST:PORT (default port \(PeerAddress.defaultPort)).", valueName: "HOST:PORT")) var address: String
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let parsed: PeerAddress
+            do { parsed = try PeerAddress(parsing: address) } catch { throw DomainError(error.description) }
+            guard parsed.port != 0 else { throw DomainError("a peer's port cannot be 0") }
+            try context.records.replica.addPeer(name: name, address: parsed.description)
+            context.out.line(globals.json ? "{\"name\": \"\(name)\", \"address\": \"\(parsed)\"}" : "added peer \(name) at \(parsed)")
+        }
+    }
+
+    struct List: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "List peers with their last sync, its outcome and how far behind each is.")
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let peers = try context.records.replica.peers()
+            if globals.json {
+                context.out.json(peers.map(PeerRendering.json))
+            } else {
+                context.out.table(["name", "address", "last sync", "outcome", "behind"], peers.map(PeerRendering.row))
+            }
+        }
+    }
+
+    struct Remove: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a peer (its sync history stays).")
+        @Argument(help: "The peer's name.") var name: String
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            try context.records.replica.removePeer(name: name)
+            context.out.line("removed peer \(name)")
+        }
+    }
+}
+
+/// How peers are shown.
+enum PeerRendering {
+    static func row(_ peer: Peer) -> [String] {
+        [peer.name, peer.address,
+         peer.lastSync.map { DateText.timestamp(milliseconds: $0.startedMilliseconds) } ?? "never",
+         peer.lastSync?.outcome ?? "",
+         peer.behind.map { $0 == 0 ? "up to date" : "\($0) entries" } ?? "unknown"]
+    }
+
+    static func json(_ peer: Peer) -> [String: Any] {
+        var json: [String: Any] = ["name": peer.name, "address": peer.address]
+        if let last = peer.lastSync {
+            json["last_sync"] = DateText.timestamp(milliseconds: last.startedMilliseconds)
+            json["outcome"] = last.outcome
+            json["sent"] = last.sent
+            json["received"] = last.received
+        }
+        if let behind = peer.behind { json["behind"] = behind }
+        return json
+    }
+}
+
+/// `sync PEER`: one session with a peer.
+struct SyncCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Sync with a peer (by name, or HOST:PORT): both ways unless --pull or --push.",
+        discussion: """
+            Each side sends only what the other lacks, in batches; each batch is verified, applied in one \
+            transaction and acknowledged. If the sync is cut off, what was acknowledged stays, and the next \
+            sync carries on from there.
+            """)
+
+    @Argument(help: ArgumentHelp("A peer's name ('peer list'), or HOST:PORT.", valueName: "PEER")) var peer: String
+    @Flag(help: "Only take the peer's entries.") var pull = false
+    @Flag(help: "Only send this replica's entries.") var push = false
+    @Option(help: "Give up when the peer is silent for this many seconds.") var timeout = 60
+    @OptionGroup var globals: GlobalOptions
+
+    func run(in context: CommandContext) throws {
+        guard !(pull && push) else { throw DomainError("--pull and --push together mean nothing moves; give one or neither") }
+        guard (1...3600).contains(timeout) else { throw DomainError("--timeout takes 1 to 3600 seconds") }
+        let replica = context.records.replica
+        let named = try replica.peer(named: peer)
+        let address: PeerAddress
+        do { address = try PeerAddress(parsing: named?.address ?? peer) } catch {
+            let names = try replica.peers().map(\.name)
+            throw DomainError("no peer called '\(peer)'\(names.isEmpty ? "" : " (peers: \(names.joined(separator: ", ")))"), and it is not HOST:PORT; add one with 'peer add NAME HOST:PORT'")
+        }
+        let direction: SyncDirection = pull ? .pull : push ? .push : .both
+        let meter = ProgressMeter(sink: context.notices, enabled: isatty(STDERR_FILENO) == 1 && !globals.json)
+        let report: SyncReport
+        do {
+            report = try SyncClient.sync(replica: replica, address: address, direction: direction, logger: syncLogger,
+                                         timeout: .seconds(Int64(timeout)), progress: { meter.update($0) }).wait()
+        } catch let error as SyncError {
+            try? replica.recordSync(SyncRecord(peer: named?.name, address: address.description, role: "client",
+                                               startedMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000), seconds: 0,
+                                               direction: direction.rawValue, sent: 0, received: 0, rawBytes: 0, wireBytes: 0,
+                                               conflicts: 0, outcome: "failed: \(error.message)", peerVector: nil))
+            throw DomainError(error.message)
+        }
+        meter.clear()
+        try replica.recordSync(SyncRecord(report: report, peerName: named?.name, address: address.description, role: "client", direction: direction))
+        let conflicts = try context.records.conflicts().count
+        if globals.json {
+            context.out.json(SyncRendering.json(report, direction: direction, conflictsNow: conflicts))
+        } else {
+            SyncRendering.summary(report, address: address, direction: direction, conflictsNow: conflicts, to: context.out)
+        }
+        if let error = report.error {
+            throw DomainError("sync with \(named?.name ?? address.description) failed: \(error). What was acknowledged is kept; run sync again to carry on.")
+        }
+    }
+}
+
+/// A progress line on standard error, redrawn in place: entries and bytes done of the total, rate, time left.
+final class ProgressMeter: @unchecked Sendable {
+    // The lock guards every field; progress arrives on an event-loop thread.
+    private let lock = NSLock()
+    private let sink: OutputSink
+    private let enabled: Bool
+    private let started = Date()
+    private var lastDrawn = Date.distantPast
+    private var drawn = false
+
+    init(sink: OutputSink, enabled: Bool) {
+        self.sink = sink
+        self.enabled = enabled
+    }
+
+    func update(_ counters: SyncCounters) {
+        guard enabled else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        let now = Date()
+        guard now.timeIntervalSince(lastDrawn) >= 0.2 else { return }
+        lastDrawn = now
+        drawn = true
+        FileHandle.standardError.write(Data(("\r\u{1B}[K" + Self.line(counters, elapsed: now.timeIntervalSince(started))).utf8))
+    }
+
+    func clear() {
+        lock.lock()
+        defer { lock.unlock() }
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+
+    static func line(_ c: SyncCounters, elapsed: Double) -> String {
+        let doneEntries = c.entriesIn + c.entriesOut, totalEntries = c.expectedIn.entries + c.expectedOut.entries
+        let doneBytes = c.bytesIn + c.bytesOut, totalBytes = c.expectedIn.bytes + c.expectedOut.bytes
+        let rate = elapsed > 0 ? Double(doneEntries) / elapsed : 0
+        let left = rate > 0 ? Double(totalEntries - min(doneEntries, totalEntries)) / rate : 0
+        return String(format: "syncing: %llu/%llu entries, %@/%@, %.0f entries/s, %.0f s left",
+                      doneEntries, totalEntries, SyncRendering.bytes(doneBytes), SyncRendering.bytes(totalBytes), rate, left)
+    }
+}
+
+/// How a sync's outcome is shown.
+enum SyncRendering {
+    static func bytes(_ count: UInt64) -> String { ByteCountFormatter.string(fromByteCount: Int64(count), countStyle: .file) }
+
+    static func summary(_ report: SyncReport, address: PeerAddress, direction: SyncDirection, conflictsNow: Int, to out: OutputSink) {
+        let peer = report.peer.map { "\($0.trust)/\($0.site) at \(address)" } ?? "\(address)"
+        let c = report.counters
+        out.fields([
+            ("peer", peer),
+            ("direction", direction.rawValue),
+            ("received", "\(c.entriesIn) entries (\(bytes(c.bytesIn)))"),
+            ("sent", "\(c.entriesOut) entries (\(bytes(c.bytesOut)))"),
+            ("on the wire", "\(bytes(report.wireIn)) in, \(bytes(report.wireOut)) out"),
+            ("time", String(format: "%.2f s", report.seconds)),
+            ("conflicts", "\(c.conflictsIn) appeared here, \(c.conflictsOut) at the peer; \(conflictsNow) open here\(conflictsNow > 0 ? " (see 'conflicts')" : "")"),
+            ("outcome", report.error.map { "FAILED: \($0)" } ?? "ok"),
+        ])
+    }
+
+    static func json(_ report: SyncReport, direction: SyncDirection, conflictsNow: Int) -> [String: Any] {
+        let c = report.counters
+        var json: [String: Any] = [
+            "direction": direction.rawValue, "received": c.entriesIn, "sent": c.entriesOut, "raw_bytes_in": c.bytesIn,
+            "raw_bytes_out": c.bytesOut, "wire_bytes_in": report.wireIn, "wire_bytes_out": report.wireOut,
+            "seconds": report.seconds, "conflicts_appeared": c.conflictsIn, "conflicts_open": conflictsNow,
+            "outcome": report.error.map { "failed: \($0)" } ?? "ok",
+        ]
+        if let peer = report.peer { json["peer"] = ["trust": peer.trust, "site": peer.site, "kind": peer.kind] }
+        return json
+    }
+}
