@@ -8,7 +8,7 @@ import QISyncCore
 /// direction's single zlib stream and sync-flushed, so each frame holds exactly one message
 /// and the stream's dictionary carries over from message to message.
 public final class PayloadEncoder {
-    private let deflater: ZlibCompressor
+    fileprivate let deflater: ZlibCompressor
     private var sentFirst = false
     private let allocator = ByteBufferAllocator()
     /// Message bytes before compression, so far.
@@ -37,6 +37,15 @@ public final class PayloadEncoder {
         }
         payloadBytes += UInt64(payload.readableBytes)
         return payload
+    }
+}
+
+extension PayloadEncoder {
+    /// Compresses arbitrary bytes into the stream as one payload; for tests of the decoder's caps.
+    public func rawPayload(compressing input: inout ByteBuffer) throws -> ByteBuffer {
+        var output = ByteBufferAllocator().buffer(capacity: deflater.maxSize(from: input))
+        try deflater.deflate(from: &input, to: &output, flush: .sync)
+        return output
     }
 }
 

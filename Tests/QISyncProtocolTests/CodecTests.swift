@@ -1,0 +1,94 @@
+import NIOCore
+import NIOTestUtils
+import QISyncCore
+import QISyncProtocol
+import Testing
+
+@Suite("Frames and the compressed payload stream")
+struct CodecTests {
+    func frame(_ bytes: [UInt8]) -> ByteBuffer { FrameEncoder.frame(ByteBuffer(bytes: bytes)) }
+
+    @Test("the frame decoder handles drip-fed bytes, many frames per buffer and leftovers")
+    func dripFed() throws {
+        let payloads: [[UInt8]] = [[1], Array(repeating: 7, count: 300), Array(0...255), [9, 9]]
+        var all = ByteBuffer()
+        for payload in payloads { all.writeImmutableBuffer(frame(payload)) }
+        try ByteToMessageDecoderVerifier.verifyDecoder(
+            inputOutputPairs: [(all, payloads.map { ByteBuffer(bytes: $0) })],
+            decoderFactory: { FrameDecoder() })
+    }
+
+    @Test("a frame over the limit is refused from its length alone")
+    func oversizedFrame() {
+        var buffer = ByteBuffer()
+        buffer.writeInteger(UInt32(WireLimits.maximumFrame + 1))
+        #expect(throws: SyncError(.frameTooLarge, "a frame of \(WireLimits.maximumFrame + 1) bytes; the limit is \(WireLimits.maximumFrame)")) {
+            _ = try FrameDecoder.nextFrame(from: &buffer)
+        }
+        var empty = ByteBuffer()
+        empty.writeInteger(UInt32(0))
+        #expect(throws: SyncError.self) { _ = try FrameDecoder.nextFrame(from: &empty) }
+    }
+
+    static func sampleMessages() -> [SyncMessage] {
+        let signer = SiteSigner()
+        let entry = LogEntry(signer: signer, scope: .shared, seq: 1, previousHash: LogEntry.genesisHash, hlc: HLC(rawValue: 5),
+                             change: Change(rows: [RowWrite(table: 2, key: Array(repeating: 1, count: 16), cells: [CellWrite(column: 4, value: .text("hello"))])]))
+        return [
+            .hello(Hello(origin: signer.origin, trust: "RXH", site: "hub", kind: "hub", sends: true, receives: false)),
+            .vector(VersionVector([LogID(origin: signer.origin, scope: .shared): LogPosition(seq: 1, hash: entry.hash)])),
+            .offer(entries: 1, bytes: UInt64(entry.body.count)),
+            .batch(id: 1, entries: [entry, entry]),
+            .ack(id: 1, applied: 2, conflicts: 0),
+            .done,
+            .error(.timeout, "gone quiet"),
+        ]
+    }
+
+    @Test("messages survive encode, compress, inflate, decode")
+    func roundTrip() throws {
+        let encoder = try PayloadEncoder(), decoder = try PayloadDecoder()
+        for message in Self.sampleMessages() {
+            #expect(try decoder.message(from: try encoder.payload(for: message)) == message)
+        }
+        #expect(encoder.payloadBytes < encoder.rawBytes + 64)
+    }
+
+    @Test("every truncation of a message is refused", arguments: 0..<7)
+    func truncated(index: Int) {
+        let bytes = Self.sampleMessages()[index].encoded()
+        for length in 0..<bytes.count {
+            #expect(throws: DecodingError.self) { _ = try SyncMessage(decoding: Array(bytes.prefix(length))) }
+        }
+    }
+
+    @Test("a decompression bomb is refused at the cap, without inflating it all")
+    func bomb() throws {
+        let encoder = try PayloadEncoder(), decoder = try PayloadDecoder(maximumMessage: 1 << 20)
+        _ = try decoder.message(from: try encoder.payload(for: .done))  // the uncompressed first message
+        let huge = SyncMessage.error(.internalError, String(repeating: "a", count: 4000))
+        let small = try PayloadDecoder(maximumMessage: 100)
+        _ = try small.message(from: try PayloadEncoder().payload(for: .done))
+        let encoder2 = try PayloadEncoder()
+        _ = try encoder2.payload(for: .done)
+        #expect(throws: SyncError.self) { _ = try small.message(from: try encoder2.payload(for: huge)) }
+        // 64 MiB of zeros compress to about 64 KiB; the decoder stops at its 1 MiB cap.
+        var zeros = ByteBuffer(repeating: 0, count: 64 << 20)
+        let deflater = try PayloadEncoder()
+        _ = try deflater.payload(for: .done)
+        let bombPayload = try deflater.rawPayload(compressing: &zeros)
+        #expect(bombPayload.readableBytes < 1 << 20)
+        #expect(throws: SyncError.self) { _ = try decoder.message(from: bombPayload) }
+        #expect(decoder.inflatedBytes < 2 << 20)
+    }
+
+    @Test("a corrupt compressed payload is refused")
+    func corrupt() throws {
+        let encoder = try PayloadEncoder(), decoder = try PayloadDecoder()
+        _ = try decoder.message(from: try encoder.payload(for: .done))
+        var payload = try encoder.payload(for: .offer(entries: 5, bytes: 10))
+        payload.setInteger(UInt8(0xFF), at: payload.readerIndex + 1)
+        payload.setInteger(UInt8(0xFF), at: payload.readerIndex)
+        #expect(throws: SyncError.self) { _ = try decoder.message(from: payload) }
+    }
+}
