@@ -35,14 +35,16 @@ public struct LogSize: Sendable {
 extension Replica {
     /// The version vector: per (origin, scope), the highest contiguous entry held and its hash.
     public func versionVector() throws -> VersionVector {
-        try database.read { db in
+        try database.read(Self.versionVector)
+    }
+
+    static func versionVector(_ db: Database) throws -> VersionVector {
             var vector = VersionVector()
             for row in try Row.fetchAll(db, sql: "SELECT origin.key, vector.scope, vector.seq, vector.hash FROM vector JOIN origin ON origin.id = vector.origin") {
                 let log = LogID(origin: try OriginID(bytes: Array(row[0] as Data)), scope: Scope(rawValue: UInt8(row[1] as Int64)) ?? .trust)
                 vector.positions[log] = LogPosition(seq: UInt64(bitPattern: row[2]), hash: Array(row[3] as Data))
             }
             return vector
-        }
     }
 
     /// The entries this replica holds beyond `vector`, in log order, for the given scopes.
@@ -55,8 +57,11 @@ extension Replica {
     /// At most `maxEntries` entries (and about `maxBytes` of change bodies, but always at
     /// least one entry) beyond `vector`, in log order: a batch for a peer whose vector is `vector`.
     public func entries(after vector: VersionVector, scopes: Set<Scope> = Set(Scope.allCases), maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
-        let ours = try versionVector()
-        return try database.read { db in
+        try database.read { db in try Self.entries(db, after: vector, scopes: scopes, maxEntries: maxEntries, maxBytes: maxBytes) }
+    }
+
+    static func entries(_ db: Database, after vector: VersionVector, scopes: Set<Scope>, maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
+            let ours = try versionVector(db)
             var entries: [LogEntry] = []
             var bytes = 0
             for (log, position) in ours.positions.sorted(by: { $0.key < $1.key }) where scopes.contains(log.scope) {
@@ -84,7 +89,6 @@ extension Replica {
                 }
             }
             return entries
-        }
     }
 
     /// How many entries, and bytes of change bodies, this replica holds beyond a peer's vector.

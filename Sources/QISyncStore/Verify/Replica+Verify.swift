@@ -24,11 +24,14 @@ extension Replica {
     /// the materialised state from the logs in a scratch database to compare it with this one.
     public func verify() throws -> VerifyReport {
         var report = VerifyReport()
-        report.integrity = try database.read { db in
-            try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
+        // One read transaction: a consistent snapshot even while syncs write.
+        let (integrity, entries, vector, live) = try database.read { db in
+            (try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; "),
+             try Self.entries(db, after: VersionVector(), scopes: Set(Scope.allCases), maxEntries: .max, maxBytes: .max),
+             try Self.versionVector(db),
+             try CanonicalState.read(db, schema: schema))
         }
-        let entries = try entries(after: VersionVector())
-        let vector = try versionVector()
+        report.integrity = integrity
         report.logs = vector.positions.count
         report.entries = entries.count
         var expected: [LogID: UInt64] = [:]
@@ -61,7 +64,7 @@ extension Replica {
             }
             return try CanonicalState.read(db, schema: schema)
         }
-        report.differences = try canonicalState().differences(from: rebuilt)
+        report.differences = live.differences(from: rebuilt)
         return report
     }
 }

@@ -1,0 +1,143 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import QISyncCore
+import QISyncDomain
+import QISyncProtocol
+import QISyncStore
+import QISyncTransport
+import Testing
+
+/// A TCP proxy on loopback that forwards the first `budget` bytes from client to server
+/// (and everything back), then cuts both connections: a sync interrupted at an exact byte.
+final class CuttingProxy: Sendable {
+    let channel: Channel
+    var port: Int { channel.localAddress!.port! }
+
+    init(to target: SocketAddress, budget: Int) async throws {
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { inbound in
+                ClientBootstrap(group: inbound.eventLoop).connect(to: target).flatMap { outbound in
+                    inbound.eventLoop.makeCompletedFuture {
+                        try inbound.pipeline.syncOperations.addHandler(Forwarder(to: outbound, budget: budget))
+                        try outbound.pipeline.syncOperations.addHandler(Forwarder(to: inbound, budget: .max))
+                    }
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    final class Forwarder: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let peer: Channel
+        let budget: NIOLockedValueBoxInt
+
+        init(to peer: Channel, budget: Int) {
+            self.peer = peer
+            self.budget = NIOLockedValueBoxInt(budget)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var buffer = unwrapInboundIn(data)
+            let allowed = budget.take(buffer.readableBytes)
+            if let slice = buffer.readSlice(length: allowed), slice.readableBytes > 0 { peer.writeAndFlush(slice, promise: nil) }
+            if allowed < buffer.readableBytes + allowed, budget.value == 0 {
+                let inbound = context.channel
+                peer.close(promise: nil)
+                inbound.close(promise: nil)
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) { peer.close(promise: nil) }
+    }
+
+    func close() async throws { try await channel.close() }
+}
+
+/// A tiny lock-protected counter (the forwarders run on event loops).
+final class NIOLockedValueBoxInt: @unchecked Sendable {
+    // `lock` guards `remaining`.
+    private let lock = NSLock()
+    private var remaining: Int
+    init(_ value: Int) { remaining = value }
+    var value: Int { lock.withLock { remaining } }
+    /// Takes up to `wanted` from the budget; returns how much was granted.
+    func take(_ wanted: Int) -> Int {
+        lock.withLock {
+            let granted = min(wanted, remaining)
+            remaining -= granted
+            return granted
+        }
+    }
+}
+
+@Suite("Interrupted syncs")
+struct InterruptionTests {
+    let replicas: Replicas
+    init() throws { replicas = Replicas() }
+
+    @Test("a push cut at any byte keeps what was acknowledged, corrupts nothing, and the next sync completes",
+          arguments: [0, 3, 60, 200, 900, 4_000, 20_000, 60_000, 120_000])
+    func cutAt(budget: Int) async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        for i in 0..<1500 {
+            try ward.add(.learning, fields: ["text": "note \(i) " + String(repeating: "x", count: 150)], tags: ["sofft": ["S\(i % 6 + 1)"]])
+        }
+        let server = try await SyncServer.start(replica: hub.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), logger: testLogger).get()
+        let proxy = try await CuttingProxy(to: server.localAddress, budget: budget)
+        let cut = try await SyncClient.sync(replica: ward.replica, address: try PeerAddress(parsing: "127.0.0.1:\(proxy.port)"),
+                                            direction: .push, logger: testLogger, timeout: .seconds(5)).get()
+        #expect(cut.error != nil, "the cut at byte \(budget) should interrupt the sync")
+        // Whatever the hub kept is whole: sound, and each log a prefix of the ward's.
+        let hubReport = try hub.replica.verify()
+        #expect(hubReport.isSound, "\(hubReport.logProblems) \(hubReport.differences)")
+        let wardVector = try ward.replica.versionVector()
+        for (log, position) in try hub.replica.versionVector().positions where log.origin == ward.replica.identity.origin {
+            #expect(position.seq <= wardVector.seq(of: log))
+        }
+        #expect(try hub.replica.waitingEntryCount() == 0)
+        // Acknowledged batches are on the hub.
+        #expect(UInt64(try hub.list(.learning, filter: { var f = ListFilter(); f.limit = 10_000; return f }()).count) >= cut.counters.entriesOut)
+        let resumed = try await SyncClient.sync(replica: ward.replica, address: try PeerAddress(parsing: "127.0.0.1:\(server.localAddress.port!)"),
+                                                logger: testLogger).get()
+        #expect(resumed.error == nil)
+        #expect(try hub.replica.canonicalState() == ward.replica.canonicalState())
+        try await proxy.close()
+        try await server.close().get()
+    }
+
+    @Test("a peer that says nothing is timed out; a peer that sends garbage is cut off; the replica is unchanged")
+    func silentAndGarbagePeers() async throws {
+        let hub = try replicas.make("hub", kind: .hub)
+        let before = try hub.replica.canonicalState()
+        let server = try await SyncServer.start(replica: hub.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), logger: testLogger,
+                                                timeout: .milliseconds(300)).get()
+        let port = server.localAddress.port!
+        for garbage: [UInt8] in [[], [0xFF, 0xFF, 0xFF, 0xFF, 1, 2], [0, 0, 0, 5, 1, 2, 3, 4, 5], Array("GET / HTTP/1.1\r\n\r\n".utf8)] {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
+            if !garbage.isEmpty { try await channel.writeAndFlush(ByteBuffer(bytes: garbage)) }
+            // The server closes the connection by itself: on the garbage, or after the timeout.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await channel.closeFuture.get() }
+                group.addTask {
+                    try await Task.sleep(for: .seconds(5))
+                    throw SyncError(.timeout, "the server did not close the connection")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        #expect(try hub.replica.canonicalState() == before)
+        try await server.close().get()
+    }
+
+    @Test("a client facing a silent server times out with a clear error")
+    func silentServer() async throws {
+        let ward = try replicas.make("ward")
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        let report = try await SyncClient.sync(replica: ward.replica, address: try PeerAddress(parsing: "127.0.0.1:\(silent.localAddress!.port!)"),
+                                               logger: testLogger, timeout: .milliseconds(300)).get()
+        #expect(report.error?.code == .timeout)
+        try await silent.close()
+    }
+}
