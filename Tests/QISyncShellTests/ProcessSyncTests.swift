@@ -1,0 +1,169 @@
+import Foundation
+import QISyncCore
+import QISyncDomain
+import QISyncStore
+import Testing
+
+/// A `qisync` child process.
+final class QisyncProcess {
+    let process = Process()
+    let stdout = Pipe(), stderr = Pipe()
+
+    static var binary: URL {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qisync")
+    }
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = Self.binary
+        process.arguments = arguments
+        process.standardOutput = stdout
+        process.standardError = stderr
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    /// Runs to the end; returns the exit code and output.
+    static func run(_ arguments: [String]) throws -> (code: Int32, out: String, err: String) {
+        let child = try QisyncProcess(arguments)
+        let out = child.stdout.fileHandleForReading.readDataToEndOfFile()
+        let err = child.stderr.fileHandleForReading.readDataToEndOfFile()
+        child.process.waitUntilExit()
+        return (child.process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+    }
+
+    /// Starts `qisync serve` on a free loopback port and returns it with its address.
+    static func serve(home: URL) throws -> (QisyncProcess, String) {
+        let server = try QisyncProcess(["serve", "--home", home.path, "--listen", "127.0.0.1:0"])
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = server.stdout.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { break }
+            line += chunk
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let range = text.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression) else {
+            server.process.terminate()
+            throw QisyncTestError("serve did not say where it listens: \(text)")
+        }
+        return (server, String(text[range]))
+    }
+
+    func stop(_ signal: Int32 = SIGTERM) -> Int32 {
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+}
+
+struct QisyncTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+@Suite("Sync between qisync processes on loopback", .serialized)
+struct ProcessSyncTests {
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-proc-\(UUID().uuidString)")
+
+    func replica(_ name: String, trust: String = "RXH", kind: String = "ward") throws -> URL {
+        let home = root.appendingPathComponent(name)
+        let result = try QisyncProcess.run(["init", "--home", home.path, "--trust", trust, "--trust-name", "Trust \(trust)", "--site", name, "--kind", kind])
+        guard result.code == 0 else { throw QisyncTestError(result.err) }
+        return home
+    }
+
+    func script(_ home: URL, _ lines: [String]) throws {
+        let process = Process()
+        process.executableURL = QisyncProcess.binary
+        process.arguments = ["shell", "--home", home.path]
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        input.fileHandleForWriting.write(Data(lines.joined(separator: "\n").utf8))
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw QisyncTestError("script failed") }
+    }
+
+    @Test("ward → hub → another trust's hub, as separate processes, converge")
+    func threeReplicas() throws {
+        defer { try? FileManager.default.removeItem(at: root) }
+        let ward = try replica("ward"), hub = try replica("hub", kind: "hub"), other = try replica("other", trust: "RYJ", kind: "hub")
+        try script(ward, ["initiative add --title 'Ward falls work'", "log add 'Huddles helped' --sofft S1"])
+        try script(hub, ["initiative add --title 'Hub sepsis work'"])
+        try script(other, ["initiative add --title 'Other trust discharge work'"])
+        let (hubServer, hubAddress) = try QisyncProcess.serve(home: hub)
+        let (otherServer, otherAddress) = try QisyncProcess.serve(home: other)
+        #expect(try QisyncProcess.run(["peer", "add", "hub", hubAddress, "--home", ward.path]).code == 0)
+        let first = try QisyncProcess.run(["sync", "hub", "--home", ward.path])
+        #expect(first.code == 0, "\(first.err)")
+        #expect(first.out.contains("received") && first.out.contains("ok"))
+        #expect(try QisyncProcess.run(["sync", otherAddress, "--home", hub.path]).code == 0)
+        #expect(try QisyncProcess.run(["sync", "hub", "--home", ward.path]).code == 0)
+        #expect(hubServer.stop() == 0)
+        #expect(otherServer.stop() == 0)
+        let states = try [ward, hub, other].map { try QIRecords.open(home: $0).replica.canonicalState() }
+        #expect(states[0] == states[1] && states[1] == states[2])
+        let titles = try QIRecords.open(home: ward).list(.initiative).map { $0.text("title") }
+        #expect(Set(titles) == ["Ward falls work", "Hub sepsis work", "Other trust discharge work"])
+        let peers = try QisyncProcess.run(["peer", "list", "--home", ward.path])
+        #expect(peers.out.contains("hub") && peers.out.contains("ok") && peers.out.contains("up to date"))
+    }
+
+    @Test("a server process serves several client processes at once")
+    func severalClients() throws {
+        defer { try? FileManager.default.removeItem(at: root) }
+        let hub = try replica("hub", kind: "hub")
+        let wards = try (0..<3).map { try replica("ward-\($0)") }
+        for (index, ward) in wards.enumerated() {
+            try script(ward, (0..<40).map { "log add 'ward \(index) note \($0)' --sofft S\($0 % 6 + 1)" })
+        }
+        let (server, address) = try QisyncProcess.serve(home: hub)
+        let clients = try wards.map { try QisyncProcess(["sync", address, "--home", $0.path]) }
+        for client in clients {
+            _ = client.stdout.fileHandleForReading.readDataToEndOfFile()
+            client.process.waitUntilExit()
+            #expect(client.process.terminationStatus == 0)
+        }
+        #expect(server.stop() == 0)
+        #expect(try QIRecords.open(home: hub).list(.learning).count == 120)
+        #expect(try QIRecords.open(home: hub).replica.verify().isSound)
+    }
+
+    @Test("a server killed mid-transfer loses nothing acknowledged; the next sync finishes the job")
+    func killedServer() throws {
+        defer { try? FileManager.default.removeItem(at: root) }
+        let hub = try replica("hub", kind: "hub"), ward = try replica("ward")
+        let records = try QIRecords.open(home: ward)
+        for i in 0..<4000 {
+            try records.replica.write(scope: .trust, edits: [RowEdit(table: RecordKind.learning.table.id, key: RecordID.random().bytes, values: [
+                (0, .integer(1)), (6, .text("note \(i) " + String(repeating: "lorem ipsum ", count: 120))),
+            ])])
+        }
+        let wardLog = LogID(origin: records.replica.identity.origin, scope: .trust)
+        let total = try records.replica.versionVector().seq(of: wardLog)
+        let (server, address) = try QisyncProcess.serve(home: hub)
+        let client = try QisyncProcess(["sync", address, "--push", "--home", ward.path])
+        let hubRecords = try QIRecords.open(home: hub)
+        // Kill the server as soon as part of the ward's log has landed.
+        var held: UInt64 = 0
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            held = try hubRecords.replica.versionVector().seq(of: wardLog)
+            if held > 0 { break }
+            Thread.sleep(forTimeInterval: 0.001)
+        }
+        _ = server.stop(SIGKILL)
+        client.process.waitUntilExit()
+        #expect(client.process.terminationStatus != 0 || held == total)
+        held = try hubRecords.replica.versionVector().seq(of: wardLog)
+        #expect(held < total, "the kill should land mid-transfer (held \(held) of \(total))")
+        let afterKill = try QIRecords.open(home: hub).replica.verify()
+        #expect(afterKill.isSound, "\(afterKill.logProblems) \(afterKill.differences)")
+        let (restarted, newAddress) = try QisyncProcess.serve(home: hub)
+        let resumed = try QisyncProcess.run(["sync", newAddress, "--home", ward.path])
+        #expect(resumed.code == 0, "\(resumed.err)")
+        #expect(restarted.stop() == 0)
+        #expect(try QIRecords.open(home: hub).replica.canonicalState() == records.replica.canonicalState())
+    }
+}
