@@ -201,6 +201,12 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        if self.context == nil, !finished {
+            // Never connected: the session did not start, so this is a connection failure.
+            finished = true
+            completion.fail(SyncError(.connectionLost, "the connection closed before it opened"))
+            return
+        }
         finish(with: SyncError(.connectionLost, "the connection closed before the sync finished"))
         self.context = nil
     }
