@@ -94,6 +94,8 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
             fail(SyncError(.timeout, "nothing from the peer for too long"))
+        } else if event is ServerShutdownEvent {
+            fail(SyncError(.shuttingDown, "the server is shutting down; sync again later to carry on"))
         } else {
             context.fireUserInboundEventTriggered(event)
         }
@@ -225,3 +227,6 @@ final class SyncConnectionHandler: ChannelInboundHandler {
         (lastWrite ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in channel.close(promise: nil) }
     }
 }
+
+/// Sent down a connection's pipeline when its server shuts down.
+struct ServerShutdownEvent {}

@@ -87,8 +87,13 @@ public final class SyncServer: Sendable {
     /// either applied whole or not at all (one transaction).
     public func close() -> EventLoopFuture<Void> {
         let open = connections.all()
-        let closes = open.map { $0.close() }
-        return channel.close().and(EventLoopFuture.andAllComplete(closes, on: channel.eventLoop)).map { _ in }
+        for connection in open { connection.pipeline.fireUserInboundEventTriggered(ServerShutdownEvent()) }
+        let closed = open.map { connection in
+            // The handler sends ERROR 9 and closes; close anyway if it has not within a second.
+            connection.eventLoop.scheduleTask(in: .seconds(1)) { connection.close(promise: nil) }
+            return connection.closeFuture
+        }
+        return channel.close().and(EventLoopFuture.andAllComplete(closed, on: channel.eventLoop)).map { _ in }
     }
 }
 

@@ -131,6 +131,27 @@ struct InterruptionTests {
         try await server.close().get()
     }
 
+    @Test("a server shutting down mid-sync tells the client, keeps what it acknowledged, and a later sync completes")
+    func serverShutdown() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        for i in 0..<3000 { try ward.add(.learning, fields: ["text": "note \(i) " + String(repeating: "y", count: 300)]) }
+        let server = try await SyncServer.start(replica: hub.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), logger: testLogger).get()
+        let address = try PeerAddress(parsing: "127.0.0.1:\(server.localAddress.port!)")
+        let wardLog = LogID(origin: ward.replica.identity.origin, scope: .trust)
+        async let report = SyncClient.sync(replica: ward.replica, address: address, direction: .push, logger: testLogger).get()
+        while try hub.replica.versionVector().seq(of: wardLog) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        try await server.close().get()
+        let cut = try await report
+        #expect(cut.error?.code == .shuttingDown && cut.error?.fromPeer == true, "\(String(describing: cut.error))")
+        #expect(try hub.replica.verify().isSound)
+        let restarted = try await SyncServer.start(replica: hub.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), logger: testLogger).get()
+        let resumed = try await SyncClient.sync(replica: ward.replica, address: try PeerAddress(parsing: "127.0.0.1:\(restarted.localAddress.port!)"),
+                                                logger: testLogger).get()
+        #expect(resumed.error == nil)
+        #expect(try hub.replica.canonicalState() == ward.replica.canonicalState())
+        try await restarted.close().get()
+    }
+
     @Test("a client facing a silent server times out with a clear error")
     func silentServer() async throws {
         let ward = try replicas.make("ward")
