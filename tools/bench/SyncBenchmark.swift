@@ -1,0 +1,170 @@
+import ArgumentParser
+import Foundation
+import QISyncCore
+import QISyncDomain
+import QISyncStore
+
+/// `qisync-bench sync`: a full sync to an empty replica over loopback between two `qisync`
+/// processes, beside applying the same entries locally and copying the SQLite file; then a
+/// no-op sync and a one-field incremental sync; at each of several sizes.
+struct SyncBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sync", abstract: "Benchmark sync over loopback TCP.")
+
+    @Option(help: "Sizes to run, comma-separated (1.0 = 20,000 initiatives and 200,000 learning entries).") var scales = "0.1,1.0"
+    @Option(help: "Random seed.") var seed: UInt64 = 42
+    @Option(help: "Working folder (emptied first).") var dir = "/tmp/qisync-bench-sync"
+
+    struct Row {
+        var scale = 0.0, entries = 0, rawValueBytes = 0, bodyBytes = 0
+        var localApply = 0.0, fileCopy = 0.0, fileBytes = 0
+        var syncWall = 0.0, syncSession = 0.0, wireBytes = 0, clientPeakKB = 0, serverPeakKB = 0
+        var noopBytes = 0, noopSession = 0.0, noopWall = 0.0
+        var incrementalBytes = 0, incrementalSession = 0.0
+    }
+
+    mutating func run() throws {
+        let qisync = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qisync")
+        guard FileManager.default.isExecutableFile(atPath: qisync.path) else {
+            throw ValidationError("\(qisync.path) is missing: build everything first with 'swift build -c release'")
+        }
+        let root = URL(fileURLWithPath: dir)
+        try? FileManager.default.removeItem(at: root)
+        var rows: [Row] = []
+        for scale in scales.split(separator: ",").compactMap({ Double($0) }) {
+            rows.append(try measure(scale: scale, root: root.appendingPathComponent("scale-\(scale)"), qisync: qisync))
+        }
+        print("")
+        print("qisync-bench sync (seed \(seed))")
+        for row in rows {
+            print(String(format: "scale %.2f: %d entries, %.1f MB of values (%.1f MB of change bodies)", row.scale, row.entries,
+                         Double(row.rawValueBytes) / 1e6, Double(row.bodyBytes) / 1e6))
+            print(String(format: "  full sync, empty replica:  %.2f s wall (session %.2f s); local apply %.2f s; file copy %.2f s (%.1f MB)",
+                         row.syncWall, row.syncSession, row.localApply, row.fileCopy, Double(row.fileBytes) / 1e6))
+            print(String(format: "    sync / local apply:      %.2fx   (target <= 1.5x)", row.syncWall / row.localApply))
+            print(String(format: "    wire bytes:              %.1f MB = %.1f%% of the values   (target <= 25%%)",
+                         Double(row.wireBytes) / 1e6, 100 * Double(row.wireBytes) / Double(row.rawValueBytes)))
+            print(String(format: "    peak memory:             client %.1f MB, server %.1f MB", Double(row.clientPeakKB) / 1024, Double(row.serverPeakKB) / 1024))
+            print(String(format: "  no-op sync:                %d bytes, session %.1f ms (process %.0f ms)   (target < 2 KB, < 50 ms)",
+                         row.noopBytes, row.noopSession * 1000, row.noopWall * 1000))
+            print(String(format: "  one field changed:         %d bytes, session %.1f ms", row.incrementalBytes, row.incrementalSession * 1000))
+        }
+    }
+
+    func measure(scale: Double, root: URL, qisync: URL) throws -> Row {
+        var row = Row()
+        row.scale = scale
+        print("scale \(scale): generating…")
+        let source = try Replica.create(home: root.appendingPathComponent("source"), trustCode: "RXH", trustName: "Synthetic Trust",
+                                        siteName: "hub", kind: .hub, schema: QISchema.schema)
+        let stats = try SyntheticTrust.generate(into: source, scale: scale, seed: seed)
+        try source.checkpoint()
+        let entries = try source.entries(after: VersionVector())
+        row.entries = entries.count
+        row.bodyBytes = entries.reduce(0) { $0 + $1.body.count }
+        for entry in entries {
+            for written in try entry.change().rows {
+                for cell in written.cells {
+                    switch cell.value {
+                    case .null: break
+                    case .integer, .real: row.rawValueBytes += 8
+                    case .text(let text): row.rawValueBytes += text.utf8.count
+                    case .blob(let bytes): row.rawValueBytes += bytes.count
+                    }
+                }
+            }
+        }
+
+        print("scale \(scale): local apply and file copy…")
+        let local = try Replica.create(home: root.appendingPathComponent("local"), trustCode: "RXH", trustName: "Synthetic Trust",
+                                       siteName: "local", kind: .ward, schema: QISchema.schema)
+        var start = Date()
+        var index = 0
+        while index < entries.count {
+            try local.apply(Array(entries[index..<min(index + 512, entries.count)]))
+            index += 512
+        }
+        row.localApply = Date().timeIntervalSince(start)
+        start = Date()
+        let copy = root.appendingPathComponent("copy.sqlite")
+        try FileManager.default.copyItem(atPath: source.databasePath, toPath: copy.path)
+        row.fileCopy = Date().timeIntervalSince(start)
+        row.fileBytes = source.fileSize()
+
+        print("scale \(scale): sync over loopback…")
+        let (server, address) = try serve(qisync: qisync, home: source.home)
+        defer {
+            kill(server.processIdentifier, SIGTERM)
+            server.waitUntilExit()
+        }
+        let target = root.appendingPathComponent("target")
+        _ = try Replica.create(home: target, trustCode: "RXH", trustName: "Synthetic Trust", siteName: "ward", kind: .ward, schema: QISchema.schema)
+        let full = try sync(qisync: qisync, home: target, address: address)
+        row.syncWall = full.wall
+        row.syncSession = full.session
+        row.wireBytes = full.wireBytes
+        row.clientPeakKB = full.peakKB
+        row.serverPeakKB = Self.peakKB(server.processIdentifier)
+        let noop = try sync(qisync: qisync, home: target, address: address)
+        row.noopBytes = noop.wireBytes
+        row.noopSession = noop.session
+        row.noopWall = noop.wall
+        guard let initiative = stats.initiativeIDs.first else { return row }
+        try source.write(scope: .trust, edits: [RowEdit(table: RecordKind.initiative.table.id, key: initiative,
+                                                        values: [(RecordKind.initiative.field(named: "status")!.column, .text("sustaining"))])])
+        let incremental = try sync(qisync: qisync, home: target, address: address)
+        row.incrementalBytes = incremental.wireBytes
+        row.incrementalSession = incremental.session
+        return row
+    }
+
+    func serve(qisync: URL, home: URL) throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = qisync
+        process.arguments = ["serve", "--home", home.path, "--listen", "127.0.0.1:0"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        while !text.contains("\n") {
+            let chunk = out.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        guard let range = text.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression) else { throw ValidationError("serve said: \(text)") }
+        return (process, String(text[range]))
+    }
+
+    func sync(qisync: URL, home: URL, address: String) throws -> (wall: Double, session: Double, wireBytes: Int, peakKB: Int) {
+        let process = Process()
+        process.executableURL = qisync
+        process.arguments = ["sync", address, "--pull", "--json", "--home", home.path]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        let start = Date()
+        try process.run()
+        var peak = 0
+        // The JSON summary is small: it fits the pipe's buffer, so it is read after the exit.
+        while process.isRunning {
+            peak = max(peak, Self.peakKB(process.processIdentifier))
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        process.waitUntilExit()
+        let wall = Date().timeIntervalSince(start)
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        guard process.terminationStatus == 0,
+              let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ValidationError("sync failed: \(String(decoding: data, as: UTF8.self))")
+        }
+        let wire = (json["wire_bytes_in"] as? Int ?? 0) + (json["wire_bytes_out"] as? Int ?? 0)
+        return (wall, json["seconds"] as? Double ?? 0, wire, peak)
+    }
+
+    /// The process's peak resident memory so far (VmHWM), in KiB; 0 once it has gone.
+    static func peakKB(_ pid: Int32) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }) else { return 0 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+}
