@@ -38,7 +38,8 @@ public enum SyncMessage: Equatable, Sendable {
     case vector(VersionVector)
     /// How many entries and bytes of entries the sender is about to send (type 3).
     case offer(entries: UInt64, bytes: UInt64)
-    /// A batch of entries, in log order (type 4).
+    /// A batch of entries, in log order (type 4). On the wire, entries are grouped in runs of
+    /// one log: the origin, scope, first sequence number and previous hash are sent once per run.
     case batch(id: UInt64, entries: [LogEntry])
     /// A batch was verified and applied in one transaction (type 5).
     case ack(id: UInt64, applied: UInt64, conflicts: UInt64)
@@ -48,6 +49,20 @@ public enum SyncMessage: Equatable, Sendable {
     case error(SyncErrorCode, String)
 
     static let magic = Array("qisync".utf8)
+
+    /// Splits entries into runs: consecutive entries of one log, each chaining onto the one before.
+    static func runs(of entries: [LogEntry]) -> [[LogEntry]] {
+        var runs: [[LogEntry]] = []
+        for entry in entries {
+            if let last = runs.last?.last, last.origin == entry.origin, last.scope == entry.scope, last.seq + 1 == entry.seq,
+               entry.previousHash == last.hash, entry.hlc > last.hlc {
+                runs[runs.count - 1].append(entry)
+            } else {
+                runs.append([entry])
+            }
+        }
+        return runs
+    }
 
     /// A short name for logs and errors.
     public var name: String {
@@ -93,8 +108,23 @@ public enum SyncMessage: Equatable, Sendable {
         case .batch(let id, let entries):
             writer.write(byte: 4)
             writer.write(varint: id)
-            writer.write(varint: UInt64(entries.count))
-            for entry in entries { writer.write(lengthPrefixed: entry.encoded()) }
+            let runs = Self.runs(of: entries)
+            writer.write(varint: UInt64(runs.count))
+            for run in runs {
+                let first = run[0]
+                writer.write(raw: first.origin.bytes)
+                writer.write(byte: first.scope.rawValue)
+                writer.write(varint: first.seq)
+                writer.write(raw: first.previousHash)
+                writer.write(varint: UInt64(run.count))
+                var previousHLC: UInt64 = 0
+                for entry in run {
+                    writer.write(varint: entry.hlc.rawValue &- previousHLC)
+                    previousHLC = entry.hlc.rawValue
+                    writer.write(lengthPrefixed: entry.body)
+                    writer.write(raw: entry.signature)
+                }
+            }
         case .ack(let id, let applied, let conflicts):
             writer.write(byte: 5)
             writer.write(varint: id)
@@ -143,11 +173,27 @@ public enum SyncMessage: Equatable, Sendable {
             self = .offer(entries: try reader.readVarint(), bytes: try reader.readVarint())
         case 4:
             let id = try reader.readVarint()
-            let count = try reader.readVarint(limit: 1 << 16, "batch length")
+            let runCount = try reader.readVarint(limit: 1 << 16, "run count")
             var entries: [LogEntry] = []
-            entries.reserveCapacity(count)
-            for _ in 0..<count {
-                entries.append(try LogEntry(decoding: try reader.readLengthPrefixed(limit: WireLimits.maximumMessage, "entry")))
+            for _ in 0..<runCount {
+                let origin = try OriginID(bytes: try reader.readBytes(32))
+                guard let scope = Scope(rawValue: try reader.readByte()) else { throw DecodingError("unknown scope in BATCH") }
+                let firstSeq = try reader.readVarint()
+                var previous = try reader.readBytes(32)
+                let count = try reader.readVarint(limit: 1 << 16, "run length")
+                guard count > 0, firstSeq >= 1, firstSeq <= UInt64.max - UInt64(count) else { throw DecodingError("an empty or out-of-range run in BATCH") }
+                guard entries.count + count <= 1 << 16 else { throw DecodingError("a BATCH of more than 65,536 entries") }
+                var hlc: UInt64 = 0
+                for index in 0..<count {
+                    let (sum, overflow) = hlc.addingReportingOverflow(try reader.readVarint())
+                    guard !overflow, index == 0 || sum > hlc else { throw DecodingError("HLCs in a run must increase") }
+                    hlc = sum
+                    let body = try reader.readLengthPrefixed(limit: Change.maximumBodyBytes, "entry body")
+                    let entry = LogEntry(origin: origin, scope: scope, seq: firstSeq + UInt64(index), previousHash: previous,
+                                         hlc: HLC(rawValue: hlc), body: body, signature: try reader.readBytes(64))
+                    previous = entry.hash
+                    entries.append(entry)
+                }
             }
             self = .batch(id: id, entries: entries)
         case 5:
