@@ -10,17 +10,18 @@ import Testing
 
 /// A TCP proxy on loopback that forwards the first `budget` bytes from client to server
 /// (and everything back), then cuts both connections: a sync interrupted at an exact byte.
+/// With `stall`, it keeps the connections open instead and just stops forwarding.
 final class CuttingProxy: Sendable {
     let channel: Channel
     var port: Int { channel.localAddress!.port! }
 
-    init(to target: SocketAddress, budget: Int) async throws {
+    init(to target: SocketAddress, budget: Int, stall: Bool = false) async throws {
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { inbound in
                 ClientBootstrap(group: inbound.eventLoop).connect(to: target).flatMap { outbound in
                     inbound.eventLoop.makeCompletedFuture {
-                        try inbound.pipeline.syncOperations.addHandler(Forwarder(to: outbound, budget: budget))
-                        try outbound.pipeline.syncOperations.addHandler(Forwarder(to: inbound, budget: .max))
+                        try inbound.pipeline.syncOperations.addHandler(Forwarder(to: outbound, budget: budget, stall: stall))
+                        try outbound.pipeline.syncOperations.addHandler(Forwarder(to: inbound, budget: .max, stall: false))
                     }
                 }
             }
@@ -31,17 +32,19 @@ final class CuttingProxy: Sendable {
         typealias InboundIn = ByteBuffer
         let peer: Channel
         let budget: NIOLockedValueBoxInt
+        let stall: Bool
 
-        init(to peer: Channel, budget: Int) {
+        init(to peer: Channel, budget: Int, stall: Bool) {
             self.peer = peer
             self.budget = NIOLockedValueBoxInt(budget)
+            self.stall = stall
         }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var buffer = unwrapInboundIn(data)
             let allowed = budget.take(buffer.readableBytes)
             if let slice = buffer.readSlice(length: allowed), slice.readableBytes > 0 { peer.writeAndFlush(slice, promise: nil) }
-            if allowed < buffer.readableBytes + allowed, budget.value == 0 {
+            if !stall, budget.value == 0 {
                 let inbound = context.channel
                 peer.close(promise: nil)
                 inbound.close(promise: nil)
@@ -136,7 +139,9 @@ struct InterruptionTests {
         let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
         for i in 0..<3000 { try ward.add(.learning, fields: ["text": "note \(i) " + String(repeating: "y", count: 300)]) }
         let server = try await SyncServer.start(replica: hub.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), logger: testLogger).get()
-        let address = try PeerAddress(parsing: "127.0.0.1:\(server.localAddress.port!)")
+        // The proxy passes the first 200 kB and then holds the rest: the session is surely still going when the server shuts down.
+        let proxy = try await CuttingProxy(to: server.localAddress, budget: 200_000, stall: true)
+        let address = try PeerAddress(parsing: "127.0.0.1:\(proxy.port)")
         let wardLog = LogID(origin: ward.replica.identity.origin, scope: .trust)
         async let report = SyncClient.sync(replica: ward.replica, address: address, direction: .push, logger: testLogger).get()
         while try hub.replica.versionVector().seq(of: wardLog) == 0 { try await Task.sleep(for: .milliseconds(1)) }
@@ -150,6 +155,7 @@ struct InterruptionTests {
         #expect(resumed.error == nil)
         #expect(try hub.replica.canonicalState() == ward.replica.canonicalState())
         try await restarted.close().get()
+        try await proxy.close()
     }
 
     @Test("a client facing a silent server times out with a clear error")

@@ -34,6 +34,9 @@ struct ServeCommand: ReplicaCommand {
     @Flag(help: "Inside the shell: stop the background server.")
     var stop = false
 
+    @Option(help: "End a session when its peer is silent for this many seconds.")
+    var timeout = 60
+
     @OptionGroup var globals: GlobalOptions
 
     func run(in context: CommandContext) throws {
@@ -46,6 +49,7 @@ struct ServeCommand: ReplicaCommand {
         }
         let address: PeerAddress
         do { address = try PeerAddress(parsing: listen) } catch { throw DomainError(error.description) }
+        guard (1...3600).contains(timeout) else { throw DomainError("--timeout takes 1 to 3600 seconds") }
         if context.inShell, let server = context.backgroundServer {
             throw DomainError("already serving on \(server.address); 'serve --stop' first")
         }
@@ -53,7 +57,7 @@ struct ServeCommand: ReplicaCommand {
         let logger = syncLogger
         let server: SyncServer
         do {
-            server = try SyncServer.start(replica: replica, address: address, logger: logger) { client, report in
+            server = try SyncServer.start(replica: replica, address: address, logger: logger, timeout: .seconds(Int64(timeout))) { client, report in
                 let who = report.peer.map { "\($0.trust)/\($0.site)" } ?? "?"
                 if let error = report.error {
                     logger.warning("sync with \(who) at \(client) failed after \(report.counters.entriesIn) in, \(report.counters.entriesOut) out: \(error)")
