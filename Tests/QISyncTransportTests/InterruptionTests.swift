@@ -114,16 +114,17 @@ struct InterruptionTests {
         let hub = try replicas.make("hub", kind: .hub)
         let before = try hub.replica.canonicalState()
         let server = try await SyncServer.start(replica: hub.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), logger: testLogger,
-                                                timeout: .milliseconds(300)).get()
+                                                timeout: .seconds(1)).get()
         let port = server.localAddress.port!
         for garbage: [UInt8] in [[], [0xFF, 0xFF, 0xFF, 0xFF, 1, 2], [0, 0, 0, 5, 1, 2, 3, 4, 5], Array("GET / HTTP/1.1\r\n\r\n".utf8)] {
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get()
-            if !garbage.isEmpty { try await channel.writeAndFlush(ByteBuffer(bytes: garbage)) }
+            // Under load the server may already have timed the connection out; then the write fails, which is fine.
+            if !garbage.isEmpty { try? await channel.writeAndFlush(ByteBuffer(bytes: garbage)) }
             // The server closes the connection by itself: on the garbage, or after the timeout.
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { try await channel.closeFuture.get() }
                 group.addTask {
-                    try await Task.sleep(for: .seconds(5))
+                    try await Task.sleep(for: .seconds(20))
                     throw SyncError(.timeout, "the server did not close the connection")
                 }
                 try await group.next()
@@ -139,12 +140,14 @@ struct InterruptionTests {
         let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
         for i in 0..<3000 { try ward.add(.learning, fields: ["text": "note \(i) " + String(repeating: "y", count: 300)]) }
         let server = try await SyncServer.start(replica: hub.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), logger: testLogger).get()
-        // The proxy passes the first 200 kB and then holds the rest: the session is surely still going when the server shuts down.
-        let proxy = try await CuttingProxy(to: server.localAddress, budget: 200_000, stall: true)
+        // The proxy passes the first 80 kB (a batch or so; the whole push is about 270 kB) and then holds
+        // the rest: the session is surely still going when the server shuts down.
+        let proxy = try await CuttingProxy(to: server.localAddress, budget: 80_000, stall: true)
         let address = try PeerAddress(parsing: "127.0.0.1:\(proxy.port)")
         let wardLog = LogID(origin: ward.replica.identity.origin, scope: .trust)
         async let report = SyncClient.sync(replica: ward.replica, address: address, direction: .push, logger: testLogger).get()
-        while try hub.replica.versionVector().seq(of: wardLog) == 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while try hub.replica.versionVector().seq(of: wardLog) == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
         try await server.close().get()
         let cut = try await report
         #expect(cut.error?.code == .shuttingDown && cut.error?.fromPeer == true, "\(String(describing: cut.error))")

@@ -99,6 +99,26 @@ struct LoopbackSyncTests {
         try await server.close().get()
     }
 
+    @Test("local writes during a sync are safe, and a second sync brings them across")
+    func writesDuringSync() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        for i in 0..<2000 { try ward.add(.learning, fields: ["text": "before \(i) " + String(repeating: "z", count: 200)]) }
+        let (server, address) = try await serve(hub)
+        async let report = SyncClient.sync(replica: ward.replica, address: address, logger: testLogger).get()
+        // Both replicas take local writes while the sync runs.
+        for i in 0..<40 {
+            try ward.add(.initiative, fields: ["title": "ward during \(i)"])
+            try hub.add(.initiative, fields: ["title": "hub during \(i)"])
+        }
+        #expect(try await report.error == nil)
+        let second = try await SyncClient.sync(replica: ward.replica, address: address, logger: testLogger).get()
+        #expect(second.error == nil)
+        #expect(try hub.replica.canonicalState() == ward.replica.canonicalState())
+        #expect(try hub.list(.initiative).count == 80)
+        #expect(try hub.replica.verify().isSound && ward.replica.verify().isSound)
+        try await server.close().get()
+    }
+
     @Test("connecting to nothing fails with a clear error")
     func nothingListening() async throws {
         let ward = try replicas.make("ward")

@@ -165,7 +165,10 @@ public final class Shell {
             .map { $0.configuration.commandName ?? Self.defaultName($0) }
         if typed.isEmpty { candidates += ["help", "exit"] }
         if candidates.isEmpty || word.hasPrefix("-") {
-            candidates = word.hasPrefix("-") ? Self.optionNames(commandType) : idCompletions(prefix: word)
+            // `initiative show …`, `pdsa close …`: ids of that kind; elsewhere any record.
+            let kind = typed.count >= 2 && ["show", "set", "delete", "restore", "close"].contains(typed[1])
+                ? RecordKind(rawValue: typed[0]) : nil
+            candidates = word.hasPrefix("-") ? Self.optionNames(commandType) : idCompletions(prefix: word, kind: kind)
         }
         return candidates.filter { $0.hasPrefix(word) }.sorted()
     }
@@ -179,12 +182,13 @@ public final class Shell {
         return Array(names)
     }
 
-    private func idCompletions(prefix: String) -> [String] {
+    /// Shortened ids starting with `prefix`, of one kind when the command names one (`pdsa show …`).
+    private func idCompletions(prefix: String, kind: RecordKind?) -> [String] {
         guard let range = try? RecordIDPrefix(prefix.isEmpty ? "0" : prefix) else { return [] }
         let low = prefix.isEmpty ? [UInt8](repeating: 0, count: 16) : range.lowerBound
         let high = prefix.isEmpty ? [UInt8](repeating: 0xFF, count: 16) : range.upperBound
         let ids = (try? context.records.replica.read { db in
-            try RecordKind.allCases.flatMap { kind in
+            try (kind.map { [$0] } ?? RecordKind.allCases).flatMap { kind in
                 try Data.fetchAll(db, sql: "SELECT id FROM \(kind.rawValue) WHERE id BETWEEN ? AND ? LIMIT 50", arguments: [Data(low), Data(high)])
             }
         }) ?? []
