@@ -96,6 +96,31 @@ struct TamperTests {
         try expectRefusedAndUnchanged(receiver, shared + [entry])
     }
 
+    @Test("entries inside a run may come without their own signature; a run may not end without one")
+    func impliedSignatures() throws {
+        let (_, _, receiver, entries) = try setUp()
+        // The last entry's signature covers the four before it through the chain.
+        let stripped = entries.dropLast().map { $0.withoutSignature() } + [entries.last!]
+        try expectRefusedAndUnchanged(receiver, Array(stripped.dropLast()))
+        try receiver.apply(stripped)
+        #expect(try receiver.versionVector().seq(of: LogID(origin: entries[0].origin, scope: .trust)) == 5)
+        #expect(try receiver.verify().isSound)
+        // Handed on, the entries still end each run with a signature.
+        let relayed = try receiver.entries(after: VersionVector()).filter { $0.scope == .trust }
+        #expect(relayed.last?.signature != nil && relayed.first?.signature == nil)
+        let third = try harness.make("third")
+        try third.apply(relayed)
+        #expect(try third.verify().isSound)
+    }
+
+    @Test("a batch for a peer ends each log's part with a signed entry, past the limit if need be")
+    func batchesEndSigned() throws {
+        let (_, _, receiver, entries) = try setUp()
+        try receiver.apply(entries.dropLast().map { $0.withoutSignature() } + [entries.last!])
+        let batch = try receiver.entries(after: VersionVector(), scopes: [.trust], maxEntries: 2, maxBytes: .max)
+        #expect(batch.count == 5 && batch.last?.signature != nil)
+    }
+
     @Test("verify notices a materialised table changed behind the engine's back")
     func verifyFindsTampering() throws {
         let (_, source, _, _) = try setUp()

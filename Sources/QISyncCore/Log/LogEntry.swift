@@ -5,6 +5,11 @@ import Crypto
 /// `hash = SHA-256("qisync-entry-1" ‖ origin ‖ scope ‖ seq (u64 BE) ‖ previousHash ‖
 /// hlc (u64 BE) ‖ body)`; the origin signs `hash` with Ed25519. Entry 1's previous
 /// hash is 32 zero bytes.
+///
+/// The origin signs every entry it appends, but a later entry's signature covers an earlier
+/// one through the chain, so a replica that received an entry inside a run may hold it
+/// without its own signature (``signature`` is nil). The last entry of every log a replica
+/// holds is always signed.
 public struct LogEntry: Hashable, Sendable {
     /// The site that appended it.
     public let origin: OriginID
@@ -18,8 +23,8 @@ public struct LogEntry: Hashable, Sendable {
     public let hlc: HLC
     /// The encoded ``Change``.
     public let body: [UInt8]
-    /// The origin's Ed25519 signature of ``hash``.
-    public let signature: [UInt8]
+    /// The origin's Ed25519 signature of ``hash``, or nil when a later entry's signature covers it.
+    public let signature: [UInt8]?
     /// The entry's hash, computed from the fields above.
     public let hash: [UInt8]
 
@@ -27,7 +32,7 @@ public struct LogEntry: Hashable, Sendable {
     public static let genesisHash = [UInt8](repeating: 0, count: 32)
 
     /// Rebuilds an entry from its stored or received fields; the hash is recomputed.
-    public init(origin: OriginID, scope: Scope, seq: UInt64, previousHash: [UInt8], hlc: HLC, body: [UInt8], signature: [UInt8]) {
+    public init(origin: OriginID, scope: Scope, seq: UInt64, previousHash: [UInt8], hlc: HLC, body: [UInt8], signature: [UInt8]?) {
         self.origin = origin
         self.scope = scope
         self.seq = seq
@@ -55,8 +60,13 @@ public struct LogEntry: Hashable, Sendable {
     /// Names the entry as a version.
     public var ref: VersionRef { VersionRef(origin: origin, scope: scope, seq: seq) }
 
-    /// Whether the signature is the origin's signature of the hash.
-    public var hasValidSignature: Bool { SignatureCheck.isValid(signature, of: hash, by: origin) }
+    /// Whether the entry carries the origin's signature of its hash.
+    public var hasValidSignature: Bool { signature.map { SignatureCheck.isValid($0, of: hash, by: origin) } ?? false }
+
+    /// The same entry without its signature (for an entry inside a run whose last entry is signed).
+    public func withoutSignature() -> LogEntry {
+        LogEntry(origin: origin, scope: scope, seq: seq, previousHash: previousHash, hlc: hlc, body: body, signature: nil)
+    }
 
     /// Decodes the change this entry carries.
     public func change() throws(DecodingError) -> Change { try Change(decoding: body) }
@@ -76,7 +86,7 @@ public struct LogEntry: Hashable, Sendable {
     }
 
     /// The entry's self-contained encoding: `origin[32] scope seq(varint) previousHash[32]
-    /// hlc(u64) body(length-prefixed) signature[64]`.
+    /// hlc(u64) body(length-prefixed) signed(byte 0 or 1) [signature[64]]`.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter(capacity: body.count + 150)
         writer.write(raw: origin.bytes)
@@ -85,7 +95,12 @@ public struct LogEntry: Hashable, Sendable {
         writer.write(raw: previousHash)
         writer.write(uint64: hlc.rawValue)
         writer.write(lengthPrefixed: body)
-        writer.write(raw: signature)
+        if let signature {
+            writer.write(byte: 1)
+            writer.write(raw: signature)
+        } else {
+            writer.write(byte: 0)
+        }
         return writer.bytes
     }
 
@@ -99,7 +114,12 @@ public struct LogEntry: Hashable, Sendable {
         let previous = try reader.readBytes(32)
         let hlc = HLC(rawValue: try reader.readUInt64())
         let body = try reader.readLengthPrefixed(limit: Change.maximumBodyBytes, "entry body")
-        let signature = try reader.readBytes(64)
+        let signature: [UInt8]?
+        switch try reader.readByte() {
+        case 0: signature = nil
+        case 1: signature = try reader.readBytes(64)
+        case let flag: throw DecodingError("unknown signature flag \(flag)")
+        }
         guard reader.isAtEnd else { throw DecodingError("\(reader.remaining) unexpected bytes after the entry") }
         self.init(origin: origin, scope: scope, seq: seq, previousHash: previous, hlc: hlc, body: body, signature: signature)
     }

@@ -65,6 +65,9 @@ public struct LogRun: Sendable {
             throw LogRejection(ref: first.ref, reason: "the first entry of a log must chain from the zero hash")
         }
         guard let last = entries.last else { return }
+        guard last.signature != nil else {
+            throw LogRejection(ref: last.ref, reason: "the last entry of a run must carry its origin's signature")
+        }
         guard last.hasValidSignature else {
             throw LogRejection(ref: last.ref, reason: "bad signature: it was not signed by its origin's key, or was altered after signing")
         }

@@ -39,7 +39,8 @@ public enum SyncMessage: Equatable, Sendable {
     /// How many entries and bytes of entries the sender is about to send (type 3).
     case offer(entries: UInt64, bytes: UInt64)
     /// A batch of entries, in log order (type 4). On the wire, entries are grouped in runs of
-    /// one log: the origin, scope, first sequence number and previous hash are sent once per run.
+    /// one log: the origin, scope, first sequence number and previous hash are sent once per
+    /// run, and only the run's last signature (decoded entries inside a run have none).
     case batch(id: UInt64, entries: [LogEntry])
     /// A batch was verified and applied in one transaction (type 5).
     case ack(id: UInt64, applied: UInt64, conflicts: UInt64)
@@ -122,8 +123,9 @@ public enum SyncMessage: Equatable, Sendable {
                     writer.write(varint: entry.hlc.rawValue &- previousHLC)
                     previousHLC = entry.hlc.rawValue
                     writer.write(lengthPrefixed: entry.body)
-                    writer.write(raw: entry.signature)
                 }
+                // Only the run's last signature travels: through the chain it covers the rest.
+                writer.write(raw: run.last!.signature ?? [UInt8](repeating: 0, count: 64))
             }
         case .ack(let id, let applied, let conflicts):
             writer.write(byte: 5)
@@ -184,13 +186,17 @@ public enum SyncMessage: Equatable, Sendable {
                 guard count > 0, firstSeq >= 1, firstSeq <= UInt64.max - UInt64(count) else { throw DecodingError("an empty or out-of-range run in BATCH") }
                 guard entries.count + count <= 1 << 16 else { throw DecodingError("a BATCH of more than 65,536 entries") }
                 var hlc: UInt64 = 0
+                var run: [(HLC, [UInt8])] = []
                 for index in 0..<count {
                     let (sum, overflow) = hlc.addingReportingOverflow(try reader.readVarint())
                     guard !overflow, index == 0 || sum > hlc else { throw DecodingError("HLCs in a run must increase") }
                     hlc = sum
-                    let body = try reader.readLengthPrefixed(limit: Change.maximumBodyBytes, "entry body")
+                    run.append((HLC(rawValue: hlc), try reader.readLengthPrefixed(limit: Change.maximumBodyBytes, "entry body")))
+                }
+                let signature = try reader.readBytes(64)
+                for (index, (hlc, body)) in run.enumerated() {
                     let entry = LogEntry(origin: origin, scope: scope, seq: firstSeq + UInt64(index), previousHash: previous,
-                                         hlc: HLC(rawValue: hlc), body: body, signature: try reader.readBytes(64))
+                                         hlc: hlc, body: body, signature: index == run.count - 1 ? signature : nil)
                     previous = entry.hash
                     entries.append(entry)
                 }

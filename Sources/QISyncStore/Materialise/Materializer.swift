@@ -161,7 +161,7 @@ final class Materializer {
         let origin = try originID(entry.origin)
         try insertLog.execute([
             .integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)),
-            .integer(Int64(bitPattern: entry.hlc.rawValue)), .blob(entry.hash), .blob(entry.body), .blob(entry.signature),
+            .integer(Int64(bitPattern: entry.hlc.rawValue)), .blob(entry.hash), .blob(entry.body), entry.signature.map(Value.blob) ?? .null,
         ])
         let id = db.lastInsertedRowID
         stamps[id] = Stamp(hlc: entry.hlc, origin: entry.origin)

@@ -54,8 +54,9 @@ extension Replica {
         try entries(after: vector, scopes: scopes, maxEntries: .max, maxBytes: .max)
     }
 
-    /// At most `maxEntries` entries (and about `maxBytes` of change bodies, but always at
-    /// least one entry) beyond `vector`, in log order: a batch for a peer whose vector is `vector`.
+    /// About `maxEntries` entries and `maxBytes` of change bodies beyond `vector`, in log order: a
+    /// batch for a peer whose vector is `vector`. Each log's part ends with a signed entry, so it
+    /// may run past the limits until one (the last entry of every log held is signed).
     public func entries(after vector: VersionVector, scopes: Set<Scope> = Set(Scope.allCases), maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
         try database.read { db in try Self.entries(db, after: vector, scopes: scopes, maxEntries: maxEntries, maxBytes: maxBytes) }
     }
@@ -77,15 +78,17 @@ extension Replica {
                 }
                 let rows = try Row.fetchCursor(db, sql: """
                     SELECT log.seq, log.hlc, log.body, log.sig FROM log JOIN origin ON origin.id = log.origin
-                    WHERE origin.key = ? AND log.scope = ? AND log.seq > ? ORDER BY log.seq LIMIT ?
-                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from), min(maxEntries - entries.count, Int(Int32.max))])
+                    WHERE origin.key = ? AND log.scope = ? AND log.seq > ? ORDER BY log.seq
+                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)])
                 while let row = try rows.next() {
                     let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
-                                         hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data), signature: Array(row[3] as Data))
+                                         hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data),
+                                         signature: (row[3] as Data?).map(Array.init))
                     previous = entry.hash
                     entries.append(entry)
                     bytes += entry.body.count
-                    if bytes >= maxBytes { break }
+                    // Stop at a limit only on a signed entry, so every run handed out ends with a signature.
+                    if (bytes >= maxBytes || entries.count >= maxEntries), entry.signature != nil { break }
                 }
             }
             return entries

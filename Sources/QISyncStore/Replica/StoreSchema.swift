@@ -11,6 +11,7 @@ import QISyncCore
 /// - `origin(id, key)`: local numbers for origin keys, to keep other rows small.
 /// - `log(id, origin, scope, seq, hlc, hash, body, sig)`: every entry of every origin's logs;
 ///   `(origin, scope, seq)` is unique and indexed, so "entries after a vector" is a range read.
+///   `sig` is NULL for an entry received inside a run, whose signature the run's last entry covers.
 /// - `vector(origin, scope, seq, hash)`: the highest contiguous entry held per log.
 /// - `pending_entry(origin, scope, seq, entry)`: verified entries waiting for a predecessor.
 /// - `row_version(tbl, rid, chg, heads)`: every change that touched a materialised row, with
@@ -31,7 +32,7 @@ enum StoreSchema {
             CREATE TABLE origin (id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);
             CREATE TABLE log (
                 id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, scope INTEGER NOT NULL, seq INTEGER NOT NULL,
-                hlc INTEGER NOT NULL, hash BLOB NOT NULL, body BLOB NOT NULL, sig BLOB NOT NULL);
+                hlc INTEGER NOT NULL, hash BLOB NOT NULL, body BLOB NOT NULL, sig BLOB);
             CREATE UNIQUE INDEX log_position ON log(origin, scope, seq);
             CREATE TABLE vector (
                 origin INTEGER NOT NULL, scope INTEGER NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,

@@ -20,7 +20,8 @@ public struct VerifyReport: Sendable {
 }
 
 extension Replica {
-    /// Checks SQLite's integrity, every log's chain and every entry's signature, and rebuilds
+    /// Checks SQLite's integrity, every log's chain and every signature held (each log must end
+    /// with a signed entry, whose signature covers the chain before it), and rebuilds
     /// the materialised state from the logs in a scratch database to compare it with this one.
     public func verify() throws -> VerifyReport {
         var report = VerifyReport()
@@ -44,8 +45,11 @@ extension Replica {
             if let before = previous[log], before.hash != entry.previousHash {
                 report.logProblems.append("\(entry.ref): does not chain onto the entry before it")
             }
-            if !entry.hasValidSignature { report.logProblems.append("\(entry.ref): bad signature") }
+            if entry.signature != nil, !entry.hasValidSignature { report.logProblems.append("\(entry.ref): bad signature") }
             previous[log] = entry
+        }
+        for (log, last) in previous where last.signature == nil {
+            report.logProblems.append("\(log): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
         }
         for (log, position) in vector.positions where previous[log]?.hash != position.hash || previous[log]?.seq != position.seq {
             report.logProblems.append("\(log): the version vector's head does not match the log")
