@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "qisync", targets: ["qisync"]),
         .library(name: "QISyncCore", targets: ["QISyncCore"]),
         .library(name: "QISyncStore", targets: ["QISyncStore"]),
+        .library(name: "QISyncFuzzHarness", targets: ["QISyncFuzzHarness"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
@@ -42,6 +43,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]
+        ),
+        // What the libFuzzer target (tools/fuzz) and its regression tests feed hostile bytes to.
+        .target(
+            name: "QISyncFuzzHarness",
+            dependencies: ["QISyncCore", "QISyncProtocol", .product(name: "NIOCore", package: "swift-nio")]
         ),
         // TCP transport (SwiftNIO): carries the protocol's bytes between a replica and its peers.
         .target(
@@ -99,7 +105,7 @@ let package = Package(
         .testTarget(
             name: "QISyncProtocolTests",
             dependencies: [
-                "QISyncCore", "QISyncProtocol",
+                "QISyncCore", "QISyncProtocol", "QISyncFuzzHarness",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]

@@ -1,6 +1,8 @@
+import Foundation
 import NIOCore
 import NIOTestUtils
 import QISyncCore
+import QISyncFuzzHarness
 import QISyncProtocol
 import Testing
 
@@ -90,5 +92,30 @@ struct CodecTests {
         payload.setInteger(UInt8(0xFF), at: payload.readerIndex + 1)
         payload.setInteger(UInt8(0xFF), at: payload.readerIndex)
         #expect(throws: SyncError.self) { _ = try decoder.message(from: payload) }
+    }
+}
+
+/// The fuzzer's seed corpus and every input it found a problem with, replayed.
+@Suite("Fuzz regressions")
+struct FuzzRegressionTests {
+    static let fuzz = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("tools/fuzz")
+
+    static func inputs() -> [String] {
+        ["corpus", "regressions"].flatMap { folder in
+            ((try? FileManager.default.contentsOfDirectory(atPath: fuzz.appendingPathComponent(folder).path)) ?? [])
+                .filter { !$0.hasPrefix(".") }.map { "\(folder)/\($0)" }
+        }.sorted()
+    }
+
+    @Test("each saved input runs through the harness without crashing", arguments: inputs())
+    func replay(name: String) throws {
+        let data = try Data(contentsOf: Self.fuzz.appendingPathComponent(name))
+        ProtocolFuzzHarness.run(Array(data))
+    }
+
+    @Test("the seed corpus is there")
+    func corpusPresent() {
+        #expect(Self.inputs().contains("corpus/ward-to-hub.bin"))
     }
 }
