@@ -95,14 +95,4 @@ enum StoreSchema {
         case .set: return [.blob(Array(key.prefix(16))), .text(String(decoding: key.dropFirst(16), as: UTF8.self))]
         }
     }
-
-    /// The bindings for a row key.
-    static func keyArguments(_ key: [UInt8], of table: TableSpec) -> [DatabaseValue] {
-        switch table.kind {
-        case .entity: return [Value.blob(key).databaseValue]
-        case .set:
-            return [Value.blob(Array(key.prefix(16))).databaseValue,
-                    String(decoding: key.dropFirst(16), as: UTF8.self).databaseValue]
-        }
-    }
 }
