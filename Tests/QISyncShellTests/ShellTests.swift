@@ -349,3 +349,32 @@ struct ExecutableTests {
         #expect(try run(["verify"], home: home).code == 0)
     }
 }
+
+@Suite("Sync from the shell")
+struct ShellSyncTests {
+    @Test("the shell serves in the background while people keep working; peers and sync work from it")
+    func backgroundServe() throws {
+        let hub = try ShellHarness(site: "hub"), ward = try ShellHarness(site: "ward-2")
+        let served = hub.run("serve --listen 127.0.0.1:0")
+        #expect(served.outcome == .success && served.out.contains("in the background"))
+        let address = try #require(served.out.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression).map { String(served.out[$0]) })
+        #expect(hub.run("serve --listen 127.0.0.1:0").err.contains("already serving"))
+        _ = try hub.addInitiative("Made while serving")
+        #expect(ward.run("peer add hub \(address)").outcome == .success)
+        #expect(ward.run("peer add hub \(address)").err.contains("already a peer"))
+        let synced = ward.run("sync hub --json")
+        #expect(synced.outcome == .success, "\(synced.err)")
+        #expect(synced.out.contains("\"outcome\" : \"ok\""))
+        #expect(try ward.records.list(.initiative).map { $0.text("title") } == ["Made while serving"])
+        let status = ward.run("status").out
+        #expect(status.contains("hub") && status.contains("up to date"))
+        #expect(ward.run("sync hub --pull --push").err.contains("--pull and --push"))
+        #expect(ward.run("sync nowhere").err.contains("no peer called 'nowhere'"))
+        #expect(hub.run("serve --stop").outcome == .success)
+        let refused = ward.run("sync hub")
+        #expect(refused.outcome != .success && refused.err.contains("could not connect"))
+        #expect(try ward.records.replica.peers().first?.lastSync?.outcome.hasPrefix("failed") == true)
+        #expect(ward.run("peer remove hub").outcome == .success)
+        #expect(ward.run("peer remove hub").err.contains("no peer called"))
+    }
+}

@@ -185,11 +185,14 @@ struct SyncCommand: ReplicaCommand {
         guard (1...3600).contains(timeout) else { throw DomainError("--timeout takes 1 to 3600 seconds") }
         let replica = context.records.replica
         let named = try replica.peer(named: peer)
-        let address: PeerAddress
-        do { address = try PeerAddress(parsing: named?.address ?? peer) } catch {
+        let unknown = { () throws -> DomainError in
             let names = try replica.peers().map(\.name)
-            throw DomainError("no peer called '\(peer)'\(names.isEmpty ? "" : " (peers: \(names.joined(separator: ", ")))"), and it is not HOST:PORT; add one with 'peer add NAME HOST:PORT'")
+            return DomainError("no peer called '\(peer)'\(names.isEmpty ? "" : " (peers: \(names.joined(separator: ", ")))"); add one with 'peer add NAME HOST:PORT', or give HOST:PORT")
         }
+        // An unknown name is not tried as a host: an address needs its port.
+        guard named != nil || peer.contains(":") else { throw try unknown() }
+        let address: PeerAddress
+        do { address = try PeerAddress(parsing: named?.address ?? peer) } catch { throw try unknown() }
         let direction: SyncDirection = pull ? .pull : push ? .push : .both
         let meter = ProgressMeter(sink: context.notices, enabled: isatty(STDERR_FILENO) == 1 && !globals.json)
         let report: SyncReport
