@@ -27,9 +27,11 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     private var databaseJobs: EventLoopFuture<Void>?
     private var context: ChannelHandlerContext?
     private var finished = false
+    private let completesWhenNeverActive: Bool
 
-    init(replica: Replica, hello: Hello, threadPool: NIOThreadPool, logger: Logger,
-         completion: SyncCompletion, progress: (@Sendable (SyncCounters) -> Void)?) {
+    init(replica: Replica, hello: Hello, threadPool: NIOThreadPool, logger: Logger, completion: SyncCompletion,
+         completesWhenNeverActive: Bool, progress: (@Sendable (SyncCounters) -> Void)?) {
+        self.completesWhenNeverActive = completesWhenNeverActive
         self.replica = replica
         self.hello = hello
         self.threadPool = threadPool
@@ -204,9 +206,10 @@ final class SyncConnectionHandler: ChannelInboundHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         if self.context == nil, !finished {
-            // Never connected: the session did not start, so this is a connection failure.
+            // Never connected: the session did not start. A client's bootstrap reports the
+            // connection failure itself (with the address and reason); a server's must not leak.
             finished = true
-            completion.fail(SyncError(.connectionLost, "the connection closed before it opened"))
+            if completesWhenNeverActive { completion.fail(SyncError(.connectionLost, "the connection closed before it opened")) }
             return
         }
         finish(with: SyncError(.connectionLost, "the connection closed before the sync finished"))

@@ -28,13 +28,14 @@ extension Replica {
 public let defaultSyncTimeout = TimeAmount.seconds(60)
 
 func addSyncHandlers(to channel: Channel, replica: Replica, direction: SyncDirection, threadPool: NIOThreadPool, logger: Logger,
-                     timeout: TimeAmount, completion: SyncCompletion, progress: (@Sendable (SyncCounters) -> Void)?) -> EventLoopFuture<Void> {
+                     timeout: TimeAmount, completion: SyncCompletion, isServer: Bool,
+                     progress: (@Sendable (SyncCounters) -> Void)?) -> EventLoopFuture<Void> {
     channel.eventLoop.makeCompletedFuture {
         try channel.pipeline.syncOperations.addHandlers([
             IdleStateHandler(readTimeout: timeout),
             ByteToMessageHandler(FrameDecoder()),
             SyncConnectionHandler(replica: replica, hello: replica.hello(direction: direction), threadPool: threadPool,
-                                  logger: logger, completion: completion, progress: progress),
+                                  logger: logger, completion: completion, completesWhenNeverActive: isServer, progress: progress),
         ])
     }
 }
@@ -77,7 +78,7 @@ public final class SyncServer: Sendable {
                 }
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                 return addSyncHandlers(to: channel, replica: replica, direction: .both, threadPool: threadPool, logger: logger,
-                                       timeout: timeout, completion: completion, progress: nil)
+                                       timeout: timeout, completion: completion, isServer: true, progress: nil)
             }
             .bind(host: address.host, port: address.port)
             .map { SyncServer(channel: $0, connections: connections) }
@@ -119,7 +120,7 @@ public enum SyncClient {
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 addSyncHandlers(to: channel, replica: replica, direction: direction, threadPool: threadPool, logger: logger,
-                                timeout: timeout, completion: completion, progress: progress)
+                                timeout: timeout, completion: completion, isServer: false, progress: progress)
             }
             .connect(host: address.host, port: address.port)
             .whenFailure { error in
