@@ -1,7 +1,7 @@
 import Foundation
 import QISyncCore
 import QISyncDomain
-import QISyncShell
+@testable import QISyncShell
 import QISyncStore
 import Testing
 
@@ -376,5 +376,13 @@ struct ShellSyncTests {
         #expect(try ward.records.replica.peers().first?.lastSync?.outcome.hasPrefix("failed") == true)
         #expect(ward.run("peer remove hub").outcome == .success)
         #expect(ward.run("peer remove hub").err.contains("no peer called"))
+    }
+}
+
+@Suite("Sync output")
+struct SyncOutputTests {
+    @Test("byte counts read naturally", arguments: [(0, "0 bytes"), (999, "999 bytes"), (20_400, "20.4 KB"), (82_000_000, "82.0 MB"), (3_000_000_000, "3.00 GB")])
+    func bytes(count: UInt64, text: String) {
+        #expect(SyncRendering.bytes(count) == text)
     }
 }

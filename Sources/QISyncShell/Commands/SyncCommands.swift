@@ -264,7 +264,15 @@ final class ProgressMeter: @unchecked Sendable {
 
 /// How a sync's outcome is shown.
 enum SyncRendering {
-    static func bytes(_ count: UInt64) -> String { ByteCountFormatter.string(fromByteCount: Int64(count), countStyle: .file) }
+    /// A byte count for people: "512 bytes", "20.4 KB", "82 MB" (decimal units, as `ls -h --si`).
+    static func bytes(_ count: UInt64) -> String {
+        switch count {
+        case ..<1000: return "\(count) bytes"
+        case ..<1_000_000: return String(format: "%.1f KB", Double(count) / 1e3)
+        case ..<1_000_000_000: return String(format: "%.1f MB", Double(count) / 1e6)
+        default: return String(format: "%.2f GB", Double(count) / 1e9)
+        }
+    }
 
     static func summary(_ report: SyncReport, address: PeerAddress, direction: SyncDirection, conflictsNow: Int, to out: OutputSink) {
         let peer = report.peer.map { "\($0.trust)/\($0.site) at \(address)" } ?? "\(address)"
@@ -293,3 +301,4 @@ enum SyncRendering {
         return json
     }
 }
+
