@@ -39,12 +39,12 @@ extension Replica {
     }
 
     static func versionVector(_ db: Database) throws -> VersionVector {
-            var vector = VersionVector()
-            for row in try Row.fetchAll(db, sql: "SELECT origin.key, vector.scope, vector.seq, vector.hash FROM vector JOIN origin ON origin.id = vector.origin") {
-                let log = LogID(origin: try OriginID(bytes: Array(row[0] as Data)), scope: Scope(rawValue: UInt8(row[1] as Int64)) ?? .trust)
-                vector.positions[log] = LogPosition(seq: UInt64(bitPattern: row[2]), hash: Array(row[3] as Data))
-            }
-            return vector
+        var vector = VersionVector()
+        for row in try Row.fetchAll(db, sql: "SELECT origin.key, vector.scope, vector.seq, vector.hash FROM vector JOIN origin ON origin.id = vector.origin") {
+            let log = LogID(origin: try OriginID(bytes: Array(row[0] as Data)), scope: Scope(rawValue: UInt8(row[1] as Int64)) ?? .trust)
+            vector.positions[log] = LogPosition(seq: UInt64(bitPattern: row[2]), hash: Array(row[3] as Data))
+        }
+        return vector
     }
 
     /// The entries this replica holds beyond `vector`, in log order, for the given scopes.
@@ -62,36 +62,36 @@ extension Replica {
     }
 
     static func entries(_ db: Database, after vector: VersionVector, scopes: Set<Scope>, maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
-            let ours = try versionVector(db)
-            var entries: [LogEntry] = []
-            var bytes = 0
-            for (log, position) in ours.positions.sorted(by: { $0.key < $1.key }) where scopes.contains(log.scope) {
-                let from = vector.seq(of: log)
-                guard position.seq > from else { continue }
-                guard entries.count < maxEntries, bytes < maxBytes else { break }
-                var previous = LogEntry.genesisHash
-                if from > 0 {
-                    guard let hash = try Data.fetchOne(db, sql: """
-                        SELECT log.hash FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
-                        """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)]) else { continue }
-                    previous = Array(hash)
-                }
-                let rows = try Row.fetchCursor(db, sql: """
-                    SELECT log.seq, log.hlc, log.body, log.sig FROM log JOIN origin ON origin.id = log.origin
-                    WHERE origin.key = ? AND log.scope = ? AND log.seq > ? ORDER BY log.seq
-                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)])
-                while let row = try rows.next() {
-                    let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
-                                         hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data),
-                                         signature: (row[3] as Data?).map(Array.init))
-                    previous = entry.hash
-                    entries.append(entry)
-                    bytes += entry.body.count
-                    // Stop at a limit only on a signed entry, so every run handed out ends with a signature.
-                    if (bytes >= maxBytes || entries.count >= maxEntries), entry.signature != nil { break }
-                }
+        let ours = try versionVector(db)
+        var entries: [LogEntry] = []
+        var bytes = 0
+        for (log, position) in ours.positions.sorted(by: { $0.key < $1.key }) where scopes.contains(log.scope) {
+            let from = vector.seq(of: log)
+            guard position.seq > from else { continue }
+            guard entries.count < maxEntries, bytes < maxBytes else { break }
+            var previous = LogEntry.genesisHash
+            if from > 0 {
+                guard let hash = try Data.fetchOne(db, sql: """
+                    SELECT log.hash FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
+                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)]) else { continue }
+                previous = Array(hash)
             }
-            return entries
+            let rows = try Row.fetchCursor(db, sql: """
+                SELECT log.seq, log.hlc, log.body, log.sig FROM log JOIN origin ON origin.id = log.origin
+                WHERE origin.key = ? AND log.scope = ? AND log.seq > ? ORDER BY log.seq
+                """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)])
+            while let row = try rows.next() {
+                let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
+                                     hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data),
+                                     signature: (row[3] as Data?).map(Array.init))
+                previous = entry.hash
+                entries.append(entry)
+                bytes += entry.body.count
+                // Stop at a limit only on a signed entry, so every run handed out ends with a signature.
+                if (bytes >= maxBytes || entries.count >= maxEntries), entry.signature != nil { break }
+            }
+        }
+        return entries
     }
 
     /// How many entries, and bytes of change bodies, this replica holds beyond a peer's vector.
