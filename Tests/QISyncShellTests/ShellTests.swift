@@ -286,6 +286,37 @@ struct ShellTests {
         #expect(h.run("pdsa close \(cycles[1].id.short) --act maybe").err.contains("adopt, adapt"))
     }
 
+    @Test("learning entries and PDSA cycles can be corrected, deleted and restored")
+    func correctLearningAndCycles() throws {
+        let h = try ShellHarness()
+        let initiative = String(try h.addInitiative("Falls").prefix(8))
+        let added = h.run("log add 'Huddles helpd' --sofft S1 --skill soft --json")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(added.out.utf8)) as? [String: Any])
+        let id = String(try #require(json["id"] as? String).prefix(8))
+        let changed = h.run("log set \(id) --text 'Huddles helped' --initiative \(initiative) --add-sofft S4 --remove-sofft s1 --add-skill learning")
+        #expect(changed.outcome == .success, "\(changed.err)")
+        let entry = try h.records.record(.learning, try h.records.locate(id).id)
+        #expect(entry.text("text") == "Huddles helped")
+        #expect(entry.tags["sofft"] == ["S4"] && entry.tags["skill"] == ["learning", "soft"])
+        #expect(h.run("log show \(id)").out.contains("Huddles helped"))
+        #expect(h.run("log set \(id)").err.contains("nothing to change"))
+        #expect(h.run("log set \(id) --add-sofft S9").err.contains("S6"))
+        #expect(h.run("log delete \(id)").outcome == .success)
+        #expect(try h.records.list(.learning).isEmpty)
+        #expect(h.run("log restore \(id)").outcome == .success)
+        #expect(try h.records.list(.learning).count == 1)
+        #expect(h.run("history \(id)").out.contains("+sofft:S4"))
+
+        #expect(h.run("pdsa add \(initiative) --change-idea 'Night checks'").outcome == .success)
+        let cycle = try #require(try h.records.list(.pdsa).first).id.short
+        #expect(h.run("pdsa set \(cycle) --plan 'Two wards, four weeks' --as-planned no").outcome == .success)
+        #expect(try h.records.record(.pdsa, try h.records.locate(cycle).id).text("plan") == "Two wards, four weeks")
+        #expect(h.run("pdsa delete \(cycle)").outcome == .success)
+        #expect(try h.records.list(.pdsa).isEmpty)
+        #expect(h.run("pdsa restore \(cycle)").outcome == .success)
+        #expect(try h.records.list(.pdsa).count == 1)
+    }
+
     @Test("tab completion offers commands, subcommands, options and ids")
     func completion() throws {
         let h = try ShellHarness()

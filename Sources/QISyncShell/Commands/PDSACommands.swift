@@ -6,7 +6,7 @@ struct PDSACommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pdsa",
         abstract: "Record Plan-Do-Study-Act cycles.",
-        subcommands: [Add.self, List.self, Show.self, Close.self])
+        subcommands: [Add.self, List.self, Show.self, Set.self, Close.self, Delete.self, Restore.self])
 
     struct Add: ReplicaCommand {
         static let configuration = CommandConfiguration(abstract: "Add a PDSA cycle to an initiative (needs --change-idea); numbered automatically.")
@@ -45,6 +45,34 @@ struct PDSACommand: ParsableCommand {
         }
     }
 
+    struct Set: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Change fields of a PDSA cycle (plan, observations, study…).")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var fields: PDSAFields
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            context.show(try context.records.set(record.id, as: .pdsa, fields: fields.values), json: globals.json)
+        }
+    }
+
+    struct Delete: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a PDSA cycle (it can be restored).")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            context.show(try context.records.setExists(record.id, as: .pdsa, exists: false), json: globals.json)
+        }
+    }
+
+    struct Restore: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Restore a deleted PDSA cycle.")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            context.show(try context.records.setExists(record.id, as: .pdsa, exists: true), json: globals.json)
+        }
+    }
+
     struct Close: ReplicaCommand {
         static let configuration = CommandConfiguration(abstract: "Close a cycle: study and act (adopt, adapt or abandon).")
         @OptionGroup var record: RecordArgument
@@ -62,7 +90,7 @@ struct LogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "log",
         abstract: "Record and browse the learning log.",
-        subcommands: [Add.self, List.self])
+        subcommands: [Add.self, List.self, Show.self, Set.self, Delete.self, Restore.self])
 
     struct Add: ReplicaCommand {
         static let configuration = CommandConfiguration(abstract: "Add a learning entry with its SOFFTs, skill kinds and culture features.")
@@ -106,6 +134,58 @@ struct LogCommand: ParsableCommand {
             filter.includeDeleted = deleted
             filter.limit = limit
             context.list(try context.records.list(.learning, filter: filter), kind: .learning, json: globals.json)
+        }
+    }
+
+    struct Show: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a learning entry in full.")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let (_, id) = try context.records.locate(record.id, as: .learning)
+            context.show(try context.records.record(.learning, id), json: globals.json)
+        }
+    }
+
+    struct Set: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Change a learning entry: its fields, and tags added or removed.")
+        @OptionGroup var record: RecordArgument
+        @Option(help: "What was learnt.") var text: String?
+        @Option(help: "The initiative it belongs to (\"\" for none).") var initiative: String?
+        @Option(help: "The PDSA cycle it came from (\"\" for none).") var pdsa: String?
+        @Option(help: "The day, YYYY-MM-DD.") var date: String?
+        @Option(help: "helped, hindered or neutral.") var effect: String?
+        @Option(name: .customLong("add-sofft"), help: "Add a SOFFT, S1-S6 (repeatable).") var addSofft: [String] = []
+        @Option(name: .customLong("remove-sofft"), help: "Remove a SOFFT (repeatable).") var removeSofft: [String] = []
+        @Option(name: .customLong("add-skill"), help: "Add a skill kind (repeatable).") var addSkill: [String] = []
+        @Option(name: .customLong("remove-skill"), help: "Remove a skill kind (repeatable).") var removeSkill: [String] = []
+        @Option(name: .customLong("add-culture"), help: "Add a culture feature (repeatable).") var addCulture: [String] = []
+        @Option(name: .customLong("remove-culture"), help: "Remove a culture feature (repeatable).") var removeCulture: [String] = []
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let fields = ["text": text, "initiative": initiative, "pdsa": pdsa, "date": date, "effect": effect].compactMapValues { $0 }
+            context.show(try context.records.set(record.id, as: .learning, fields: fields,
+                                                 addTags: ["sofft": addSofft, "skill": addSkill, "culture": addCulture],
+                                                 removeTags: ["sofft": removeSofft, "skill": removeSkill, "culture": removeCulture]),
+                         json: globals.json)
+        }
+    }
+
+    struct Delete: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a learning entry (it can be restored).")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            context.show(try context.records.setExists(record.id, as: .learning, exists: false), json: globals.json)
+        }
+    }
+
+    struct Restore: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Restore a deleted learning entry.")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            context.show(try context.records.setExists(record.id, as: .learning, exists: true), json: globals.json)
         }
     }
 }

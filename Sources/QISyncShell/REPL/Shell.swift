@@ -167,7 +167,7 @@ public final class Shell {
         if candidates.isEmpty || word.hasPrefix("-") {
             // `initiative show …`, `pdsa close …`: ids of that kind; elsewhere any record.
             let kind = typed.count >= 2 && ["show", "set", "delete", "restore", "close"].contains(typed[1])
-                ? RecordKind(rawValue: typed[0]) : nil
+                ? RecordKind(rawValue: typed[0] == "log" ? "learning" : typed[0]) : nil
             candidates = word.hasPrefix("-") ? Self.optionNames(commandType) : idCompletions(prefix: word, kind: kind)
         }
         return candidates.filter { $0.hasPrefix(word) }.sorted()
