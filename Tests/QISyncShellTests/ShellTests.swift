@@ -417,3 +417,56 @@ struct SyncOutputTests {
         #expect(SyncRendering.bytes(count) == text)
     }
 }
+
+@Suite("PII guard")
+struct PIIGuardTests {
+    @Test("NHS numbers are found by their Modulus 11 check digit, however they are spaced", arguments: [
+        ("Pt 943 476 5919 fell twice", true), ("ref 9434765919.", true), ("943-476-5919", true),
+        ("943 476 5918", false),            // wrong check digit
+        ("phone 0113 243 3144", false),     // 11 digits
+        ("audit of 1234567890 forms", false),
+    ])
+    func nhsNumbers(text: String, found: Bool) {
+        #expect(PIIGuard.scan(text).contains { $0.kind == "an NHS number" } == found)
+    }
+
+    @Test("a check digit of 10 is never valid; 11 means 0")
+    func checkDigits() {
+        // 6 × 2 = 12, 12 mod 11 = 1, so the check would be 10: no last digit makes it valid.
+        for last in 0...9 { #expect(!PIIGuard.isValidNHSNumber([0, 0, 0, 0, 0, 0, 0, 0, 6, last])) }
+        // 5 × 2 = 10, 11 − 10 = 1.
+        #expect(PIIGuard.isValidNHSNumber([0, 0, 0, 0, 0, 0, 0, 0, 5, 1]))
+        // A sum divisible by 11 gives 11, which stands for 0.
+        #expect(PIIGuard.isValidNHSNumber([0, 0, 0, 0, 0, 0, 0, 0, 0, 0]))
+        #expect(PIIGuard.isValidNHSNumber([9, 4, 3, 4, 7, 6, 5, 9, 1, 9]))
+    }
+
+    @Test("dates and postcodes count only next to a patient word", arguments: [
+        ("patient born 12/03/1956 was discharged", true),
+        ("DOB 1956-03-12", true),
+        ("the audit ran from 12/03/2026 to 30/04/2026", false),
+        ("patient lives at LS1 4AP near the hospital", true),
+        ("the LS1 4AP site hosted the workshop", false),
+    ])
+    func datesAndPostcodes(text: String, found: Bool) {
+        #expect(!PIIGuard.scan(text).isEmpty == found, "\(PIIGuard.scan(text))")
+    }
+
+    @Test("share refuses patient data, naming the field, and changes nothing; an IG-lead override with a reason is recorded")
+    func shareGuard() throws {
+        let h = try ShellHarness()
+        let id = String(try h.addInitiative("Falls").prefix(8))
+        #expect(h.run("initiative set \(id) --problem 'Pt 943 476 5919 fell twice on nights'").outcome == .success)
+        let vector = try h.records.replica.versionVector()
+        let refused = h.run("share \(id)")
+        #expect(refused.outcome != .success && refused.err.contains("problem") && refused.err.contains("NHS number"))
+        #expect(try h.records.replica.versionVector() == vector)
+        #expect(h.run("share \(id) --override-pii").err.contains("--reason"))
+        #expect(h.run("share \(id) --override-pii --reason short").err.contains("10 to 500"))
+        let shared = h.run("share \(id) --override-pii --reason 'synthetic test number, not a real patient'")
+        #expect(shared.outcome == .success, "\(shared.err)")
+        let record = try h.records.record(.initiative, try h.records.locate(id).id)
+        #expect(record.scope == .shared && record.text("pii-override").hasPrefix("synthetic test number"))
+        #expect(h.run("history \(id)").out.contains("pii-override"))
+    }
+}

@@ -13,6 +13,7 @@ public enum RecordKind: String, Sendable, CaseIterable {
         Field("owner-trust", 1, .system(.text(maxLength: 5)), "the trust that created the record and alone may change it"),
         Field("scope", 2, .system(.text(maxLength: 8)), "trust (stays inside the trust) or shared (may go to other trusts)"),
         Field("created", 3, .system(.integer), columnName: "created_ms", "when the record was created, milliseconds since 1970"),
+        Field("pii-override", 63, .system(.text(maxLength: 600)), "why an IG lead let it be shared although the PII guard objected"),
     ]
 
     /// The record's own fields, in display order.

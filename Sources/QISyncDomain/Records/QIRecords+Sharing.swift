@@ -6,18 +6,47 @@ import QISyncStore
 extension QIRecords {
     /// Publishes a record: appends its whole current state (fields and tags) to this site's
     /// shared log; later edits follow it there.
+    ///
+    /// The PII guard scans every text field first and refuses, naming the field, when one looks
+    /// patient-identifiable. An IG lead may override it with a reason (`overrideReason`), which is
+    /// recorded with the shared record.
     @discardableResult
-    public func share(_ reference: String) throws -> RecordView {
+    public func share(_ reference: String, overrideReason: String? = nil) throws -> RecordView {
         let (kind, id) = try locate(reference)
         let current = try record(kind, id)
         try requireOwned(current)
         guard current.scope == .trust else { throw DomainError("\(kind.rawValue) \(id.short) is already shared") }
         guard current.live else { throw DomainError("\(kind.rawValue) \(id.short) is deleted; restore it before sharing") }
+        let findings = kind.fields.compactMap { field -> (Field, [PIIGuard.Finding])? in
+            guard case .text = field.kind, let text = current.values[field.name]?.text else { return nil }
+            let found = PIIGuard.scan(text)
+            return found.isEmpty ? nil : (field, found)
+        }
+        var override: String?
+        if let reason = overrideReason {
+            let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard trimmed.count >= 10, trimmed.count <= 500 else {
+                throw DomainError("an IG-lead override needs a reason of 10 to 500 characters (--reason \"…\")")
+            }
+            try TextCheck.validate(trimmed, field: "the reason")
+            override = "\(trimmed) — \(replica.identity.trustCode)/\(replica.identity.siteName), \(DateText.timestamp(milliseconds: UInt64(now().timeIntervalSince1970 * 1000)))"
+        } else if let (field, found) = findings.first {
+            throw DomainError("""
+                refused to share \(kind.rawValue) \(id.short): its \(field.name) holds what looks like \(found.map(\.description).joined(separator: ", ")); \
+                patient-identifiable data must not leave the trust. Remove it with '\(kind.rawValue == "learning" ? "log" : kind.rawValue) set', \
+                or an IG lead may override: 'share \(id.short) --override-pii --reason "why it is safe"'
+                """)
+        }
         try replica.write { db -> (Scope, [RowEdit])? in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(kind.rawValue) WHERE id = ?", arguments: [Data(id.bytes)]) else { return nil }
             var edit = RowEdit(table: kind.table.id, key: id.bytes, values: [(0, .integer(row["live"]))])
             for field in kind.allFields {
-                edit.values.append((field.column, field.name == "scope" ? .text(Scope.shared.description) : Value(row[field.columnName] as DatabaseValue)))
+                let value: Value = switch field.name {
+                case "scope": .text(Scope.shared.description)
+                case "pii-override": override.map(Value.text) ?? Value(row[field.columnName] as DatabaseValue)
+                default: Value(row[field.columnName] as DatabaseValue)
+                }
+                edit.values.append((field.column, value))
             }
             var edits = [edit]
             for set in kind.tagSets {

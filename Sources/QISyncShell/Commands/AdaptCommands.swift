@@ -74,11 +74,21 @@ struct ShareCommand: ReplicaCommand {
     static let configuration = CommandConfiguration(
         commandName: "share",
         abstract: "Publish a record to the shared log, for other trusts.",
-        discussion: "Appends the record's whole current state to this site's shared log; later edits follow it there.")
+        discussion: """
+            Appends the record's whole current state to this site's shared log; later edits follow it there. \
+            First the PII guard scans its text: an NHS number (valid check digit), or a date of birth or \
+            postcode next to a patient word, refuses the share and names the field. An IG lead may override \
+            with --override-pii and a reason, which is recorded with the record.
+            """)
     @OptionGroup var record: RecordArgument
+    @Flag(name: .customLong("override-pii"), help: "IG lead only: share despite the PII guard (needs --reason).") var overridePII = false
+    @Option(help: "Why the override is safe (10 to 500 characters); recorded with the record.") var reason: String?
     @OptionGroup var globals: GlobalOptions
     func run(in context: CommandContext) throws {
-        context.show(try context.records.share(record.id), json: globals.json)
+        guard overridePII == (reason != nil) else {
+            throw DomainError(overridePII ? "--override-pii needs --reason \"why it is safe\"" : "--reason goes with --override-pii")
+        }
+        context.show(try context.records.share(record.id, overrideReason: reason), json: globals.json)
     }
 }
 
