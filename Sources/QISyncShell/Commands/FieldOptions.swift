@@ -71,6 +71,17 @@ extension CommandContext {
         }
     }
 
+    /// Finds a record of a kind by id prefix and prints it.
+    func showRecord(_ reference: String, as kind: RecordKind, json: Bool) throws {
+        let (_, id) = try records.locate(reference, as: kind)
+        show(try records.record(kind, id), json: json)
+    }
+
+    /// Deletes or restores a record of a kind and prints it.
+    func setExists(_ reference: String, as kind: RecordKind, exists: Bool, json: Bool) throws {
+        show(try records.setExists(reference, as: kind, exists: exists), json: json)
+    }
+
     /// Prints a list of records, as JSON or a table.
     func list(_ views: [RecordView], kind: RecordKind, json: Bool) {
         if json {

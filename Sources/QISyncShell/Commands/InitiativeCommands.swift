@@ -37,8 +37,7 @@ struct InitiativeCommand: ParsableCommand {
         @OptionGroup var record: RecordArgument
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            let (_, id) = try context.records.locate(record.id, as: .initiative)
-            context.show(try context.records.record(.initiative, id), json: globals.json)
+            try context.showRecord(record.id, as: .initiative, json: globals.json)
         }
     }
 
@@ -57,7 +56,7 @@ struct InitiativeCommand: ParsableCommand {
         @OptionGroup var record: RecordArgument
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            context.show(try context.records.setExists(record.id, as: .initiative, exists: false), json: globals.json)
+            try context.setExists(record.id, as: .initiative, exists: false, json: globals.json)
         }
     }
 
@@ -66,7 +65,7 @@ struct InitiativeCommand: ParsableCommand {
         @OptionGroup var record: RecordArgument
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            context.show(try context.records.setExists(record.id, as: .initiative, exists: true), json: globals.json)
+            try context.setExists(record.id, as: .initiative, exists: true, json: globals.json)
         }
     }
 }

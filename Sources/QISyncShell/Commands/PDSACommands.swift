@@ -40,8 +40,7 @@ struct PDSACommand: ParsableCommand {
         @OptionGroup var record: RecordArgument
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            let (_, id) = try context.records.locate(record.id, as: .pdsa)
-            context.show(try context.records.record(.pdsa, id), json: globals.json)
+            try context.showRecord(record.id, as: .pdsa, json: globals.json)
         }
     }
 
@@ -60,7 +59,7 @@ struct PDSACommand: ParsableCommand {
         @OptionGroup var record: RecordArgument
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            context.show(try context.records.setExists(record.id, as: .pdsa, exists: false), json: globals.json)
+            try context.setExists(record.id, as: .pdsa, exists: false, json: globals.json)
         }
     }
 
@@ -69,7 +68,7 @@ struct PDSACommand: ParsableCommand {
         @OptionGroup var record: RecordArgument
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            context.show(try context.records.setExists(record.id, as: .pdsa, exists: true), json: globals.json)
+            try context.setExists(record.id, as: .pdsa, exists: true, json: globals.json)
         }
     }
 
@@ -142,8 +141,7 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var record: RecordArgument
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            let (_, id) = try context.records.locate(record.id, as: .learning)
-            context.show(try context.records.record(.learning, id), json: globals.json)
+            try context.showRecord(record.id, as: .learning, json: globals.json)
         }
     }
 
@@ -176,7 +174,7 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var record: RecordArgument
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            context.show(try context.records.setExists(record.id, as: .learning, exists: false), json: globals.json)
+            try context.setExists(record.id, as: .learning, exists: false, json: globals.json)
         }
     }
 
@@ -185,7 +183,7 @@ struct LogCommand: ParsableCommand {
         @OptionGroup var record: RecordArgument
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            context.show(try context.records.setExists(record.id, as: .learning, exists: true), json: globals.json)
+            try context.setExists(record.id, as: .learning, exists: true, json: globals.json)
         }
     }
 }
