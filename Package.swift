@@ -17,6 +17,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
         .package(url: "https://github.com/adam-fowler/compress-nio", exact: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-certificates", exact: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", exact: "1.7.4"),
     ],
     targets: [
         // Pure logic: identities, clocks, change and log-entry encoding, merge rules. No I/O.
@@ -24,11 +27,22 @@ let package = Package(
             name: "QISyncCore",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
+        // Trusts and sites: trust keys, enrolment certificates, revocations, fingerprints, and
+        // the pure decisions about whom to accept. No I/O beyond reading and writing key files.
+        .target(
+            name: "QISyncIdentity",
+            dependencies: [
+                "QISyncCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ]
+        ),
         // The SQLite replica: origin logs, version vectors, materialisation, verification.
         .target(
             name: "QISyncStore",
             dependencies: [
-                "QISyncCore",
+                "QISyncCore", "QISyncIdentity",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -47,7 +61,7 @@ let package = Package(
         // What the libFuzzer target (tools/fuzz) and its regression tests feed hostile bytes to.
         .target(
             name: "QISyncFuzzHarness",
-            dependencies: ["QISyncCore", "QISyncProtocol", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["QISyncCore", "QISyncProtocol", "QISyncIdentity", .product(name: "NIOCore", package: "swift-nio")]
         ),
         // TCP transport (SwiftNIO): carries the protocol's bytes between a replica and its peers.
         .target(
@@ -57,6 +71,9 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                "QISyncIdentity",
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -64,7 +81,7 @@ let package = Package(
         .target(
             name: "QISyncDomain",
             dependencies: [
-                "QISyncCore", "QISyncStore",
+                "QISyncCore", "QISyncStore", "QISyncIdentity",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -79,7 +96,7 @@ let package = Package(
         .target(
             name: "QISyncShell",
             dependencies: [
-                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport", "CEditLine",
+                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport", "QISyncIdentity", "CEditLine",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -1,16 +1,20 @@
 import NIOCore
 import QISyncCore
+import QISyncIdentity
 import QISyncProtocol
 
 /// Feeds arbitrary bytes to the frame decoder, the payload stream and a sync session, as a
 /// hostile peer would: the libFuzzer target (tools/fuzz) and the regression tests both call it.
-/// It must never crash, hang or allocate without bound, whatever the input.
+/// It must never crash, hang or allocate without bound, whatever the input. Directory records
+/// (enrolment certificates, revocations) go through the identity checks a handshake and an
+/// import use, so the X.509 and revocation readers are fuzzed too.
 public enum ProtocolFuzzHarness {
     /// Runs one input.
     public static func run(_ data: [UInt8]) {
         guard let decoder = try? PayloadDecoder(maximumMessage: 1 << 20, maximumSession: 4 << 20) else { return }
         let signer = try! SiteSigner(rawRepresentation: Array(1...32))
-        var session = SyncSession(hello: Hello(origin: signer.origin, trust: "RXH", site: "hub", kind: "hub"), localVector: VersionVector())
+        var session = SyncSession(hello: Hello(origin: signer.origin, trust: "RXH", site: "hub", kind: "hub"))
+        let directory = TrustDirectory(ownTrust: "RXH", ownSite: signer.origin)
         _ = session.start()
         var buffer = ByteBuffer(bytes: data)
         var steps = 0
@@ -40,6 +44,13 @@ public enum ProtocolFuzzHarness {
                 var next: [SyncSession.Action] = []
                 for action in pending {
                     switch action {
+                    case .authorize: next += session.peerAuthorized(vector: VersionVector(), directory: [])
+                    case .applyDirectory(let records):
+                        for record in records {
+                            _ = try? Enrolment(record: record)
+                            _ = try? Revocation(record: record)
+                            _ = directory.verifyPeer(chain: [record.bytes])
+                        }
                     case .prepareOffer: next += session.offerReady(entries: 0, bytes: 0)
                     case .loadBatch: next += session.batchLoaded([])
                     case .apply(let id, let entries):

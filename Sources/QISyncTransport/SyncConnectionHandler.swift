@@ -2,7 +2,10 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import QISyncCore
+import QISyncIdentity
 import QISyncProtocol
 import QISyncStore
 
@@ -15,7 +18,9 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     private let replica: Replica
     private let threadPool: NIOThreadPool
     private let logger: Logger
-    private let hello: Hello
+    private let direction: SyncDirection
+    private let verification: PeerVerification?
+    private var peerScopes: Set<Scope> = []
     private let progress: (@Sendable (SyncCounters) -> Void)?
     private let completion: SyncCompletion
     private var session: SyncSession?
@@ -29,11 +34,13 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     private var finished = false
     private let completesWhenNeverActive: Bool
 
-    init(replica: Replica, hello: Hello, threadPool: NIOThreadPool, logger: Logger, completion: SyncCompletion,
-         completesWhenNeverActive: Bool, progress: (@Sendable (SyncCounters) -> Void)?) {
+    /// `verification` is the TLS handshake's conclusion about the peer; nil in the plaintext test mode.
+    init(replica: Replica, direction: SyncDirection, verification: PeerVerification?, threadPool: NIOThreadPool, logger: Logger,
+         completion: SyncCompletion, completesWhenNeverActive: Bool, progress: (@Sendable (SyncCounters) -> Void)?) {
         self.completesWhenNeverActive = completesWhenNeverActive
         self.replica = replica
-        self.hello = hello
+        self.direction = direction
+        self.verification = verification
         self.threadPool = threadPool
         self.logger = logger
         self.completion = completion
@@ -45,6 +52,12 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
         report.started = Date()
+        // Over TLS the session starts once the handshake has proved who the peer is.
+        if verification == nil { startSession(context: context) }
+        context.fireChannelActive()
+    }
+
+    private func startSession(context: ChannelHandlerContext) {
         do {
             encoder = try PayloadEncoder()
             decoder = try PayloadDecoder()
@@ -53,23 +66,24 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             return
         }
         let replica = self.replica
+        let direction = self.direction
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        threadPool.runIfActive(eventLoop: context.eventLoop) { try replica.versionVector() }.whenComplete { result in
-            let handler = bound.value
-            switch result {
-            case .success(let vector):
-                var session = SyncSession(hello: handler.hello, localVector: vector)
-                let actions = session.start()
-                handler.session = session
-                handler.run(actions)
-                let waiting = handler.waiting
-                handler.waiting = []
-                for payload in waiting { handler.receive(payload) }
-            case .failure(let error):
-                handler.finish(with: SyncError(.internalError, "could not read the version vector: \(error)"))
+        threadPool.runIfActive(eventLoop: context.eventLoop) { replica.hello(direction: direction, directoryDigest: try replica.directoryDigest()) }
+            .whenComplete { result in
+                let handler = bound.value
+                switch result {
+                case .success(let hello):
+                    var session = SyncSession(hello: hello)
+                    let actions = session.start()
+                    handler.session = session
+                    handler.run(actions)
+                    let waiting = handler.waiting
+                    handler.waiting = []
+                    for payload in waiting { handler.receive(payload) }
+                case .failure(let error):
+                    handler.finish(with: SyncError(.internalError, "could not read this replica's directory: \(error)"))
+                }
             }
-        }
-        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -89,13 +103,23 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        let syncError = (error as? SyncError) ?? SyncError(.connectionLost, "\(error)")
-        fail(syncError)
+        if let syncError = error as? SyncError {
+            fail(syncError)
+        } else if case .failure(let refusal)? = verification?.result {
+            fail(SyncError(.notAuthorised, "refused the peer during the TLS handshake: \(refusal.message)"))
+        } else if error is NIOSSLError || error is BoringSSLError, session == nil {
+            fail(SyncError(.notAuthorised, "the TLS handshake failed (\(error)): the peer refused this site's certificate. This site may not be enrolled in a trust the peer pins, or may have been revoked; the peer's administrator can check with 'qisync trust list' and 'qisync audit'"))
+        } else {
+            fail(SyncError(.connectionLost, "\(error)"))
+        }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
             fail(SyncError(.timeout, "nothing from the peer for too long"))
+        } else if case TLSUserEvent.handshakeCompleted = event, session == nil, encoder == nil {
+            startSession(context: context)
+            context.fireUserInboundEventTriggered(event)
         } else if event is ServerShutdownEvent {
             fail(SyncError(.shuttingDown, "the server is shutting down; sync again later to carry on"))
         } else {
@@ -146,9 +170,23 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             } catch {
                 finish(with: SyncError(.internalError, "could not compress a \(message.name): \(error)"))
             }
+        case .authorize(let peer, let sendsDirectory):
+            authorize(peer, sendsDirectory: sendsDirectory)
+        case .applyDirectory(let records):
+            let replica = self.replica
+            let logger = self.logger
+            database(run: { try replica.importDirectory(records) }) { _, result in
+                switch result {
+                case .success(let imported):
+                    logger.debug("directory: \(imported.added) new records, \(imported.known) known, \(imported.ignored.count) ignored")
+                    return nil
+                case .failure(let error): return [.fail(SyncError(.internalError, "could not keep the peer's directory records: \(error)"))]
+                }
+            }
         case .prepareOffer(let peerVector):
             let replica = self.replica
-            database(run: { try replica.offer(for: peerVector) }) { handler, result in
+            let scopes = peerScopes
+            database(run: { try replica.offer(for: peerVector, scopes: scopes) }) { handler, result in
                 switch result {
                 case .success(let offer): handler.session?.offerReady(entries: offer.entries, bytes: offer.bytes)
                 case .failure(let error as LogRejection): handler.session?.failed(SyncError(.forkedLog, error.description))
@@ -157,7 +195,8 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             }
         case .loadBatch(let cursor, let maxEntries, let maxBytes):
             let replica = self.replica
-            database(run: { try replica.entries(after: cursor, maxEntries: maxEntries, maxBytes: maxBytes) }) { handler, result in
+            let scopes = peerScopes
+            database(run: { try replica.entries(after: cursor, scopes: scopes, maxEntries: maxEntries, maxBytes: maxBytes) }) { handler, result in
                 switch result {
                 case .success(let entries): handler.session?.batchLoaded(entries)
                 case .failure(let error): handler.session?.failed(SyncError(.internalError, "could not read entries: \(error)"))
@@ -165,13 +204,19 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             }
         case .apply(let batch, let entries):
             let replica = self.replica
-            database(run: { try replica.apply(entries) }) { handler, result in
+            let source = peerName
+            database(run: { try replica.apply(entries, source: source) }) { handler, result in
                 switch result {
                 case .success(let applied):
-                    handler.session?.batchApplied(id: batch, applied: UInt64(entries.count),
-                                                  bytes: entries.reduce(0) { $0 + UInt64($1.body.count) }, conflicts: UInt64(applied.newConflicts))
-                case .failure(let error as LogRejection): handler.session?.failed(SyncError(.entriesRefused, error.description))
-                case .failure(let error): handler.session?.failed(SyncError(.entriesRefused, "\(error)"))
+                    for reason in applied.refusalReasons where !handler.report.refusals.contains(reason) {
+                        handler.logger.warning("refused entries from \(source ?? "the peer"): \(reason)")
+                        handler.report.refusals.append(reason)
+                    }
+                    return handler.session?.batchApplied(id: batch, applied: UInt64(entries.count - applied.refused),
+                                                         bytes: entries.reduce(0) { $0 + UInt64($1.body.count) },
+                                                         conflicts: UInt64(applied.newConflicts), refused: UInt64(applied.refused))
+                case .failure(let error as LogRejection): return handler.session?.failed(SyncError(.entriesRefused, error.description))
+                case .failure(let error): return handler.session?.failed(SyncError(.entriesRefused, "\(error)"))
                 }
             }
         case .progress(let counters):
@@ -182,6 +227,45 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             finish(with: nil)
         case .fail(let error):
             finish(with: error)
+        }
+    }
+
+    /// The peer as this side knows it: its proven identity over TLS, or its HELLO in the test mode.
+    private var peerName: String? {
+        if case .success(let identity)? = verification?.result { return identity.name }
+        return session?.peer.map { "\($0.trust)/\($0.site)" }
+    }
+
+    /// Checks the peer's HELLO against the identity its TLS certificate proved, and chooses
+    /// what it may receive: every log for a site of this trust, shared logs only for another trust's.
+    private func authorize(_ peer: Hello, sendsDirectory: Bool) {
+        let trust: String
+        if let verification {
+            guard case .success(let proven)? = verification.result else {
+                fail(SyncError(.notAuthorised, "the peer's identity was not established"))
+                return
+            }
+            guard peer.origin == proven.site, peer.trust == proven.trustCode else {
+                fail(SyncError(.notAuthorised, "the peer's HELLO names site \(peer.trust)/\(peer.site) (\(peer.origin.short)), but its TLS certificate proves it is \(proven.name) (\(proven.site.short))"))
+                return
+            }
+            trust = proven.trustCode
+        } else {
+            trust = peer.trust
+        }
+        peerScopes = trust == replica.identity.trustCode ? Set(Scope.allCases) : [.shared]
+        report.peerIdentity = peerName
+        let replica = self.replica
+        let scopes = peerScopes
+        database(run: { () throws -> (VersionVector, [DirectoryRecord]) in
+            var vector = try replica.versionVector()
+            vector.positions = vector.positions.filter { scopes.contains($0.key.scope) }
+            return (vector, sendsDirectory ? try replica.directoryRecords() : [])
+        }) { handler, result in
+            switch result {
+            case .success(let (vector, records)): return handler.session?.peerAuthorized(vector: vector, directory: records)
+            case .failure(let error): return handler.session?.failed(SyncError(.internalError, "could not read the version vector: \(error)"))
+            }
         }
     }
 

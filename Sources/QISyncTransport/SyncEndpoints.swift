@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import QISyncCore
 import QISyncProtocol
 import QISyncStore
@@ -18,25 +19,52 @@ public enum SyncDirection: String, Sendable, CaseIterable {
 
 extension Replica {
     /// This replica's HELLO.
-    func hello(direction: SyncDirection) -> Hello {
+    func hello(direction: SyncDirection, directoryDigest: [UInt8]) -> Hello {
         Hello(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, kind: identity.kind.rawValue,
-              sends: direction != .pull, receives: direction != .push)
+              sends: direction != .pull, receives: direction != .push, directoryDigest: directoryDigest)
     }
 }
 
 /// How long a peer may stay silent before the session fails.
 public let defaultSyncTimeout = TimeAmount.seconds(60)
 
-func addSyncHandlers(to channel: Channel, replica: Replica, direction: SyncDirection, threadPool: NIOThreadPool, logger: Logger,
-                     timeout: TimeAmount, completion: SyncCompletion, isServer: Bool,
+func addSyncHandlers(to channel: Channel, replica: Replica, direction: SyncDirection, tls: NIOSSLContext?, threadPool: NIOThreadPool,
+                     logger: Logger, timeout: TimeAmount, completion: SyncCompletion, isServer: Bool,
                      progress: (@Sendable (SyncCounters) -> Void)?) -> EventLoopFuture<Void> {
     channel.eventLoop.makeCompletedFuture {
-        try channel.pipeline.syncOperations.addHandlers([
-            IdleStateHandler(readTimeout: timeout),
+        let operations = channel.pipeline.syncOperations
+        // The idle timeout comes first so that a peer stalling the TLS handshake is dropped too.
+        try operations.addHandler(IdleStateHandler(readTimeout: timeout))
+        var verification: PeerVerification?
+        if let tls {
+            let check = PeerVerification()
+            let callback = TLSSetup.verificationCallback(replica: replica, threadPool: threadPool, verification: check)
+            if isServer {
+                try operations.addHandler(NIOSSLServerHandler(context: tls, customVerificationCallback: callback))
+            } else {
+                try operations.addHandler(try NIOSSLClientHandler(context: tls, serverHostname: nil, customVerificationCallback: callback))
+            }
+            verification = check
+        }
+        try operations.addHandlers([
             ByteToMessageHandler(FrameDecoder()),
-            SyncConnectionHandler(replica: replica, hello: replica.hello(direction: direction), threadPool: threadPool,
+            SyncConnectionHandler(replica: replica, direction: direction, verification: verification, threadPool: threadPool,
                                   logger: logger, completion: completion, completesWhenNeverActive: isServer, progress: progress),
         ])
+    }
+}
+
+/// The TLS context for a replica's connections, or nil in the plaintext test mode (which
+/// refuses anything but a loopback address).
+func tlsContext(replica: Replica, security: TransportSecurity, host: String, isServer: Bool) throws -> NIOSSLContext? {
+    switch security {
+    case .mutualTLS:
+        return try TLSSetup.context(replica: replica, isServer: isServer)
+    case .plaintextLoopbackForTests:
+        guard TLSSetup.isLoopback(host) else {
+            throw SyncError(.notAuthorised, "plaintext sync is for tests on loopback addresses only; \(host) is not one")
+        }
+        return nil
     }
 }
 
@@ -58,10 +86,15 @@ public final class SyncServer: Sendable {
 
     /// Starts listening on `address`. Each finished or failed session is recorded in the
     /// replica's sync history, then passed to `onSession` with the client's address.
-    public static func start(replica: Replica, address: PeerAddress, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+    public static func start(replica: Replica, address: PeerAddress, security: TransportSecurity = .mutualTLS,
+                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                              threadPool: NIOThreadPool = .singleton, logger: Logger, timeout: TimeAmount = defaultSyncTimeout,
                              onSession: (@Sendable (String, SyncReport) -> Void)? = nil) -> EventLoopFuture<SyncServer> {
         let connections = ConnectionRegistry()
+        let tls: NIOSSLContext?
+        do { tls = try tlsContext(replica: replica, security: security, host: address.host, isServer: true) } catch {
+            return group.next().makeFailedFuture(error)
+        }
         return ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -69,7 +102,7 @@ public final class SyncServer: Sendable {
                 connections.add(channel)
                 let completion = SyncCompletion(channel.eventLoop.makePromise(of: SyncReport.self))
                 completion.future.whenSuccess { report in
-                    let record = SyncRecord(report: report, peerName: report.peer.map { "\($0.trust)/\($0.site)" }, address: client,
+                    let record = SyncRecord(report: report, peerName: report.peerIdentity, address: client,
                                             role: "server", direction: .both)
                     threadPool.submit { _ in
                         do { try replica.recordSync(record) } catch { logger.warning("could not record a sync session: \(error)") }
@@ -77,7 +110,7 @@ public final class SyncServer: Sendable {
                     onSession?(client, report)
                 }
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
-                return addSyncHandlers(to: channel, replica: replica, direction: .both, threadPool: threadPool, logger: logger,
+                return addSyncHandlers(to: channel, replica: replica, direction: .both, tls: tls, threadPool: threadPool, logger: logger,
                                        timeout: timeout, completion: completion, isServer: true, progress: nil)
             }
             .bind(host: address.host, port: address.port)
@@ -111,15 +144,20 @@ final class ConnectionRegistry: Sendable {
 public enum SyncClient {
     /// Connects to `address` and runs one session. The future succeeds with how it went
     /// (``SyncReport/error`` is set when the session failed) and fails when it cannot connect.
-    public static func sync(replica: Replica, address: PeerAddress, direction: SyncDirection = .both,
+    public static func sync(replica: Replica, address: PeerAddress, direction: SyncDirection = .both, security: TransportSecurity = .mutualTLS,
                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, threadPool: NIOThreadPool = .singleton,
                             logger: Logger, timeout: TimeAmount = defaultSyncTimeout,
                             progress: (@Sendable (SyncCounters) -> Void)? = nil) -> EventLoopFuture<SyncReport> {
         let completion = SyncCompletion(group.next().makePromise(of: SyncReport.self))
+        let tls: NIOSSLContext?
+        do { tls = try tlsContext(replica: replica, security: security, host: address.host, isServer: false) } catch {
+            completion.fail(error)
+            return completion.future
+        }
         ClientBootstrap(group: group)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
-                addSyncHandlers(to: channel, replica: replica, direction: direction, threadPool: threadPool, logger: logger,
+                addSyncHandlers(to: channel, replica: replica, direction: direction, tls: tls, threadPool: threadPool, logger: logger,
                                 timeout: timeout, completion: completion, isServer: false, progress: progress)
             }
             .connect(host: address.host, port: address.port)
@@ -163,6 +201,6 @@ extension SyncRecord {
         self.init(peer: peerName, address: address, role: role, startedMilliseconds: UInt64(report.started.timeIntervalSince1970 * 1000),
                   seconds: report.seconds, direction: direction.rawValue, sent: report.counters.entriesOut, received: report.counters.entriesIn,
                   rawBytes: report.rawBytes, wireBytes: report.wireIn + report.wireOut, conflicts: report.counters.conflictsIn,
-                  outcome: report.error.map { "failed: \($0)" } ?? "ok", peerVector: report.peerHolds)
+                  outcome: report.error.map { "failed: \($0)" } ?? "ok", peerVector: report.peerHolds, refused: report.counters.refusedIn)
     }
 }

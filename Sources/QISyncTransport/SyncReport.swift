@@ -19,6 +19,10 @@ public struct SyncReport: Sendable {
     public var peerHolds: VersionVector?
     /// Nil when the session finished; otherwise why it failed.
     public var error: SyncError?
+    /// The peer as `TRUST/site`: proven by its TLS certificate, or its HELLO in the test mode.
+    public var peerIdentity: String?
+    /// Why received entries were refused here, when some were.
+    public var refusals: [String] = []
 
     /// Entry bytes moved both ways, before compression.
     public var rawBytes: UInt64 { counters.bytesIn + counters.bytesOut }

@@ -136,7 +136,7 @@ struct ProcessSyncTests {
         let hub = try replica("hub", kind: "hub"), ward = try replica("ward")
         let records = try QIRecords.open(home: ward)
         for i in 0..<4000 {
-            try records.replica.write(scope: .trust, edits: [RowEdit(table: RecordKind.learning.table.id, key: RecordID.random().bytes, values: [
+            try records.replica.write(scope: .trust, edits: [RowEdit(table: RecordKind.learning.table.id, key: RecordID.random(owner: records.replica.identity.trustCode).bytes, values: [
                 (0, .integer(1)), (6, .text("note \(i) " + String(repeating: "lorem ipsum ", count: 120))),
             ])])
         }

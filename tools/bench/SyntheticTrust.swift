@@ -44,7 +44,7 @@ enum SyntheticTrust {
         var changes = 0, cells = 0
         let start = Date()
         for i in 0..<initiatives {
-            let id = RecordID.random(using: &rng).bytes
+            let id = RecordID.random(owner: "RXH", using: &rng).bytes
             ids.append(id)
             let values: [(UInt16, Value)] = [
                 (0, .integer(1)), (column(.initiative, "owner-trust"), .text("RXH")), (column(.initiative, "scope"), .text("trust")),
@@ -64,7 +64,7 @@ enum SyntheticTrust {
         }
         let soffts = QISchema.schema.table(named: "learning_sofft")!.id, skills = QISchema.schema.table(named: "learning_skill")!.id
         for i in 0..<learning {
-            let id = RecordID.random(using: &rng).bytes
+            let id = RecordID.random(owner: "RXH", using: &rng).bytes
             let values: [(UInt16, Value)] = [
                 (0, .integer(1)), (column(.learning, "owner-trust"), .text("RXH")), (column(.learning, "scope"), .text("trust")),
                 (column(.learning, "created"), .integer(1_790_000_000_000 + Int64(i))),

@@ -1,4 +1,11 @@
-/// The global id of a replicated record: 16 random bytes, shown as 32 hex digits.
+import Crypto
+
+/// The global id of a replicated record: 12 random bytes then the owning trust's 4-byte
+/// ``ownerTag(ofTrust:)``, shown as 32 hex digits.
+///
+/// Because the owner is part of the id, every replica decides "may this site change this
+/// record?" the same way, from the id and the site's enrolment alone, whatever order
+/// entries arrive in.
 ///
 /// On screen ids are shortened to ``short``; any unique prefix is accepted, as in git.
 public struct RecordID: Hashable, Comparable, Sendable, CustomStringConvertible {
@@ -14,18 +21,27 @@ public struct RecordID: Hashable, Comparable, Sendable, CustomStringConvertible 
         self.bytes = bytes
     }
 
-    /// A new random id.
-    public static func random<G: RandomNumberGenerator>(using generator: inout G) -> RecordID {
-        var out = [UInt8](repeating: 0, count: 16)
-        for i in 0..<16 { out[i] = UInt8.random(in: 0...255, using: &generator) }
-        return try! RecordID(bytes: out)
+    /// A new random id for a record owned by `trust`.
+    public static func random<G: RandomNumberGenerator>(owner trust: String, using generator: inout G) -> RecordID {
+        var out = [UInt8](repeating: 0, count: 12)
+        for i in 0..<12 { out[i] = UInt8.random(in: 0...255, using: &generator) }
+        return try! RecordID(bytes: out + ownerTag(ofTrust: trust))
     }
 
-    /// A new id from the system's random source.
-    public static func random() -> RecordID {
+    /// A new id for a record owned by `trust`, from the system's random source.
+    public static func random(owner trust: String) -> RecordID {
         var generator = SystemRandomNumberGenerator()
-        return random(using: &generator)
+        return random(owner: trust, using: &generator)
     }
+
+    /// The last 4 bytes of every id of a record owned by `trust`: the start of
+    /// SHA-256("qisync-owner-1" ‖ trust code).
+    public static func ownerTag(ofTrust trust: String) -> [UInt8] {
+        Array(SHA256.hash(data: Array("qisync-owner-1".utf8) + Array(trust.utf8)).prefix(4))
+    }
+
+    /// Whether this id names a record owned by `trust`.
+    public func isOwned(byTrust trust: String) -> Bool { bytes.suffix(4).elementsEqual(Self.ownerTag(ofTrust: trust)) }
 
     /// Parses a full 32-digit hex id.
     public init?(hex: String) {

@@ -23,6 +23,9 @@ public struct SiteSigner: Sendable {
         origin = try! OriginID(bytes: Array(key.publicKey.rawRepresentation))
     }
 
+    /// The key itself, for the site's TLS certificate and enrolment request.
+    public var signingKey: Curve25519.Signing.PrivateKey { key }
+
     /// The raw private key, for storing in the site's key file.
     public var rawRepresentation: [UInt8] { Array(key.rawRepresentation) }
 

@@ -47,6 +47,17 @@ public enum TableKind: Sendable, Equatable {
     case set(parentTable: String)
 }
 
+/// Who may write a replicated table's rows.
+public enum Ownership: Sendable, Equatable {
+    /// Records owned by the trust named in their id (``RecordID/isOwned(byTrust:)``); when
+    /// `ownerColumn` is set, a write to it must name the writing site's own trust.
+    case record(ownerColumn: UInt16?)
+    /// Members of a set belong to the trust that owns the parent record (the key's first 16 bytes).
+    case parentRecord
+    /// Rows keyed by a site key: only that site writes its own row.
+    case originKey
+}
+
 /// A replicated table: its number, name, kind and columns.
 public struct TableSpec: Sendable, Equatable {
     /// Its number in the change encoding.
@@ -57,13 +68,20 @@ public struct TableSpec: Sendable, Equatable {
     public let kind: TableKind
     /// The replicated columns (none for a set).
     public let columns: [ColumnSpec]
+    /// Who may write its rows.
+    public let ownership: Ownership
 
-    /// Creates a table.
-    public init(id: UInt16, name: String, kind: TableKind = .entity, columns: [ColumnSpec] = []) {
+    /// Creates a table. By default an entity table's rows are records owned through their
+    /// id, and a set's members belong to their parent's owner.
+    public init(id: UInt16, name: String, kind: TableKind = .entity, columns: [ColumnSpec] = [], ownership: Ownership? = nil) {
         self.id = id
         self.name = name
         self.kind = kind
         self.columns = columns
+        switch kind {
+        case .entity: self.ownership = ownership ?? .record(ownerColumn: nil)
+        case .set: self.ownership = ownership ?? .parentRecord
+        }
     }
 
     /// The column with this number.
@@ -100,6 +118,31 @@ public struct ReplicatedSchema: Sendable {
 
     /// The table with this name.
     public func table(named name: String) -> TableSpec? { byName[name].map { tables[$0] } }
+
+    /// Why a site of `trust` (key `origin`) may not make this change, or nil when it may: every
+    /// row it writes must belong to that trust (or, for site rows, to that site). The decision
+    /// depends only on the change and the site's enrolment, so every replica makes the same one.
+    public func ownershipViolation(of change: Change, origin: OriginID, trust: String) -> String? {
+        for row in change.rows {
+            guard let table = table(id: row.table) else { return "it writes to unknown table \(row.table)" }
+            switch table.ownership {
+            case .originKey:
+                if row.key != origin.bytes { return "it writes another site's \(table.name) row" }
+            case .record(let ownerColumn):
+                guard row.key.count == 16, let id = try? RecordID(bytes: row.key), id.isOwned(byTrust: trust) else {
+                    return "it changes \(table.name) record \(Hex.encode(row.key.prefix(4))), which trust \(trust) does not own"
+                }
+                if let ownerColumn, let cell = row.cells.first(where: { $0.column == ownerColumn }), cell.value != .text(trust) {
+                    return "it names another trust as the owner of \(table.name) record \(Hex.encode(row.key.prefix(4)))"
+                }
+            case .parentRecord:
+                guard row.key.count > 16, let parent = try? RecordID(bytes: Array(row.key.prefix(16))), parent.isOwned(byTrust: trust) else {
+                    return "it changes the \(table.name) of a record trust \(trust) does not own"
+                }
+            }
+        }
+        return nil
+    }
 
     /// Checks a change against the schema: known tables and columns, well-formed keys, typed values.
     public func validate(_ change: Change) throws(DecodingError) {

@@ -107,7 +107,8 @@ public enum RecordKind: String, Sendable, CaseIterable {
         case .learning: 4
         case .adaptation: 8
         }
-        return TableSpec(id: id, name: rawValue, columns: allFields.map { ColumnSpec($0.column, $0.columnName, $0.columnType) })
+        return TableSpec(id: id, name: rawValue, columns: allFields.map { ColumnSpec($0.column, $0.columnName, $0.columnType) },
+                         ownership: .record(ownerColumn: 1))
     }
 }
 

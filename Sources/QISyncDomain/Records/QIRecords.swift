@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import QISyncCore
 import QISyncStore
+import QISyncIdentity
 
 /// The QI records of one replica: what the shell's commands do, on top of the replica store.
 ///
@@ -22,9 +23,11 @@ public final class QIRecords: Sendable {
         QIRecords(replica: try Replica.open(home: home, schema: QISchema.schema))
     }
 
-    /// Creates a replica in `home`.
-    public static func create(home: URL, trustCode: String, trustName: String, siteName: String, kind: SiteKind) throws -> QIRecords {
-        QIRecords(replica: try Replica.create(home: home, trustCode: trustCode, trustName: trustName, siteName: siteName, kind: kind, schema: QISchema.schema))
+    /// Creates a replica in `home`: a trust's founding hub (with a new trust key) or a site joining it.
+    public static func create(home: URL, trustCode: String, trustName: String, siteName: String, kind: SiteKind,
+                              membership: TrustMembership = .founding(TrustKey())) throws -> QIRecords {
+        QIRecords(replica: try Replica.create(home: home, trustCode: trustCode, trustName: trustName, siteName: siteName, kind: kind,
+                                              schema: QISchema.schema, membership: membership))
     }
 
     var trust: String { replica.identity.trustCode }
@@ -114,7 +117,7 @@ public final class QIRecords: Sendable {
         default: break
         }
         let parsedTags = try parse(kind, tags: tags)
-        let id = RecordID.random()
+        let id = RecordID.random(owner: replica.identity.trustCode)
         values["owner-trust"] = .text(trust)
         values["scope"] = .text(Scope.trust.description)
         values["created"] = .integer(Int64(now().timeIntervalSince1970 * 1000))

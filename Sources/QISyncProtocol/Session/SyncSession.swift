@@ -18,6 +18,10 @@ public struct SyncCounters: Sendable, Equatable {
     public var conflictsIn: UInt64 = 0
     /// Conflicts the peer reported appearing there.
     public var conflictsOut: UInt64 = 0
+    /// Received entries this side refused (see its audit).
+    public var refusedIn: UInt64 = 0
+    /// Sent entries the peer refused (see the peer's audit).
+    public var refusedOut: UInt64 = 0
 
     public init() {}
 
@@ -25,13 +29,16 @@ public struct SyncCounters: Sendable, Equatable {
         lhs.expectedIn == rhs.expectedIn && lhs.expectedOut == rhs.expectedOut && lhs.entriesIn == rhs.entriesIn
             && lhs.bytesIn == rhs.bytesIn && lhs.entriesOut == rhs.entriesOut && lhs.bytesOut == rhs.bytesOut
             && lhs.conflictsIn == rhs.conflictsIn && lhs.conflictsOut == rhs.conflictsOut
+            && lhs.refusedIn == rhs.refusedIn && lhs.refusedOut == rhs.refusedOut
     }
 }
 
 /// One sync session with one peer, as a state machine: events in, actions out. It does no
 /// I/O; the transport (or a bundle reader, or a test) performs the actions it returns.
 ///
-/// Both sides run the same machine. Each sends HELLO, then its version vector; each then
+/// Both sides run the same machine. Each sends HELLO; once the driver has accepted the peer's
+/// identity (``Action/authorize(peer:)``), each sends its directory records when the two
+/// directory digests differ, then its version vector; each then
 /// sends what the other lacks (OFFER, BATCH…) and DONE once every batch is acknowledged;
 /// each applies what it receives batch by batch, acknowledging each. The session ends when
 /// both sides have sent DONE and every received batch is acknowledged.
@@ -40,6 +47,13 @@ public struct SyncSession {
     public enum Action: Equatable {
         /// Encode and send this message.
         case send(SyncMessage)
+        /// Check the peer's HELLO against who it proved to be, choose what it may receive, and
+        /// answer with ``SyncSession/peerAuthorized(vector:directory:)`` (or ``SyncSession/failed(_:)``).
+        /// `directory` must be this side's records when `sendsDirectory` is true.
+        case authorize(peer: Hello, sendsDirectory: Bool)
+        /// Verify and keep the peer's directory records; no answer is needed, but the driver
+        /// must do this before any later replica work of the session.
+        case applyDirectory([DirectoryRecord])
         /// Work out how many entries and bytes the peer lacks, checking the peer's vector for
         /// forks; answer with ``SyncSession/offerReady(entries:bytes:)`` or ``SyncSession/failed(_:)``.
         case prepareOffer(peerVector: VersionVector)
@@ -47,7 +61,7 @@ public struct SyncSession {
         /// with ``SyncSession/batchLoaded(_:)``.
         case loadBatch(after: VersionVector, maxEntries: Int, maxBytes: Int)
         /// Verify and apply these entries in one transaction; answer with
-        /// ``SyncSession/batchApplied(id:applied:conflicts:)`` or ``SyncSession/failed(_:)``.
+        /// ``SyncSession/batchApplied(id:applied:bytes:conflicts:refused:)`` or ``SyncSession/failed(_:)``.
         case apply(batch: UInt64, entries: [LogEntry])
         /// Report progress (counters changed).
         case progress(SyncCounters)
@@ -60,6 +74,8 @@ public struct SyncSession {
     enum State: Equatable {
         case idle
         case awaitingHello
+        case authorizing
+        case awaitingDirectory
         case awaitingVector
         case exchanging
         case finished
@@ -67,7 +83,6 @@ public struct SyncSession {
     }
 
     private let hello: Hello
-    private let localVector: VersionVector
     private var state: State = .idle
     private var sending = false
     private var receiving = false
@@ -80,6 +95,7 @@ public struct SyncSession {
     private var sentDone = false
     private var peerDone = false
     private var peerOffered = false
+    private var deferred: [SyncMessage] = []
     /// The counters so far.
     public private(set) var counters = SyncCounters()
     /// The peer's HELLO, once received.
@@ -87,10 +103,9 @@ public struct SyncSession {
     /// The negotiated protocol version.
     public private(set) var version: UInt64?
 
-    /// Creates a session that introduces itself with `hello` and advertises `localVector`.
-    public init(hello: Hello, localVector: VersionVector) {
+    /// Creates a session that introduces itself with `hello`.
+    public init(hello: Hello) {
         self.hello = hello
-        self.localVector = localVector
     }
 
     /// What the peer holds as far as this side knows: its vector, advanced by every entry sent
@@ -130,8 +145,16 @@ public struct SyncSession {
             version = high
             sending = hello.sends && peerHello.receives
             receiving = hello.receives && peerHello.sends
+            state = .authorizing
+            return [.authorize(peer: peerHello, sendsDirectory: directoriesDiffer)]
+        case (.authorizing, _):
+            // The peer may run ahead of this side's check; its messages wait for the answer.
+            guard deferred.count < 2 else { return fail(.unexpectedMessage, "\(message.name) before this side accepted the peer") }
+            deferred.append(message)
+            return []
+        case (.awaitingDirectory, .directory(let records)):
             state = .awaitingVector
-            return [.send(.vector(localVector))]
+            return [.applyDirectory(records)]
         case (.awaitingVector, .vector(let peerVector)):
             state = .exchanging
             cursor = peerVector
@@ -149,10 +172,13 @@ public struct SyncSession {
             guard !applying.contains(id) else { return fail(.unexpectedMessage, "batch \(id) sent twice") }
             applying.insert(id)
             return [.apply(batch: id, entries: entries)]
-        case (.exchanging, .ack(let id, let applied, let conflicts)):
+        case (.exchanging, .ack(let id, let applied, let conflicts, let refused)):
             guard let sent = unacknowledged.removeValue(forKey: id) else { return fail(.unexpectedMessage, "an ACK for batch \(id), which is not awaiting one") }
-            guard applied == sent.entries else { return fail(.unexpectedMessage, "batch \(id) had \(sent.entries) entries; the peer applied \(applied)") }
-            counters.entriesOut += sent.entries
+            guard applied.addingReportingOverflow(refused) == (sent.entries, false) else {
+                return fail(.unexpectedMessage, "batch \(id) had \(sent.entries) entries; the peer applied \(applied) and refused \(refused)")
+            }
+            counters.entriesOut += applied
+            counters.refusedOut += refused
             counters.bytesOut += sent.bytes
             counters.conflictsOut += conflicts
             return [.progress(counters)] + loadMoreIfRoom() + finishSendingIfDone()
@@ -163,6 +189,27 @@ public struct SyncSession {
         default:
             return fail(.unexpectedMessage, "\(message.name) while \(state)")
         }
+    }
+
+    /// Whether the two sides hold different directory records (known after HELLO).
+    var directoriesDiffer: Bool { peer.map { $0.directoryDigest != hello.directoryDigest } ?? false }
+
+    /// The driver accepted the peer: `vector` is what this side holds of the logs the peer
+    /// may receive, `directory` this side's directory records (when asked for).
+    public mutating func peerAuthorized(vector: VersionVector, directory: [DirectoryRecord]) -> [Action] {
+        guard state == .authorizing else { return [] }
+        var actions: [Action] = []
+        if directoriesDiffer {
+            actions.append(.send(.directory(directory)))
+            state = .awaitingDirectory
+        } else {
+            state = .awaitingVector
+        }
+        actions.append(.send(.vector(vector)))
+        let waiting = deferred
+        deferred = []
+        for message in waiting where !isOver { actions += received(message) }
+        return actions
     }
 
     /// The driver worked out what the peer lacks.
@@ -190,13 +237,15 @@ public struct SyncSession {
         return [.send(.batch(id: id, entries: entries))] + loadMoreIfRoom()
     }
 
-    /// The driver applied a received batch in one transaction.
-    public mutating func batchApplied(id: UInt64, applied: UInt64, bytes: UInt64, conflicts: UInt64) -> [Action] {
+    /// The driver applied a received batch in one transaction: `applied` entries took effect,
+    /// `refused` did not (the batch's entries are the two together).
+    public mutating func batchApplied(id: UInt64, applied: UInt64, bytes: UInt64, conflicts: UInt64, refused: UInt64 = 0) -> [Action] {
         guard state == .exchanging, applying.remove(id) != nil else { return [] }
         counters.entriesIn += applied
+        counters.refusedIn += refused
         counters.bytesIn += bytes
         counters.conflictsIn += conflicts
-        return [.send(.ack(id: id, applied: applied, conflicts: conflicts)), .progress(counters)] + finishIfComplete()
+        return [.send(.ack(id: id, applied: applied, conflicts: conflicts, refused: refused)), .progress(counters)] + finishIfComplete()
     }
 
     /// The driver could not do what was asked (entries refused, a forked log, a database error),

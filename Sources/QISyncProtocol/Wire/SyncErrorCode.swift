@@ -11,6 +11,7 @@ public enum SyncErrorCode: UInt64, Sendable, CustomStringConvertible {
     case shuttingDown = 9
     case forkedLog = 10
     case connectionLost = 11
+    case notAuthorised = 12
 
     public var description: String {
         switch self {
@@ -25,6 +26,7 @@ public enum SyncErrorCode: UInt64, Sendable, CustomStringConvertible {
         case .shuttingDown: "the peer is shutting down"
         case .forkedLog: "forked log"
         case .connectionLost: "connection lost"
+        case .notAuthorised: "not authorised"
         }
     }
 }

@@ -16,10 +16,15 @@ public struct Hello: Equatable, Sendable {
     public var sends: Bool
     /// Whether the sender will take entries it lacks.
     public var receives: Bool
+    /// The digest of the directory records (enrolments, revocations) the sender holds; when
+    /// the two sides' digests differ, each sends its records in a DIRECTORY message.
+    public var directoryDigest: [UInt8]
 
     /// Creates a hello.
     public init(versions: ClosedRange<UInt64> = WireLimits.versions, origin: OriginID, trust: String, site: String, kind: String,
-                sends: Bool = true, receives: Bool = true) {
+                sends: Bool = true, receives: Bool = true, directoryDigest: [UInt8] = [UInt8](repeating: 0, count: 32)) {
+        precondition(directoryDigest.count == 32, "a directory digest is 32 bytes")
+        self.directoryDigest = directoryDigest
         self.versions = versions
         self.origin = origin
         self.trust = trust
@@ -42,12 +47,15 @@ public enum SyncMessage: Equatable, Sendable {
     /// one log: the origin, scope, first sequence number and previous hash are sent once per
     /// run, and only the run's last signature (decoded entries inside a run have none).
     case batch(id: UInt64, entries: [LogEntry])
-    /// A batch was verified and applied in one transaction (type 5).
-    case ack(id: UInt64, applied: UInt64, conflicts: UInt64)
+    /// A batch was verified and applied in one transaction (type 5): `applied` entries took
+    /// effect and `refused` did not (authorisation); together they are the batch's entries.
+    case ack(id: UInt64, applied: UInt64, conflicts: UInt64, refused: UInt64)
     /// The sender has nothing more to send (type 6).
     case done
     /// The sender is ending the session because of this error (type 7).
     case error(SyncErrorCode, String)
+    /// The directory records (enrolments and revocations) the sender holds (type 8).
+    case directory([DirectoryRecord])
 
     static let magic = Array("qisync".utf8)
 
@@ -75,6 +83,7 @@ public enum SyncMessage: Equatable, Sendable {
         case .ack: "ACK"
         case .done: "DONE"
         case .error: "ERROR"
+        case .directory: "DIRECTORY"
         }
     }
 
@@ -92,6 +101,7 @@ public enum SyncMessage: Equatable, Sendable {
             writer.write(string: hello.site)
             writer.write(string: hello.kind)
             writer.write(byte: (hello.sends ? 1 : 0) | (hello.receives ? 2 : 0))
+            writer.write(raw: hello.directoryDigest)
         case .vector(let vector):
             writer.write(byte: 2)
             let logs = vector.positions.sorted { $0.key < $1.key }
@@ -127,17 +137,25 @@ public enum SyncMessage: Equatable, Sendable {
                 // Only the run's last signature travels: through the chain it covers the rest.
                 writer.write(raw: run.last!.signature ?? [UInt8](repeating: 0, count: 64))
             }
-        case .ack(let id, let applied, let conflicts):
+        case .ack(let id, let applied, let conflicts, let refused):
             writer.write(byte: 5)
             writer.write(varint: id)
             writer.write(varint: applied)
             writer.write(varint: conflicts)
+            writer.write(varint: refused)
         case .done:
             writer.write(byte: 6)
         case .error(let code, let message):
             writer.write(byte: 7)
             writer.write(varint: code.rawValue)
             writer.write(string: String(message.prefix(1000)))
+        case .directory(let records):
+            writer.write(byte: 8)
+            writer.write(varint: UInt64(records.count))
+            for record in records {
+                writer.write(byte: record.kind.rawValue)
+                writer.write(lengthPrefixed: record.bytes)
+            }
         }
         return writer.bytes
     }
@@ -156,8 +174,9 @@ public enum SyncMessage: Equatable, Sendable {
             let kind = try reader.readString(limit: 8, "site kind")
             let flags = try reader.readByte()
             guard flags & ~3 == 0 else { throw DecodingError("unknown HELLO flags \(flags)") }
+            let digest = try reader.readBytes(32)
             self = .hello(Hello(versions: low...high, origin: origin, trust: trust, site: site, kind: kind,
-                                sends: flags & 1 != 0, receives: flags & 2 != 0))
+                                sends: flags & 1 != 0, receives: flags & 2 != 0, directoryDigest: digest))
         case 2:
             let count = try reader.readVarint(limit: 1 << 20, "vector length")
             var vector = VersionVector()
@@ -203,13 +222,22 @@ public enum SyncMessage: Equatable, Sendable {
             }
             self = .batch(id: id, entries: entries)
         case 5:
-            self = .ack(id: try reader.readVarint(), applied: try reader.readVarint(), conflicts: try reader.readVarint())
+            self = .ack(id: try reader.readVarint(), applied: try reader.readVarint(), conflicts: try reader.readVarint(),
+                        refused: try reader.readVarint())
         case 6:
             self = .done
         case 7:
             let raw = try reader.readVarint()
             let message = try reader.readString(limit: 4000, "error message")
             self = .error(SyncErrorCode(rawValue: raw) ?? .internalError, message)
+        case 8:
+            let count = try reader.readVarint(limit: UInt64(WireLimits.directoryRecords), "directory record count")
+            var records: [DirectoryRecord] = []
+            for _ in 0..<count {
+                guard let kind = DirectoryRecord.Kind(rawValue: try reader.readByte()) else { throw DecodingError("unknown directory record kind") }
+                records.append(DirectoryRecord(kind: kind, bytes: try reader.readLengthPrefixed(limit: DirectoryRecord.maxBytes, "directory record")))
+            }
+            self = .directory(records)
         case let type:
             throw DecodingError("unknown message type \(type)")
         }

@@ -14,6 +14,8 @@ public enum WireLimits {
     public static let batchBytes = 1 << 20
     /// Batches sent before waiting for an acknowledgement.
     public static let window = 4
+    /// Directory records in one DIRECTORY message, at most.
+    public static let directoryRecords = 100_000
     /// The zlib level of the payload stream.
     public static let compressionLevel: Int32 = 6
 }

@@ -10,15 +10,16 @@ public struct QisyncCommand: ParsableCommand {
         commandName: "qisync",
         abstract: "An offline-first replica of NHS quality-improvement work.",
         discussion: """
-            Each replica is one SQLite file plus the site's signing key, in --home (or $QISYNC_HOME, \
-            default ~/.qisync). Every change is a signed, hash-chained entry in this site's log.
-            Start with 'qisync init', then 'qisync shell'.
+            Each replica is one SQLite file plus the site's signing key (and, on a trust's hub, the \
+            trust key), in --home (or $QISYNC_HOME, default ~/.qisync). Every change is a signed, \
+            hash-chained entry in this site's log. Start with 'qisync init', then 'qisync shell'.
             """,
         subcommands: [
             InitCommand.self, ShellCommand.self, StatusCommand.self, VerifyCommand.self,
             InitiativeCommand.self, PDSACommand.self, LogCommand.self, AdaptCommand.self, LineageCommand.self,
             ShareCommand.self, UnshareCommand.self, ConflictsCommand.self, ResolveCommand.self, HistoryCommand.self,
             SQLCommand.self, ServeCommand.self, PeerCommand.self, SyncCommand.self,
+            WhoamiCommand.self, EnrolCommand.self, RevokeCommand.self, TrustCommand.self, AuditCommand.self,
         ]
     )
 

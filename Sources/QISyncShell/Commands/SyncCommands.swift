@@ -25,7 +25,9 @@ struct ServeCommand: ReplicaCommand {
             From the command line it runs until Ctrl-C or SIGTERM, then stops accepting, closes open \
             sessions (a batch being applied is committed whole or not at all) and exits. Inside the \
             shell it runs in the background while you keep working; 'serve --stop' stops it. \
-            Sessions are unencrypted and unauthenticated for now: listen on a trusted network only.
+            Every session runs over mutual TLS 1.3: only enrolled, unrevoked sites of this trust \
+            and of trusts pinned here ('trust add') get in, and sites of other trusts receive \
+            shared records only. Refused connections and entries are listed by 'audit'.
             """)
 
     @Option(help: ArgumentHelp("Address to listen on (default 127.0.0.1:\(PeerAddress.defaultPort); 0.0.0.0:\(PeerAddress.defaultPort) for every interface).", valueName: "HOST:PORT"))
@@ -58,11 +60,12 @@ struct ServeCommand: ReplicaCommand {
         let server: SyncServer
         do {
             server = try SyncServer.start(replica: replica, address: address, logger: logger, timeout: .seconds(Int64(timeout))) { client, report in
-                let who = report.peer.map { "\($0.trust)/\($0.site)" } ?? "?"
+                let who = report.peerIdentity ?? "an unidentified peer"
                 if let error = report.error {
                     logger.warning("sync with \(who) at \(client) failed after \(report.counters.entriesIn) in, \(report.counters.entriesOut) out: \(error)")
                 } else {
-                    logger.info("synced with \(who) at \(client): \(report.counters.entriesIn) entries in, \(report.counters.entriesOut) out")
+                    let refused = report.counters.refusedIn > 0 ? ", \(report.counters.refusedIn) refused" : ""
+                    logger.info("synced with \(who) at \(client): \(report.counters.entriesIn) entries in\(refused), \(report.counters.entriesOut) out")
                 }
             }.wait()
         } catch {
@@ -215,7 +218,8 @@ struct SyncCommand: ReplicaCommand {
             SyncRendering.summary(report, address: address, direction: direction, conflictsNow: conflicts, to: context.out)
         }
         if let error = report.error {
-            throw DomainError("sync with \(named?.name ?? address.description) failed: \(error). What was acknowledged is kept; run sync again to carry on.")
+            let next = error.code == .notAuthorised ? "Nothing was exchanged." : "What was acknowledged is kept; run sync again to carry on."
+            throw DomainError("sync with \(named?.name ?? address.description) failed: \(error). \(next)")
         }
     }
 }
@@ -275,8 +279,13 @@ enum SyncRendering {
     }
 
     static func summary(_ report: SyncReport, address: PeerAddress, direction: SyncDirection, conflictsNow: Int, to out: OutputSink) {
-        let peer = report.peer.map { "\($0.trust)/\($0.site) at \(address)" } ?? "\(address)"
+        let peer = report.peerIdentity.map { "\($0) at \(address)" } ?? "\(address)"
         let c = report.counters
+        var refused: [(String, String)] = []
+        if c.refusedIn > 0 {
+            refused.append(("refused here", "\(c.refusedIn) entries: " + report.refusals.joined(separator: "; ") + " (see 'audit')"))
+        }
+        if c.refusedOut > 0 { refused.append(("refused there", "\(c.refusedOut) entries (the peer's 'audit' says why)")) }
         out.fields([
             ("peer", peer),
             ("direction", direction.rawValue),
@@ -285,6 +294,7 @@ enum SyncRendering {
             ("on the wire", "\(bytes(report.wireIn)) in, \(bytes(report.wireOut)) out"),
             ("time", String(format: "%.2f s", report.seconds)),
             ("conflicts", "\(c.conflictsIn) appeared here, \(c.conflictsOut) at the peer; \(conflictsNow) open here\(conflictsNow > 0 ? " (see 'conflicts')" : "")"),
+        ] + refused + [
             ("outcome", report.error.map { "FAILED: \($0)" } ?? "ok"),
         ])
     }
@@ -296,8 +306,9 @@ enum SyncRendering {
             "raw_bytes_out": c.bytesOut, "wire_bytes_in": report.wireIn, "wire_bytes_out": report.wireOut,
             "seconds": report.seconds, "conflicts_appeared": c.conflictsIn, "conflicts_open": conflictsNow,
             "outcome": report.error.map { "failed: \($0)" } ?? "ok",
+            "refused_here": c.refusedIn, "refused_there": c.refusedOut, "refusal_reasons": report.refusals,
         ]
-        if let peer = report.peer { json["peer"] = ["trust": peer.trust, "site": peer.site, "kind": peer.kind] }
+        if let peer = report.peer { json["peer"] = ["trust": peer.trust, "site": peer.site, "kind": peer.kind, "identity": report.peerIdentity ?? ""] }
         return json
     }
 }

@@ -156,8 +156,10 @@ final class Materializer {
     /// Appends a verified entry whose predecessor is the log's current head, and materialises it.
     ///
     /// When applying a run, only its last entry needs to move the version vector (`updatesVector`).
+    /// An entry whose change was refused is kept in its log, so the chain goes on, but changes
+    /// nothing (`materialises` false).
     @discardableResult
-    func append(_ entry: LogEntry, change: Change, updatesVector: Bool = true) throws -> Int64 {
+    func append(_ entry: LogEntry, change: Change, updatesVector: Bool = true, materialises: Bool = true) throws -> Int64 {
         let origin = try originID(entry.origin)
         try insertLog.execute([
             .integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)),
@@ -168,6 +170,7 @@ final class Materializer {
         if updatesVector {
             try upsertVector.execute([.integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)), .blob(entry.hash)])
         }
+        guard materialises else { return id }
         for row in change.rows {
             try materialise(row, change: id, entry: entry, origin: origin)
         }

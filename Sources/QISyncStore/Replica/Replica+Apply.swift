@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import QISyncCore
+import QISyncIdentity
 
 /// What applying a set of entries did.
 public struct ApplyReport: Sendable, Equatable {
@@ -16,6 +17,17 @@ public struct ApplyReport: Sendable, Equatable {
     public var droppedForks = 0
     /// How many more cells are in conflict after the batch than before it.
     public var newConflicts = 0
+    /// Entries refused: not accepted from their site (unenrolled, unpinned trust, revoked,
+    /// another trust's trust-scope entries), or kept in their log with their change left out
+    /// (a change to a record the site's trust does not own).
+    public var refused = 0
+    /// Why, for the first few refusals.
+    public var refusalReasons: [String] = []
+
+    mutating func refuse(_ count: Int, _ reason: String) {
+        refused += count
+        if refusalReasons.count < 5, !refusalReasons.contains(reason) { refusalReasons.append(reason) }
+    }
 
     /// Creates an empty report.
     public init() {}
@@ -28,8 +40,14 @@ extension Replica {
     /// encoding and schema, are checked before anything is written; a failure throws
     /// ``LogRejection`` or ``StoreError`` and leaves the replica unchanged. Entries whose
     /// predecessors are missing wait in the replica and apply when those arrive.
+    ///
+    /// Authorisation is judged entry by entry, and a refusal does not stop the rest of the
+    /// batch: entries from sites not enrolled in a trust pinned here, from revoked sites
+    /// after their cut-off, or trust-scope entries of another trust are not kept; an entry
+    /// whose change touches records its site's trust does not own is kept in its log (the
+    /// chain goes on) but changes nothing. Each refusal is recorded with `source` for `audit`.
     @discardableResult
-    public func apply(_ entries: [LogEntry]) throws -> ApplyReport {
+    public func apply(_ entries: [LogEntry], source: String? = nil) throws -> ApplyReport {
         let runs = try LogRun.runs(of: entries)
         var decoded: [[Change]] = []
         for run in runs {
@@ -48,13 +66,18 @@ extension Replica {
             var report = ApplyReport()
             let conflictsBefore = try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0
             let materializer = try Materializer(db: db, schema: schema)
+            let directory = try directory(db)
             var maxHLC = HLC(rawValue: 0)
-            for (run, changes) in zip(runs, decoded) {
-                let first = run.entries[0]
+            for (run, fullChanges) in zip(runs, decoded) {
+                let admitted = try admitted(db, run.entries, directory: directory, source: source, report: &report)
+                guard admitted > 0 else { continue }
+                let kept = Array(run.entries.prefix(admitted))
+                let changes = Array(fullChanges.prefix(admitted))
+                let first = kept[0]
                 let log = LogID(origin: first.origin, scope: first.scope)
                 var position = try logPosition(db, log) ?? LogPosition(seq: 0, hash: LogEntry.genesisHash)
                 var startIndex = 0
-                for entry in run.entries where entry.seq <= position.seq {
+                for entry in kept where entry.seq <= position.seq {
                     let held = try Data.fetchOne(db, sql: """
                         SELECT log.hash FROM log JOIN origin ON origin.id = log.origin
                         WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
@@ -65,10 +88,10 @@ extension Replica {
                     report.duplicates += 1
                     startIndex += 1
                 }
-                guard startIndex < run.entries.count else { continue }
-                let next = run.entries[startIndex]
+                guard startIndex < kept.count else { continue }
+                let next = kept[startIndex]
                 if next.seq != position.seq + 1 {
-                    for entry in run.entries[startIndex...] {
+                    for entry in kept[startIndex...] {
                         try db.execute(sql: "INSERT OR IGNORE INTO pending_entry (origin, scope, seq, entry) VALUES (?, ?, ?, ?)",
                                        arguments: [Data(entry.origin.bytes), Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Data(entry.encoded())])
                         report.waiting += 1
@@ -78,13 +101,14 @@ extension Replica {
                 guard next.previousHash == position.hash else {
                     throw LogRejection(ref: next.ref, reason: "it does not chain onto entry \(position.seq) held here (a forked or altered log)")
                 }
-                for (entry, change) in zip(run.entries[startIndex...], changes[startIndex...]) {
-                    try materializer.append(entry, change: change, updatesVector: entry.seq == run.entries.last!.seq)
+                for (entry, change) in zip(kept[startIndex...], changes[startIndex...]) {
+                    try append(db, entry, change: change, updatesVector: entry.seq == kept.last!.seq, materializer: materializer,
+                               directory: directory, source: source, report: &report)
                     maxHLC = max(maxHLC, entry.hlc)
-                    report.applied += 1
                 }
-                position = LogPosition(seq: run.entries.last!.seq, hash: run.entries.last!.hash)
-                try releaseWaiting(db, log: log, after: position, materializer: materializer, report: &report, maxHLC: &maxHLC)
+                position = LogPosition(seq: kept.last!.seq, hash: kept.last!.hash)
+                try releaseWaiting(db, log: log, after: position, materializer: materializer, directory: directory, source: source,
+                                   report: &report, maxHLC: &maxHLC)
             }
             try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'hlc'", arguments: [Int64(bitPattern: maxHLC.rawValue)])
             report.newConflicts = max(0, (try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0) - conflictsBefore)
@@ -92,9 +116,49 @@ extension Replica {
         }
     }
 
+    /// How many of a run's first entries its site may add here (all or a prefix); the rest
+    /// are recorded as refused.
+    private func admitted(_ db: Database, _ entries: [LogEntry], directory: TrustDirectory, source: String?,
+                          report: inout ApplyReport) throws -> Int {
+        var count = entries.count
+        var reason: String?
+        for (index, entry) in entries.enumerated() {
+            if let refusal = directory.refusal(origin: entry.origin, scope: entry.scope, seq: entry.seq) {
+                count = index
+                reason = refusal
+                break
+            }
+        }
+        if count > 0, let revocation = directory.revocations[entries[0].origin], let cut = revocation.lastAccepted[entries[0].scope],
+           let last = entries.prefix(count).last(where: { $0.seq == cut.seq }), last.hash != cut.hash {
+            count = 0
+            reason = "entry \(cut.seq) of a revoked site's log differs from the one its trust recorded when revoking it"
+        }
+        if let reason {
+            for entry in entries[count...] { try recordRefusal(db, entry: entry, stored: false, reason: reason, source: source) }
+            report.refuse(entries.count - count, reason)
+        }
+        return count
+    }
+
+    /// Appends an admitted entry; its change is materialised when its site's trust owns everything it touches.
+    private func append(_ db: Database, _ entry: LogEntry, change: Change, updatesVector: Bool, materializer: Materializer,
+                        directory: TrustDirectory, source: String?, report: inout ApplyReport) throws {
+        let trust = directory.trust(of: entry.origin) ?? ""
+        if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust) {
+            try materializer.append(entry, change: change, updatesVector: updatesVector, materialises: false)
+            let reason = "a change from a site of \(trust) was refused: \(violation)"
+            try recordRefusal(db, entry: entry, stored: true, reason: reason, source: source)
+            report.refuse(1, reason)
+        } else {
+            try materializer.append(entry, change: change, updatesVector: updatesVector)
+            report.applied += 1
+        }
+    }
+
     /// Applies waiting entries that now chain onto the log's head.
     private func releaseWaiting(_ db: Database, log: LogID, after start: LogPosition, materializer: Materializer,
-                                report: inout ApplyReport, maxHLC: inout HLC) throws {
+                                directory: TrustDirectory, source: String?, report: inout ApplyReport, maxHLC: inout HLC) throws {
         let rows = try Row.fetchAll(db, sql: "SELECT seq, entry FROM pending_entry WHERE origin = ? AND scope = ? AND seq > ? ORDER BY seq",
                                     arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: start.seq)])
         var run: [LogEntry] = []
@@ -103,20 +167,26 @@ extension Replica {
             guard entry.seq == start.seq + UInt64(run.count) + 1 else { break }
             run.append(entry)
         }
+        let settled = run.last?.seq ?? start.seq
         if !run.isEmpty {
             let linked = run[0].previousHash == start.hash && (try? LogRun(entries: run).verify()) != nil
             if linked {
+                var released = ApplyReport()
+                let admitted = try admitted(db, run, directory: directory, source: source, report: &released)
+                run = Array(run.prefix(admitted))
                 for entry in run {
                     let change = try entry.change()
-                    try materializer.append(entry, change: change, updatesVector: entry.seq == run.last!.seq)
+                    try append(db, entry, change: change, updatesVector: entry.seq == run.last!.seq, materializer: materializer,
+                               directory: directory, source: source, report: &released)
                     maxHLC = max(maxHLC, entry.hlc)
                 }
-                report.released += run.count
+                report.released += released.applied
+                for reason in released.refusalReasons { report.refuse(0, reason) }
+                report.refused += released.refused
             } else {
                 report.droppedForks += run.count
             }
         }
-        let settled = run.last?.seq ?? start.seq
         try db.execute(sql: "DELETE FROM pending_entry WHERE origin = ? AND scope = ? AND seq <= ?",
                        arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: settled)])
     }

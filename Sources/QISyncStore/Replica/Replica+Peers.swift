@@ -42,10 +42,14 @@ public struct SyncRecord: Sendable, Equatable {
     public var outcome: String
     /// The peer's vector as known at the end (what it held, plus what it acknowledged).
     public var peerVector: VersionVector?
+    /// Received entries refused here.
+    public var refused: UInt64 = 0
 
     /// Creates a record.
     public init(peer: String?, address: String, role: String, startedMilliseconds: UInt64, seconds: Double, direction: String,
-                sent: UInt64, received: UInt64, rawBytes: UInt64, wireBytes: UInt64, conflicts: UInt64, outcome: String, peerVector: VersionVector?) {
+                sent: UInt64, received: UInt64, rawBytes: UInt64, wireBytes: UInt64, conflicts: UInt64, outcome: String, peerVector: VersionVector?,
+                refused: UInt64 = 0) {
+        self.refused = refused
         self.peer = peer
         self.address = address
         self.role = role
@@ -107,11 +111,11 @@ extension Replica {
     public func recordSync(_ record: SyncRecord) throws {
         try database.write { db in
             try db.execute(sql: """
-                INSERT INTO sync_session (peer, address, role, started_ms, seconds, direction, sent, received, raw_bytes, wire_bytes, conflicts, outcome, peer_vector)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO sync_session (peer, address, role, started_ms, seconds, direction, sent, received, raw_bytes, wire_bytes, conflicts, outcome, peer_vector, refused)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [record.peer, record.address, record.role, Int64(record.startedMilliseconds), record.seconds, record.direction,
                                  Int64(record.sent), Int64(record.received), Int64(record.rawBytes), Int64(record.wireBytes), Int64(record.conflicts),
-                                 record.outcome, record.peerVector.map { Data(Self.encode($0)) }])
+                                 record.outcome, record.peerVector.map { Data(Self.encode($0)) }, Int64(record.refused)])
         }
     }
 
@@ -131,7 +135,8 @@ extension Replica {
                    seconds: row["seconds"], direction: row["direction"], sent: UInt64(max(0, row["sent"] as Int64)),
                    received: UInt64(max(0, row["received"] as Int64)), rawBytes: UInt64(max(0, row["raw_bytes"] as Int64)),
                    wireBytes: UInt64(max(0, row["wire_bytes"] as Int64)), conflicts: UInt64(max(0, row["conflicts"] as Int64)),
-                   outcome: row["outcome"], peerVector: (row["peer_vector"] as Data?).flatMap { try? decode(Array($0)) })
+                   outcome: row["outcome"], peerVector: (row["peer_vector"] as Data?).flatMap { try? decode(Array($0)) },
+                   refused: UInt64(max(0, (row["refused"] as Int64?) ?? 0)))
     }
 
     static func encode(_ vector: VersionVector) -> [UInt8] {

@@ -52,6 +52,9 @@ extension Replica {
             }
             let change = Change(rows: rows)
             do { try schema.validate(change) } catch let error as DecodingError { throw StoreError(error.message) }
+            if let violation = schema.ownershipViolation(of: change, origin: identity.origin, trust: identity.trustCode) {
+                throw StoreError("refused: \(violation). A trust changes only its own records; adapt another trust's record instead ('qisync adapt')")
+            }
 
             let stored = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'hlc'")) ?? 0
             var clock = HybridLogicalClock(last: HLC(rawValue: UInt64(bitPattern: stored)))

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import QISyncCore
+import QISyncIdentity
 
 /// One replica: a SQLite file of origin logs and materialised tables, and the site's signing key.
 ///
@@ -28,7 +29,7 @@ public final class Replica: Sendable {
         ColumnSpec(2, "trust_name", .text(maxLength: 200)),
         ColumnSpec(3, "name", .text(maxLength: 100)),
         ColumnSpec(4, "kind", .text(maxLength: 8)),
-    ])
+    ], ownership: .originKey)
 
     /// The wall clock in milliseconds since 1970.
     public static let systemClock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
@@ -59,10 +60,13 @@ public final class Replica: Sendable {
     }
 
     /// Creates a new replica in `home` with the site key `signer` (a new one by default), and
-    /// records the site in its shared log.
+    /// records the site in its shared log. A founding site (a trust's hub) keeps the trust
+    /// key beside the replica and enrols itself; a joining site pins its trust's fingerprint
+    /// and waits for its hub to enrol it.
     public static func create(
         home: URL, trustCode: String, trustName: String, siteName: String, kind: SiteKind,
-        schema: ReplicatedSchema, signer: SiteSigner = SiteSigner(), now: @escaping @Sendable () -> UInt64 = systemClock
+        schema: ReplicatedSchema, signer: SiteSigner = SiteSigner(), membership: TrustMembership = .founding(TrustKey()),
+        now: @escaping @Sendable () -> UInt64 = systemClock
     ) throws -> Replica {
         try ReplicaIdentity.validateTrustCode(trustCode)
         guard !trustName.isEmpty, trustName.count <= 200 else { throw StoreError("the trust name must be 1 to 200 characters") }
@@ -78,7 +82,13 @@ public final class Replica: Sendable {
             throw StoreError("could not write the site key to \(keyURL.path)")
         }
         let identity = ReplicaIdentity(trustCode: trustCode, trustName: trustName, siteName: siteName, kind: kind, origin: signer.origin)
+        let trustKeyURL = home.appendingPathComponent(TrustKey.fileName)
+        var wroteTrustKey = false
         do {
+            if case .founding(let trustKey) = membership {
+                try trustKey.write(to: trustKeyURL)
+                wroteTrustKey = true
+            }
             let database = try DatabaseQueue(path: databaseURL.path, configuration: configuration())
             try database.write { db in
                 try StoreSchema.create(db, schema: schema)
@@ -91,6 +101,14 @@ public final class Replica: Sendable {
                 }
             }
             let replica = Replica(home: home, identity: identity, schema: schema, signer: signer, database: database, now: now)
+            switch membership {
+            case .founding(let trustKey):
+                try database.write { db in try replica.pin(db, code: trustCode, fingerprint: trustKey.fingerprint, own: true) }
+                let enrolment = try Enrolment.issue(site: signer.origin, siteName: siteName, kind: kind.rawValue, trustCode: trustCode, by: trustKey)
+                try replica.importDirectory([enrolment.record])
+            case .joining(let fingerprint):
+                try database.write { db in try replica.pin(db, code: trustCode, fingerprint: fingerprint, own: true) }
+            }
             try replica.write(scope: .shared, edits: [RowEdit(table: siteTable.id, key: signer.origin.bytes, values: [
                 (0, .integer(1)), (1, .text(trustCode)), (2, .text(trustName)), (3, .text(siteName)), (4, .text(kind.rawValue)),
             ])])
@@ -98,6 +116,7 @@ public final class Replica: Sendable {
         } catch {
             try? files.removeItem(at: databaseURL)
             try? files.removeItem(at: keyURL)
+            if wroteTrustKey { try? files.removeItem(at: trustKeyURL) }
             throw error
         }
     }

@@ -23,6 +23,10 @@ import QISyncCore
 /// - `conflict(tbl, rid, col)`: cells with more than one head.
 /// - `meta(key, value)`: identity, clock, schema version.
 /// - `peer(name, address)` and `sync_session(…)`: this replica's peers and sync history (local, never replicated).
+/// - `trust_pin(code, fingerprint, own, added_ms)`: the trusts this replica accepts, by key fingerprint.
+/// - `enrolment(site, trust, fingerprint, name, kind, record)` and `revocation(site, fingerprint, revoked_ms, record)`:
+///   the directory records held, each verified and kept exactly as received so it can be passed on.
+/// - `refusal(…)`: entries and changes refused, with the reason, for `audit`.
 enum StoreSchema {
     static let version = 1
 
@@ -68,7 +72,20 @@ enum StoreSchema {
                 raw_bytes INTEGER NOT NULL, wire_bytes INTEGER NOT NULL, conflicts INTEGER NOT NULL, outcome TEXT NOT NULL,
                 peer_vector BLOB);
             CREATE INDEX IF NOT EXISTS sync_session_peer ON sync_session(peer, id);
+            CREATE TABLE IF NOT EXISTS trust_pin (
+                code TEXT PRIMARY KEY NOT NULL, fingerprint BLOB NOT NULL, own INTEGER NOT NULL, added_ms INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS enrolment (
+                site BLOB PRIMARY KEY NOT NULL, trust TEXT NOT NULL, fingerprint BLOB NOT NULL, name TEXT NOT NULL,
+                kind TEXT NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS revocation (
+                site BLOB PRIMARY KEY NOT NULL, fingerprint BLOB NOT NULL, revoked_ms INTEGER NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS refusal (
+                id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT, origin BLOB NOT NULL, scope INTEGER NOT NULL,
+                seq INTEGER NOT NULL, stored INTEGER NOT NULL, reason TEXT NOT NULL, UNIQUE (origin, scope, seq));
             """)
+        if try !db.columns(in: "sync_session").contains(where: { $0.name == "refused" }) {
+            try db.execute(sql: "ALTER TABLE sync_session ADD COLUMN refused INTEGER NOT NULL DEFAULT 0")
+        }
     }
 
     static func ddl(for table: TableSpec) -> String {

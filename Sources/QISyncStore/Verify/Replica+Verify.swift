@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import QISyncCore
+import QISyncIdentity
 
 /// What `verify` found.
 public struct VerifyReport: Sendable {
@@ -14,6 +15,10 @@ public struct VerifyReport: Sendable {
     public var logProblems: [String] = []
     /// Where the materialised tables differ from a rebuild from the logs.
     public var differences: [String] = []
+    /// Enrolments and revocations checked.
+    public var directoryRecords = 0
+    /// Entries kept in their logs whose changes were refused (records their trust does not own).
+    public var refusedChanges = 0
 
     /// Whether everything checked out.
     public var isSound: Bool { integrity == "ok" && logProblems.isEmpty && differences.isEmpty }
@@ -23,15 +28,24 @@ extension Replica {
     /// Checks SQLite's integrity, every log's chain and every signature held (each log must end
     /// with a signed entry, whose signature covers the chain before it), and rebuilds
     /// the materialised state from the logs in a scratch database to compare it with this one.
+    /// It also re-verifies every enrolment and revocation held, checks that every log's site
+    /// is this one or enrolled, that no revoked site has entries past its cut-off, and (through
+    /// the rebuild) that only changes their site's trust may make took effect.
     public func verify() throws -> VerifyReport {
         var report = VerifyReport()
         // One read transaction: a consistent snapshot even while syncs write.
-        let (integrity, entries, vector, live) = try database.read { db in
+        let (integrity, entries, vector, live, directory) = try database.read { db in
             (try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; "),
              try Self.entries(db, after: VersionVector(), scopes: Set(Scope.allCases), maxEntries: .max, maxBytes: .max),
              try Self.versionVector(db),
-             try CanonicalState.read(db, schema: schema))
+             try CanonicalState.read(db, schema: schema),
+             try self.directory(db))
         }
+        report.directoryRecords = directory.enrolments.count + directory.revocations.count
+        for (site, enrolment) in directory.enrolments where !directory.isPinned(enrolment) {
+            report.logProblems.append("the enrolment of \(enrolment.name) (\(site.short)) is signed by a key not pinned for \(enrolment.trustCode)")
+        }
+        func trust(of origin: OriginID) -> String? { origin == identity.origin ? identity.trustCode : directory.enrolments[origin]?.trustCode }
         report.integrity = integrity
         report.logs = vector.positions.count
         report.entries = entries.count
@@ -48,7 +62,19 @@ extension Replica {
             if entry.signature != nil, !entry.hasValidSignature { report.logProblems.append("\(entry.ref): bad signature") }
             previous[log] = entry
         }
-        for (log, last) in previous where last.signature == nil {
+        for log in previous.keys {
+            guard let trust = trust(of: log.origin) else {
+                report.logProblems.append("\(log): its site has no enrolment held here")
+                continue
+            }
+            if log.scope == .trust, trust != identity.trustCode {
+                report.logProblems.append("\(log): a trust-scope log of another trust (\(trust))")
+            }
+            if let revocation = directory.revocations[log.origin], let last = previous[log], revocation.refuses(scope: log.scope, seq: last.seq) {
+                report.logProblems.append("\(log): holds entries past its site's revocation")
+            }
+        }
+        for (log, last) in previous where last.signature == nil && directory.revocations[log.origin]?.lastAccepted[log.scope]?.hash != last.hash {
             report.logProblems.append("\(log): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
         }
         for (log, position) in vector.positions where previous[log]?.hash != position.hash || previous[log]?.seq != position.seq {
@@ -64,7 +90,10 @@ extension Replica {
             try StoreSchema.create(db, schema: schema)
             let materializer = try Materializer(db: db, schema: schema)
             for entry in entries {
-                try materializer.append(entry, change: try entry.change())
+                let change = try entry.change()
+                let allowed = trust(of: entry.origin).map { schema.ownershipViolation(of: change, origin: entry.origin, trust: $0) == nil } ?? false
+                if !allowed { report.refusedChanges += 1 }
+                try materializer.append(entry, change: change, materialises: allowed)
             }
             return try CanonicalState.read(db, schema: schema)
         }

@@ -1,0 +1,57 @@
+@preconcurrency import Crypto
+import Foundation
+
+/// A trust's long-lived Ed25519 signing key. It signs site enrolments and revocations; its
+/// public key's ``KeyFingerprint`` is what other trusts pin. It lives on the hub, in its own
+/// file (mode 0600), apart from the replica database.
+public struct TrustKey: Sendable {
+    let key: Curve25519.Signing.PrivateKey
+
+    /// The key file's name inside a hub's home folder.
+    public static let fileName = "trust.key"
+
+    /// Makes a new random key.
+    public init() { key = Curve25519.Signing.PrivateKey() }
+
+    /// Restores a key from its 32 raw bytes.
+    public init(rawRepresentation: [UInt8]) throws(IdentityError) {
+        do { key = try Curve25519.Signing.PrivateKey(rawRepresentation: rawRepresentation) } catch {
+            throw IdentityError("the trust key is damaged: it must be 32 bytes")
+        }
+    }
+
+    /// The raw public key.
+    public var publicKey: [UInt8] { Array(key.publicKey.rawRepresentation) }
+
+    /// The public key's fingerprint.
+    public var fingerprint: KeyFingerprint { KeyFingerprint(publicKey: publicKey) }
+
+    /// Signs `message`.
+    func sign(_ message: [UInt8]) -> [UInt8] { Array(try! key.signature(for: message)) }
+
+    /// Writes the key to a new file readable only by its owner; refuses to overwrite one.
+    public func write(to url: URL) throws(IdentityError) {
+        guard !FileManager.default.fileExists(atPath: url.path) else {
+            throw IdentityError("\(url.path) already exists; a trust key is never overwritten")
+        }
+        guard FileManager.default.createFile(atPath: url.path, contents: Data(key.rawRepresentation), attributes: [.posixPermissions: 0o600]) else {
+            throw IdentityError("could not write the trust key to \(url.path)")
+        }
+    }
+
+    /// Reads the key file in `home`, or nil when there is none (every site but the hub).
+    public static func read(home: URL) throws(IdentityError) -> TrustKey? {
+        let url = home.appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw IdentityError("the trust key \(url.path) is unreadable")
+        }
+        return try TrustKey(rawRepresentation: Array(data))
+    }
+}
+
+/// Checks an Ed25519 signature by a raw public key.
+func isValidSignature(_ signature: [UInt8], of message: [UInt8], byKey publicKey: [UInt8]) -> Bool {
+    guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: publicKey) else { return false }
+    return key.isValidSignature(signature, for: message)
+}

@@ -1,0 +1,149 @@
+import ArgumentParser
+import Foundation
+import QISyncCore
+import QISyncDomain
+import QISyncIdentity
+import QISyncStore
+
+/// `whoami`: the fingerprints to read out.
+struct WhoamiCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "whoami",
+        abstract: "Show this site's trust, the trust key's fingerprint (what other trusts pin) and the site key's.")
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        let replica = context.records.replica
+        let identity = replica.identity
+        let own = try replica.trustPins().first(where: \.isOwn)
+        let enrolled = try replica.ownEnrolment() != nil
+        let holdsKey = try replica.trustKey() != nil
+        let site = KeyFingerprint(publicKey: identity.origin.bytes)
+        if globals.json {
+            context.out.json(["trust": identity.trustCode, "trust_fingerprint": own?.fingerprint.description ?? "", "site": identity.siteName,
+                              "kind": identity.kind.rawValue, "site_fingerprint": site.description, "enrolled": enrolled, "holds_trust_key": holdsKey])
+            return
+        }
+        context.out.fields([
+            ("trust", "\(identity.trustCode) — \(identity.trustName)"),
+            ("trust key", own?.fingerprint.description ?? "unknown"),
+            ("site", "\(identity.siteName) (\(identity.kind.rawValue))"),
+            ("site key", site.description),
+            ("enrolled", enrolled ? "yes" : "not yet: the hub runs 'enrol' with this site's request ('whoami --request' prints it)"),
+            ("trust key file", holdsKey ? "held here (this is the hub that enrols sites)" : "not here"),
+        ])
+    }
+}
+
+/// `enrol`: the hub admits a site; a ward takes in its enrolment file.
+struct EnrolCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "enrol",
+        abstract: "On the hub: enrol a site from its request. On a ward: --accept the enrolment file the hub wrote, or --request to print this site's request.",
+        discussion: """
+            The enrolment is a certificate for the site's key, signed by the trust key. It reaches the site \
+            and every other replica through sync; for a site that is never online, --out FILE writes it as a \
+            small file to carry, which the site takes in with 'enrol --accept FILE'.
+            """)
+    @Argument(help: ArgumentHelp("The site's enrolment request (its 'init --join' printed it).", valueName: "REQUEST")) var request: String?
+    @Option(help: ArgumentHelp("Also write the enrolment to this file, for a site that is never online.", valueName: "FILE")) var out: String?
+    @Option(help: ArgumentHelp("Take in this site's enrolment from a file the hub wrote.", valueName: "FILE")) var accept: String?
+    @Flag(name: .customLong("request"), help: "Print this site's enrolment request again.") var printRequest = false
+    @OptionGroup var globals: GlobalOptions
+
+    func run(in context: CommandContext) throws {
+        let replica = context.records.replica
+        if printRequest {
+            let request = replica.enrolmentRequest()
+            context.out.line(globals.json ? "{\"request\": \"\(request.text)\"}" : request.text)
+            return
+        }
+        if let accept {
+            guard request == nil, out == nil else { throw DomainError("--accept takes no request and no --out") }
+            guard let text = try? String(contentsOfFile: accept, encoding: .utf8) else { throw DomainError("cannot read \(accept)") }
+            let enrolment: Enrolment
+            do { enrolment = try Enrolment(fileText: text) } catch { throw DomainError("\(accept): \(error.message)") }
+            try replica.acceptEnrolment(enrolment)
+            context.out.line("enrolled: this site is \(enrolment.name) (\(enrolment.kind)) of trust \(enrolment.trustCode), key \(enrolment.trustFingerprint)")
+            return
+        }
+        guard let request else { throw DomainError("give the site's enrolment request, --accept FILE, or --request") }
+        let parsed: EnrolmentRequest
+        do { parsed = try EnrolmentRequest(parsing: request) } catch { throw DomainError(error.message) }
+        let enrolment = try replica.enrol(parsed)
+        if let out {
+            guard FileManager.default.createFile(atPath: out, contents: Data(enrolment.fileText.utf8)) else { throw DomainError("cannot write \(out)") }
+        }
+        if globals.json {
+            context.out.json(["site": enrolment.name, "kind": enrolment.kind, "site_fingerprint": parsed.siteFingerprint.description,
+                              "file": out ?? ""])
+            return
+        }
+        context.out.line("enrolled \(enrolment.name) (\(enrolment.kind)), site key \(parsed.siteFingerprint)")
+        context.out.line("Check the site key with the site's administrator ('qisync whoami' there) before it syncs.")
+        if let out { context.out.line("wrote \(out): carry it to the site and run 'qisync enrol --accept \((out as NSString).lastPathComponent)' there") }
+    }
+}
+
+/// `revoke SITE`: the hub withdraws a site.
+struct RevokeCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "revoke",
+        abstract: "On the hub: revoke a site of this trust (lost or retired machine). It can no longer connect, and entries it wrote after what this hub holds are refused everywhere.")
+    @Argument(help: ArgumentHelp("The site: its name, TRUST/name, or a prefix of its key in hex.", valueName: "SITE")) var site: String
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        let replica = context.records.replica
+        let enrolment = try replica.enrolledSite(named: site)
+        let revocation = try replica.revoke(site: enrolment.site)
+        let cut = Scope.allCases.map { "\($0) log up to \(revocation.lastAccepted[$0]?.seq ?? 0)" }.joined(separator: ", ")
+        context.out.line(globals.json ? "{\"revoked\": \"\(enrolment.name)\"}" : "revoked \(enrolment.name): kept its \(cut); the revocation spreads with every sync")
+    }
+}
+
+/// `trust add|list|remove`: the trusts this replica accepts.
+struct TrustCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "trust",
+        abstract: "Pin other trusts by their key fingerprint (exchanged out of band), list and remove them.",
+        discussion: """
+            Sites of a pinned trust may sync with this replica; they send and receive shared records only. \
+            Read the fingerprint out with the other trust's administrator: their 'qisync whoami' prints it.
+            """,
+        subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Pin a trust: its ODS code and its trust key's fingerprint.")
+        @Argument(help: ArgumentHelp("The trust's ODS code.", valueName: "CODE")) var code: String
+        @Argument(help: ArgumentHelp("Its trust key's fingerprint (64 hex digits, as 'whoami' prints).", valueName: "FINGERPRINT")) var fingerprint: String
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let parsed: KeyFingerprint
+            do { parsed = try KeyFingerprint(parsing: fingerprint) } catch { throw DomainError(error.message) }
+            try context.records.replica.pinTrust(code: code, fingerprint: parsed)
+            context.out.line(globals.json ? "{\"pinned\": \"\(code)\"}" : "pinned trust \(code), key \(parsed)")
+        }
+    }
+
+    struct List: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "List the trusts pinned here and how many of their sites are enrolled.")
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let pins = try context.records.replica.trustPins()
+            if globals.json {
+                context.out.json(pins.map { ["code": $0.code, "fingerprint": $0.fingerprint.description, "own": $0.isOwn, "sites": $0.sites] as [String: Any] })
+                return
+            }
+            context.out.table(["trust", "key fingerprint", "sites", ""], pins.map { [$0.code, $0.fingerprint.description, String($0.sites), $0.isOwn ? "own" : ""] })
+        }
+    }
+
+    struct Remove: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop accepting a trust. What it already sent stays.")
+        @Argument(help: ArgumentHelp("The trust's ODS code.", valueName: "CODE")) var code: String
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            try context.records.replica.unpinTrust(code: code)
+            context.out.line(globals.json ? "{\"removed\": \"\(code)\"}" : "removed trust \(code): its sites can no longer sync with this replica")
+        }
+    }
+}
