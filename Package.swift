@@ -116,9 +116,9 @@ let package = Package(
         .testTarget(name: "QISyncCoreTests", dependencies: ["QISyncCore"]),
         .testTarget(
             name: "QISyncStoreTests",
-            dependencies: ["QISyncCore", "QISyncStore", "QISyncDomain", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["QISyncCore", "QISyncStore", "QISyncDomain", "QISyncIdentity", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        .testTarget(name: "QISyncShellTests", dependencies: ["QISyncShell", "QISyncDomain", "QISyncStore"]),
+        .testTarget(name: "QISyncShellTests", dependencies: ["QISyncShell", "QISyncDomain", "QISyncStore", "QISyncIdentity"]),
         .testTarget(
             name: "QISyncProtocolTests",
             dependencies: [
@@ -129,7 +129,10 @@ let package = Package(
         ),
         .testTarget(
             name: "QISyncTransportTests",
-            dependencies: ["QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport"]
+            dependencies: [
+                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport", "QISyncIdentity",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
     ]
 )

@@ -41,7 +41,9 @@ struct CodecTests {
             .vector(VersionVector([LogID(origin: signer.origin, scope: .shared): LogPosition(seq: 1, hash: entry.hash)])),
             .offer(entries: 1, bytes: UInt64(entry.body.count)),
             .batch(id: 1, entries: [entry, entry]),
-            .ack(id: 1, applied: 2, conflicts: 0),
+            .ack(id: 1, applied: 2, conflicts: 0, refused: 0),
+            .ack(id: 2, applied: 1, conflicts: 3, refused: 1),
+            .directory([DirectoryRecord(kind: .enrolment, bytes: [1, 2, 3]), DirectoryRecord(kind: .revocation, bytes: [])]),
             .done,
             .error(.timeout, "gone quiet"),
         ]

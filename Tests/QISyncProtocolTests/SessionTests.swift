@@ -52,10 +52,16 @@ struct Side {
     var maxUnacknowledged = 0
     var unacknowledged = Set<UInt64>()
 
-    init(_ signer: SiteSigner, store: MemoryStore, sends: Bool = true, receives: Bool = true, versions: ClosedRange<UInt64> = WireLimits.versions) {
+    /// Directory records this side holds, and those the peer sent it.
+    var directory: [DirectoryRecord] = []
+    var receivedDirectory: [DirectoryRecord] = []
+
+    init(_ signer: SiteSigner, store: MemoryStore, sends: Bool = true, receives: Bool = true, versions: ClosedRange<UInt64> = WireLimits.versions,
+         directory: [DirectoryRecord] = []) {
         self.store = store
-        session = SyncSession(hello: Hello(versions: versions, origin: signer.origin, trust: "RXH", site: "s", kind: "ward", sends: sends, receives: receives),
-                              localVector: store.vector)
+        self.directory = directory
+        session = SyncSession(hello: Hello(versions: versions, origin: signer.origin, trust: "RXH", site: "s", kind: "ward", sends: sends, receives: receives,
+                                           directoryDigest: DirectoryRecord.digest(of: directory)))
     }
 
     /// Runs actions to completion, doing the store's work at once.
@@ -70,6 +76,10 @@ struct Side {
                     maxUnacknowledged = max(maxUnacknowledged, unacknowledged.count)
                 }
                 outbox.append(message)
+            case .authorize:
+                queue += session.peerAuthorized(vector: store.vector, directory: directory)
+            case .applyDirectory(let records):
+                receivedDirectory += records
             case .prepareOffer(let peer):
                 let (entries, bytes) = store.offer(for: peer)
                 queue += session.offerReady(entries: entries, bytes: bytes)
@@ -85,7 +95,7 @@ struct Side {
     }
 
     mutating func deliver(_ message: SyncMessage) {
-        if case .ack(let id, _, _) = message { unacknowledged.remove(id) }
+        if case .ack(let id, _, _, _) = message { unacknowledged.remove(id) }
         run(session.received(message))
     }
 }
@@ -157,7 +167,7 @@ struct SessionTests {
     }
 
     @Test("messages out of turn are refused with an ERROR", arguments: [
-        SyncMessage.done, .ack(id: 1, applied: 1, conflicts: 0), .batch(id: 1, entries: []), .offer(entries: 1, bytes: 1),
+        SyncMessage.done, .ack(id: 1, applied: 1, conflicts: 0, refused: 0), .batch(id: 1, entries: []), .offer(entries: 1, bytes: 1),
     ])
     func outOfTurn(message: SyncMessage) {
         var side = Side(signers.0, store: MemoryStore())

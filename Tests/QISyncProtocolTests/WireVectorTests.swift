@@ -25,8 +25,8 @@ struct WireVectorTests {
         wardStore.logs[LogID(origin: ward.origin, scope: .trust)] = [entry]
         var client = Side(ward, store: wardStore)
         var server = Side(hub, store: MemoryStore())
-        client.session = SyncSession(hello: Hello(origin: ward.origin, trust: "RXH", site: "ward-7", kind: "ward"), localVector: wardStore.vector)
-        server.session = SyncSession(hello: Hello(origin: hub.origin, trust: "RXH", site: "hub", kind: "hub"), localVector: VersionVector())
+        client.session = SyncSession(hello: Hello(origin: ward.origin, trust: "RXH", site: "ward-7", kind: "ward"))
+        server.session = SyncSession(hello: Hello(origin: hub.origin, trust: "RXH", site: "hub", kind: "hub"))
         let encoders = (try PayloadEncoder(), try PayloadEncoder())
         var frames: [(String, SyncMessage, ByteBuffer)] = []
         client.run(client.session.start())
@@ -68,7 +68,8 @@ struct WireVectorTests {
         case .vector(let vector): "logs=\(vector.positions.map { "\($0.key):\($0.value.seq)" }.sorted())"
         case .offer(let entries, let bytes): "entries=\(entries) bytes=\(bytes)"
         case .batch(let id, let entries): "id=\(id) entries=\(entries.map(\.ref.description))"
-        case .ack(let id, let applied, let conflicts): "id=\(id) applied=\(applied) conflicts=\(conflicts)"
+        case .ack(let id, let applied, let conflicts, let refused): "id=\(id) applied=\(applied) conflicts=\(conflicts) refused=\(refused)"
+        case .directory(let records): "records=\(records.count)"
         case .done: ""
         case .error(let code, let text): "code=\(code.rawValue) \(text)"
         }

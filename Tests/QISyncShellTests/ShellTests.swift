@@ -1,6 +1,7 @@
 import Foundation
 import QISyncCore
 import QISyncDomain
+import QISyncIdentity
 @testable import QISyncShell
 import QISyncStore
 import Testing
@@ -13,9 +14,11 @@ final class ShellHarness {
     var out: [String] = []
     var err: [String] = []
 
-    init(trust: String = "RXH", site: String = "ward-7") throws {
+    /// A replica of `trust`; replicas given the same `trustKey` belong to the same trust.
+    init(trust: String = "RXH", site: String = "ward-7", trustKey: TrustKey = TrustKey()) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-shell-\(UUID().uuidString)")
-        records = try QIRecords.create(home: root, trustCode: trust, trustName: "Test Trust", siteName: site, kind: .ward)
+        records = try QIRecords.create(home: root, trustCode: trust, trustName: "Test Trust", siteName: site, kind: .ward,
+                                       membership: .founding(trustKey))
         var captureOut: (String) -> Void = { _ in }
         var captureErr: (String) -> Void = { _ in }
         shell = Shell(records: records, out: OutputSink { captureOut($0) }, err: OutputSink { captureErr($0) })
@@ -24,6 +27,18 @@ final class ShellHarness {
     }
 
     deinit { try? FileManager.default.removeItem(at: root) }
+
+    /// Lets two replicas accept each other, as after a first sync: each pins the other's
+    /// trust (when it differs) and holds the other's enrolment.
+    func meet(_ other: ShellHarness) throws {
+        for (a, b) in [(self, other), (other, self)] {
+            if let pin = try b.records.replica.trustPins().first(where: \.isOwn), pin.code != a.records.replica.identity.trustCode {
+                try a.records.replica.pinTrust(code: pin.code, fingerprint: pin.fingerprint)
+            }
+        }
+        try records.replica.importDirectory(try other.records.replica.directoryRecords())
+        try other.records.replica.importDirectory(try records.replica.directoryRecords())
+    }
 
     /// Runs lines as a script; returns the exit code.
     @discardableResult
@@ -221,7 +236,9 @@ struct ShellTests {
 
     @Test("conflicts from two sites are listed and resolved through the shell")
     func conflictsAndResolve() throws {
-        let a = try ShellHarness(site: "hub"), b = try ShellHarness(site: "ward-2")
+        let key = TrustKey()
+        let a = try ShellHarness(site: "hub", trustKey: key), b = try ShellHarness(site: "ward-2", trustKey: key)
+        try a.meet(b)
         let id = String(try a.addInitiative("Falls").prefix(8))
         try b.records.replica.apply(try a.records.replica.entries(after: VersionVector()))
         #expect(a.run("initiative set \(id) --status active").outcome == .success)
@@ -242,6 +259,7 @@ struct ShellTests {
     @Test("a record of another trust cannot be edited here, only adapted")
     func otherTrustsRecord() throws {
         let mine = try ShellHarness(trust: "RXH"), theirs = try ShellHarness(trust: "RYJ", site: "hub")
+        try mine.meet(theirs)
         let id = String(try theirs.addInitiative("Their falls work").prefix(8))
         #expect(theirs.run("share \(id)").outcome == .success)
         try mine.records.replica.apply(try theirs.records.replica.entries(after: VersionVector(), scopes: [.shared]))
@@ -370,6 +388,8 @@ struct ExecutableTests {
         #expect(again.code != 0 && again.err.contains("already exists"))
         let keyMode = try FileManager.default.attributesOfItem(atPath: home.appendingPathComponent("site.key").path)[.posixPermissions] as? Int
         #expect(keyMode == 0o600)
+        let trustKeyMode = try FileManager.default.attributesOfItem(atPath: home.appendingPathComponent("trust.key").path)[.posixPermissions] as? Int
+        #expect(trustKeyMode == 0o600)
         #expect(try run(["initiative", "add", "--title", "Falls"], home: home).code == 0)
         let list = try run(["initiative", "list", "--json"], home: home)
         #expect(list.code == 0 && list.out.contains("\"Falls\""))
@@ -385,7 +405,8 @@ struct ExecutableTests {
 struct ShellSyncTests {
     @Test("the shell serves in the background while people keep working; peers and sync work from it")
     func backgroundServe() throws {
-        let hub = try ShellHarness(site: "hub"), ward = try ShellHarness(site: "ward-2")
+        let key = TrustKey()
+        let hub = try ShellHarness(site: "hub", trustKey: key), ward = try ShellHarness(site: "ward-2", trustKey: key)
         let served = hub.run("serve --listen 127.0.0.1:0")
         #expect(served.outcome == .success && served.out.contains("in the background"))
         let address = try #require(served.out.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression).map { String(served.out[$0]) })

@@ -29,7 +29,7 @@ struct ConvergenceTests {
             self.harness = harness
         }
 
-        mutating func newKey() -> [UInt8] { (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) } }
+        mutating func newKey() -> [UInt8] { RecordID.random(owner: "RXH", using: &rng).bytes }
 
         func knows(_ replica: Replica, _ table: UInt16, _ key: [UInt8]) throws -> Bool {
             try !replica.heads(table: table, key: key, column: 0).isEmpty

@@ -9,7 +9,7 @@ import Testing
 struct MergeRuleTests {
     let table = RecordKind.initiative.table.id
     let title: UInt16 = 4
-    let key: [UInt8] = Array(repeating: 7, count: 16)
+    let key: [UInt8] = Array(repeating: 7, count: 12) + RecordID.ownerTag(ofTrust: "RXH")
     /// Kept for the whole test: its folder holds the replicas.
     let harness: TestReplicas
 

@@ -17,7 +17,7 @@ struct TamperTests {
     /// A source replica with a trust log of five entries, and an empty receiver.
     func setUp() throws -> (TestReplicas, Replica, Replica, [LogEntry]) {
         let source = try harness.make("source"), receiver = try harness.make("receiver")
-        let key = [UInt8](repeating: 1, count: 16)
+        let key = [UInt8](repeating: 1, count: 12) + RecordID.ownerTag(ofTrust: "RXH")
         try source.write(scope: .trust, edits: [RowEdit(table: table, key: key, values: [(0, .integer(1)), (4, .text("v0"))])])
         for i in 1...4 {
             try source.write(scope: .trust, edits: [RowEdit(table: table, key: key, values: [(4, .text("v\(i)"))])])
@@ -80,7 +80,7 @@ struct TamperTests {
         let (_, source, receiver, entries) = try setUp()
         try receiver.apply(entries)
         let forger = try SiteSigner(rawRepresentation: Array(FileManager.default.contents(atPath: source.home.appendingPathComponent(Replica.keyName).path)!))
-        let change = Change(rows: [RowWrite(table: table, key: [UInt8](repeating: 1, count: 16), cells: [CellWrite(column: 4, value: .text("fork"))])])
+        let change = Change(rows: [RowWrite(table: table, key: [UInt8](repeating: 1, count: 12) + RecordID.ownerTag(ofTrust: "RXH"), cells: [CellWrite(column: 4, value: .text("fork"))])])
         let fork = LogEntry(signer: forger, scope: .trust, seq: 3, previousHash: entries[1].hash, hlc: entries[2].hlc, change: change)
         try expectRefusedAndUnchanged(receiver, [fork])
     }

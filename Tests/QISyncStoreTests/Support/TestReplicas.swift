@@ -1,6 +1,7 @@
 import Foundation
 import QISyncCore
 import QISyncDomain
+import QISyncIdentity
 import QISyncStore
 
 /// A fake wall clock that tests move by hand.
@@ -10,10 +11,14 @@ final class TestClock: @unchecked Sendable {
     func advance(_ by: UInt64 = 1) { milliseconds += by }
 }
 
-/// Temporary replicas, removed when the value is released.
+/// Temporary replicas, removed when the value is released. Replicas of one trust share its
+/// trust key; every replica holds every other's enrolment and pins every trust, as if they
+/// had all synced their directories already.
 final class TestReplicas {
     let root: URL
     let clock = TestClock()
+    private var trustKeys: [String: TrustKey] = [:]
+    private var made: [Replica] = []
 
     init() throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-test-\(UUID().uuidString)")
@@ -30,7 +35,21 @@ final class TestReplicas {
             signer = try SiteSigner(rawRepresentation: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
         }
         let clock = self.clock
-        return try Replica.create(home: root.appendingPathComponent(name), trustCode: trust, trustName: "Trust \(trust)",
-                                  siteName: name, kind: .ward, schema: QISchema.schema, signer: signer, now: { clock.milliseconds })
+        let key = trustKeys[trust] ?? TrustKey()
+        trustKeys[trust] = key
+        let replica = try Replica.create(home: root.appendingPathComponent(name), trustCode: trust, trustName: "Trust \(trust)",
+                                         siteName: name, kind: .ward, schema: QISchema.schema, signer: signer, membership: .founding(key),
+                                         now: { clock.milliseconds })
+        for other in made {
+            for (a, b) in [(other, replica), (replica, other)] where a.identity.trustCode != b.identity.trustCode {
+                try a.pinTrust(code: b.identity.trustCode, fingerprint: trustKeys[b.identity.trustCode]!.fingerprint)
+            }
+        }
+        for other in made {
+            try other.importDirectory(try replica.directoryRecords())
+            try replica.importDirectory(try other.directoryRecords())
+        }
+        made.append(replica)
+        return replica
     }
 }
