@@ -1,0 +1,371 @@
+import Foundation
+import GRDB
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import QISyncCore
+import QISyncDomain
+import QISyncIdentity
+import QISyncProtocol
+@testable import QISyncStore
+import NIOSSL
+import QISyncTransport
+import Testing
+
+/// A server whose finished or failed sessions the test can read.
+final class WatchedServer: Sendable {
+    let server: SyncServer
+    let address: PeerAddress
+    private let reports = NIOLockedValueBox<[SyncReport]>([])
+
+    init(_ records: QIRecords) async throws {
+        let box = reports
+        server = try await SyncServer.start(replica: records.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), logger: testLogger,
+                                            timeout: .seconds(10)) { _, report in box.withLockedValue { $0.append(report) } }.get()
+        address = try PeerAddress(parsing: "127.0.0.1:\(server.localAddress.port!)")
+    }
+
+    /// The server's report of its next session, waiting up to five seconds for it.
+    func nextReport(after count: Int = 0) async throws -> SyncReport {
+        for _ in 0..<500 {
+            if let report = reports.withLockedValue({ $0.count > count ? $0[count] : nil }) { return report }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw QisyncTransportTestError("the server reported no session")
+    }
+
+    func close() async throws { try await server.close().get() }
+}
+
+struct QisyncTransportTestError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A loopback proxy that forwards both ways and records what the client sent.
+final class RecordingProxy: Sendable {
+    let channel: Channel
+    let recorded = NIOLockedValueBox<[UInt8]>([])
+    var port: Int { channel.localAddress!.port! }
+
+    init(to target: SocketAddress) async throws {
+        let recorded = self.recorded
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { inbound in
+                ClientBootstrap(group: inbound.eventLoop).connect(to: target).flatMap { outbound in
+                    inbound.eventLoop.makeCompletedFuture {
+                        try inbound.pipeline.syncOperations.addHandler(Relay(to: outbound, record: recorded))
+                        try outbound.pipeline.syncOperations.addHandler(Relay(to: inbound, record: nil))
+                    }
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    final class Relay: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let peer: Channel
+        let record: NIOLockedValueBox<[UInt8]>?
+        init(to peer: Channel, record: NIOLockedValueBox<[UInt8]>?) {
+            self.peer = peer
+            self.record = record
+        }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            record?.withLockedValue { $0 += Array(buffer.readableBytesView) }
+            peer.writeAndFlush(buffer, promise: nil)
+        }
+        func channelInactive(context: ChannelHandlerContext) { peer.close(promise: nil) }
+    }
+
+    func close() async throws { try await channel.close() }
+}
+
+/// Sends raw bytes to an address, then waits (at most five seconds) for the other side to close.
+func sendRaw(_ bytes: [UInt8], to address: SocketAddress) async throws {
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(to: address).get()
+    try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    _ = try? await channel.closeFuture.get()
+}
+
+/// Changes a replica's database directly, as a broken or hostile site could.
+func tamper(_ replica: Replica, _ body: (Database) throws -> Void) throws {
+    try replica.database.write(body)
+}
+
+/// Appends an entry to a replica's log as a hostile or broken site would, without the checks a
+/// local write makes: signed by `signer` (the replica's own key unless given).
+func inject(_ records: QIRecords, scope: Scope, rows: [RowWrite], signer: SiteSigner? = nil) throws {
+    let replica = records.replica
+    let signer = signer ?? replica.signer
+    try replica.database.write { db in
+        let position = try replica.logPosition(db, LogID(origin: signer.origin, scope: scope))
+        let change = Change(rows: rows)
+        let entry = LogEntry(signer: signer, scope: scope, seq: (position?.seq ?? 0) + 1, previousHash: position?.hash ?? LogEntry.genesisHash,
+                             hlc: HLC(milliseconds: Replica.systemClock(), counter: 0), change: change)
+        try Materializer(db: db, schema: replica.schema).append(entry, change: change, materialises: false)
+    }
+}
+
+@Suite("Security: mutual TLS, enrolment, pinning and authorisation, attacked on loopback")
+struct SecurityTests {
+    let replicas = Replicas()
+
+    func sync(_ records: QIRecords, _ server: WatchedServer, direction: SyncDirection = .both) async throws -> SyncReport {
+        try await SyncClient.sync(replica: records.replica, address: server.address, direction: direction, logger: testLogger, timeout: .seconds(10)).get()
+    }
+
+    @Test("a site that joined but was never enrolled is refused in the handshake, with a reason on each side")
+    func unenrolled() async throws {
+        let hub = try replicas.make("hub", kind: .hub)
+        let stranger = try QIRecords.create(home: replicas.root.appendingPathComponent("stranger"), trustCode: "RXH", trustName: "Trust RXH",
+                                            siteName: "stranger", kind: .ward, membership: .joining(replicas.trustKey("RXH").fingerprint))
+        _ = try stranger.add(.initiative, fields: ["title": "Should not arrive"])
+        let before = try hub.replica.canonicalState()
+        let server = try await WatchedServer(hub)
+        let report = try await sync(stranger, server)
+        #expect(report.error?.code == .notAuthorised)
+        #expect(report.error?.message.contains("refused this site's certificate") == true)
+        let serverSide = try await server.nextReport()
+        #expect(serverSide.error?.code == .notAuthorised)
+        #expect(serverSide.error?.message.contains("is not enrolled") == true)
+        #expect(serverSide.wireIn == 0, "no protocol message may be read from a refused peer")
+        #expect(try hub.replica.canonicalState() == before)
+        #expect(try hub.replica.syncHistory().first?.outcome.contains("not enrolled") == true)
+        try await server.close()
+    }
+
+    @Test("a revoked site is refused in the handshake, and its entries after the cut-off are refused wherever they turn up")
+    func revoked() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward"), other = try replicas.make("ward-2")
+        _ = try ward.add(.initiative, fields: ["title": "Before revocation"])
+        let server = try await WatchedServer(hub)
+        #expect(try await sync(ward, server).error == nil)
+        #expect(try await sync(other, server).error == nil)
+        _ = try hub.replica.revoke(site: ward.replica.identity.origin)
+        _ = try ward.add(.initiative, fields: ["title": "After revocation"])
+        let before = try hub.replica.canonicalState()
+        let refused = try await sync(ward, server)
+        #expect(refused.error?.code == .notAuthorised)
+        let serverSide = try await server.nextReport(after: 2)
+        #expect(serverSide.error?.message.contains("was revoked") == true)
+        #expect(try hub.replica.canonicalState() == before)
+        // The revocation reaches ward-2 with its next sync; then the ward's new entries, carried
+        // by any relay, are refused there too.
+        #expect(try await sync(other, server).error == nil)
+        let late = try ward.replica.entries(after: try other.replica.versionVector())
+        #expect(!late.isEmpty)
+        let applied = try other.replica.apply(late, source: "test relay")
+        #expect(applied.refused == late.count && applied.applied == 0)
+        #expect(try other.list(.initiative).map { $0.text("title") } == ["Before revocation"])
+        #expect(try other.replica.refusals().first?.reason.contains("revoked") == true)
+        #expect(try other.replica.verify().isSound)
+        try await server.close()
+    }
+
+    @Test("a site of a trust that is not pinned is refused in the handshake, both ways")
+    func unpinnedTrust() async throws {
+        let hub = try replicas.make("hub", kind: .hub), foreign = try replicas.make("foreign-hub", trust: "RYJ", kind: .hub)
+        let server = try await WatchedServer(hub)
+        let report = try await sync(foreign, server)
+        #expect(report.error?.code == .notAuthorised)
+        #expect(report.error?.message.contains("RXH, which is not pinned here") == true)
+        #expect(try await server.nextReport().error?.code == .notAuthorised)
+        // Pinned only on one side: the other side refuses.
+        try foreign.replica.pinTrust(code: "RXH", fingerprint: replicas.trustKey("RXH").fingerprint)
+        #expect(try await sync(foreign, server).error?.code == .notAuthorised)
+        try hub.replica.pinTrust(code: "RYJ", fingerprint: replicas.trustKey("RYJ").fingerprint)
+        #expect(try await sync(foreign, server).error == nil)
+        // A pin with the wrong key is as good as none.
+        try hub.replica.pinTrust(code: "RYJ", fingerprint: TrustKey().fingerprint)
+        #expect(try await sync(foreign, server).error?.code == .notAuthorised)
+        try await server.close()
+    }
+
+    @Test("a peer presenting an enrolled site's certificate without its private key does not get in")
+    func keyNotHeld() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        let stolen = try #require(try ward.replica.ownEnrolment())
+        let forged = try SiteCredentials(signer: SiteSigner(), enrolment: nil, trustCode: "RXH", siteName: "ward", kind: "ward")
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.certificateChain = try [stolen.siteCertificate, stolen.trustCertificate].map { .certificate(try NIOSSLCertificate(bytes: $0, format: .der)) }
+        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(forged.privateKeyPEM.utf8), format: .pem))
+        configuration.minimumTLSVersion = .tlsv13
+        configuration.certificateVerification = .none
+        configuration.verifySignatureAlgorithms = [.ed25519]
+        configuration.signingSignatureAlgorithms = [.ed25519]
+        let server = try await WatchedServer(hub)
+        let before = try hub.replica.canonicalState()
+        do {
+            let context = try NIOSSLContext(configuration: configuration)
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
+                    }
+                }
+                .connect(to: server.server.localAddress).get()
+            _ = try? await channel.closeFuture.get()
+            let serverSide = try await server.nextReport()
+            #expect(serverSide.error != nil && serverSide.wireIn == 0 && serverSide.peerIdentity == nil)
+        } catch {
+            // BoringSSL will not even sign with a key that does not match the certificate.
+            #expect("\(error)".lowercased().contains("key") || "\(error)".contains("X509"), "\(error)")
+        }
+        #expect(try hub.replica.canonicalState() == before)
+        try await server.close()
+    }
+
+    @Test("a recorded session replayed byte for byte is refused by TLS and changes nothing")
+    func replay() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        _ = try ward.add(.initiative, fields: ["title": "Once"])
+        let server = try await WatchedServer(hub)
+        let proxy = try await RecordingProxy(to: server.server.localAddress)
+        let recorded = try await SyncClient.sync(replica: ward.replica, address: try PeerAddress(parsing: "127.0.0.1:\(proxy.port)"),
+                                                 logger: testLogger, timeout: .seconds(10)).get()
+        #expect(recorded.error == nil)
+        _ = try await server.nextReport()
+        let before = try hub.replica.canonicalState()
+        let bytes = proxy.recorded.withLockedValue { $0 }
+        #expect(bytes.count > 500)
+        try await sendRaw(bytes, to: server.server.localAddress)
+        let replayed = try await server.nextReport(after: 1)
+        #expect(replayed.error != nil)
+        #expect(replayed.counters.entriesIn == 0)
+        #expect(try hub.replica.canonicalState() == before)
+        try await proxy.close()
+        try await server.close()
+    }
+
+    @Test("a relay that alters a middle entry of another site's log is refused whole, with the reason on both sides")
+    func relayAlters() async throws {
+        let hub = try replicas.make("hub", kind: .hub), author = try replicas.make("author"), relay = try replicas.make("relay")
+        for i in 0..<5 { _ = try author.add(.learning, fields: ["text": "note \(i)"]) }
+        try relay.replica.importDirectory(try author.replica.directoryRecords())
+        try relay.replica.apply(try author.replica.entries(after: VersionVector()))
+        #expect(try relay.list(.learning).count == 5)
+        let log = LogID(origin: author.replica.identity.origin, scope: .trust)
+        // The relay changes one byte of the author's third entry in its own database.
+        try tamper(relay.replica) { db in
+            let filter = "seq = 3 AND scope = 0 AND origin = (SELECT id FROM origin WHERE key = ?)"
+            var body = try #require(try Data.fetchOne(db, sql: "SELECT body FROM log WHERE " + filter, arguments: [Data(log.origin.bytes)]))
+            let at = try #require(body.range(of: Data("note 2".utf8)))
+            body[at.upperBound - 1] = UInt8(ascii: "X")
+            try db.execute(sql: "UPDATE log SET body = ? WHERE " + filter, arguments: [body, Data(log.origin.bytes)])
+            #expect(db.changesCount == 1)
+        }
+        let server = try await WatchedServer(hub)
+        let report = try await sync(relay, server, direction: .push)
+        #expect(report.error?.code == .entriesRefused && report.error?.fromPeer == true)
+        let serverSide = try await server.nextReport()
+        #expect(serverSide.error?.code == .entriesRefused)
+        #expect(try hub.replica.versionVector().seq(of: log) == 0)
+        #expect(try hub.list(.learning).isEmpty)
+        #expect(try hub.replica.verify().isSound)
+        try await server.close()
+    }
+
+    @Test("a relay that drops a middle entry of another site's log cannot make the rest count")
+    func relayDrops() async throws {
+        let hub = try replicas.make("hub", kind: .hub), author = try replicas.make("author"), relay = try replicas.make("relay")
+        for i in 0..<5 { _ = try author.add(.learning, fields: ["text": "note \(i)"]) }
+        try relay.replica.importDirectory(try author.replica.directoryRecords())
+        for entry in try author.replica.entries(after: VersionVector()) { try relay.replica.apply([entry]) }
+        #expect(try relay.list(.learning).count == 5)
+        let log = LogID(origin: author.replica.identity.origin, scope: .trust)
+        try tamper(relay.replica) { db in
+            try db.execute(sql: "DELETE FROM log WHERE seq = 3 AND scope = 0 AND origin = (SELECT id FROM origin WHERE key = ?)",
+                           arguments: [Data(log.origin.bytes)])
+        }
+        let server = try await WatchedServer(hub)
+        _ = try await sync(relay, server, direction: .push)
+        _ = try await server.nextReport()
+        #expect(try hub.replica.versionVector().seq(of: log) <= 2, "nothing past the gap may be applied")
+        #expect(try hub.list(.learning).count <= 2)
+        // What the author sends itself later fills the gap, and everything lines up.
+        let server2 = server
+        #expect(try await sync(author, server2, direction: .push).error == nil)
+        #expect(try hub.replica.versionVector().seq(of: log) == 5)
+        #expect(try hub.replica.verify().isSound)
+        try await server.close()
+    }
+
+    @Test("a relay passing on another trust's trust-scope entries: refused entry by entry, the rest of the batch applied")
+    func relayPassesTrustScope() async throws {
+        let hub = try replicas.make("hub", kind: .hub), relay = try replicas.make("relay")
+        let foreign = try replicas.make("foreign-hub", trust: "RYJ", kind: .hub)
+        try replicas.pin(hub, foreign)
+        try replicas.pin(relay, foreign)
+        let secret = try foreign.add(.initiative, fields: ["title": "RYJ internal"])
+        // The relay somehow holds RYJ's trust log (it would refuse it itself: put it in behind its back).
+        let foreignEntries = try foreign.replica.entries(after: VersionVector(), scopes: [.trust])
+        try tamper(relay.replica) { db in
+            let materializer = try Materializer(db: db, schema: relay.replica.schema)
+            for entry in foreignEntries { try materializer.append(entry, change: try entry.change(), materialises: false) }
+        }
+        try relay.replica.importDirectory(try foreign.replica.directoryRecords())
+        _ = try relay.add(.initiative, fields: ["title": "Relay's own work"])
+        let server = try await WatchedServer(hub)
+        let report = try await sync(relay, server, direction: .push)
+        #expect(report.error == nil)
+        #expect(report.counters.refusedOut == UInt64(foreignEntries.count))
+        let serverSide = try await server.nextReport()
+        #expect(serverSide.counters.refusedIn == UInt64(foreignEntries.count))
+        #expect(serverSide.refusals.contains { $0.contains("trust-scope entry of trust RYJ") })
+        #expect(throws: (any Error).self) { try hub.record(.initiative, secret.id) as RecordView }
+        #expect(try hub.list(.initiative).map { $0.text("title") } == ["Relay's own work"])
+        #expect(try hub.replica.versionVector().positions.keys.allSatisfy { $0.origin != foreign.replica.identity.origin })
+        #expect(try hub.replica.refusals().contains { $0.reason.contains("trust-scope") && $0.source == "RXH/relay" })
+        try await server.close()
+    }
+
+    @Test("another trust editing a record it does not own: the entry is kept in its log, changes nothing, and is audited")
+    func foreignEdit() async throws {
+        let hub = try replicas.make("hub", kind: .hub), foreign = try replicas.make("foreign-hub", trust: "RYJ", kind: .hub)
+        try replicas.pin(hub, foreign)
+        let made = try hub.add(.initiative, fields: ["title": "Our falls work"])
+        _ = try hub.share(made.id.hex)
+        let server = try await WatchedServer(hub)
+        #expect(try await sync(foreign, server).error == nil)
+        #expect(try foreign.record(.initiative, made.id).text("title") == "Our falls work")
+        // The domain refuses it on the foreign replica…
+        #expect(throws: (any Error).self) { try foreign.set(made.id.hex, fields: ["title": "Hijacked"]) as RecordView }
+        // …so the foreign site forges the change below the domain, and sends it, with honest work of its own.
+        let column = try #require(RecordKind.initiative.table.column(named: "title")).id
+        try inject(foreign, scope: .shared, rows: [RowWrite(table: RecordKind.initiative.table.id, key: made.id.bytes,
+                                                            cells: [CellWrite(column: column, value: .text("Hijacked"))])])
+        let own = try foreign.add(.initiative, fields: ["title": "RYJ discharge work"])
+        _ = try foreign.share(own.id.hex)
+        let report = try await sync(foreign, server, direction: .push)
+        #expect(report.error == nil)
+        #expect(report.counters.refusedOut == 1)
+        let serverSide = try await server.nextReport(after: 1)
+        #expect(serverSide.refusals.contains { $0.contains("does not own") })
+        #expect(try hub.record(.initiative, made.id).text("title") == "Our falls work")
+        #expect(try hub.record(.initiative, own.id).text("title") == "RYJ discharge work")
+        let refusal = try #require(try hub.replica.refusals().first)
+        #expect(refusal.stored && refusal.source == "RYJ/foreign-hub" && refusal.reason.contains("does not own"))
+        let verified = try hub.replica.verify()
+        #expect(verified.isSound && verified.refusedChanges == 1)
+        try await server.close()
+    }
+
+    @Test("a hub learns a new ward's enrolment through sync; the ward's own copy comes back with it")
+    func enrolmentTravels() async throws {
+        let hub = try replicas.make("hub", kind: .hub)
+        let key = replicas.trustKey("RXH")
+        let ward = try QIRecords.create(home: replicas.root.appendingPathComponent("new-ward"), trustCode: "RXH", trustName: "Trust RXH",
+                                        siteName: "new-ward", kind: .ward, membership: .joining(key.fingerprint))
+        _ = try hub.replica.enrol(ward.replica.enrolmentRequest())
+        #expect(try ward.replica.ownEnrolment() == nil)
+        let server = try await WatchedServer(hub)
+        #expect(try await sync(ward, server).error == nil)
+        #expect(try ward.replica.ownEnrolment() != nil)
+        #expect(try ward.replica.directoryDigest() == hub.replica.directoryDigest())
+        // In step, a second sync sends no directory at all.
+        let quiet = try await sync(ward, server)
+        #expect(quiet.error == nil && quiet.wireOut < 1500)
+        try await server.close()
+    }
+}
