@@ -122,7 +122,7 @@ let package = Package(
         .testTarget(
             name: "QISyncProtocolTests",
             dependencies: [
-                "QISyncCore", "QISyncProtocol", "QISyncFuzzHarness",
+                "QISyncCore", "QISyncProtocol", "QISyncFuzzHarness", "QISyncIdentity",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ]

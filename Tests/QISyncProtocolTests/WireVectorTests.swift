@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import QISyncCore
+import QISyncIdentity
 import QISyncProtocol
 import Testing
 
@@ -75,11 +76,36 @@ struct WireVectorTests {
         }
     }
 
+    /// The fuzzer's seeds: each direction of the recorded session as one byte stream, and a
+    /// client stream that carries a DIRECTORY of a real enrolment and revocation.
+    static func writeFuzzCorpus(_ frames: [(direction: String, message: SyncMessage, frame: ByteBuffer)]) throws {
+        let corpus = FuzzRegressionTests.fuzz.appendingPathComponent("corpus")
+        for (direction, name) in [("ward → hub", "ward-to-hub.bin"), ("hub → ward", "hub-to-ward.bin")] {
+            let bytes = frames.filter { $0.direction == direction }.flatMap { Array($0.frame.readableBytesView) }
+            try Data(bytes).write(to: corpus.appendingPathComponent(name))
+        }
+        let key = TrustKey(), ward = try SiteSigner(rawRepresentation: Array(1...32))
+        let enrolment = try Enrolment.issue(site: ward.origin, siteName: "ward-7", kind: "ward", trustCode: "RXH", by: key)
+        let revocation = Revocation.issue(site: ward.origin, lastAccepted: [.trust: LogPosition(seq: 3, hash: [UInt8](repeating: 7, count: 32))],
+                                          at: 1_790_000_000_000, by: key)
+        let records = [enrolment.record, revocation.record]
+        let encoder = try PayloadEncoder()
+        var bytes: [UInt8] = []
+        for message: SyncMessage in [
+            .hello(Hello(origin: ward.origin, trust: "RXH", site: "ward-7", kind: "ward", directoryDigest: DirectoryRecord.digest(of: records))),
+            .directory(records), .vector(VersionVector()), .offer(entries: 0, bytes: 0), .done,
+        ] {
+            bytes += Array(FrameEncoder.frame(try encoder.payload(for: message)).readableBytesView)
+        }
+        try Data(bytes).write(to: corpus.appendingPathComponent("ward-to-hub-directory.bin"))
+    }
+
     @Test("the recorded session decodes frame by frame to the same messages, and re-encodes to the same bytes")
     func session() throws {
         let frames = try Self.transcript()
         if ProcessInfo.processInfo.environment["QISYNC_RECORD_VECTORS"] == "1" {
             try Self.render(frames).write(to: Self.file, atomically: true, encoding: .utf8)
+            try Self.writeFuzzCorpus(frames)
         }
         let text = try String(contentsOf: Self.file, encoding: .utf8)
         let recorded = text.split(separator: "\n").filter { $0.hasPrefix("frame: ") }.map { Hex.decode(String($0.dropFirst(7)))! }
