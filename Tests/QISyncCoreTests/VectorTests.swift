@@ -13,7 +13,7 @@ struct VectorTests {
     /// The example: site key bytes 1...32 creates an initiative, then edits its title.
     static func examples() throws -> [(name: String, entry: LogEntry, meaning: String)] {
         let signer = try SiteSigner(rawRepresentation: Array(1...32))
-        let id = try RecordID(bytes: Array(0xA0...0xAF))
+        let id = try RecordID(bytes: Array(0xA0...0xAB) + RecordID.ownerTag(ofTrust: "RXH"))
         let create = Change(rows: [RowWrite(table: 2, key: id.bytes, cells: [
             CellWrite(column: 0, value: .integer(1)), CellWrite(column: 1, value: .text("RXH")), CellWrite(column: 2, value: .text("trust")),
             CellWrite(column: 4, value: .text("Reduce falls")), CellWrite(column: 10, value: .real(2.5)),
@@ -27,7 +27,7 @@ struct VectorTests {
                               hlc: HLC(milliseconds: 1_790_000_000_000, counter: 1), change: edit)
         return [
             ("log-entry-create", first, "origin = Ed25519 public key of the private key 01 02 … 20; trust log, seq 1, genesis previous hash, "
-                + "HLC 1790000000000 ms counter 0; initiative a0a1…af: exists=1, owner_trust='RXH', scope='trust', title='Reduce falls', score=2.5"),
+                + "HLC 1790000000000 ms counter 0; initiative a0a1…ab4f7c7488 (owned by RXH): exists=1, owner_trust='RXH', scope='trust', title='Reduce falls', score=2.5"),
             ("log-entry-edit", second, "same origin; trust log, seq 2, previous hash = hash of seq 1, HLC counter 1; "
                 + "title='Reduce falls at night' superseding (this origin, trust, seq 1)"),
         ]

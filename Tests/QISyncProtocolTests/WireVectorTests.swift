@@ -17,7 +17,7 @@ struct WireVectorTests {
     /// holding none. Returns the frames in the order they were sent, with their direction.
     static func transcript() throws -> [(direction: String, message: SyncMessage, frame: ByteBuffer)] {
         let ward = try SiteSigner(rawRepresentation: Array(1...32)), hub = try SiteSigner(rawRepresentation: Array(33...64))
-        let change = Change(rows: [RowWrite(table: 2, key: Array(0xA0...0xAF), cells: [
+        let change = Change(rows: [RowWrite(table: 2, key: Array(0xA0...0xAB) + RecordID.ownerTag(ofTrust: "RXH"), cells: [
             CellWrite(column: 0, value: .integer(1)), CellWrite(column: 4, value: .text("Reduce falls")),
         ])])
         let entry = LogEntry(signer: ward, scope: .trust, seq: 1, previousHash: LogEntry.genesisHash,
