@@ -114,6 +114,7 @@ let package = Package(
             path: "tools/bench"
         ),
         .testTarget(name: "QISyncCoreTests", dependencies: ["QISyncCore"]),
+        .testTarget(name: "QISyncIdentityTests", dependencies: ["QISyncCore", "QISyncIdentity"]),
         .testTarget(
             name: "QISyncStoreTests",
             dependencies: ["QISyncCore", "QISyncStore", "QISyncDomain", "QISyncIdentity", .product(name: "GRDB", package: "GRDB.swift")]

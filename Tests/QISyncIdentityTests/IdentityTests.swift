@@ -1,0 +1,153 @@
+import Foundation
+import QISyncCore
+import QISyncIdentity
+import Testing
+
+@Suite("Trust keys, fingerprints, enrolments and revocations")
+struct IdentityTests {
+    let trustKey = TrustKey()
+    let site = SiteSigner()
+
+    @Test("a fingerprint prints as 16 groups and parses back however it was typed")
+    func fingerprint() throws {
+        let fingerprint = trustKey.fingerprint
+        let text = fingerprint.description
+        #expect(text.split(separator: "-").count == 16 && text.count == 79)
+        #expect(try KeyFingerprint(parsing: text) == fingerprint)
+        #expect(try KeyFingerprint(parsing: text.replacingOccurrences(of: "-", with: " ").lowercased()) == fingerprint)
+        #expect(try KeyFingerprint(parsing: text.replacingOccurrences(of: "-", with: ":")) == fingerprint)
+        #expect(throws: IdentityError.self) { try KeyFingerprint(parsing: String(text.dropLast())) }
+        #expect(throws: IdentityError.self) { try KeyFingerprint(parsing: "XYZ") }
+    }
+
+    @Test("an issued enrolment verifies and names its trust, site, kind and keys")
+    func enrolment() throws {
+        let enrolment = try Enrolment.issue(site: site.origin, siteName: "ward 7B", kind: "ward", trustCode: "RXH", by: trustKey)
+        #expect(enrolment.site == site.origin && enrolment.trustCode == "RXH" && enrolment.siteName == "ward 7B" && enrolment.kind == "ward")
+        #expect(enrolment.trustFingerprint == trustKey.fingerprint)
+        #expect(try Enrolment(record: enrolment.record) == enrolment)
+        #expect(try Enrolment(fileText: enrolment.fileText) == enrolment)
+    }
+
+    @Test("a site certificate from another trust key, or altered, does not verify")
+    func forgedEnrolment() throws {
+        let genuine = try Enrolment.issue(site: site.origin, siteName: "ward", kind: "ward", trustCode: "RXH", by: trustKey)
+        let rogue = try Enrolment.issue(site: site.origin, siteName: "ward", kind: "ward", trustCode: "RXH", by: TrustKey())
+        // The rogue's site certificate presented with the genuine trust certificate.
+        #expect(throws: IdentityError.self) { try Enrolment(siteCertificate: rogue.siteCertificate, trustCertificate: genuine.trustCertificate) }
+        for index in stride(from: 10, to: genuine.siteCertificate.count, by: 37) {
+            var altered = genuine.siteCertificate
+            altered[index] ^= 0x01
+            #expect(throws: IdentityError.self) { try Enrolment(siteCertificate: altered, trustCertificate: genuine.trustCertificate) }
+        }
+        #expect(throws: IdentityError.self) { try Enrolment(fileText: "qisync-enrolment 1\nnot base64!\n") }
+        #expect(throws: IdentityError.self) { try Enrolment(fileText: "hello\n") }
+    }
+
+    @Test("an enrolment request round-trips; an altered one is refused")
+    func request() throws {
+        let request = EnrolmentRequest(trustCode: "RXH", siteName: "ward-7b", kind: "ward", signer: site)
+        let parsed = try EnrolmentRequest(parsing: "  " + request.text + "\n")
+        #expect(parsed == request && parsed.site == site.origin)
+        var characters = Array(request.text)
+        let index = characters.count - 20
+        characters[index] = characters[index] == "A" ? "B" : "A"
+        #expect(throws: IdentityError.self) { try EnrolmentRequest(parsing: String(characters)) }
+        #expect(throws: IdentityError.self) { try EnrolmentRequest(parsing: String(request.text.dropLast(8))) }
+        #expect(throws: IdentityError.self) { try EnrolmentRequest(parsing: "qisync-enrolment 1") }
+    }
+
+    @Test("a revocation verifies, cuts each log at its position, and any altered byte breaks it")
+    func revocation() throws {
+        let cut = LogPosition(seq: 4, hash: [UInt8](repeating: 9, count: 32))
+        let revocation = Revocation.issue(site: site.origin, lastAccepted: [.trust: cut], at: 1_800_000_000_000, by: trustKey)
+        let decoded = try Revocation(record: revocation.record)
+        #expect(decoded == revocation)
+        #expect(!decoded.refuses(scope: .trust, seq: 4) && decoded.refuses(scope: .trust, seq: 5))
+        #expect(decoded.refuses(scope: .shared, seq: 1))
+        for index in 0..<revocation.record.bytes.count {
+            var bytes = revocation.record.bytes
+            bytes[index] ^= 0x80
+            #expect(throws: IdentityError.self) { try Revocation(record: DirectoryRecord(kind: .revocation, bytes: bytes)) }
+        }
+    }
+
+    @Test("a directory's digest does not depend on order or duplicates")
+    func digest() throws {
+        let a = try Enrolment.issue(site: site.origin, siteName: "a", kind: "ward", trustCode: "RXH", by: trustKey).record
+        let b = Revocation.issue(site: site.origin, lastAccepted: [:], at: 1, by: trustKey).record
+        #expect(DirectoryRecord.digest(of: [a, b]) == DirectoryRecord.digest(of: [b, a, b]))
+        #expect(DirectoryRecord.digest(of: [a]) != DirectoryRecord.digest(of: [a, b]))
+        #expect(DirectoryRecord.digest(of: []) == [UInt8](repeating: 0, count: 32))
+    }
+
+    @Test("the directory accepts pinned, enrolled, unrevoked peers and says why it refuses the others")
+    func peers() throws {
+        let own = SiteSigner()
+        var directory = TrustDirectory(ownTrust: "RXH", ownSite: own.origin, pins: ["RXH": trustKey.fingerprint])
+        let enrolment = try Enrolment.issue(site: site.origin, siteName: "ward", kind: "ward", trustCode: "RXH", by: trustKey)
+        let chain = [enrolment.siteCertificate, enrolment.trustCertificate]
+        #expect(try directory.verifyPeer(chain: chain).get().name == "RXH/ward")
+        // Self-signed before enrolment: accepted only once the enrolment is held.
+        let lone = try SiteCredentials(signer: site, enrolment: nil, trustCode: "RXH", siteName: "ward", kind: "ward").chain
+        guard case .failure(let unknown) = directory.verifyPeer(chain: lone) else { Issue.record("a lone certificate got in"); return }
+        #expect(unknown.message.contains("not enrolled"))
+        directory.enrolments[site.origin] = enrolment
+        #expect(try directory.verifyPeer(chain: lone).get().site == site.origin)
+        // Another trust: refused until pinned, with its fingerprint.
+        let otherKey = TrustKey(), otherSite = SiteSigner()
+        let other = try Enrolment.issue(site: otherSite.origin, siteName: "hub", kind: "hub", trustCode: "RYJ", by: otherKey)
+        guard case .failure(let unpinned) = directory.verifyPeer(chain: [other.siteCertificate, other.trustCertificate]) else { Issue.record("unpinned trust got in"); return }
+        #expect(unpinned.message.contains("not pinned"))
+        directory.pins["RYJ"] = TrustKey().fingerprint
+        guard case .failure(let wrongKey) = directory.verifyPeer(chain: [other.siteCertificate, other.trustCertificate]) else { Issue.record("wrong key got in"); return }
+        #expect(wrongKey.message.contains("not the one pinned"))
+        directory.pins["RYJ"] = otherKey.fingerprint
+        #expect(try directory.verifyPeer(chain: [other.siteCertificate, other.trustCertificate]).get().trustCode == "RYJ")
+        // Entry admission.
+        directory.enrolments[otherSite.origin] = other
+        #expect(directory.refusal(origin: site.origin, scope: .trust, seq: 1) == nil)
+        #expect(directory.refusal(origin: otherSite.origin, scope: .shared, seq: 1) == nil)
+        #expect(directory.refusal(origin: otherSite.origin, scope: .trust, seq: 1)?.contains("trust-scope") == true)
+        #expect(directory.refusal(origin: SiteSigner().origin, scope: .shared, seq: 1)?.contains("not enrolled") == true)
+        // Revoked: refused at the handshake, and past the cut-off.
+        directory.revocations[site.origin] = Revocation.issue(site: site.origin, lastAccepted: [.trust: LogPosition(seq: 2, hash: [])], at: 5, by: trustKey)
+        #expect(throws: IdentityError.self) { try directory.verifyPeer(chain: chain).get() }
+        #expect(directory.refusal(origin: site.origin, scope: .trust, seq: 2) == nil)
+        #expect(directory.refusal(origin: site.origin, scope: .trust, seq: 3)?.contains("revoked") == true)
+        #expect(throws: IdentityError.self) { try directory.verifyPeer(chain: []).get() }
+        #expect(throws: IdentityError.self) { try directory.verifyPeer(chain: [[1, 2, 3]]).get() }
+    }
+}
+
+@Suite("Record ownership")
+struct OwnershipTests {
+    let schema = ReplicatedSchema(tables: [
+        TableSpec(id: 1, name: "site", columns: [ColumnSpec(1, "trust", .text(maxLength: 5))], ownership: .originKey),
+        TableSpec(id: 2, name: "initiative", columns: [ColumnSpec(1, "owner_trust", .text(maxLength: 5)), ColumnSpec(4, "title", .text(maxLength: 200))],
+                  ownership: .record(ownerColumn: 1)),
+        TableSpec(id: 5, name: "learning_sofft", kind: .set(parentTable: "learning")),
+    ])
+    let origin = SiteSigner().origin
+
+    func change(_ table: UInt16, _ key: [UInt8], _ cells: [CellWrite] = [CellWrite(column: 0, value: .integer(1))]) -> Change {
+        Change(rows: [RowWrite(table: table, key: key, cells: cells)])
+    }
+
+    @Test("a trust writes its own records, their tags and its own site row; nothing else")
+    func rules() {
+        let mine = RecordID.random(owner: "RXH"), theirs = RecordID.random(owner: "RYJ")
+        #expect(mine.isOwned(byTrust: "RXH") && !mine.isOwned(byTrust: "RYJ"))
+        #expect(schema.ownershipViolation(of: change(2, mine.bytes), origin: origin, trust: "RXH") == nil)
+        #expect(schema.ownershipViolation(of: change(2, theirs.bytes), origin: origin, trust: "RXH") != nil)
+        #expect(schema.ownershipViolation(of: change(2, mine.bytes, [CellWrite(column: 1, value: .text("RYJ"))]), origin: origin, trust: "RXH") != nil)
+        #expect(schema.ownershipViolation(of: change(2, mine.bytes, [CellWrite(column: 1, value: .text("RXH"))]), origin: origin, trust: "RXH") == nil)
+        #expect(schema.ownershipViolation(of: change(5, mine.bytes + Array("S1".utf8)), origin: origin, trust: "RXH") == nil)
+        #expect(schema.ownershipViolation(of: change(5, theirs.bytes + Array("S1".utf8)), origin: origin, trust: "RXH") != nil)
+        #expect(schema.ownershipViolation(of: change(1, origin.bytes), origin: origin, trust: "RXH") == nil)
+        #expect(schema.ownershipViolation(of: change(1, SiteSigner().origin.bytes), origin: origin, trust: "RXH") != nil)
+        // One foreign row spoils the whole change.
+        let mixed = Change(rows: change(2, mine.bytes).rows + change(2, theirs.bytes).rows)
+        #expect(schema.ownershipViolation(of: mixed, origin: origin, trust: "RXH") != nil)
+    }
+}
