@@ -3,7 +3,7 @@ import QISyncCore
 import QISyncDomain
 import QISyncIdentity
 @testable import QISyncShell
-import QISyncStore
+@testable import QISyncStore
 import Testing
 
 /// A shell on a temporary replica, capturing what it prints.
@@ -15,10 +15,10 @@ final class ShellHarness {
     var err: [String] = []
 
     /// A replica of `trust`; replicas given the same `trustKey` belong to the same trust.
-    init(trust: String = "RXH", site: String = "ward-7", trustKey: TrustKey = TrustKey()) throws {
+    init(trust: String = "RXH", site: String = "ward-7", trustKey: TrustKey = TrustKey(), membership: TrustMembership? = nil) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-shell-\(UUID().uuidString)")
         records = try QIRecords.create(home: root, trustCode: trust, trustName: "Test Trust", siteName: site, kind: .ward,
-                                       membership: .founding(trustKey))
+                                       membership: membership ?? .founding(trustKey))
         var captureOut: (String) -> Void = { _ in }
         var captureErr: (String) -> Void = { _ in }
         shell = Shell(records: records, out: OutputSink { captureOut($0) }, err: OutputSink { captureErr($0) })

@@ -24,10 +24,11 @@ struct AuditCommand: ParsableCommand {
                 return
             }
             context.out.line("sync sessions (newest first)")
-            context.out.table(AuditTrail.sessionColumns, trail.sessionRows)
+            context.out.table(AuditTrail.sessionColumns, trail.sessionRows, wholeLastColumn: true)
             context.out.line()
             context.out.line("refused entries (newest first)")
-            if trail.refusals.isEmpty { context.out.line("none") } else { context.out.table(AuditTrail.refusalColumns, trail.refusalRows) }
+            let rows = trail.refusalRows.map { row in [row[0], row[1], String(row[2].prefix(16)), row[3], row[4], row[5], row[6]] }
+            context.out.table(AuditTrail.refusalColumns, rows, wholeLastColumn: true)
         }
     }
 

@@ -93,6 +93,7 @@ struct RevokeCommand: ReplicaCommand {
     @OptionGroup var globals: GlobalOptions
     func run(in context: CommandContext) throws {
         let replica = context.records.replica
+        guard try replica.trustKey() != nil else { throw DomainError("only the hub that holds the trust key can revoke sites") }
         let enrolment = try replica.enrolledSite(named: site)
         let revocation = try replica.revoke(site: enrolment.site)
         let cut = Scope.allCases.map { "\($0) log up to \(revocation.lastAccepted[$0]?.seq ?? 0)" }.joined(separator: ", ")
@@ -133,7 +134,8 @@ struct TrustCommand: ParsableCommand {
                 context.out.json(pins.map { ["code": $0.code, "fingerprint": $0.fingerprint.description, "own": $0.isOwn, "sites": $0.sites] as [String: Any] })
                 return
             }
-            context.out.table(["trust", "key fingerprint", "sites", ""], pins.map { [$0.code, $0.fingerprint.description, String($0.sites), $0.isOwn ? "own" : ""] })
+            context.out.table(["trust", "", "sites", "key fingerprint"], pins.map { [$0.code, $0.isOwn ? "own" : "", String($0.sites), $0.fingerprint.description] },
+                              wholeLastColumn: true)
         }
     }
 

@@ -25,12 +25,15 @@ public final class OutputSink {
     public func line(_ text: String = "") { emit(text) }
 
     /// Writes rows as an aligned table with a header.
-    public func table(_ header: [String], _ rows: [[String]]) {
+    /// With `wholeLastColumn`, the last column (a reason, a fingerprint) is never shortened.
+    public func table(_ header: [String], _ rows: [[String]], wholeLastColumn: Bool = false) {
         guard !rows.isEmpty else {
             line("(none)")
             return
         }
-        let clipped = rows.map { $0.map { Self.clip($0) } }
+        let clipped = rows.map { row in
+            row.enumerated().map { i, cell in wholeLastColumn && i == row.count - 1 ? cell : Self.clip(cell) }
+        }
         var widths = header.map(\.count)
         for row in clipped {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }

@@ -1,0 +1,110 @@
+import Foundation
+import QISyncCore
+import QISyncDomain
+import QISyncIdentity
+@testable import QISyncShell
+@testable import QISyncStore
+import Testing
+
+@Suite("Identity, trust and audit commands")
+struct IdentityCommandTests {
+    @Test("whoami prints the fingerprints to read out; a ward joins, is enrolled by file, and says so")
+    func enrolByFile() throws {
+        let key = TrustKey()
+        let hub = try ShellHarness(site: "hub", trustKey: key)
+        let who = hub.run("whoami")
+        #expect(who.outcome == .success && who.out.contains(key.fingerprint.description) && who.out.contains("held here"))
+        let ward = try ShellHarness(site: "ward-9", membership: .joining(key.fingerprint))
+        #expect(ward.run("whoami").out.contains("not yet"))
+        let request = ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines)
+        let file = hub.root.appendingPathComponent("ward-9.enrolment").path
+        let enrolled = hub.run("enrol \(request) --out \(file)")
+        #expect(enrolled.outcome == .success && enrolled.out.contains("enrolled RXH/ward-9"))
+        #expect(ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines) == request)
+        // A ward cannot enrol anyone: it holds no trust key.
+        #expect(ward.run("enrol \(request)").err.contains("only the hub"))
+        let accepted = ward.run("enrol --accept \(file)")
+        #expect(accepted.outcome == .success && accepted.out.contains("RXH/ward-9"))
+        #expect(ward.run("whoami").out.contains("enrolled        yes"))
+        // Another site's enrolment file is refused, and a damaged one.
+        let stranger = try ShellHarness(site: "stranger", membership: .joining(key.fingerprint))
+        #expect(stranger.run("enrol --accept \(file)").err.contains("not this site's"))
+        try Data("qisync-enrolment 1\n@@@\n".utf8).write(to: URL(fileURLWithPath: file + ".bad"))
+        #expect(stranger.run("enrol --accept \(file).bad").err.contains("damaged"))
+        #expect(hub.run("enrol qisync-enrol-request:AAAA").err.contains("damaged"))
+    }
+
+    @Test("a ward enrolled by a key other than the one it joined with refuses the enrolment")
+    func wrongTrustKey() throws {
+        let ward = try ShellHarness(site: "ward", membership: .joining(TrustKey().fingerprint))
+        let rogueHub = try ShellHarness(site: "hub")
+        let file = rogueHub.root.appendingPathComponent("e").path
+        #expect(rogueHub.run("enrol \(ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines)) --out \(file)").outcome == .success)
+        #expect(ward.run("enrol --accept \(file)").err.contains("not the one this site joined with"))
+        #expect(try ward.records.replica.ownEnrolment() == nil)
+    }
+
+    @Test("trust add, list and remove, with clear errors")
+    func trustPins() throws {
+        let hub = try ShellHarness(site: "hub")
+        let other = TrustKey().fingerprint
+        #expect(hub.run("trust add RYJ \(other)").out.contains("pinned trust RYJ"))
+        let listed = hub.run("trust list --json").out
+        #expect(listed.contains("RYJ") && listed.contains(other.description) && listed.contains("RXH"))
+        #expect(hub.run("trust add RXH \(other)").err.contains("own trust"))
+        #expect(hub.run("trust add RYJ 1234").err.contains("not a fingerprint"))
+        #expect(hub.run("trust add ryj \(other)").err.contains("not a trust code"))
+        #expect(hub.run("trust remove RXH").err.contains("cannot be removed"))
+        #expect(hub.run("trust remove RYJ").outcome == .success)
+        #expect(hub.run("trust remove RYJ").err.contains("not pinned"))
+    }
+
+    @Test("revoke on the hub; a ward cannot revoke")
+    func revoke() throws {
+        let key = TrustKey()
+        let hub = try ShellHarness(site: "hub", trustKey: key)
+        let ward = try ShellHarness(site: "ward-3", membership: .joining(key.fingerprint))
+        #expect(hub.run("enrol \(ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines))").outcome == .success)
+        #expect(hub.run("revoke nowhere").err.contains("no enrolled site is called"))
+        #expect(hub.run("revoke ward-3").out.contains("revoked RXH/ward-3"))
+        #expect(try hub.records.replica.directory().revocations[ward.records.replica.identity.origin] != nil)
+        #expect(hub.run("enrol \(ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines))").err.contains("revoked"))
+        #expect(ward.run("revoke hub").err.contains("only the hub"))
+    }
+
+    @Test("audit shows sessions and refusals; audit export writes CSV and JSON, never over a file")
+    func audit() throws {
+        let hub = try ShellHarness(site: "hub"), foreign = try ShellHarness(trust: "RYJ", site: "hub")
+        try hub.meet(foreign)
+        let id = try foreign.addInitiative("Theirs")
+        #expect(foreign.run("share \(id.prefix(8))").outcome == .success)
+        // A forged edit of a record RYJ does not own, signed by RYJ's own site.
+        let mine = try hub.addInitiative("Ours")
+        let forged = LogEntry(signer: foreign.records.replica.signer, scope: .shared, seq: 3, previousHash: try #require(
+            try foreign.records.replica.versionVector().positions[LogID(origin: foreign.records.replica.identity.origin, scope: .shared)]?.hash),
+            hlc: HLC(milliseconds: 1_900_000_000_000, counter: 0),
+            change: Change(rows: [RowWrite(table: RecordKind.initiative.table.id, key: try #require(RecordID(hex: mine)).bytes,
+                                           cells: [CellWrite(column: 4, value: .text("Taken"))])]))
+        let report = try hub.records.replica.apply(try foreign.records.replica.entries(after: VersionVector(), scopes: [.shared]) + [forged],
+                                                    source: "RYJ/hub")
+        #expect(report.refused == 1)
+        try hub.records.replica.recordSync(SyncRecord(peer: "ryj", address: "127.0.0.1:7744", role: "client", startedMilliseconds: 1_900_000_000_000,
+                                                      seconds: 0.5, direction: "both", sent: 0, received: 3, rawBytes: 10, wireBytes: 20,
+                                                      conflicts: 0, outcome: "ok", peerVector: nil, refused: 1))
+        let shown = hub.run("audit")
+        #expect(shown.outcome == .success && shown.out.contains("ryj") && shown.out.contains("does not own") && shown.out.contains("RYJ/hub"))
+        let csv = hub.root.appendingPathComponent("audit.csv").path
+        #expect(hub.run("audit export \(csv)").out.contains("1 sessions and 1 refusals"))
+        let text = try String(contentsOfFile: csv, encoding: .utf8)
+        #expect(text.hasPrefix("section,time,peer,address,role,direction,sent,received,refused,conflicts,seconds,outcome\r\n"))
+        #expect(text.contains("\r\nrefusal,") && text.contains("does not own"))
+        #expect(hub.run("audit export \(csv)").err.contains("exists"))
+        let json = hub.root.appendingPathComponent("audit.json").path
+        #expect(hub.run("audit export \(json)").outcome == .success)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [String: Any])
+        #expect((parsed["refusals"] as? [[String: String]])?.first?["reason"]?.contains("does not own") == true)
+        #expect((parsed["sessions"] as? [[String: String]])?.first?["refused"] == "1")
+        #expect(try hub.records.record(.initiative, try #require(RecordID(hex: mine))).text("title") == "Ours")
+        #expect(try hub.records.replica.verify().isSound)
+    }
+}
