@@ -15,9 +15,10 @@ final class ShellHarness {
     var err: [String] = []
 
     /// A replica of `trust`; replicas given the same `trustKey` belong to the same trust.
-    init(trust: String = "RXH", site: String = "ward-7", trustKey: TrustKey = TrustKey(), membership: TrustMembership? = nil) throws {
+    init(trust: String = "RXH", site: String = "ward-7", kind: SiteKind = .ward, trustKey: TrustKey = TrustKey(),
+         membership: TrustMembership? = nil) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-shell-\(UUID().uuidString)")
-        records = try QIRecords.create(home: root, trustCode: trust, trustName: "Test Trust", siteName: site, kind: .ward,
+        records = try QIRecords.create(home: root, trustCode: trust, trustName: "Test Trust", siteName: site, kind: kind,
                                        membership: membership ?? .founding(trustKey))
         var captureOut: (String) -> Void = { _ in }
         var captureErr: (String) -> Void = { _ in }
@@ -473,9 +474,35 @@ struct PIIGuardTests {
         #expect(!PIIGuard.scan(text).isEmpty == found, "\(PIIGuard.scan(text))")
     }
 
+    @Test("staff named by title and surname are found; roles are not", arguments: [
+        ("Dr Patel led the huddle", true),
+        ("Sister O'Brien ran nights", true),
+        ("the ward sister led the huddle", false),
+        ("Matron and the falls lead agreed", false),
+        ("Mrs Jones-Smith audited it", true),
+    ])
+    func staffNames(text: String, found: Bool) {
+        #expect(PIIGuard.scan(text).contains { $0.kind.contains("staff") } == found, "\(PIIGuard.scan(text))")
+    }
+
+    @Test("only the hub (the IG lead) may override the guard; every replica refuses an override from anywhere else")
+    func overrideOnlyOnHub() throws {
+        let ward = try ShellHarness()
+        let id = String(try ward.addInitiative("Falls").prefix(8))
+        #expect(ward.run("initiative set \(id) --team 'Dr Patel and nights'").outcome == .success)
+        let refused = ward.run("share \(id)")
+        #expect(refused.err.contains("team") && refused.err.contains("staff"))
+        #expect(ward.run("share \(id) --override-pii --reason 'checked with the IG lead by phone'").err.contains("only the trust's IG lead"))
+        let full = try ward.records.locate(id).id
+        #expect(throws: (any Error).self) {
+            try ward.records.replica.write(scope: .trust, edits: [RowEdit(table: RecordKind.initiative.table.id, key: full.bytes, values: [(63, .text("self-approved"))])])
+        }
+        #expect(try ward.records.record(.initiative, full).text("pii-override").isEmpty)
+    }
+
     @Test("share refuses patient data, naming the field, and changes nothing; an IG-lead override with a reason is recorded")
     func shareGuard() throws {
-        let h = try ShellHarness()
+        let h = try ShellHarness(site: "hub", kind: .hub)
         let id = String(try h.addInitiative("Falls").prefix(8))
         #expect(h.run("initiative set \(id) --problem 'Pt 943 476 5919 fell twice on nights'").outcome == .success)
         let vector = try h.records.replica.versionVector()

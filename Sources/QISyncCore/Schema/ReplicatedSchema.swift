@@ -70,10 +70,15 @@ public struct TableSpec: Sendable, Equatable {
     public let columns: [ColumnSpec]
     /// Who may write its rows.
     public let ownership: Ownership
+    /// Columns only a site enrolled as its trust's hub may set to a value (not null): the
+    /// IG lead's PII override is signed off there.
+    public let hubOnlyColumns: Set<UInt16>
 
     /// Creates a table. By default an entity table's rows are records owned through their
     /// id, and a set's members belong to their parent's owner.
-    public init(id: UInt16, name: String, kind: TableKind = .entity, columns: [ColumnSpec] = [], ownership: Ownership? = nil) {
+    public init(id: UInt16, name: String, kind: TableKind = .entity, columns: [ColumnSpec] = [], ownership: Ownership? = nil,
+                hubOnlyColumns: Set<UInt16> = []) {
+        self.hubOnlyColumns = hubOnlyColumns
         self.id = id
         self.name = name
         self.kind = kind
@@ -122,9 +127,13 @@ public struct ReplicatedSchema: Sendable {
     /// Why a site of `trust` (key `origin`) may not make this change, or nil when it may: every
     /// row it writes must belong to that trust (or, for site rows, to that site). The decision
     /// depends only on the change and the site's enrolment, so every replica makes the same one.
-    public func ownershipViolation(of change: Change, origin: OriginID, trust: String) -> String? {
+    /// `isHub` says whether the site is enrolled as its trust's hub.
+    public func ownershipViolation(of change: Change, origin: OriginID, trust: String, isHub: Bool = false) -> String? {
         for row in change.rows {
             guard let table = table(id: row.table) else { return "it writes to unknown table \(row.table)" }
+            if !isHub, let cell = row.cells.first(where: { table.hubOnlyColumns.contains($0.column) && $0.value != .null }) {
+                return "only the trust's hub may set \(table.name).\(table.column(id: cell.column)?.name ?? String(cell.column))"
+            }
             switch table.ownership {
             case .originKey:
                 if row.key != origin.bytes { return "it writes another site's \(table.name) row" }

@@ -3,8 +3,9 @@ import Foundation
 /// Looks for patient-identifiable data in text before it leaves the trust.
 ///
 /// Finds NHS numbers (10 digits, optionally written 3-3-4 with spaces or hyphens, whose
-/// Modulus 11 check digit is valid), and dates of birth and UK postcodes written within
-/// 40 characters of a patient word ("patient", "DOB", "born", "resident", …).
+/// Modulus 11 check digit is valid), dates of birth and UK postcodes written within
+/// 40 characters of a patient word ("patient", "DOB", "born", "resident", …), and staff named
+/// by title and surname ("Dr Patel", "Sister Jones"): in anything shared, staff appear by role.
 public enum PIIGuard {
     /// One thing found.
     public struct Finding: Sendable, Equatable, CustomStringConvertible {
@@ -31,6 +32,8 @@ public enum PIIGuard {
         #"\b(\d{1,2}[/.-]\d{1,2}[/.-](\d{2}|\d{4})|\d{4}-\d{2}-\d{2}|\d{1,2}(st|nd|rd|th)? (jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]* \d{4})\b"#,
         options: [.caseInsensitive])
     private static let postcode = try! NSRegularExpression(pattern: #"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b"#, options: [.caseInsensitive])
+    private static let staffName = try! NSRegularExpression(pattern:
+        #"\b(?:Dr|Doctor|Nurse|Sister|Matron|Mr|Mrs|Ms|Miss|Mx|Prof|Professor)\.? [A-Z](?:[a-z]+|'[A-Z][a-z]+)(?:-[A-Z][a-z]+)?\b"#)
     private static let patientWord = try! NSRegularExpression(pattern:
         #"\b(patients?|pt|dob|d\.o\.b\.?|born|date of birth|resident|service user|client|mrn|hospital number|lives at|address)\b"#,
         options: [.caseInsensitive])
@@ -56,6 +59,9 @@ public enum PIIGuard {
             for match in expression.matches(in: text, range: whole) where nearPatientWord(match.range) {
                 if let range = Range(match.range, in: text) { findings.append(Finding(kind: kind, match: String(text[range]))) }
             }
+        }
+        for match in staffName.matches(in: text, range: whole) {
+            if let range = Range(match.range, in: text) { findings.append(Finding(kind: "a member of staff's name (write their role)", match: String(text[range]))) }
         }
         return findings
     }

@@ -108,7 +108,7 @@ public enum RecordKind: String, Sendable, CaseIterable {
         case .adaptation: 8
         }
         return TableSpec(id: id, name: rawValue, columns: allFields.map { ColumnSpec($0.column, $0.columnName, $0.columnType) },
-                         ownership: .record(ownerColumn: 1))
+                         ownership: .record(ownerColumn: 1), hubOnlyColumns: [63])
     }
 }
 

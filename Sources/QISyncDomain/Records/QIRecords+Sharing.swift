@@ -8,8 +8,9 @@ extension QIRecords {
     /// shared log; later edits follow it there.
     ///
     /// The PII guard scans every text field first and refuses, naming the field, when one looks
-    /// patient-identifiable. An IG lead may override it with a reason (`overrideReason`), which is
-    /// recorded with the shared record.
+    /// patient-identifiable or names a member of staff. The trust's IG lead may override it, on
+    /// the hub, with a reason (`overrideReason`), which is recorded with the shared record;
+    /// every replica refuses an override written by any other site.
     @discardableResult
     public func share(_ reference: String, overrideReason: String? = nil) throws -> RecordView {
         let (kind, id) = try locate(reference)
@@ -24,6 +25,9 @@ extension QIRecords {
         }
         var override: String?
         if let reason = overrideReason {
+            guard replica.identity.kind == .hub, try replica.trustKey() != nil else {
+                throw DomainError("only the trust's IG lead may override the PII guard, from the hub that holds the trust key; ask them, or remove what the guard found")
+            }
             let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
             guard trimmed.count >= 10, trimmed.count <= 500 else {
                 throw DomainError("an IG-lead override needs a reason of 10 to 500 characters (--reason \"…\")")

@@ -145,7 +145,8 @@ extension Replica {
     private func append(_ db: Database, _ entry: LogEntry, change: Change, updatesVector: Bool, materializer: Materializer,
                         directory: TrustDirectory, source: String?, report: inout ApplyReport) throws {
         let trust = directory.trust(of: entry.origin) ?? ""
-        if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust) {
+        let isHub = entry.origin == identity.origin ? identity.kind == .hub : directory.enrolments[entry.origin]?.kind == "hub"
+        if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust, isHub: isHub) {
             try materializer.append(entry, change: change, updatesVector: updatesVector, materialises: false)
             let reason = "a change from a site of \(trust) was refused: \(violation)"
             try recordRefusal(db, entry: entry, stored: true, reason: reason, source: source)
