@@ -107,7 +107,8 @@ let package = Package(
         .executableTarget(
             name: "qisync-bench",
             dependencies: [
-                "QISyncCore", "QISyncStore", "QISyncDomain",
+                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncTransport", "QISyncIdentity",
+                .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

@@ -23,8 +23,7 @@ struct ReplicaBenchmark: ParsableCommand {
         print("qisync-bench replica: scale \(scale) (\(initiatives) initiatives, \(learning) learning entries), seed \(seed)")
 
         // 1. Generate the trust by local writes, one change (one transaction) per record or edit.
-        let source = try Replica.create(home: root.appendingPathComponent("source"), trustCode: "RXH", trustName: "Synthetic Trust",
-                                        siteName: "hub", kind: .hub, schema: QISchema.schema)
+        let source = try SyntheticSites.hub(at: root.appendingPathComponent("source"))
         let stats = try SyntheticTrust.generate(into: source, scale: scale, seed: seed)
         print(String(format: "local writes:     %d changes, %d cell writes in %.2f s = %.0f changes/s, %.0f cells/s (one transaction each)",
                      stats.changes, stats.cells, stats.seconds, Double(stats.changes) / stats.seconds, Double(stats.cells) / stats.seconds))
@@ -38,7 +37,7 @@ struct ReplicaBenchmark: ParsableCommand {
         let plainPath = root.appendingPathComponent("plain.sqlite").path
         for attempt in 0..<repetitions {
             let home = root.appendingPathComponent("target-\(attempt)")
-            target = try Replica.create(home: home, trustCode: "RXH", trustName: "Synthetic Trust", siteName: "ward", kind: .ward, schema: QISchema.schema)
+            target = try SyntheticSites.ward(at: home, enrolledBy: source)
             let applyStart = Date()
             var index = 0
             while index < entries.count {

@@ -1,8 +1,11 @@
 import ArgumentParser
 import Foundation
+import Logging
+import NIOCore
 import QISyncCore
 import QISyncDomain
 import QISyncStore
+import QISyncTransport
 
 /// `qisync-bench sync`: a full sync to an empty replica over loopback between two `qisync`
 /// processes, beside applying the same entries locally and copying the SQLite file; then a
@@ -21,6 +24,7 @@ struct SyncBenchmark: ParsableCommand {
         var syncWall = 0.0, syncSession = 0.0, wireBytes = 0, clientPeakKB = 0, serverPeakKB = 0
         var noopBytes = 0, noopSession = 0.0, noopWall = 0.0
         var incrementalBytes = 0, incrementalSession = 0.0
+        var plainInProcess = 0.0, tlsInProcess = 0.0, plainWire = 0, tlsWire = 0
     }
 
     mutating func run() throws {
@@ -48,6 +52,8 @@ struct SyncBenchmark: ParsableCommand {
             print(String(format: "  no-op sync:                %d bytes, session %.1f ms (process %.0f ms)   (target < 2 KB, < 50 ms)",
                          row.noopBytes, row.noopSession * 1000, row.noopWall * 1000))
             print(String(format: "  one field changed:         %d bytes, session %.1f ms", row.incrementalBytes, row.incrementalSession * 1000))
+            print(String(format: "  TLS cost, full sync in one process: plaintext %.2f s, mutual TLS 1.3 %.2f s = %.2fx (medians of \(repetitions); %.1f MB of frames either way)",
+                         row.plainInProcess, row.tlsInProcess, row.tlsInProcess / row.plainInProcess, Double(row.tlsWire) / 1e6))
         }
     }
 
@@ -55,8 +61,7 @@ struct SyncBenchmark: ParsableCommand {
         var row = Row()
         row.scale = scale
         print("scale \(scale): generating…")
-        let source = try Replica.create(home: root.appendingPathComponent("source"), trustCode: "RXH", trustName: "Synthetic Trust",
-                                        siteName: "hub", kind: .hub, schema: QISchema.schema)
+        let source = try SyntheticSites.hub(at: root.appendingPathComponent("source"))
         let stats = try SyntheticTrust.generate(into: source, scale: scale, seed: seed)
         try source.checkpoint()
         let entries = try source.entries(after: VersionVector())
@@ -78,8 +83,7 @@ struct SyncBenchmark: ParsableCommand {
         print("scale \(scale): local apply and file copy…")
         var applyRuns: [Double] = []
         for attempt in 0..<repetitions {
-            let local = try Replica.create(home: root.appendingPathComponent("local-\(attempt)"), trustCode: "RXH", trustName: "Synthetic Trust",
-                                           siteName: "local", kind: .ward, schema: QISchema.schema)
+            let local = try SyntheticSites.ward(at: root.appendingPathComponent("local-\(attempt)"), enrolledBy: source, name: "local-\(attempt)")
             let began = Date()
             var index = 0
             while index < entries.count {
@@ -105,7 +109,7 @@ struct SyncBenchmark: ParsableCommand {
         var target = root
         for attempt in 0..<repetitions {
             target = root.appendingPathComponent("target-\(attempt)")
-            _ = try Replica.create(home: target, trustCode: "RXH", trustName: "Synthetic Trust", siteName: "ward", kind: .ward, schema: QISchema.schema)
+            _ = try SyntheticSites.ward(at: target, enrolledBy: source, name: "target-\(attempt)")
             fulls.append(try sync(qisync: qisync, home: target, address: address))
         }
         let middle = fulls.sorted { $0.wall < $1.wall }[fulls.count / 2]
@@ -124,7 +128,36 @@ struct SyncBenchmark: ParsableCommand {
         let incremental = try sync(qisync: qisync, home: target, address: address)
         row.incrementalBytes = incremental.wireBytes
         row.incrementalSession = incremental.session
+
+        print("scale \(scale): TLS against plaintext, in one process…")
+        var plain: [(Double, Int)] = [], tls: [(Double, Int)] = []
+        for attempt in 0..<repetitions {
+            for security in [TransportSecurity.plaintextLoopbackForTests, .mutualTLS] {
+                let home = root.appendingPathComponent("inprocess-\(security == .mutualTLS ? "tls" : "plain")-\(attempt)")
+                let ward = try SyntheticSites.ward(at: home, enrolledBy: source, name: "inprocess-\(attempt)-\(security == .mutualTLS ? "tls" : "plain")")
+                let result = try inProcessSync(source: source, target: ward, security: security)
+                if security == .mutualTLS { tls.append(result) } else { plain.append(result) }
+            }
+        }
+        row.plainInProcess = Self.median(plain.map(\.0))
+        row.tlsInProcess = Self.median(tls.map(\.0))
+        row.plainWire = plain.map(\.1).max() ?? 0
+        row.tlsWire = tls.map(\.1).max() ?? 0
         return row
+    }
+
+    /// A full pull from `source` to `target` through an in-process server and client over
+    /// loopback: its time and the protocol's frame bytes both ways (TLS record overhead not counted).
+    func inProcessSync(source: Replica, target: Replica, security: TransportSecurity) throws -> (Double, Int) {
+        let logger = Logger(label: "qisync-bench")
+        let server = try SyncServer.start(replica: source, address: try PeerAddress(parsing: "127.0.0.1:0"), security: security, logger: logger).wait()
+        defer { try? server.close().wait() }
+        let address = try PeerAddress(parsing: "127.0.0.1:\(server.localAddress.port!)")
+        let start = Date()
+        let report = try SyncClient.sync(replica: target, address: address, direction: .pull, security: security, logger: logger).wait()
+        let seconds = Date().timeIntervalSince(start)
+        if let error = report.error { throw ValidationError("in-process sync failed: \(error)") }
+        return (seconds, Int(report.wireIn + report.wireOut))
     }
 
     func serve(qisync: URL, home: URL) throws -> (Process, String) {

@@ -97,3 +97,22 @@ enum SyntheticTrust {
         return Stats(changes: changes, cells: cells, seconds: Date().timeIntervalSince(start), initiativeIDs: ids)
     }
 }
+
+/// The synthetic trust's sites: a hub holding the trust key, and other sites that join and
+/// are enrolled by it, as `init --join` and `enrol` do.
+enum SyntheticSites {
+    /// The hub, founding the trust.
+    static func hub(at home: URL) throws -> Replica {
+        try Replica.create(home: home, trustCode: "RXH", trustName: "Synthetic Trust", siteName: "hub", kind: .hub, schema: QISchema.schema)
+    }
+
+    /// A ward enrolled by `hub`, holding the hub's directory (as after a first sync).
+    static func ward(at home: URL, enrolledBy hub: Replica, name: String = "ward") throws -> Replica {
+        let fingerprint = try hub.trustPins().first(where: \.isOwn)!.fingerprint
+        let ward = try Replica.create(home: home, trustCode: "RXH", trustName: "Synthetic Trust", siteName: name, kind: .ward,
+                                      schema: QISchema.schema, membership: .joining(fingerprint))
+        _ = try hub.enrol(ward.enrolmentRequest())
+        try ward.importDirectory(try hub.directoryRecords())
+        return ward
+    }
+}
