@@ -9,7 +9,7 @@ import QISyncIdentity
 import QISyncProtocol
 @testable import QISyncStore
 import NIOSSL
-import QISyncTransport
+@testable import QISyncTransport
 import Testing
 
 /// A server whose finished or failed sessions the test can read.
@@ -79,6 +79,17 @@ final class RecordingProxy: Sendable {
     }
 
     func close() async throws { try await channel.close() }
+
+    /// Keeps every byte a connection receives.
+    final class Collector: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let into: NIOLockedValueBox<[UInt8]>
+        init(into: NIOLockedValueBox<[UInt8]>) { self.into = into }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = unwrapInboundIn(data)
+            into.withLockedValue { $0 += Array(buffer.readableBytesView) }
+        }
+    }
 }
 
 /// Sends raw bytes to an address, then waits (at most five seconds) for the other side to close.
@@ -367,5 +378,49 @@ struct SecurityTests {
         let quiet = try await sync(ward, server)
         #expect(quiet.error == nil && quiet.wireOut < 1500)
         try await server.close()
+    }
+
+    @Test("an enrolled site whose HELLO claims to be another site is refused with ERROR 12")
+    func helloMismatch() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward"), victim = try replicas.make("victim")
+        let server = try await WatchedServer(hub)
+        let context = try TLSSetup.context(replica: ward.replica, isServer: false)
+        let received = NIOLockedValueBox<[UInt8]>([])
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let accept: NIOSSLCustomVerificationCallback = { _, promise in promise.succeed(.certificateVerified) }
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil, customVerificationCallback: accept))
+                    try channel.pipeline.syncOperations.addHandler(RecordingProxy.Collector(into: received))
+                }
+            }
+            .connect(to: server.server.localAddress).get()
+        let forged = Hello(origin: victim.replica.identity.origin, trust: "RXH", site: "victim", kind: "ward")
+        try await channel.writeAndFlush(FrameEncoder.frame(ByteBuffer(bytes: SyncMessage.hello(forged).encoded())))
+        _ = try? await channel.closeFuture.get()
+        let serverSide = try await server.nextReport()
+        #expect(serverSide.error?.code == .notAuthorised)
+        #expect(serverSide.error?.message.contains("proves it is RXH/ward") == true)
+        // What the server sent back ends with its ERROR 12 (inside the zlib stream after its HELLO).
+        var bytes = ByteBuffer(bytes: received.withLockedValue { $0 })
+        let decoder = try PayloadDecoder()
+        var messages: [SyncMessage] = []
+        while let payload = try FrameDecoder.nextFrame(from: &bytes) { messages.append(try decoder.message(from: payload)) }
+        guard case .error(let code, _)? = messages.last else { Issue.record("no ERROR came back: \(messages.map(\.name))"); return }
+        #expect(code == .notAuthorised)
+        try await server.close()
+    }
+
+    @Test("the plaintext mode is for loopback tests only")
+    func plaintextOnlyOnLoopback() async throws {
+        let hub = try replicas.make("hub", kind: .hub)
+        await #expect(throws: SyncError.self) {
+            _ = try await SyncClient.sync(replica: hub.replica, address: try PeerAddress(parsing: "192.0.2.1:7744"),
+                                          security: .plaintextLoopbackForTests, logger: testLogger).get()
+        }
+        await #expect(throws: SyncError.self) {
+            _ = try await SyncServer.start(replica: hub.replica, address: try PeerAddress(parsing: "0.0.0.0:0"),
+                                           security: .plaintextLoopbackForTests, logger: testLogger).get()
+        }
     }
 }
