@@ -56,7 +56,26 @@ extension Replica {
         try database.read { db in try directory(db) }
     }
 
+    /// The directory as of `db`'s transaction. Reading and verifying every certificate costs
+    /// time, so the result is kept until the directory's version (bumped by every change, in
+    /// this process or another) moves on.
     func directory(_ db: Database) throws -> TrustDirectory {
+        let version = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'directory_version'")) ?? 0
+        if let cached = directoryCache.value(for: version) { return cached }
+        let directory = try loadDirectory(db)
+        directoryCache.store(directory, for: version)
+        return directory
+    }
+
+    /// Marks the directory changed, inside the transaction that changes it.
+    func bumpDirectoryVersion(_ db: Database) throws {
+        try db.execute(sql: """
+            INSERT INTO meta (key, value) VALUES ('directory_version', 1)
+            ON CONFLICT (key) DO UPDATE SET value = value + 1
+            """)
+    }
+
+    private func loadDirectory(_ db: Database) throws -> TrustDirectory {
         var directory = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin)
         for row in try Row.fetchAll(db, sql: "SELECT code, fingerprint FROM trust_pin") {
             directory.pins[row[0]] = try KeyFingerprint(bytes: Array(row[1] as Data))
@@ -159,12 +178,14 @@ extension Replica {
                 result.ignored.append(error.message)
             }
         }
+        if result.added > 0 { try bumpDirectoryVersion(db) }
         return result
     }
 
     func pin(_ db: Database, code: String, fingerprint: KeyFingerprint, own: Bool) throws {
         try db.execute(sql: "INSERT OR REPLACE INTO trust_pin (code, fingerprint, own, added_ms) VALUES (?, ?, ?, ?)",
                        arguments: [code, Data(fingerprint.bytes), own, Int64(bitPattern: now())])
+        try bumpDirectoryVersion(db)
     }
 
     /// Pins another trust by its key's fingerprint, read out by that trust's administrator.
@@ -183,6 +204,7 @@ extension Replica {
         try database.write { db in
             try db.execute(sql: "DELETE FROM trust_pin WHERE code = ?", arguments: [code])
             guard db.changesCount > 0 else { throw StoreError("trust \(code) is not pinned here; 'qisync trust list' shows those that are") }
+            try bumpDirectoryVersion(db)
         }
     }
 
@@ -202,6 +224,7 @@ extension Replica {
                 throw StoreError("site key \(request.siteFingerprint) was revoked and cannot be enrolled again; the site must make a new key ('qisync init --join')")
             }
             try db.execute(sql: "DELETE FROM enrolment WHERE site = ?", arguments: [Data(request.site.bytes)])
+            try bumpDirectoryVersion(db)
             let report = try importDirectory(db, [enrolment.record])
             guard report.ignored.isEmpty else { throw StoreError(report.ignored.joined(separator: "; ")) }
         }
@@ -262,4 +285,23 @@ extension Replica {
 extension Enrolment {
     /// `TRUST/site`.
     public var name: String { "\(trustCode)/\(siteName)" }
+}
+
+/// The last directory read, by version. Readers on several threads share it.
+final class DirectoryCache: @unchecked Sendable {
+    // The lock guards `entry`.
+    private let lock = NSLock()
+    private var entry: (version: Int64, directory: TrustDirectory)?
+
+    func value(for version: Int64) -> TrustDirectory? {
+        lock.lock()
+        defer { lock.unlock() }
+        return entry?.version == version ? entry?.directory : nil
+    }
+
+    func store(_ directory: TrustDirectory, for version: Int64) {
+        lock.lock()
+        defer { lock.unlock() }
+        entry = (version, directory)
+    }
 }

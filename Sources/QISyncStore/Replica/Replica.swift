@@ -17,6 +17,7 @@ public final class Replica: Sendable {
     let signer: SiteSigner
     let database: DatabaseQueue
     let now: @Sendable () -> UInt64
+    let directoryCache = DirectoryCache()
 
     /// The database file's name inside the home folder.
     public static let databaseName = "replica.sqlite"
