@@ -4,7 +4,8 @@
 #   bash tools/shell.sh            # replica in $QISYNC_HOME, default ~/.qisync
 #
 # The first replica is made with QISYNC_TRUST (default LOCAL), QISYNC_TRUST_NAME and
-# QISYNC_SITE (default this machine's name); run 'qisync init' yourself to choose.
+# QISYNC_SITE (default this machine's name), founding that trust (this site is its hub and holds
+# its trust key); run 'qisync init --join' yourself to join an existing trust instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -13,6 +14,6 @@ qisync=.build/release/qisync
 home="${QISYNC_HOME:-$HOME/.qisync}"
 if [ ! -f "$home/replica.sqlite" ]; then
     "$qisync" init --home "$home" --trust "${QISYNC_TRUST:-LOCAL}" --trust-name "${QISYNC_TRUST_NAME:-Local trust}" \
-        --site "${QISYNC_SITE:-$(hostname -s 2>/dev/null || echo ward)}" --kind ward
+        --site "${QISYNC_SITE:-$(hostname -s 2>/dev/null || echo hub)}"
 fi
 exec "$qisync" shell --home "$home" "$@"
