@@ -54,6 +54,7 @@ let package = Package(
             name: "QISyncProtocol",
             dependencies: [
                 "QISyncCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
             ]

@@ -163,17 +163,22 @@ public struct Enrolment: Hashable, Sendable {
         return DirectoryRecord(kind: .enrolment, bytes: writer.bytes)
     }
 
-    /// The enrolment as a small text file, for a ward that has never been online.
-    public var fileText: String {
-        "qisync-enrolment 1\n" + Data(record.bytes).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed]) + "\n"
+    /// The enrolment as a small text file, for a ward that has never been online, with the
+    /// hub's other directory records (its own enrolment, its trust's bundle key…), so the ward
+    /// knows its hub before they ever meet: `qisync-enrolment 1`, then the records in base64
+    /// (``DirectoryRecord/fileText(_:_:)``), this enrolment first.
+    public func fileText(with others: [DirectoryRecord] = []) -> String {
+        DirectoryRecord.fileText("qisync-enrolment 1", [record] + others.filter { $0 != record })
     }
 
-    /// Reads an enrolment file written from ``fileText``.
-    public init(fileText text: String) throws(IdentityError) {
-        var lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
-        guard lines.first == "qisync-enrolment 1" else { throw IdentityError("this is not a qisync enrolment file (its first line should be 'qisync-enrolment 1')") }
-        lines.removeFirst()
-        guard let data = Data(base64Encoded: lines.joined()) else { throw IdentityError("the enrolment file is damaged (its body is not base64)") }
-        try self.init(record: DirectoryRecord(kind: .enrolment, bytes: Array(data)))
+    /// Reads an enrolment file written by ``fileText(with:)``: the enrolment, verified, and the
+    /// other records it carries (to be verified when imported).
+    public static func read(fileText text: String) throws(IdentityError) -> (enrolment: Enrolment, others: [DirectoryRecord]) {
+        let records: [DirectoryRecord]
+        do { records = try DirectoryRecord.records(fromFileText: text, title: "qisync-enrolment 1") } catch {
+            throw IdentityError(error.message.hasPrefix("this is not") ? error.message : "the enrolment file is damaged (\(error.message))")
+        }
+        guard let first = records.first else { throw IdentityError("the enrolment file is empty") }
+        return (try Enrolment(record: first), Array(records.dropFirst()))
     }
 }

@@ -39,6 +39,8 @@ public struct TrustDirectory: Sendable {
     public var enrolments: [OriginID: Enrolment]
     /// Revocations held, by site.
     public var revocations: [OriginID: Revocation]
+    /// Trusts' keys for sealed bundles, by the trust key's fingerprint.
+    public var bundleKeys: [KeyFingerprint: TrustBundleKey] = [:]
 
     /// Creates a directory.
     public init(ownTrust: String, ownSite: OriginID, pins: [String: KeyFingerprint] = [:],
@@ -55,6 +57,9 @@ public struct TrustDirectory: Sendable {
 
     /// Whether a revocation was signed by the key pinned for the revoked site's trust.
     public func isPinned(_ revocation: Revocation) -> Bool { pins.values.contains(revocation.trustFingerprint) }
+
+    /// The key to seal a bundle for a pinned trust to, when its hub has published one.
+    public func bundleKey(forTrust code: String) -> TrustBundleKey? { pins[code].flatMap { bundleKeys[$0] } }
 
     /// The trust a site belongs to, when it is this site or enrolled in a pinned trust.
     public func trust(of site: OriginID) -> String? {

@@ -26,7 +26,10 @@ struct IdentityTests {
         #expect(enrolment.site == site.origin && enrolment.trustCode == "RXH" && enrolment.siteName == "ward 7B" && enrolment.kind == "ward")
         #expect(enrolment.trustFingerprint == trustKey.fingerprint)
         #expect(try Enrolment(record: enrolment.record) == enrolment)
-        #expect(try Enrolment(fileText: enrolment.fileText) == enrolment)
+        #expect(try Enrolment.read(fileText: enrolment.fileText()).enrolment == enrolment)
+        let extra = TrustBundleKey(trustKey: trustKey).record
+        let read = try Enrolment.read(fileText: enrolment.fileText(with: [enrolment.record, extra]))
+        #expect(read.enrolment == enrolment && read.others == [extra])
     }
 
     @Test("a site certificate from another trust key, or altered, does not verify")
@@ -40,8 +43,8 @@ struct IdentityTests {
             altered[index] ^= 0x01
             #expect(throws: IdentityError.self) { try Enrolment(siteCertificate: altered, trustCertificate: genuine.trustCertificate) }
         }
-        #expect(throws: IdentityError.self) { try Enrolment(fileText: "qisync-enrolment 1\nnot base64!\n") }
-        #expect(throws: IdentityError.self) { try Enrolment(fileText: "hello\n") }
+        #expect(throws: IdentityError.self) { try Enrolment.read(fileText: "qisync-enrolment 1\nnot base64!\n") }
+        #expect(throws: IdentityError.self) { try Enrolment.read(fileText: "hello\n") }
     }
 
     @Test("an enrolment request round-trips; an altered one is refused")

@@ -1,7 +1,9 @@
 import Crypto
+import Foundation
 
 /// A signed statement about who belongs to a trust, passed between replicas exactly as it was
-/// made: an enrolment (a site's certificate and its trust's certificate) or a revocation.
+/// made: an enrolment (a site's certificate and its trust's certificate), a revocation, or the
+/// trust's key for sealed bundles.
 ///
 /// Replicas hold the set of records they have verified and exchange it at the start of a
 /// sync when the two sets' digests differ. The set only grows, so any order of exchange
@@ -13,6 +15,8 @@ public struct DirectoryRecord: Hashable, Sendable {
         case enrolment = 1
         /// A trust key withdraws a site: the bytes are a signed revocation statement.
         case revocation = 2
+        /// A trust key publishes the X25519 key that bundles for the trust are sealed to.
+        case bundleKey = 3
     }
 
     /// What it says.
@@ -39,5 +43,43 @@ public struct DirectoryRecord: Hashable, Sendable {
         var hasher = SHA256()
         for digest in Set(records.map(\.digest)).sorted(by: { $0.lexicographicallyPrecedes($1) }) { hasher.update(data: digest) }
         return Array(hasher.finalize())
+    }
+
+    /// A list of records as bytes: `count:varint` then `count × (kind:byte bytes)`.
+    public static func encode(_ records: [DirectoryRecord]) -> [UInt8] {
+        var writer = ByteWriter()
+        writer.write(varint: UInt64(records.count))
+        for record in records {
+            writer.write(byte: record.kind.rawValue)
+            writer.write(lengthPrefixed: record.bytes)
+        }
+        return writer.bytes
+    }
+
+    /// Reads a list written by ``encode(_:)``.
+    public static func decodeList(_ bytes: [UInt8]) throws(DecodingError) -> [DirectoryRecord] {
+        var reader = ByteReader(bytes)
+        var records: [DirectoryRecord] = []
+        let count = try reader.readVarint(limit: 100_000, "record count")
+        for _ in 0..<count {
+            guard let kind = Kind(rawValue: try reader.readByte()) else { throw DecodingError("unknown directory record kind") }
+            records.append(DirectoryRecord(kind: kind, bytes: try reader.readLengthPrefixed(limit: maxBytes, "directory record")))
+        }
+        guard reader.isAtEnd else { throw DecodingError("\(reader.remaining) unexpected bytes after the records") }
+        return records
+    }
+
+    /// Records as a small text file: a first line naming what it is, then base64.
+    public static func fileText(_ title: String, _ records: [DirectoryRecord]) -> String {
+        title + "\n" + Data(encode(records)).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed]) + "\n"
+    }
+
+    /// Reads a file written by ``fileText(_:_:)`` whose first line is `title`.
+    public static func records(fromFileText text: String, title: String) throws(DecodingError) -> [DirectoryRecord] {
+        var lines = text.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard lines.first == title else { throw DecodingError("this is not a \(title.split(separator: " ").first ?? "") file (its first line should be '\(title)')") }
+        lines.removeFirst()
+        guard let data = Data(base64Encoded: lines.joined()) else { throw DecodingError("the file is damaged (its body is not base64)") }
+        return try decodeList(Array(data))
     }
 }

@@ -75,3 +75,26 @@ extension QIRecords {
         return try record(kind, id)
     }
 }
+
+extension QIRecords {
+    /// The PII guard over entries about to leave the trust (a bundle for another trust): every
+    /// text value they write to a record is scanned, and the first finding refuses them, naming
+    /// the record and field, unless the record carries an IG-lead override.
+    public func checkLeavingTrust(_ entries: [LogEntry]) throws {
+        for entry in entries {
+            for row in try entry.change().rows {
+                guard let kind = RecordKind.allCases.first(where: { $0.table.id == row.table }), let id = try? RecordID(bytes: row.key) else { continue }
+                for cell in row.cells {
+                    guard case .text(let text) = cell.value, let field = kind.allFields.first(where: { $0.column == cell.column }),
+                          field.name != "pii-override", let finding = PIIGuard.scan(text).first else { continue }
+                    if let current = try? record(kind, id), !current.text("pii-override").isEmpty { continue }
+                    throw DomainError("""
+                        refused: \(kind.rawValue) \(id.short) would leave the trust with \(finding) in its \(field.name) \
+                        (\(entry.ref)); patient-identifiable data and staff names must not leave the trust. Correct the record \
+                        and share it again, or the IG lead may override on the hub ('share … --override-pii --reason …')
+                        """)
+                }
+            }
+        }
+    }
+}

@@ -153,6 +153,14 @@ public final class QIRecords: Sendable {
         guard !values.isEmpty || !added.isEmpty || !removed.isEmpty else {
             throw DomainError("nothing to change: give --FIELD VALUE options (fields: \(kind.fields.map(\.name).joined(separator: ", ")))")
         }
+        if current.scope == .shared, current.text("pii-override").isEmpty {
+            // Edits of a shared record go to the shared log, which leaves the trust: the PII guard runs first.
+            for (name, value) in values {
+                if case .text(let text) = value, let finding = PIIGuard.scan(text).first {
+                    throw DomainError("refused: \(kind.rawValue) \(id.short) is shared, and its new \(name) holds what looks like \(finding); patient-identifiable data and staff names must not leave the trust")
+                }
+            }
+        }
         var edits: [RowEdit] = []
         if !values.isEmpty {
             edits.append(RowEdit(table: kind.table.id, key: id.bytes, values: kind.allFields.compactMap { field in values[field.name].map { (field.column, $0) } }))

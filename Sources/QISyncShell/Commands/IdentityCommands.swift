@@ -60,9 +60,10 @@ struct EnrolCommand: ReplicaCommand {
         if let accept {
             guard request == nil, out == nil else { throw DomainError("--accept takes no request and no --out") }
             guard let text = try? String(contentsOfFile: accept, encoding: .utf8) else { throw DomainError("cannot read \(accept)") }
-            let enrolment: Enrolment
-            do { enrolment = try Enrolment(fileText: text) } catch { throw DomainError("\(accept): \(error.message)") }
+            let enrolment: Enrolment, others: [DirectoryRecord]
+            do { (enrolment, others) = try Enrolment.read(fileText: text) } catch { throw DomainError("\(accept): \(error.message)") }
             try replica.acceptEnrolment(enrolment)
+            try replica.importDirectory(others)
             context.out.line("enrolled: this site is \(enrolment.name) (\(enrolment.kind)) of trust \(enrolment.trustCode), key \(enrolment.trustFingerprint)")
             return
         }
@@ -71,7 +72,8 @@ struct EnrolCommand: ReplicaCommand {
         do { parsed = try EnrolmentRequest(parsing: request) } catch { throw DomainError(error.message) }
         let enrolment = try replica.enrol(parsed)
         if let out {
-            guard FileManager.default.createFile(atPath: out, contents: Data(enrolment.fileText.utf8)) else { throw DomainError("cannot write \(out)") }
+            let text = enrolment.fileText(with: try replica.directoryRecords())
+            guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw DomainError("cannot write \(out)") }
         }
         if globals.json {
             context.out.json(["site": enrolment.name, "kind": enrolment.kind, "site_fingerprint": parsed.siteFingerprint.description,
@@ -110,18 +112,41 @@ struct TrustCommand: ParsableCommand {
             Sites of a pinned trust may sync with this replica; they send and receive shared records only. \
             Read the fingerprint out with the other trust's administrator: their 'qisync whoami' prints it.
             """,
-        subcommands: [Add.self, List.self, Remove.self])
+        subcommands: [Add.self, List.self, Remove.self, Card.self])
 
     struct Add: ReplicaCommand {
-        static let configuration = CommandConfiguration(abstract: "Pin a trust: its ODS code and its trust key's fingerprint.")
+        static let configuration = CommandConfiguration(abstract: "Pin a trust: its ODS code and its trust key's fingerprint (and take in its card, if given).")
         @Argument(help: ArgumentHelp("The trust's ODS code.", valueName: "CODE")) var code: String
         @Argument(help: ArgumentHelp("Its trust key's fingerprint (64 hex digits, as 'whoami' prints).", valueName: "FINGERPRINT")) var fingerprint: String
+        @Option(help: ArgumentHelp("The trust's card ('trust card' there): its hub and bundle key, so a first bundle can be sealed to it.", valueName: "FILE"))
+        var card: String?
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             let parsed: KeyFingerprint
             do { parsed = try KeyFingerprint(parsing: fingerprint) } catch { throw DomainError(error.message) }
+            var records: [DirectoryRecord] = []
+            if let card {
+                guard let text = try? String(contentsOfFile: card, encoding: .utf8) else { throw DomainError("cannot read \(card)") }
+                do { records = try DirectoryRecord.records(fromFileText: text, title: "qisync-trust-card 1") } catch { throw DomainError("\(card): \(error.message)") }
+            }
             try context.records.replica.pinTrust(code: code, fingerprint: parsed)
-            context.out.line(globals.json ? "{\"pinned\": \"\(code)\"}" : "pinned trust \(code), key \(parsed)")
+            let imported = try context.records.replica.importDirectory(records)
+            if card != nil, imported.added + imported.known == 0 {
+                context.notices.line("note: \(card!) holds nothing signed by the key pinned for \(code); check the fingerprint with its administrator")
+            }
+            context.out.line(globals.json ? "{\"pinned\": \"\(code)\"}" : "pinned trust \(code), key \(parsed)\(card == nil ? "" : "; took in \(imported.added) records from its card")")
+        }
+    }
+
+    struct Card: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Write this trust's card (its sites' certificates and bundle key) for another trust's 'trust add --card'.")
+        @Argument(help: ArgumentHelp("The file to write.", valueName: "FILE")) var file: String
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let records = try context.records.replica.trustCard()
+            let text = DirectoryRecord.fileText("qisync-trust-card 1", records)
+            guard FileManager.default.createFile(atPath: file, contents: Data(text.utf8)) else { throw DomainError("cannot write \(file)") }
+            context.out.line("wrote \(file): \(records.count) records of trust \(context.records.replica.identity.trustCode); it holds no secrets, but check the fingerprint by phone")
         }
     }
 

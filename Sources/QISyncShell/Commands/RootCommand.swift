@@ -19,7 +19,7 @@ public struct QisyncCommand: ParsableCommand {
             InitiativeCommand.self, PDSACommand.self, LogCommand.self, AdaptCommand.self, LineageCommand.self,
             ShareCommand.self, UnshareCommand.self, ConflictsCommand.self, ResolveCommand.self, HistoryCommand.self,
             SQLCommand.self, ServeCommand.self, PeerCommand.self, SyncCommand.self,
-            WhoamiCommand.self, EnrolCommand.self, RevokeCommand.self, TrustCommand.self, AuditCommand.self,
+            BundleCommand.self, WhoamiCommand.self, EnrolCommand.self, RevokeCommand.self, TrustCommand.self, AuditCommand.self,
         ]
     )
 

@@ -48,6 +48,13 @@ extension Replica {
     /// chain goes on) but changes nothing. Each refusal is recorded with `source` for `audit`.
     @discardableResult
     public func apply(_ entries: [LogEntry], source: String? = nil) throws -> ApplyReport {
+        let (runs, decoded) = try verified(entries)
+        return try database.write { db in try apply(db, runs: runs, decoded: decoded, source: source) }
+    }
+
+    /// Splits entries into runs and checks each run's chain and last signature, and every
+    /// change's encoding and schema.
+    private func verified(_ entries: [LogEntry]) throws -> ([LogRun], [[Change]]) {
         let runs = try LogRun.runs(of: entries)
         var decoded: [[Change]] = []
         for run in runs {
@@ -62,58 +69,72 @@ extension Replica {
                 }
             })
         }
-        return try database.write { db in
-            var report = ApplyReport()
-            let conflictsBefore = try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0
-            let materializer = try Materializer(db: db, schema: schema)
-            let directory = try directory(db)
-            var maxHLC = HLC(rawValue: 0)
-            for (run, fullChanges) in zip(runs, decoded) {
-                let admitted = try admitted(db, run.entries, directory: directory, source: source, report: &report)
-                guard admitted > 0 else { continue }
-                let kept = Array(run.entries.prefix(admitted))
-                let changes = Array(fullChanges.prefix(admitted))
-                let first = kept[0]
-                let log = LogID(origin: first.origin, scope: first.scope)
-                var position = try logPosition(db, log) ?? LogPosition(seq: 0, hash: LogEntry.genesisHash)
-                var startIndex = 0
-                for entry in kept where entry.seq <= position.seq {
-                    let held = try Data.fetchOne(db, sql: """
-                        SELECT log.hash FROM log JOIN origin ON origin.id = log.origin
-                        WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
-                        """, arguments: [Data(entry.origin.bytes), Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq)])
-                    guard held.map(Array.init) == entry.hash else {
-                        throw LogRejection(ref: entry.ref, reason: "it differs from the entry already held at that place (a forked log)")
-                    }
-                    report.duplicates += 1
-                    startIndex += 1
-                }
-                guard startIndex < kept.count else { continue }
-                let next = kept[startIndex]
-                if next.seq != position.seq + 1 {
-                    for entry in kept[startIndex...] {
-                        try db.execute(sql: "INSERT OR IGNORE INTO pending_entry (origin, scope, seq, entry) VALUES (?, ?, ?, ?)",
-                                       arguments: [Data(entry.origin.bytes), Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Data(entry.encoded())])
-                        report.waiting += 1
-                    }
-                    continue
-                }
-                guard next.previousHash == position.hash else {
-                    throw LogRejection(ref: next.ref, reason: "it does not chain onto entry \(position.seq) held here (a forked or altered log)")
-                }
-                for (entry, change) in zip(kept[startIndex...], changes[startIndex...]) {
-                    try append(db, entry, change: change, updatesVector: entry.seq == kept.last!.seq, materializer: materializer,
-                               directory: directory, source: source, report: &report)
-                    maxHLC = max(maxHLC, entry.hlc)
-                }
-                position = LogPosition(seq: kept.last!.seq, hash: kept.last!.hash)
-                try releaseWaiting(db, log: log, after: position, materializer: materializer, directory: directory, source: source,
-                                   report: &report, maxHLC: &maxHLC)
-            }
-            try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'hlc'", arguments: [Int64(bitPattern: maxHLC.rawValue)])
-            report.newConflicts = max(0, (try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0) - conflictsBefore)
-            return report
+        return (runs, decoded)
+    }
+
+    /// Shows what applying entries would do (applied, waiting, refused, new conflicts) without
+    /// changing anything: the same work in a transaction that is rolled back.
+    public func preview(_ entries: [LogEntry], source: String? = nil) throws -> ApplyReport {
+        let (runs, decoded) = try verified(entries)
+        var report = ApplyReport()
+        try database.inTransaction { db in
+            report = try apply(db, runs: runs, decoded: decoded, source: source)
+            return .rollback
         }
+        return report
+    }
+
+    private func apply(_ db: Database, runs: [LogRun], decoded: [[Change]], source: String?) throws -> ApplyReport {
+        var report = ApplyReport()
+        let conflictsBefore = try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0
+        let materializer = try Materializer(db: db, schema: schema)
+        let directory = try directory(db)
+        var maxHLC = HLC(rawValue: 0)
+        for (run, fullChanges) in zip(runs, decoded) {
+            let admitted = try admitted(db, run.entries, directory: directory, source: source, report: &report)
+            guard admitted > 0 else { continue }
+            let kept = Array(run.entries.prefix(admitted))
+            let changes = Array(fullChanges.prefix(admitted))
+            let first = kept[0]
+            let log = LogID(origin: first.origin, scope: first.scope)
+            var position = try logPosition(db, log) ?? LogPosition(seq: 0, hash: LogEntry.genesisHash)
+            var startIndex = 0
+            for entry in kept where entry.seq <= position.seq {
+                let held = try Data.fetchOne(db, sql: """
+                    SELECT log.hash FROM log JOIN origin ON origin.id = log.origin
+                    WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
+                    """, arguments: [Data(entry.origin.bytes), Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq)])
+                guard held.map(Array.init) == entry.hash else {
+                    throw LogRejection(ref: entry.ref, reason: "it differs from the entry already held at that place (a forked log)")
+                }
+                report.duplicates += 1
+                startIndex += 1
+            }
+            guard startIndex < kept.count else { continue }
+            let next = kept[startIndex]
+            if next.seq != position.seq + 1 {
+                for entry in kept[startIndex...] {
+                    try db.execute(sql: "INSERT OR IGNORE INTO pending_entry (origin, scope, seq, entry) VALUES (?, ?, ?, ?)",
+                                   arguments: [Data(entry.origin.bytes), Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Data(entry.encoded())])
+                    report.waiting += 1
+                }
+                continue
+            }
+            guard next.previousHash == position.hash else {
+                throw LogRejection(ref: next.ref, reason: "it does not chain onto entry \(position.seq) held here (a forked or altered log)")
+            }
+            for (entry, change) in zip(kept[startIndex...], changes[startIndex...]) {
+                try append(db, entry, change: change, updatesVector: entry.seq == kept.last!.seq, materializer: materializer,
+                           directory: directory, source: source, report: &report)
+                maxHLC = max(maxHLC, entry.hlc)
+            }
+            position = LogPosition(seq: kept.last!.seq, hash: kept.last!.hash)
+            try releaseWaiting(db, log: log, after: position, materializer: materializer, directory: directory, source: source,
+                               report: &report, maxHLC: &maxHLC)
+        }
+        try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'hlc'", arguments: [Int64(bitPattern: maxHLC.rawValue)])
+        report.newConflicts = max(0, (try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0) - conflictsBefore)
+        return report
     }
 
     /// How many of a run's first entries its site may add here (all or a prefix); the rest

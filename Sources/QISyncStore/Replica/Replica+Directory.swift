@@ -88,6 +88,10 @@ extension Replica {
             let revocation = try Revocation(record: DirectoryRecord(kind: .revocation, bytes: Array(data)))
             directory.revocations[revocation.site] = revocation
         }
+        for data in try Data.fetchAll(db, sql: "SELECT record FROM bundle_key") {
+            let key = try TrustBundleKey(record: DirectoryRecord(kind: .bundleKey, bytes: Array(data)))
+            directory.bundleKeys[key.trustFingerprint] = key
+        }
         return directory
     }
 
@@ -96,6 +100,7 @@ extension Replica {
         try database.read { db in
             try Data.fetchAll(db, sql: "SELECT record FROM enrolment ORDER BY site").map { DirectoryRecord(kind: .enrolment, bytes: Array($0)) }
                 + Data.fetchAll(db, sql: "SELECT record FROM revocation ORDER BY site").map { DirectoryRecord(kind: .revocation, bytes: Array($0)) }
+                + Data.fetchAll(db, sql: "SELECT record FROM bundle_key ORDER BY fingerprint").map { DirectoryRecord(kind: .bundleKey, bytes: Array($0)) }
         }
     }
 
@@ -116,6 +121,15 @@ extension Replica {
 
     /// This site's own enrolment, once it holds it.
     public func ownEnrolment() throws -> Enrolment? { try directory().enrolments[identity.origin] }
+
+    /// This trust's public directory records (its sites' enrolments and its bundle key), for
+    /// another trust to take in when it pins this one, so it can seal a first bundle to it.
+    public func trustCard() throws -> [DirectoryRecord] {
+        let directory = try directory()
+        guard let own = directory.pins[identity.trustCode] else { return [] }
+        return directory.enrolments.values.filter { $0.trustFingerprint == own }.sorted { $0.siteName < $1.siteName }.map(\.record)
+            + (directory.bundleKeys[own].map { [$0.record] } ?? [])
+    }
 
     /// This site's request to be enrolled by its hub.
     public func enrolmentRequest() -> EnrolmentRequest {
@@ -172,6 +186,11 @@ extension Replica {
                     try db.execute(sql: "INSERT OR IGNORE INTO revocation (site, fingerprint, revoked_ms, record) VALUES (?, ?, ?, ?)",
                                    arguments: [Data(revocation.site.bytes), Data(revocation.trustFingerprint.bytes),
                                                Int64(bitPattern: revocation.revokedMilliseconds), Data(record.bytes)])
+                case .bundleKey:
+                    let key = try TrustBundleKey(record: record)
+                    guard current.pins.values.contains(key.trustFingerprint) else { throw IdentityError("a bundle key signed by a key not pinned here") }
+                    try db.execute(sql: "INSERT OR IGNORE INTO bundle_key (fingerprint, record) VALUES (?, ?)",
+                                   arguments: [Data(key.trustFingerprint.bytes), Data(record.bytes)])
                 }
                 if db.changesCount > 0 { result.added += 1 } else { result.known += 1 }
             } catch let error as IdentityError {
@@ -209,7 +228,7 @@ extension Replica {
     }
 
     /// The hub enrols a site of its own trust from the site's request and keeps the enrolment;
-    /// it reaches every replica through sync, or as a file (``Enrolment/fileText``).
+    /// it reaches every replica through sync, or as a file (``Enrolment/fileText(with:)``).
     public func enrol(_ request: EnrolmentRequest) throws -> Enrolment {
         guard let trustKey = try trustKey() else {
             throw StoreError("only the hub that holds the trust key (\(home.appendingPathComponent(TrustKey.fileName).path)) can enrol sites")

@@ -106,7 +106,7 @@ public final class Replica: Sendable {
             case .founding(let trustKey):
                 try database.write { db in try replica.pin(db, code: trustCode, fingerprint: trustKey.fingerprint, own: true) }
                 let enrolment = try Enrolment.issue(site: signer.origin, siteName: siteName, kind: kind.rawValue, trustCode: trustCode, by: trustKey)
-                try replica.importDirectory([enrolment.record])
+                try replica.importDirectory([enrolment.record, TrustBundleKey(trustKey: trustKey).record])
             case .joining(let fingerprint):
                 try database.write { db in try replica.pin(db, code: trustCode, fingerprint: fingerprint, own: true) }
             }

@@ -79,6 +79,9 @@ enum StoreSchema {
                 kind TEXT NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS revocation (
                 site BLOB PRIMARY KEY NOT NULL, fingerprint BLOB NOT NULL, revoked_ms INTEGER NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS bundle_key (fingerprint BLOB PRIMARY KEY NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS peer_vector (
+                site BLOB PRIMARY KEY NOT NULL, vector BLOB NOT NULL, updated_ms INTEGER NOT NULL, source TEXT NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS refusal (
                 id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT, origin BLOB NOT NULL, scope INTEGER NOT NULL,
                 seq INTEGER NOT NULL, stored INTEGER NOT NULL, reason TEXT NOT NULL, UNIQUE (origin, scope, seq));

@@ -1,0 +1,227 @@
+import ArgumentParser
+import Foundation
+import QISyncCore
+import QISyncDomain
+import QISyncIdentity
+import QISyncProtocol
+import QISyncStore
+import QISyncTransport
+
+/// `bundle export|import|verify|show|plan`: sync by a file carried by hand.
+struct BundleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bundle",
+        abstract: "Sync by a file carried by hand: export what a peer lacks, import it there, carry the receipt back.",
+        discussion: """
+            A bundle holds the protocol's own messages: the sender's identity and directory, what it \
+            assumes the receiver holds, and the signed entries beyond that. It is compressed and signed \
+            by the sending site; a bundle for another trust holds shared records only, passes the PII \
+            guard and is sealed to that trust (only its hub can open it). Importing checks all of it \
+            before applying anything, and writes a receipt (the receiver's new vector) for the next export.
+            """,
+        subcommands: [Export.self, Import.self, Verify.self, Show.self, Plan.self])
+
+    struct Export: ReplicaCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write everything PEER lacks to FILE, as far as this replica knows (from its last sync or receipt).")
+        @Argument(help: ArgumentHelp("The bundle file to write (it must not exist).", valueName: "FILE")) var file: String
+        @Option(name: .customLong("for"), help: ArgumentHelp("Who it is for: an enrolled site (name or TRUST/site), or a pinned trust's code (its hub opens it).", valueName: "PEER"))
+        var peer: String
+        @Option(name: .customLong("since-vector"), help: ArgumentHelp("The receipt PEER's last import wrote: send what it lacks according to it.", valueName: "RECEIPT"))
+        var sinceVector: String?
+        @Flag(help: "Send everything PEER may receive, whatever it holds.") var all = false
+        @OptionGroup var globals: GlobalOptions
+
+        func run(in context: CommandContext) throws {
+            guard !(all && sinceVector != nil) else { throw DomainError("--all and --since-vector exclude each other") }
+            guard !FileManager.default.fileExists(atPath: file) else { throw DomainError("\(file) exists; choose a new file name") }
+            let replica = context.records.replica
+            let target = try BundleCommand.target(peer, replica: replica)
+            var since = VersionVector()
+            var basis = "everything (--all)"
+            if let sinceVector {
+                let receipt = try BundleCommand.receipt(sinceVector, for: target, replica: replica)
+                since = receipt.vector
+                basis = "the receipt \((sinceVector as NSString).lastPathComponent) from \(receipt.trust)/\(receipt.site)"
+            } else if !all {
+                guard let key = target.siteKey, let known = try replica.knownVector(of: key) else {
+                    throw DomainError("nothing is known of what \(target.name) holds: give --since-vector RECEIPT (its last import wrote one) or --all")
+                }
+                since = known.vector
+                basis = "its last \(known.source) (\(DateText.timestamp(milliseconds: known.milliseconds)))"
+            }
+            let now = UInt64(Date().timeIntervalSince1970 * 1000)
+            let (bytes, header) = try BundleCarrier.export(replica: replica, for: target, since: since, now: now,
+                                                           check: context.records.checkLeavingTrust)
+            guard FileManager.default.createFile(atPath: file, contents: Data(bytes)) else { throw DomainError("cannot write \(file)") }
+            if globals.json {
+                context.out.json(["file": file, "for": target.name, "entries": header.entries, "bytes": bytes.count, "sealed": header.isSealed])
+                return
+            }
+            context.out.line("wrote \(file): \(header.entries) entries (\(SyncRendering.bytes(header.bodyBytes)) of changes) in \(SyncRendering.bytes(UInt64(bytes.count)))"
+                             + " for \(target.name), beyond \(basis)\(header.isSealed ? "; sealed to trust \(target.trust)" : "")")
+        }
+    }
+
+    struct Import: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a bundle whole, apply it, and write a receipt for its sender.")
+        @Argument(help: ArgumentHelp("The bundle file.", valueName: "FILE")) var file: String
+        @Option(help: ArgumentHelp("Where to write the receipt (default FILE.receipt).", valueName: "RECEIPT")) var receipt: String?
+        @OptionGroup var globals: GlobalOptions
+
+        func run(in context: CommandContext) throws {
+            let replica = context.records.replica
+            let bytes = try BundleCommand.read(file)
+            let result = try BundleCarrier.importBundle(replica: replica, bytes: bytes, now: UInt64(Date().timeIntervalSince1970 * 1000))
+            let receiptPath = receipt ?? file + ".receipt"
+            guard FileManager.default.createFile(atPath: receiptPath, contents: Data(result.receipt)) else { throw DomainError("cannot write \(receiptPath)") }
+            let report = result.report
+            let waiting = try result.missing.map { "\(try BundleCommand.logName($0.log, replica: replica)) needs entries \($0.held + 1)–\($0.bundleStarts - 1) first" }
+            if globals.json {
+                context.out.json(["from": result.bundle.senderName, "applied": report.applied + report.released, "already_held": report.duplicates,
+                                  "waiting": report.waiting, "refused": report.refused, "refusal_reasons": report.refusalReasons,
+                                  "new_conflicts": report.newConflicts, "missing": waiting, "receipt": receiptPath])
+                return
+            }
+            context.out.fields([
+                ("from", result.bundle.senderName),
+                ("applied", "\(report.applied + report.released) entries"),
+                ("already held", "\(report.duplicates) entries"),
+                ("waiting", report.waiting == 0 ? "none" : "\(report.waiting) entries, for earlier ones: " + waiting.joined(separator: "; ")),
+                ("refused", report.refused == 0 ? "none" : "\(report.refused): " + report.refusalReasons.joined(separator: "; ") + " (see 'audit')"),
+                ("conflicts", "\(report.newConflicts) appeared (see 'conflicts')"),
+                ("receipt", "\(receiptPath): carry it back to \(result.bundle.senderName) for its next 'bundle export --since-vector'"),
+            ])
+        }
+    }
+
+    struct Verify: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Check a bundle whole (signature, address, sender, messages) without applying it.")
+        @Argument(help: ArgumentHelp("The bundle file.", valueName: "FILE")) var file: String
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let bundle = try BundleCarrier.open(replica: context.records.replica, bytes: try BundleCommand.read(file))
+            context.out.line(globals.json ? "{\"ok\": true, \"from\": \"\(bundle.senderName)\", \"entries\": \(bundle.entries.count)}"
+                                          : "ok: \(bundle.entries.count) entries from \(bundle.senderName), signed, whole, and for this replica")
+        }
+    }
+
+    struct Show: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Describe a bundle: sender, who it is for, what it needs the receiver to hold, its logs and sizes.")
+        @Argument(help: ArgumentHelp("The bundle file.", valueName: "FILE")) var file: String
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let replica = context.records.replica
+            let bytes = try BundleCommand.read(file)
+            let file: BundleFile
+            do { file = try BundleFile(parsing: bytes) } catch { throw DomainError("the bundle is damaged: \(error.message)") }
+            let header = file.header
+            var opened: OpenedBundle?
+            var unopened = ""
+            do { opened = try BundleCarrier.open(replica: replica, bytes: bytes) } catch { unopened = "\(error)" }
+            let needs = try header.since.positions.sorted { $0.key < $1.key }.map { "\(try BundleCommand.logName($0.key, replica: replica)) up to \($0.value.seq)" }
+            let logs = try opened?.logs.map { ["log": try BundleCommand.logName($0.log, replica: replica), "entries": "\($0.first)–\($0.last)", "bytes": String($0.bytes)] }
+            if globals.json {
+                var json: [String: Any] = ["from": "\(header.senderTrust)/\(header.senderSite)", "for": header.forSite.isEmpty ? header.forTrust : "\(header.forTrust)/\(header.forSite)",
+                                           "created": DateText.timestamp(milliseconds: header.createdMilliseconds), "entries": header.entries,
+                                           "change_bytes": header.bodyBytes, "file_bytes": bytes.count, "sealed": header.isSealed, "needs": needs,
+                                           "signature_valid": file.isSignatureValid]
+                if let logs { json["logs"] = logs }
+                context.out.json(json)
+                return
+            }
+            context.out.fields([
+                ("from", "\(header.senderTrust)/\(header.senderSite) (\(KeyFingerprint(publicKey: header.sender.bytes)))"),
+                ("for", header.forSite.isEmpty ? "any site of \(header.forTrust)" : "\(header.forTrust)/\(header.forSite)"),
+                ("made", DateText.timestamp(milliseconds: header.createdMilliseconds)),
+                ("carries", "\(header.entries) entries, \(SyncRendering.bytes(header.bodyBytes)) of changes, in \(SyncRendering.bytes(UInt64(bytes.count)))"),
+                ("sealed", header.isSealed ? "yes, to trust \(header.forTrust)'s key" : "no (for a site of the sender's own trust)"),
+                ("needs", needs.isEmpty ? "nothing: it starts every log from the beginning" : needs.joined(separator: "; ")),
+                ("signature", file.isSignatureValid ? "valid" : "DOES NOT MATCH: the file was altered"),
+            ])
+            if let logs {
+                context.out.line()
+                context.out.table(["log", "entries", "bytes"], logs.map { [$0["log"]!, $0["entries"]!, $0["bytes"]!] })
+            } else {
+                context.out.line("its logs cannot be listed here: \(unopened)")
+            }
+        }
+    }
+
+    struct Plan: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Dry run of 'bundle import': what would apply, wait, be refused, and which conflicts would appear.")
+        @Argument(help: ArgumentHelp("The bundle file.", valueName: "FILE")) var file: String
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let (bundle, report) = try BundleCarrier.plan(replica: context.records.replica, bytes: try BundleCommand.read(file))
+            PlanRendering.render(from: bundle.senderName, incoming: report, records: PlanRendering.records(in: bundle.entries),
+                                 outgoing: nil, json: globals.json, to: context.out)
+        }
+    }
+
+    static func read(_ file: String) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: file) else { throw DomainError("cannot read \(file)") }
+        return Array(data)
+    }
+
+    /// Resolves `--for`: an enrolled site by name or TRUST/site, or a pinned trust's code.
+    static func target(_ text: String, replica: Replica) throws -> BundleTarget {
+        if let enrolment = try? replica.enrolledSite(named: text) {
+            return BundleTarget(trust: enrolment.trustCode, site: enrolment.siteName, siteKey: enrolment.site)
+        }
+        if try replica.trustPins().contains(where: { $0.code == text }) { return BundleTarget(trust: text) }
+        _ = try replica.enrolledSite(named: text)
+        throw DomainError("'\(text)' is neither an enrolled site nor a pinned trust")
+    }
+
+    /// Reads a receipt and checks it is from the bundle's target.
+    static func receipt(_ path: String, for target: BundleTarget, replica: Replica) throws -> BundleReceipt {
+        let receipt: BundleReceipt
+        do { receipt = try BundleReceipt(parsing: try read(path)) } catch let error as DecodingError { throw DomainError("\(path): \(error.message)") }
+        guard receipt.trust == target.trust, target.siteKey == nil || receipt.origin == target.siteKey,
+              try replica.directory().trust(of: receipt.origin) == receipt.trust else {
+            throw DomainError("\(path) is a receipt from \(receipt.trust)/\(receipt.site), not from \(target.name) (or that site is not enrolled here)")
+        }
+        try replica.rememberPeerVector(site: receipt.origin, vector: receipt.vector, source: "receipt")
+        return receipt
+    }
+
+    static func logName(_ log: LogID, replica: Replica) throws -> String {
+        let directory = try replica.directory()
+        let name = log.origin == replica.identity.origin ? "\(replica.identity.trustCode)/\(replica.identity.siteName)"
+            : directory.enrolments[log.origin]?.name ?? log.origin.short
+        return "\(name) \(log.scope)"
+    }
+}
+
+/// How a dry run is shown, for bundles and for sync.
+enum PlanRendering {
+    /// The records (table rows with ids) the entries touch.
+    static func records(in entries: [LogEntry]) -> Int {
+        var keys = Set<[UInt8]>()
+        for entry in entries { for row in (try? entry.change().rows) ?? [] where row.key.count == 16 { keys.insert(row.key) } }
+        return keys.count
+    }
+
+    static func render(from peer: String, incoming: ApplyReport, records: Int, outgoing: (entries: UInt64, bytes: UInt64, records: Int)?,
+                       json: Bool, to out: OutputSink) {
+        if json {
+            var value: [String: Any] = ["peer": peer, "would_apply": incoming.applied + incoming.released, "already_held": incoming.duplicates,
+                                        "would_wait": incoming.waiting, "would_refuse": incoming.refused, "refusal_reasons": incoming.refusalReasons,
+                                        "conflicts_would_appear": incoming.newConflicts, "records_touched": records]
+            if let outgoing { value["would_send"] = ["entries": outgoing.entries, "bytes": outgoing.bytes, "records": outgoing.records] }
+            out.json(value)
+            return
+        }
+        var fields: [(String, String)] = [
+            ("peer", peer),
+            ("would take", "\(incoming.applied + incoming.released) entries touching \(records) records (\(incoming.duplicates) already held)"),
+            ("would wait", incoming.waiting == 0 ? "none" : "\(incoming.waiting) entries, for earlier ones this replica lacks"),
+            ("would refuse", incoming.refused == 0 ? "none" : "\(incoming.refused): " + incoming.refusalReasons.joined(separator: "; ")),
+            ("conflicts", "\(incoming.newConflicts) would appear here"),
+        ]
+        if let outgoing { fields.append(("would send", "\(outgoing.entries) entries touching \(outgoing.records) records (\(SyncRendering.bytes(outgoing.bytes)) of changes)")) }
+        fields.append(("changed", "nothing: this was a dry run"))
+        out.fields(fields)
+    }
+}

@@ -1,0 +1,30 @@
+import Foundation
+import GRDB
+import QISyncCore
+
+extension Replica {
+    /// Keeps what a peer site holds, as last learnt from a sync with it or a receipt it sent
+    /// back, for the next bundle made for it.
+    public func rememberPeerVector(site: OriginID, vector: VersionVector, source: String) throws {
+        try database.write { db in
+            try db.execute(sql: """
+                INSERT INTO peer_vector (site, vector, updated_ms, source) VALUES (?, ?, ?, ?)
+                ON CONFLICT (site) DO UPDATE SET vector = excluded.vector, updated_ms = excluded.updated_ms, source = excluded.source
+                """, arguments: [Data(site.bytes), Data(Self.encode(vector)), Int64(bitPattern: now()), source])
+        }
+    }
+
+    /// What a peer site held when this replica last learnt it, and how it learnt it.
+    public func knownVector(of site: OriginID) throws -> (vector: VersionVector, source: String, milliseconds: UInt64)? {
+        try database.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT vector, source, updated_ms FROM peer_vector WHERE site = ?", arguments: [Data(site.bytes)]) else {
+                return nil
+            }
+            return (try Self.decode(Array(row[0] as Data)), row[1], UInt64(bitPattern: row[2]))
+        }
+    }
+
+    /// Signs the SHA-256 digest of a bundle or receipt with this site's key. Those formats
+    /// begin with their own magic bytes, so the digest can never be an entry hash.
+    public func signBundleDigest(_ digest: [UInt8]) -> [UInt8] { signer.sign(digest) }
+}
