@@ -105,7 +105,12 @@ public final class SyncServer: Sendable {
                     let record = SyncRecord(report: report, peerName: report.peerIdentity, address: client,
                                             role: "server", direction: .both)
                     threadPool.submit { _ in
-                        do { try replica.recordSync(record) } catch { logger.warning("could not record a sync session: \(error)") }
+                        do {
+                            try replica.recordSync(record)
+                            if report.error == nil, let site = report.peer?.origin, let holds = report.peerHolds {
+                                try replica.rememberPeerVector(site: site, vector: holds, source: "sync")
+                            }
+                        } catch { logger.warning("could not record a sync session: \(error)") }
                     }
                     onSession?(client, report)
                 }

@@ -211,6 +211,9 @@ struct SyncCommand: ReplicaCommand {
         }
         meter.clear()
         try replica.recordSync(SyncRecord(report: report, peerName: named?.name, address: address.description, role: "client", direction: direction))
+        if report.error == nil, let site = report.peer?.origin, let holds = report.peerHolds {
+            try replica.rememberPeerVector(site: site, vector: holds, source: "sync")
+        }
         let conflicts = try context.records.conflicts().count
         if globals.json {
             context.out.json(SyncRendering.json(report, direction: direction, conflictsNow: conflicts))

@@ -74,10 +74,12 @@ extension Replica {
 
     /// Shows what applying entries would do (applied, waiting, refused, new conflicts) without
     /// changing anything: the same work in a transaction that is rolled back.
-    public func preview(_ entries: [LogEntry], source: String? = nil) throws -> ApplyReport {
+    /// `directory` records (a bundle's) are taken in first, as an import would.
+    public func preview(_ entries: [LogEntry], directory records: [DirectoryRecord] = [], source: String? = nil) throws -> ApplyReport {
         let (runs, decoded) = try verified(entries)
         var report = ApplyReport()
         try database.inTransaction { db in
+            _ = try importDirectory(db, records)
             report = try apply(db, runs: runs, decoded: decoded, source: source)
             return .rollback
         }

@@ -67,12 +67,12 @@ extension Replica {
         return directory
     }
 
-    /// Marks the directory changed, inside the transaction that changes it.
+    /// Marks the directory changed, inside the transaction that changes it. The new version is
+    /// random, not the next number: a change rolled back (a preview) must not leave behind a
+    /// cached directory that a later, different change would seem to match.
     func bumpDirectoryVersion(_ db: Database) throws {
-        try db.execute(sql: """
-            INSERT INTO meta (key, value) VALUES ('directory_version', 1)
-            ON CONFLICT (key) DO UPDATE SET value = value + 1
-            """)
+        try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('directory_version', ?)",
+                       arguments: [Int64.random(in: 1...Int64.max)])
     }
 
     private func loadDirectory(_ db: Database) throws -> TrustDirectory {

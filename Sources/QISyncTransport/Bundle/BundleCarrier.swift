@@ -215,7 +215,7 @@ public enum BundleCarrier {
     /// What importing a bundle would do, without doing it.
     public static func plan(replica: Replica, bytes: [UInt8]) throws -> (OpenedBundle, ApplyReport) {
         let bundle = try open(replica: replica, bytes: bytes)
-        return (bundle, try replica.preview(bundle.entries, source: "bundle from \(bundle.senderName) (plan)"))
+        return (bundle, try replica.preview(bundle.entries, directory: bundle.directory, source: "bundle from \(bundle.senderName) (plan)"))
     }
 }
 
