@@ -33,11 +33,18 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var finished = false
     private let completesWhenNeverActive: Bool
+    /// A dry run (`sync plan`): what arrives is collected, previewed and dropped.
+    private let dryRun: Bool
+    private var plannedEntries: [LogEntry] = []
+    private var plannedDirectory: [DirectoryRecord] = []
+    /// The dry run's session is over and its plan is being worked out: the connection may close meanwhile.
+    private var planPending = false
 
     /// `verification` is the TLS handshake's conclusion about the peer; nil in the plaintext test mode.
     init(replica: Replica, direction: SyncDirection, verification: PeerVerification?, threadPool: NIOThreadPool, logger: Logger,
-         completion: SyncCompletion, completesWhenNeverActive: Bool, progress: (@Sendable (SyncCounters) -> Void)?) {
+         completion: SyncCompletion, completesWhenNeverActive: Bool, dryRun: Bool = false, progress: (@Sendable (SyncCounters) -> Void)?) {
         self.completesWhenNeverActive = completesWhenNeverActive
+        self.dryRun = dryRun
         self.replica = replica
         self.direction = direction
         self.verification = verification
@@ -68,7 +75,8 @@ final class SyncConnectionHandler: ChannelInboundHandler {
         let replica = self.replica
         let direction = self.direction
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        threadPool.runIfActive(eventLoop: context.eventLoop) { replica.hello(direction: direction, directoryDigest: try replica.directoryDigest()) }
+        let dryRun = self.dryRun
+        threadPool.runIfActive(eventLoop: context.eventLoop) { replica.hello(direction: direction, directoryDigest: try replica.directoryDigest(), dryRun: dryRun) }
             .whenComplete { result in
                 let handler = bound.value
                 switch result {
@@ -93,6 +101,10 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if planPending {
+            context.fireChannelInactive()
+            return
+        }
         if var session {
             let actions = session.connectionClosed()
             self.session = session
@@ -183,6 +195,40 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             }
         case .authorize(let peer, let sendsDirectory):
             authorize(peer, sendsDirectory: sendsDirectory)
+        case .applyDirectory(let records) where dryRun:
+            plannedDirectory = records
+        case .apply(let batch, let entries) where dryRun:
+            plannedEntries += entries
+            run(session?.batchApplied(id: batch, applied: 0, bytes: entries.reduce(0) { $0 + UInt64($1.body.count) }, conflicts: 0,
+                                      refused: UInt64(entries.count)) ?? [])
+        case .finish(let counters) where dryRun:
+            report.counters = counters
+            planPending = true
+            let replica = self.replica, entries = plannedEntries, records = plannedDirectory, scopes = peerScopes
+            let peerHolds = session?.peerHolds ?? VersionVector()
+            let eventLoop = context.eventLoop
+            let bound = NIOLoopBound(self, eventLoop: eventLoop)
+            let pool = threadPool
+            // The session is over, so this runs outside ``database(run:then:)``, after its jobs.
+            (databaseJobs ?? eventLoop.makeSucceededVoidFuture()).flatMap { pool.runIfActive(eventLoop: eventLoop) { () throws -> SyncPlan in
+                let incoming = try replica.preview(entries, directory: records, source: "sync plan")
+                let outgoing = try replica.entries(after: peerHolds, scopes: scopes)
+                var touched = Set<[UInt8]>(), received = Set<[UInt8]>()
+                for entry in outgoing { for row in try entry.change().rows where row.key.count == 16 { touched.insert(row.key) } }
+                for entry in entries { for row in try entry.change().rows where row.key.count == 16 { received.insert(row.key) } }
+                return SyncPlan(incoming: incoming, incomingRecords: received.count,
+                                outgoing: (UInt64(outgoing.count), outgoing.reduce(0) { $0 + UInt64($1.body.count) }, touched.count))
+            } }.whenComplete { result in
+                let handler = bound.value
+                handler.planPending = false
+                switch result {
+                case .success(let plan):
+                    handler.report.plan = plan
+                    handler.finish(with: nil)
+                case .failure(let error):
+                    handler.finish(with: SyncError(.internalError, "could not work out the plan: \(error)"))
+                }
+            }
         case .applyDirectory(let records):
             let replica = self.replica
             let logger = self.logger
@@ -305,6 +351,10 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             // connection failure itself (with the address and reason); a server's must not leak.
             finished = true
             if completesWhenNeverActive { completion.fail(SyncError(.connectionLost, "the connection closed before it opened")) }
+            return
+        }
+        if planPending {
+            self.context = nil
             return
         }
         finish(with: SyncError(.connectionLost, "the connection closed before the sync finished"))

@@ -19,9 +19,9 @@ public enum SyncDirection: String, Sendable, CaseIterable {
 
 extension Replica {
     /// This replica's HELLO.
-    func hello(direction: SyncDirection, directoryDigest: [UInt8]) -> Hello {
+    func hello(direction: SyncDirection, directoryDigest: [UInt8], dryRun: Bool = false) -> Hello {
         Hello(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, kind: identity.kind.rawValue,
-              sends: direction != .pull, receives: direction != .push, directoryDigest: directoryDigest)
+              sends: direction != .pull && !dryRun, receives: direction != .push, directoryDigest: directoryDigest, dryRun: dryRun)
     }
 }
 
@@ -29,7 +29,7 @@ extension Replica {
 public let defaultSyncTimeout = TimeAmount.seconds(60)
 
 func addSyncHandlers(to channel: Channel, replica: Replica, direction: SyncDirection, tls: NIOSSLContext?, threadPool: NIOThreadPool,
-                     logger: Logger, timeout: TimeAmount, completion: SyncCompletion, isServer: Bool,
+                     logger: Logger, timeout: TimeAmount, completion: SyncCompletion, isServer: Bool, dryRun: Bool = false,
                      progress: (@Sendable (SyncCounters) -> Void)?) -> EventLoopFuture<Void> {
     channel.eventLoop.makeCompletedFuture {
         let operations = channel.pipeline.syncOperations
@@ -49,7 +49,7 @@ func addSyncHandlers(to channel: Channel, replica: Replica, direction: SyncDirec
         try operations.addHandlers([
             ByteToMessageHandler(FrameDecoder()),
             SyncConnectionHandler(replica: replica, direction: direction, verification: verification, threadPool: threadPool,
-                                  logger: logger, completion: completion, completesWhenNeverActive: isServer, progress: progress),
+                                  logger: logger, completion: completion, completesWhenNeverActive: isServer, dryRun: dryRun, progress: progress),
         ])
     }
 }
@@ -102,12 +102,14 @@ public final class SyncServer: Sendable {
                 connections.add(channel)
                 let completion = SyncCompletion(channel.eventLoop.makePromise(of: SyncReport.self))
                 completion.future.whenSuccess { report in
-                    let record = SyncRecord(report: report, peerName: report.peerIdentity, address: client,
+                    var record = SyncRecord(report: report, peerName: report.peerIdentity, address: client,
                                             role: "server", direction: .both)
+                    if report.peer?.dryRun == true, report.error == nil { record.outcome = "ok (the peer's dry run: it kept nothing)" }
                     threadPool.submit { _ in
                         do {
                             try replica.recordSync(record)
-                            if report.error == nil, let site = report.peer?.origin, let holds = report.peerHolds {
+                            if report.error == nil, report.peer?.dryRun == false, report.counters.refusedOut == 0,
+                               let site = report.peer?.origin, let holds = report.peerHolds {
                                 try replica.rememberPeerVector(site: site, vector: holds, source: "sync")
                             }
                         } catch { logger.warning("could not record a sync session: \(error)") }
@@ -149,7 +151,10 @@ final class ConnectionRegistry: Sendable {
 public enum SyncClient {
     /// Connects to `address` and runs one session. The future succeeds with how it went
     /// (``SyncReport/error`` is set when the session failed) and fails when it cannot connect.
+    /// With `dryRun` (`sync plan`), nothing is sent and nothing received is kept: the report's
+    /// ``SyncReport/plan`` says what a real sync would do.
     public static func sync(replica: Replica, address: PeerAddress, direction: SyncDirection = .both, security: TransportSecurity = .mutualTLS,
+                            dryRun: Bool = false,
                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, threadPool: NIOThreadPool = .singleton,
                             logger: Logger, timeout: TimeAmount = defaultSyncTimeout,
                             progress: (@Sendable (SyncCounters) -> Void)? = nil) -> EventLoopFuture<SyncReport> {
@@ -163,7 +168,7 @@ public enum SyncClient {
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 addSyncHandlers(to: channel, replica: replica, direction: direction, tls: tls, threadPool: threadPool, logger: logger,
-                                timeout: timeout, completion: completion, isServer: false, progress: progress)
+                                timeout: timeout, completion: completion, isServer: false, dryRun: dryRun, progress: progress)
             }
             .connect(host: address.host, port: address.port)
             .whenFailure { error in

@@ -1,6 +1,7 @@
 import Foundation
 import QISyncCore
 import QISyncProtocol
+import QISyncStore
 
 /// How a sync session went, from one side.
 public struct SyncReport: Sendable {
@@ -23,7 +24,19 @@ public struct SyncReport: Sendable {
     public var peerIdentity: String?
     /// Why received entries were refused here, when some were.
     public var refusals: [String] = []
+    /// For a dry run (`sync plan`): what the session would have done.
+    public var plan: SyncPlan?
 
     /// Entry bytes moved both ways, before compression.
     public var rawBytes: UInt64 { counters.bytesIn + counters.bytesOut }
+}
+
+/// What a sync would do, worked out by a dry run that keeps nothing.
+public struct SyncPlan: Sendable {
+    /// What applying the peer's entries here would do (entries, waiting, refusals, conflicts).
+    public var incoming: ApplyReport
+    /// Records the peer's entries touch.
+    public var incomingRecords: Int
+    /// What this side would send: entries, bytes of changes, records.
+    public var outgoing: (entries: UInt64, bytes: UInt64, records: Int)
 }

@@ -176,4 +176,28 @@ struct BundleTests {
         let imported = try BundleCarrier.importBundle(replica: hub.replica, bytes: bytes, now: now)
         #expect(imported.report.newConflicts == 1)
     }
+
+    @Test("sync plan: a dry run over TCP reports what would move and the conflicts that would appear, and keeps nothing")
+    func syncPlan() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        let made = try hub.add(.initiative, fields: ["title": "Start"])
+        let server = try await WatchedServer(hub)
+        #expect(try await SyncClient.sync(replica: ward.replica, address: server.address, logger: testLogger).get().error == nil)
+        _ = try hub.set(made.id.hex, fields: ["status": "active"])
+        _ = try ward.set(made.id.hex, fields: ["status": "closed"])
+        _ = try ward.add(.learning, fields: ["text": "only here"])
+        let before = (try hub.replica.canonicalState(), try ward.replica.canonicalState())
+        let report = try await SyncClient.sync(replica: ward.replica, address: server.address, dryRun: true, logger: testLogger).get()
+        #expect(report.error == nil)
+        let plan = try #require(report.plan)
+        #expect(plan.incoming.applied == 1 && plan.incoming.newConflicts == 1 && plan.incomingRecords == 1)
+        #expect(plan.outgoing.entries == 2 && plan.outgoing.records == 2)
+        #expect(try hub.replica.canonicalState() == before.0 && ward.replica.canonicalState() == before.1)
+        let serverSide = try await server.nextReport(after: 1)
+        #expect(serverSide.peer?.dryRun == true)
+        // The real sync then does what the plan said.
+        let real = try await SyncClient.sync(replica: ward.replica, address: server.address, logger: testLogger).get()
+        #expect(real.counters.entriesIn == 1 && real.counters.entriesOut == 2 && real.counters.conflictsIn == 1)
+        try await server.close()
+    }
 }

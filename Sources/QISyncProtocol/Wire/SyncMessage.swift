@@ -19,12 +19,15 @@ public struct Hello: Equatable, Sendable {
     /// The digest of the directory records (enrolments, revocations) the sender holds; when
     /// the two sides' digests differ, each sends its records in a DIRECTORY message.
     public var directoryDigest: [UInt8]
+    /// Whether the sender is only looking (`sync plan`): it keeps nothing it receives.
+    public var dryRun: Bool
 
     /// Creates a hello.
     public init(versions: ClosedRange<UInt64> = WireLimits.versions, origin: OriginID, trust: String, site: String, kind: String,
-                sends: Bool = true, receives: Bool = true, directoryDigest: [UInt8] = [UInt8](repeating: 0, count: 32)) {
+                sends: Bool = true, receives: Bool = true, directoryDigest: [UInt8] = [UInt8](repeating: 0, count: 32), dryRun: Bool = false) {
         precondition(directoryDigest.count == 32, "a directory digest is 32 bytes")
         self.directoryDigest = directoryDigest
+        self.dryRun = dryRun
         self.versions = versions
         self.origin = origin
         self.trust = trust
@@ -100,7 +103,7 @@ public enum SyncMessage: Equatable, Sendable {
             writer.write(string: hello.trust)
             writer.write(string: hello.site)
             writer.write(string: hello.kind)
-            writer.write(byte: (hello.sends ? 1 : 0) | (hello.receives ? 2 : 0))
+            writer.write(byte: (hello.sends ? 1 : 0) | (hello.receives ? 2 : 0) | (hello.dryRun ? 4 : 0))
             writer.write(raw: hello.directoryDigest)
         case .vector(let vector):
             writer.write(byte: 2)
@@ -173,10 +176,10 @@ public enum SyncMessage: Equatable, Sendable {
             let site = try reader.readString(limit: 100, "site name")
             let kind = try reader.readString(limit: 8, "site kind")
             let flags = try reader.readByte()
-            guard flags & ~3 == 0 else { throw DecodingError("unknown HELLO flags \(flags)") }
+            guard flags & ~7 == 0 else { throw DecodingError("unknown HELLO flags \(flags)") }
             let digest = try reader.readBytes(32)
             self = .hello(Hello(versions: low...high, origin: origin, trust: trust, site: site, kind: kind,
-                                sends: flags & 1 != 0, receives: flags & 2 != 0, directoryDigest: digest))
+                                sends: flags & 1 != 0, receives: flags & 2 != 0, directoryDigest: digest, dryRun: flags & 4 != 0))
         case 2:
             let count = try reader.readVarint(limit: 1 << 20, "vector length")
             var vector = VersionVector()

@@ -170,20 +170,27 @@ enum PeerRendering {
 struct SyncCommand: ReplicaCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync",
-        abstract: "Sync with a peer (by name, or HOST:PORT): both ways unless --pull or --push.",
+        abstract: "Sync with a peer (by name, or HOST:PORT): both ways unless --pull or --push. 'sync plan PEER' is a dry run.",
         discussion: """
+            'sync plan PEER' connects, fetches what the peer would send and works out, without keeping \
+            anything or sending anything, what would arrive (entries, records), what would be refused \
+            and which conflicts would appear here, and what this side would send. \
             Each side sends only what the other lacks, in batches; each batch is verified, applied in one \
             transaction and acknowledged. If the sync is cut off, what was acknowledged stays, and the next \
             sync carries on from there.
             """)
 
-    @Argument(help: ArgumentHelp("A peer's name ('peer list'), or HOST:PORT.", valueName: "PEER")) var peer: String
+    @Argument(help: ArgumentHelp("A peer's name ('peer list'), or HOST:PORT; or 'plan' followed by the peer for a dry run.", valueName: "PEER"))
+    var words: [String]
     @Flag(help: "Only take the peer's entries.") var pull = false
     @Flag(help: "Only send this replica's entries.") var push = false
     @Option(help: "Give up when the peer is silent for this many seconds.") var timeout = 60
     @OptionGroup var globals: GlobalOptions
 
     func run(in context: CommandContext) throws {
+        let dryRun = words.count == 2 && words[0] == "plan"
+        guard words.count == 1 || dryRun else { throw DomainError("give one peer (a name or HOST:PORT), or 'plan PEER' for a dry run") }
+        let peer = words.last!
         guard !(pull && push) else { throw DomainError("--pull and --push together mean nothing moves; give one or neither") }
         guard (1...3600).contains(timeout) else { throw DomainError("--timeout takes 1 to 3600 seconds") }
         let replica = context.records.replica
@@ -200,7 +207,7 @@ struct SyncCommand: ReplicaCommand {
         let meter = ProgressMeter(sink: context.notices, enabled: isatty(STDERR_FILENO) == 1 && !globals.json)
         let report: SyncReport
         do {
-            report = try SyncClient.sync(replica: replica, address: address, direction: direction, logger: syncLogger,
+            report = try SyncClient.sync(replica: replica, address: address, direction: dryRun ? .pull : direction, dryRun: dryRun, logger: syncLogger,
                                          timeout: .seconds(Int64(timeout)), progress: { meter.update($0) }).wait()
         } catch let error as SyncError {
             try? replica.recordSync(SyncRecord(peer: named?.name, address: address.description, role: "client",
@@ -210,6 +217,13 @@ struct SyncCommand: ReplicaCommand {
             throw DomainError(error.message)
         }
         meter.clear()
+        if dryRun {
+            if let error = report.error { throw DomainError("sync plan with \(named?.name ?? address.description) failed: \(error)") }
+            guard let plan = report.plan else { throw DomainError("the peer ended the session before the plan was complete") }
+            PlanRendering.render(from: report.peerIdentity ?? address.description, incoming: plan.incoming, records: plan.incomingRecords,
+                                 outgoing: plan.outgoing, json: globals.json, to: context.out)
+            return
+        }
         try replica.recordSync(SyncRecord(report: report, peerName: named?.name, address: address.description, role: "client", direction: direction))
         if report.error == nil, let site = report.peer?.origin, let holds = report.peerHolds {
             try replica.rememberPeerVector(site: site, vector: holds, source: "sync")
