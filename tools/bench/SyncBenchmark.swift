@@ -25,6 +25,7 @@ struct SyncBenchmark: ParsableCommand {
         var noopBytes = 0, noopSession = 0.0, noopWall = 0.0
         var incrementalBytes = 0, incrementalSession = 0.0
         var plainInProcess = 0.0, tlsInProcess = 0.0, plainWire = 0, tlsWire = 0
+        var bundleExport = 0.0, bundleImport = 0.0, bundleBytes = 0, sealedExport = 0.0, sealedImport = 0.0, sealedBytes = 0
     }
 
     mutating func run() throws {
@@ -52,6 +53,11 @@ struct SyncBenchmark: ParsableCommand {
             print(String(format: "  no-op sync:                %d bytes, session %.1f ms (process %.0f ms)   (target < 2 KB, < 50 ms)",
                          row.noopBytes, row.noopSession * 1000, row.noopWall * 1000))
             print(String(format: "  one field changed:         %d bytes, session %.1f ms", row.incrementalBytes, row.incrementalSession * 1000))
+            print(String(format: "  bundle, whole trust for a ward:   export %.2f s, import %.2f s, %.1f MB = %.1f%% of the values; export + import = %.2fx the TCP sync",
+                         row.bundleExport, row.bundleImport, Double(row.bundleBytes) / 1e6, 100 * Double(row.bundleBytes) / Double(row.rawValueBytes),
+                         (row.bundleExport + row.bundleImport) / row.syncWall))
+            print(String(format: "  bundle, shared for another trust: export %.2f s (sealed), import %.2f s at its hub, %.1f MB",
+                         row.sealedExport, row.sealedImport, Double(row.sealedBytes) / 1e6))
             print(String(format: "  TLS cost, full sync in one process: plaintext %.2f s, mutual TLS 1.3 %.2f s = %.2fx (medians of \(repetitions); %.1f MB of frames either way)",
                          row.plainInProcess, row.tlsInProcess, row.tlsInProcess / row.plainInProcess, Double(row.tlsWire) / 1e6))
         }
@@ -139,6 +145,38 @@ struct SyncBenchmark: ParsableCommand {
                 if security == .mutualTLS { tls.append(result) } else { plain.append(result) }
             }
         }
+        print("scale \(scale): bundles…")
+        var exports: [Double] = [], imports: [Double] = []
+        for attempt in 0..<repetitions {
+            let ward = try SyntheticSites.ward(at: root.appendingPathComponent("bundle-ward-\(attempt)"), enrolledBy: source, name: "bundle-ward-\(attempt)")
+            let target = BundleTarget(trust: "RXH", site: ward.identity.siteName, siteKey: ward.identity.origin)
+            var began = Date()
+            let bundle = try BundleCarrier.export(replica: source, for: target, since: VersionVector(), now: Replica.systemClock()).bytes
+            exports.append(Date().timeIntervalSince(began))
+            row.bundleBytes = bundle.count
+            began = Date()
+            _ = try BundleCarrier.importBundle(replica: ward, bytes: bundle, now: Replica.systemClock())
+            imports.append(Date().timeIntervalSince(began))
+        }
+        row.bundleExport = Self.median(exports)
+        row.bundleImport = Self.median(imports)
+        // Another trust: share a tenth of the initiatives, then seal their shared log to it.
+        let other = try Replica.create(home: root.appendingPathComponent("other-trust"), trustCode: "RYJ", trustName: "Other Trust", siteName: "hub",
+                                       kind: .hub, schema: QISchema.schema)
+        try source.pinTrust(code: "RYJ", fingerprint: try other.trustPins().first(where: \.isOwn)!.fingerprint)
+        try other.pinTrust(code: "RXH", fingerprint: try source.trustPins().first(where: \.isOwn)!.fingerprint)
+        try source.importDirectory(try other.trustCard())
+        let records = QIRecords(replica: source)
+        for id in stats.initiativeIDs.prefix(max(1, stats.initiativeIDs.count / 10)) { _ = try records.share(try RecordID(bytes: id).hex) }
+        var began = Date()
+        let sealed = try BundleCarrier.export(replica: source, for: BundleTarget(trust: "RYJ"), since: VersionVector(), now: Replica.systemClock(),
+                                              check: records.checkLeavingTrust).bytes
+        row.sealedExport = Date().timeIntervalSince(began)
+        row.sealedBytes = sealed.count
+        began = Date()
+        _ = try BundleCarrier.importBundle(replica: other, bytes: sealed, now: Replica.systemClock())
+        row.sealedImport = Date().timeIntervalSince(began)
+
         row.plainInProcess = Self.median(plain.map(\.0))
         row.tlsInProcess = Self.median(tls.map(\.0))
         row.plainWire = plain.map(\.1).max() ?? 0
