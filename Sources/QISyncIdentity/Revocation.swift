@@ -52,6 +52,7 @@ public struct Revocation: Hashable, Sendable {
     /// The trust key's fingerprint.
     public var trustFingerprint: KeyFingerprint { KeyFingerprint(publicKey: trustKey) }
 
+
     /// Whether the entry at `seq` of the site's `scope` log comes after the cut-off.
     public func refuses(scope: Scope, seq: UInt64) -> Bool { seq > (lastAccepted[scope]?.seq ?? 0) }
 

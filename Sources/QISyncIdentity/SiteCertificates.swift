@@ -91,7 +91,7 @@ public struct Enrolment: Hashable, Sendable {
     public let trustCertificate: [UInt8]
 
     /// The trust key's fingerprint.
-    public var trustFingerprint: KeyFingerprint { KeyFingerprint(publicKey: trustKey) }
+    public let trustFingerprint: KeyFingerprint
 
     /// Issues an enrolment for a site key: the hub's `enrol`.
     public static func issue(site: OriginID, siteName: String, kind: String, trustCode: String, by trustKey: TrustKey) throws(IdentityError) -> Enrolment {
@@ -135,6 +135,7 @@ public struct Enrolment: Hashable, Sendable {
         self.siteName = siteName
         self.kind = kind
         self.trustKey = trustKey
+        trustFingerprint = KeyFingerprint(publicKey: trustKey)
         self.siteCertificate = siteCertificate
         self.trustCertificate = trustCertificate
     }

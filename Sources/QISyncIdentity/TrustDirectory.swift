@@ -34,7 +34,15 @@ public struct TrustDirectory: Sendable {
     /// This replica's site key.
     public let ownSite: OriginID
     /// Pinned trusts, own trust included: code → key fingerprint.
-    public var pins: [String: KeyFingerprint]
+    public var pins: [String: KeyFingerprint] {
+        didSet { ownerTags = Self.tags(for: pins.keys) }
+    }
+    /// Each pinned trust's record-id owner tag (``RecordID/ownerTag(ofTrust:)``), worked out once.
+    public private(set) var ownerTags: [String: [UInt8]] = [:]
+
+    static func tags(for codes: some Sequence<String>) -> [String: [UInt8]] {
+        Dictionary(uniqueKeysWithValues: codes.map { ($0, RecordID.ownerTag(ofTrust: $0)) })
+    }
     /// Enrolments held, by site.
     public var enrolments: [OriginID: Enrolment]
     /// Revocations held, by site.
@@ -48,6 +56,7 @@ public struct TrustDirectory: Sendable {
         self.ownTrust = ownTrust
         self.ownSite = ownSite
         self.pins = pins
+        ownerTags = Self.tags(for: pins.keys)
         self.enrolments = enrolments
         self.revocations = revocations
     }

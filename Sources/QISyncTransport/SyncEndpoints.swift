@@ -38,7 +38,7 @@ func addSyncHandlers(to channel: Channel, replica: Replica, direction: SyncDirec
         var verification: PeerVerification?
         if let tls {
             let check = PeerVerification()
-            let callback = TLSSetup.verificationCallback(replica: replica, threadPool: threadPool, verification: check)
+            let callback = TLSSetup.verificationCallback(replica: replica, verification: check)
             if isServer {
                 try operations.addHandler(NIOSSLServerHandler(context: tls, customVerificationCallback: callback))
             } else {

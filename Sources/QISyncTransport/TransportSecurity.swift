@@ -1,3 +1,4 @@
+import Dispatch
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -44,20 +45,21 @@ enum TLSSetup {
     }
 
     /// The handshake's check of the peer's certificates, against the replica's directory as it is now.
-    static func verificationCallback(replica: Replica, threadPool: NIOThreadPool, verification: PeerVerification) -> NIOSSLCustomVerificationCallback {
+    ///
+    /// It runs on a global dispatch queue, not the replica's thread pool: a handshake must not
+    /// wait behind other sessions' long batches. Reading the directory is a short read (WAL
+    /// readers do not wait for writers) and usually served from memory.
+    static func verificationCallback(replica: Replica, verification: PeerVerification) -> NIOSSLCustomVerificationCallback {
         { certificates, promise in
             let chain = certificates.compactMap { try? $0.toDERBytes() }
-            threadPool.runIfActive(eventLoop: promise.futureResult.eventLoop) { try replica.directory().verifyPeer(chain: chain) }
-                .whenComplete { outcome in
-                    switch outcome {
-                    case .success(let result):
-                        verification.set(result)
-                        if case .success = result { promise.succeed(.certificateVerified) } else { promise.succeed(.failed) }
-                    case .failure(let error):
-                        verification.set(.failure(IdentityError("could not read this replica's directory: \(error)")))
-                        promise.succeed(.failed)
-                    }
+            DispatchQueue.global().async {
+                let result: Result<PeerIdentity, IdentityError>
+                do { result = try replica.directory().verifyPeer(chain: chain) } catch {
+                    result = .failure(IdentityError("could not read this replica's directory: \(error)"))
                 }
+                verification.set(result)
+                if case .success = result { promise.succeed(.certificateVerified) } else { promise.succeed(.failed) }
+            }
         }
     }
 

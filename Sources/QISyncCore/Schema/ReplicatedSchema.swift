@@ -128,7 +128,11 @@ public struct ReplicatedSchema: Sendable {
     /// row it writes must belong to that trust (or, for site rows, to that site). The decision
     /// depends only on the change and the site's enrolment, so every replica makes the same one.
     /// `isHub` says whether the site is enrolled as its trust's hub.
-    public func ownershipViolation(of change: Change, origin: OriginID, trust: String, isHub: Bool = false) -> String? {
+    /// `ownerTag`, when given, is ``RecordID/ownerTag(ofTrust:)`` of `trust`, worked out once by
+    /// a caller judging many changes.
+    public func ownershipViolation(of change: Change, origin: OriginID, trust: String, ownerTag: [UInt8]? = nil, isHub: Bool = false) -> String? {
+        let tag = ownerTag ?? RecordID.ownerTag(ofTrust: trust)
+        func owned(_ key: ArraySlice<UInt8>) -> Bool { key.count == 16 && key.suffix(4).elementsEqual(tag) }
         for row in change.rows {
             guard let table = table(id: row.table) else { return "it writes to unknown table \(row.table)" }
             if !isHub, let cell = row.cells.first(where: { table.hubOnlyColumns.contains($0.column) && $0.value != .null }) {
@@ -138,14 +142,14 @@ public struct ReplicatedSchema: Sendable {
             case .originKey:
                 if row.key != origin.bytes { return "it writes another site's \(table.name) row" }
             case .record(let ownerColumn):
-                guard row.key.count == 16, let id = try? RecordID(bytes: row.key), id.isOwned(byTrust: trust) else {
+                guard owned(row.key[...]) else {
                     return "it changes \(table.name) record \(Hex.encode(row.key.prefix(4))), which trust \(trust) does not own"
                 }
                 if let ownerColumn, let cell = row.cells.first(where: { $0.column == ownerColumn }), cell.value != .text(trust) {
                     return "it names another trust as the owner of \(table.name) record \(Hex.encode(row.key.prefix(4)))"
                 }
             case .parentRecord:
-                guard row.key.count > 16, let parent = try? RecordID(bytes: Array(row.key.prefix(16))), parent.isOwned(byTrust: trust) else {
+                guard row.key.count > 16, owned(row.key.prefix(16)) else {
                     return "it changes the \(table.name) of a record trust \(trust) does not own"
                 }
             }

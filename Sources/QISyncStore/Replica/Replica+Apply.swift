@@ -143,14 +143,18 @@ extension Replica {
     /// are recorded as refused.
     private func admitted(_ db: Database, _ entries: [LogEntry], directory: TrustDirectory, source: String?,
                           report: inout ApplyReport) throws -> Int {
+        // A run is one log: whether its site and scope are accepted is decided once; only a
+        // revocation's cut-off depends on the entry's number.
         var count = entries.count
         var reason: String?
-        for (index, entry) in entries.enumerated() {
-            if let refusal = directory.refusal(origin: entry.origin, scope: entry.scope, seq: entry.seq) {
-                count = index
-                reason = refusal
-                break
-            }
+        let first = entries[0]
+        if let refusal = directory.refusal(origin: first.origin, scope: first.scope, seq: first.seq) {
+            count = 0
+            reason = refusal
+        } else if let revocation = directory.revocations[first.origin], let index = entries.firstIndex(where: { revocation.refuses(scope: $0.scope, seq: $0.seq) }),
+                  let refusal = directory.refusal(origin: first.origin, scope: first.scope, seq: entries[index].seq) {
+            count = index
+            reason = refusal
         }
         if count > 0, let revocation = directory.revocations[entries[0].origin], let cut = revocation.lastAccepted[entries[0].scope],
            let last = entries.prefix(count).last(where: { $0.seq == cut.seq }), last.hash != cut.hash {
@@ -169,7 +173,8 @@ extension Replica {
                         directory: TrustDirectory, source: String?, report: inout ApplyReport) throws {
         let trust = directory.trust(of: entry.origin) ?? ""
         let isHub = entry.origin == identity.origin ? identity.kind == .hub : directory.enrolments[entry.origin]?.kind == "hub"
-        if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust, isHub: isHub) {
+        let tag = directory.ownerTags[trust] ?? RecordID.ownerTag(ofTrust: trust)
+        if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust, ownerTag: tag, isHub: isHub) {
             try materializer.append(entry, change: change, updatesVector: updatesVector, materialises: false)
             let reason = "a change from a site of \(trust) was refused: \(violation)"
             try recordRefusal(db, entry: entry, stored: true, reason: reason, source: source)

@@ -1,0 +1,83 @@
+import Foundation
+import QISyncCore
+import QISyncProtocol
+import Testing
+
+/// protocol/vectors/bundle.txt: a whole bundle and its receipt, byte for byte (SPEC section 15).
+@Suite("Bundle vectors")
+struct BundleVectorTests {
+    static let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("protocol/vectors/bundle.txt")
+
+    /// The ward of the other vectors (key 01…20) bundles its one entry for the hub of its trust.
+    static func make() throws -> (bundle: [UInt8], receipt: [UInt8], header: BundleHeader, entry: LogEntry) {
+        let ward = try SiteSigner(rawRepresentation: Array(1...32))
+        let hub = try SiteSigner(rawRepresentation: Array(33...64))
+        let change = Change(rows: [RowWrite(table: 2, key: Array(0xA0...0xAB) + RecordID.ownerTag(ofTrust: "RXH"), cells: [
+            CellWrite(column: 0, value: .integer(1)), CellWrite(column: 4, value: .text("Reduce falls")),
+        ])])
+        let entry = LogEntry(signer: ward, scope: .trust, seq: 1, previousHash: LogEntry.genesisHash,
+                             hlc: HLC(milliseconds: 1_790_000_000_000, counter: 0), change: change)
+        let header = BundleHeader(sender: ward.origin, senderTrust: "RXH", senderSite: "ward-7", createdMilliseconds: 1_790_000_100_000,
+                                  forTrust: "RXH", forSite: "hub", since: VersionVector(), entries: 1, bodyBytes: UInt64(entry.body.count))
+        let frames = try BundleFile.frames([
+            .hello(Hello(origin: ward.origin, trust: "RXH", site: "ward-7", kind: "ward", sends: true, receives: false)),
+            .directory([]), .vector(VersionVector()), .offer(entries: 1, bytes: UInt64(entry.body.count)), .batch(id: 1, entries: [entry]), .done,
+        ])
+        let bundle = BundleFile.assemble(header: header, payload: frames, sign: ward.sign)
+        let receipt = BundleReceipt(origin: hub.origin, trust: "RXH", site: "hub", createdMilliseconds: 1_790_000_200_000,
+                                    bundleDigest: BundleFile.digest(bundle),
+                                    vector: VersionVector([LogID(origin: ward.origin, scope: .trust): LogPosition(seq: 1, hash: entry.hash)]))
+        return (bundle, receipt.encoded(sign: hub.sign), header, entry)
+    }
+
+    @Test("the recorded bundle and receipt parse, verify and rebuild to the same bytes")
+    func vector() throws {
+        let made = try Self.make()
+        if ProcessInfo.processInfo.environment["QISYNC_RECORD_VECTORS"] == "1" {
+            let text = """
+                # A bundle (protocol/SPEC.md, section 15): the ward of sync-session.txt (key 01 02 … 20, trust RXH,
+                # site ward-7) carries entry 1 of its trust log (initiative a0…ab 4f7c7488, "Reduce falls") to the hub
+                # of its trust, by hand. Not sealed (same trust); no directory records; created at 1790000100000 ms.
+                # Then the hub's receipt (key 21 22 … 40) after importing it, created at 1790000200000 ms.
+
+                bundle: \(Hex.encode(made.bundle))
+                receipt: \(Hex.encode(made.receipt))
+
+                """
+            try text.write(to: Self.file, atomically: true, encoding: .utf8)
+        }
+        let lines = try String(contentsOf: Self.file, encoding: .utf8).split(separator: "\n")
+        let bundle = try #require(lines.first { $0.hasPrefix("bundle: ") }.flatMap { Hex.decode(String($0.dropFirst(8))) })
+        let receipt = try #require(lines.first { $0.hasPrefix("receipt: ") }.flatMap { Hex.decode(String($0.dropFirst(9))) })
+        #expect(bundle == made.bundle && receipt == made.receipt)
+        let parsed = try BundleFile(parsing: bundle)
+        #expect(parsed.header == made.header && parsed.isSignatureValid && !parsed.header.isSealed)
+        let messages = try BundleFile.messages(in: parsed.payload)
+        #expect(messages.map(\.name) == ["HELLO", "DIRECTORY", "VECTOR", "OFFER", "BATCH", "DONE"])
+        guard case .batch(_, let entries) = messages[4] else { Issue.record("no batch"); return }
+        #expect(entries == [made.entry])
+        let decoded = try BundleReceipt(parsing: receipt)
+        #expect(decoded.bundleDigest == BundleFile.digest(bundle) && decoded.site == "hub")
+    }
+
+    @Test("every truncation of the bundle, and every flipped byte of the receipt, is refused")
+    func damage() throws {
+        let made = try Self.make()
+        for length in 0..<made.bundle.count {
+            #expect(throws: DecodingError.self) { try BundleFile(parsing: Array(made.bundle.prefix(length))) }
+        }
+        #expect(throws: DecodingError.self) { try BundleFile(parsing: made.bundle + [0]) }
+        for index in 0..<made.receipt.count {
+            var bytes = made.receipt
+            bytes[index] ^= 0x01
+            #expect(throws: DecodingError.self) { try BundleReceipt(parsing: bytes) }
+        }
+        for index in stride(from: 0, to: made.bundle.count, by: 7) {
+            var bytes = made.bundle
+            bytes[index] ^= 0x01
+            let parsed = try? BundleFile(parsing: bytes)
+            #expect(parsed?.isSignatureValid != true)
+        }
+    }
+}
