@@ -9,8 +9,21 @@ import QISyncProtocol
 /// (enrolment certificates, revocations) go through the identity checks a handshake and an
 /// import use, so the X.509 and revocation readers are fuzzed too.
 public enum ProtocolFuzzHarness {
-    /// Runs one input.
+    /// Runs one input: as a peer's byte stream, and as a bundle file and a receipt carried by hand.
     public static func run(_ data: [UInt8]) {
+        runBundle(data)
+        runStream(data)
+    }
+
+    /// A hostile bundle or receipt: parsed, its signature checked, its frames decoded.
+    static func runBundle(_ data: [UInt8]) {
+        _ = try? BundleReceipt(parsing: data)
+        guard let file = try? BundleFile(parsing: data) else { return }
+        _ = file.isSignatureValid
+        _ = try? BundleFile.messages(in: file.payload)
+    }
+
+    static func runStream(_ data: [UInt8]) {
         guard let decoder = try? PayloadDecoder(maximumMessage: 1 << 20, maximumSession: 4 << 20) else { return }
         let signer = try! SiteSigner(rawRepresentation: Array(1...32))
         var session = SyncSession(hello: Hello(origin: signer.origin, trust: "RXH", site: "hub", kind: "hub"))
@@ -49,6 +62,7 @@ public enum ProtocolFuzzHarness {
                         for record in records {
                             _ = try? Enrolment(record: record)
                             _ = try? Revocation(record: record)
+                            _ = try? TrustBundleKey(record: record)
                             _ = directory.verifyPeer(chain: [record.bytes])
                         }
                     case .prepareOffer: next += session.offerReady(entries: 0, bytes: 0)

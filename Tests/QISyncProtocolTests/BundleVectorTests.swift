@@ -46,6 +46,9 @@ struct BundleVectorTests {
 
                 """
             try text.write(to: Self.file, atomically: true, encoding: .utf8)
+            let corpus = FuzzRegressionTests.fuzz.appendingPathComponent("corpus")
+            try Data(made.bundle).write(to: corpus.appendingPathComponent("bundle.bin"))
+            try Data(made.receipt).write(to: corpus.appendingPathComponent("receipt.bin"))
         }
         let lines = try String(contentsOf: Self.file, encoding: .utf8).split(separator: "\n")
         let bundle = try #require(lines.first { $0.hasPrefix("bundle: ") }.flatMap { Hex.decode(String($0.dropFirst(8))) })

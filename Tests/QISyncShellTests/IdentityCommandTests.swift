@@ -108,3 +108,47 @@ struct IdentityCommandTests {
         #expect(try hub.records.replica.verify().isSound)
     }
 }
+
+@Suite("Bundle commands")
+struct BundleCommandTests {
+    @Test("export, show, plan, import and the receipt round trip, from the shell")
+    func roundTrip() throws {
+        let key = TrustKey()
+        let hub = try ShellHarness(site: "hub", kind: .hub, trustKey: key)
+        let ward = try ShellHarness(site: "ward-5", membership: .joining(key.fingerprint))
+        let file = hub.root.appendingPathComponent("ward-5.enrolment").path
+        #expect(hub.run("enrol \(ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines)) --out \(file)").outcome == .success)
+        #expect(ward.run("enrol --accept \(file)").outcome == .success)
+        _ = try ward.addInitiative("Carried by hand")
+        let bundle = ward.root.appendingPathComponent("to-hub.bundle").path
+        #expect(ward.run("bundle export \(bundle) --for hub").err.contains("--since-vector"))
+        let exported = ward.run("bundle export \(bundle) --for hub --all")
+        #expect(exported.outcome == .success && exported.out.contains("for RXH/hub"))
+        #expect(ward.run("bundle export \(bundle) --for hub --all").err.contains("exists"))
+        let shown = hub.run("bundle show \(bundle)")
+        #expect(shown.out.contains("RXH/ward-5") && shown.out.contains("valid") && shown.out.contains("RXH/ward-5 trust"))
+        let planned = hub.run("bundle plan \(bundle)")
+        #expect(planned.out.contains("nothing: this was a dry run") && planned.out.contains("would take"))
+        #expect(try hub.records.list(.initiative).isEmpty)
+        #expect(hub.run("bundle verify \(bundle)").out.contains("ok"))
+        let imported = hub.run("bundle import \(bundle)")
+        #expect(imported.outcome == .success && imported.out.contains("receipt"))
+        #expect(try hub.records.list(.initiative).map { $0.text("title") } == ["Carried by hand"])
+        // The receipt goes back; the next export carries only what is new.
+        _ = try ward.addInitiative("Second trip")
+        let next = ward.root.appendingPathComponent("to-hub-2.bundle").path
+        #expect(ward.run("bundle export \(next) --for hub --since-vector \(bundle).receipt").out.contains("1 entries"))
+        // A ward cannot read a receipt that is not from the bundle's target.
+        #expect(ward.run("bundle export \(next).x --for ward-5 --since-vector \(bundle).receipt").err.contains("not from"))
+        #expect(hub.run("bundle import \(next)").outcome == .success)
+        #expect(try hub.records.list(.initiative).count == 2)
+        // Damaged files are refused and change nothing.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: next))
+        bytes[bytes.count / 2] ^= 0x40
+        try bytes.write(to: URL(fileURLWithPath: next + ".bad"))
+        #expect(hub.run("bundle import \(next).bad").err.contains("altered"))
+        try bytes.prefix(bytes.count - 10).write(to: URL(fileURLWithPath: next + ".short"))
+        #expect(hub.run("bundle import \(next).short").err.contains("truncated"))
+        #expect(try hub.records.list(.initiative).count == 2)
+    }
+}
