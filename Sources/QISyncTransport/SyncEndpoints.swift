@@ -91,8 +91,8 @@ public final class SyncServer: Sendable {
                              threadPool: NIOThreadPool = .singleton, logger: Logger, timeout: TimeAmount = defaultSyncTimeout,
                              onSession: (@Sendable (String, SyncReport) -> Void)? = nil) -> EventLoopFuture<SyncServer> {
         let connections = ConnectionRegistry()
-        let tls: NIOSSLContext?
-        do { tls = try tlsContext(replica: replica, security: security, host: address.host, isServer: true) } catch {
+        let contexts: ServerTLSContexts
+        do { contexts = try ServerTLSContexts(replica: replica, security: security, host: address.host) } catch {
             return group.next().makeFailedFuture(error)
         }
         return ServerBootstrap(group: group)
@@ -117,6 +117,8 @@ public final class SyncServer: Sendable {
                     onSession?(client, report)
                 }
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
+                let tls: NIOSSLContext?
+                do { tls = try contexts.current() } catch { return channel.eventLoop.makeFailedFuture(error) }
                 return addSyncHandlers(to: channel, replica: replica, direction: .both, tls: tls, threadPool: threadPool, logger: logger,
                                        timeout: timeout, completion: completion, isServer: true, progress: nil)
             }
@@ -135,6 +137,31 @@ public final class SyncServer: Sendable {
             return connection.closeFuture
         }
         return channel.close().and(EventLoopFuture.andAllComplete(closed, on: channel.eventLoop)).map { _ in }
+    }
+}
+
+/// A server's TLS context, made again when the site's own certificate changes (a ward that
+/// receives its enrolment while serving presents it from the next connection on).
+final class ServerTLSContexts: Sendable {
+    private let replica: Replica
+    private let security: TransportSecurity
+    private let cached: NIOLockedValueBox<(enrolled: Bool, context: NIOSSLContext?)>
+
+    init(replica: Replica, security: TransportSecurity, host: String) throws {
+        self.replica = replica
+        self.security = security
+        let context = try tlsContext(replica: replica, security: security, host: host, isServer: true)
+        cached = NIOLockedValueBox((try replica.ownEnrolment() != nil, context))
+    }
+
+    /// The context for a new connection.
+    func current() throws -> NIOSSLContext? {
+        guard security == .mutualTLS else { return nil }
+        let enrolled = try replica.ownEnrolment() != nil
+        if let context = cached.withLockedValue({ $0.enrolled == enrolled ? $0.context : nil }) { return context }
+        let context = try TLSSetup.context(replica: replica, isServer: true)
+        cached.withLockedValue { $0 = (enrolled, context) }
+        return context
     }
 }
 

@@ -423,4 +423,18 @@ struct SecurityTests {
                                            security: .plaintextLoopbackForTests, logger: testLogger).get()
         }
     }
+
+    @Test("a ward enrolled while it serves presents its enrolment from the next connection on")
+    func enrolledWhileServing() async throws {
+        let hub = try replicas.make("hub", kind: .hub), other = try replicas.make("other-ward")
+        let ward = try QIRecords.create(home: replicas.root.appendingPathComponent("late-ward"), trustCode: "RXH", trustName: "Trust RXH",
+                                        siteName: "late-ward", kind: .ward, membership: .joining(replicas.trustKey("RXH").fingerprint))
+        let enrolment = try hub.replica.enrol(ward.replica.enrolmentRequest())
+        let server = try await WatchedServer(ward)
+        // The other ward has never heard of this one: a self-signed certificate does not get in.
+        #expect(try await SyncClient.sync(replica: other.replica, address: server.address, logger: testLogger).get().error?.code == .notAuthorised)
+        try ward.replica.acceptEnrolment(enrolment)
+        #expect(try await SyncClient.sync(replica: other.replica, address: server.address, logger: testLogger).get().error == nil)
+        try await server.close()
+    }
 }
