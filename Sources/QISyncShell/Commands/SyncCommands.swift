@@ -172,12 +172,14 @@ struct SyncCommand: ReplicaCommand {
         commandName: "sync",
         abstract: "Sync with a peer (by name, or HOST:PORT): both ways unless --pull or --push. 'sync plan PEER' is a dry run.",
         discussion: """
-            'sync plan PEER' connects, fetches what the peer would send and works out, without keeping \
-            anything or sending anything, what would arrive (entries, records), what would be refused \
-            and which conflicts would appear here, and what this side would send. \
             Each side sends only what the other lacks, in batches; each batch is verified, applied in one \
             transaction and acknowledged. If the sync is cut off, what was acknowledged stays, and the next \
-            sync carries on from there.
+            sync carries on from there. Sessions run over mutual TLS 1.3; a peer of another trust gets \
+            shared records only.
+
+            'sync plan PEER' connects, fetches what the peer would send and works out, without keeping \
+            anything or sending anything, what would arrive (entries, records), what would be refused \
+            and which conflicts would appear here, and what this side would send.
             """)
 
     @Argument(help: ArgumentHelp("A peer's name ('peer list'), or HOST:PORT; or 'plan' followed by the peer for a dry run.", valueName: "PEER"))
