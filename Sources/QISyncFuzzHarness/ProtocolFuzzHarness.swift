@@ -63,6 +63,7 @@ public enum ProtocolFuzzHarness {
                             _ = try? Enrolment(record: record)
                             _ = try? Revocation(record: record)
                             _ = try? TrustBundleKey(record: record)
+                            _ = try? TrustWidePin(record: record)
                             _ = directory.verifyPeer(chain: [record.bytes])
                         }
                     case .prepareOffer: next += session.offerReady(entries: 0, bytes: 0)

@@ -437,4 +437,29 @@ struct SecurityTests {
         #expect(try await SyncClient.sync(replica: other.replica, address: server.address, logger: testLogger).get().error == nil)
         try await server.close()
     }
+
+    @Test("the hub's trust add and trust remove decide for its wards, which follow after their next sync")
+    func trustWidePins() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        let foreign = try replicas.make("foreign-hub", trust: "RYJ", kind: .hub)
+        try hub.replica.pinTrust(code: "RYJ", fingerprint: replicas.trustKey("RYJ").fingerprint)
+        try foreign.replica.pinTrust(code: "RXH", fingerprint: replicas.trustKey("RXH").fingerprint)
+        let theirs = try foreign.add(.initiative, fields: ["title": "RYJ discharge work"])
+        _ = try foreign.share(theirs.id.hex)
+        let hubServer = try await WatchedServer(hub)
+        #expect(try await SyncClient.sync(replica: foreign.replica, address: hubServer.address, logger: testLogger).get().error == nil)
+        #expect(try ward.replica.trustPins().contains { $0.code == "RYJ" } == false)
+        #expect(try await SyncClient.sync(replica: ward.replica, address: hubServer.address, logger: testLogger).get().error == nil)
+        let pins = try ward.replica.trustPins()
+        #expect(pins.contains { $0.code == "RYJ" && $0.isTrustWide })
+        #expect(try ward.record(.initiative, theirs.id).text("title") == "RYJ discharge work")
+        // The hub withdraws it: the ward stops accepting RYJ's new entries after its next sync.
+        try hub.replica.unpinTrust(code: "RYJ")
+        #expect(try await SyncClient.sync(replica: ward.replica, address: hubServer.address, logger: testLogger).get().error == nil)
+        #expect(try ward.replica.trustPins().contains { $0.code == "RYJ" } == false)
+        #expect(try ward.replica.directory().refusal(origin: foreign.replica.identity.origin, scope: .shared, seq: 99) != nil)
+        // A ward cannot remove what the hub decided.
+        #expect(throws: (any Error).self) { try ward.replica.unpinTrust(code: "RXH") }
+        try await hubServer.close()
+    }
 }

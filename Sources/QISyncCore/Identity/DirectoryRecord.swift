@@ -17,6 +17,8 @@ public struct DirectoryRecord: Hashable, Sendable {
         case revocation = 2
         /// A trust key publishes the X25519 key that bundles for the trust are sealed to.
         case bundleKey = 3
+        /// A trust key pins (or unpins) another trust for all of its own sites.
+        case trustPin = 4
     }
 
     /// What it says.

@@ -110,7 +110,9 @@ struct TrustCommand: ParsableCommand {
         abstract: "Pin other trusts by their key fingerprint (exchanged out of band), list and remove them.",
         discussion: """
             Sites of a pinned trust may sync with this replica; they send and receive shared records only. \
-            Read the fingerprint out with the other trust's administrator: their 'qisync whoami' prints it.
+            Read the fingerprint out with the other trust's administrator: their 'qisync whoami' prints it. \
+            On the hub, 'trust add' and 'trust remove' decide for the whole trust: the decision, signed by \
+            the trust key, reaches every ward with its next sync or bundle.
             """,
         subcommands: [Add.self, List.self, Remove.self, Card.self])
 
@@ -156,10 +158,11 @@ struct TrustCommand: ParsableCommand {
         func run(in context: CommandContext) throws {
             let pins = try context.records.replica.trustPins()
             if globals.json {
-                context.out.json(pins.map { ["code": $0.code, "fingerprint": $0.fingerprint.description, "own": $0.isOwn, "sites": $0.sites] as [String: Any] })
+                context.out.json(pins.map { ["code": $0.code, "fingerprint": $0.fingerprint.description, "own": $0.isOwn, "sites": $0.sites,
+                                             "pinned_by": $0.isTrustWide ? "hub" : "here"] as [String: Any] })
                 return
             }
-            context.out.table(["trust", "", "sites", "key fingerprint"], pins.map { [$0.code, $0.isOwn ? "own" : "", String($0.sites), $0.fingerprint.description] },
+            context.out.table(["trust", "", "sites", "key fingerprint"], pins.map { [$0.code, $0.isOwn ? "own" : $0.isTrustWide ? "by hub" : "", String($0.sites), $0.fingerprint.description] },
                               wholeLastColumn: true)
         }
     }

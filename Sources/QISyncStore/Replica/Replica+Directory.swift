@@ -22,6 +22,8 @@ public struct TrustPin: Equatable, Sendable {
     public let isOwn: Bool
     /// How many of its sites are enrolled here.
     public let sites: Int
+    /// Whether it is pinned by the trust's hub for all its sites, not on this replica itself.
+    public var isTrustWide = false
 }
 
 /// An entry or change this replica refused, for `audit`.
@@ -77,9 +79,22 @@ extension Replica {
 
     private func loadDirectory(_ db: Database) throws -> TrustDirectory {
         var directory = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin)
+        var pins: [String: KeyFingerprint] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT code, fingerprint FROM trust_pin") {
-            directory.pins[row[0]] = try KeyFingerprint(bytes: Array(row[1] as Data))
+            pins[row[0]] = try KeyFingerprint(bytes: Array(row[1] as Data))
         }
+        // The hub's decisions for the whole trust, signed by the trust key (the latest per code
+        // wins); a pin made on this replica itself stands whatever the hub decided.
+        let ownKey = pins[identity.trustCode]
+        var decided: [String: TrustWidePin] = [:]
+        for data in try Data.fetchAll(db, sql: "SELECT record FROM trust_wide_pin ORDER BY at_ms") {
+            let pin = try TrustWidePin(record: DirectoryRecord(kind: .trustPin, bytes: Array(data)))
+            if pin.trustFingerprint == ownKey { decided[pin.code] = pin }
+        }
+        for (code, pin) in decided where pins[code] == nil && code != identity.trustCode && pin.pinned {
+            pins[code] = pin.fingerprint
+        }
+        directory.pins = pins
         for data in try Data.fetchAll(db, sql: "SELECT record FROM enrolment") {
             let enrolment = try Enrolment(record: DirectoryRecord(kind: .enrolment, bytes: Array(data)))
             directory.enrolments[enrolment.site] = enrolment
@@ -101,15 +116,18 @@ extension Replica {
             try Data.fetchAll(db, sql: "SELECT record FROM enrolment ORDER BY site").map { DirectoryRecord(kind: .enrolment, bytes: Array($0)) }
                 + Data.fetchAll(db, sql: "SELECT record FROM revocation ORDER BY site").map { DirectoryRecord(kind: .revocation, bytes: Array($0)) }
                 + Data.fetchAll(db, sql: "SELECT record FROM bundle_key ORDER BY fingerprint").map { DirectoryRecord(kind: .bundleKey, bytes: Array($0)) }
+                + Data.fetchAll(db, sql: "SELECT record FROM trust_wide_pin ORDER BY code, at_ms").map { DirectoryRecord(kind: .trustPin, bytes: Array($0)) }
         }
     }
 
     /// The digest of the directory records held (``DirectoryRecord/digest(of:)``).
     public func directoryDigest() throws -> [UInt8] { DirectoryRecord.digest(of: try directoryRecords()) }
 
-    /// The trusts pinned here, own trust first.
+    /// The trusts pinned here, own trust first, then those pinned here, then those the hub pinned
+    /// for the whole trust.
     public func trustPins() throws -> [TrustPin] {
-        try database.read { db in
+        let directory = try directory()
+        let local = try database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT code, trust_pin.fingerprint, own, (SELECT count(*) FROM enrolment WHERE enrolment.trust = trust_pin.code
                     AND enrolment.fingerprint = trust_pin.fingerprint) FROM trust_pin ORDER BY own DESC, code
@@ -117,6 +135,13 @@ extension Replica {
                 TrustPin(code: row[0], fingerprint: try KeyFingerprint(bytes: Array(row[1] as Data)), isOwn: row[2], sites: row[3])
             }
         }
+        let wide = directory.pins.filter { code, _ in !local.contains { $0.code == code } }.sorted { $0.key < $1.key }.map { code, fingerprint in
+            var pin = TrustPin(code: code, fingerprint: fingerprint, isOwn: false,
+                               sites: directory.enrolments.values.filter { $0.trustCode == code && $0.trustFingerprint == fingerprint }.count)
+            pin.isTrustWide = true
+            return pin
+        }
+        return local + wide
     }
 
     /// This site's own enrolment, once it holds it.
@@ -168,37 +193,55 @@ extension Replica {
 
     func importDirectory(_ db: Database, _ records: [DirectoryRecord]) throws -> DirectoryImport {
         var result = DirectoryImport()
-        let current = try directory(db)
-        for record in records {
-            do {
-                switch record.kind {
-                case .enrolment:
-                    let enrolment = try Enrolment(record: record)
-                    guard current.isPinned(enrolment) else {
-                        throw IdentityError("the enrolment of \(enrolment.trustCode)/\(enrolment.siteName) is for a trust not pinned here with that key")
-                    }
-                    try db.execute(sql: "INSERT OR IGNORE INTO enrolment (site, trust, fingerprint, name, kind, record) VALUES (?, ?, ?, ?, ?, ?)",
-                                   arguments: [Data(enrolment.site.bytes), enrolment.trustCode, Data(enrolment.trustFingerprint.bytes),
-                                               enrolment.siteName, enrolment.kind, Data(record.bytes)])
-                case .revocation:
-                    let revocation = try Revocation(record: record)
-                    guard current.isPinned(revocation) else { throw IdentityError("a revocation signed by a key not pinned here") }
-                    try db.execute(sql: "INSERT OR IGNORE INTO revocation (site, fingerprint, revoked_ms, record) VALUES (?, ?, ?, ?)",
-                                   arguments: [Data(revocation.site.bytes), Data(revocation.trustFingerprint.bytes),
-                                               Int64(bitPattern: revocation.revokedMilliseconds), Data(record.bytes)])
-                case .bundleKey:
-                    let key = try TrustBundleKey(record: record)
-                    guard current.pins.values.contains(key.trustFingerprint) else { throw IdentityError("a bundle key signed by a key not pinned here") }
-                    try db.execute(sql: "INSERT OR IGNORE INTO bundle_key (fingerprint, record) VALUES (?, ?)",
-                                   arguments: [Data(key.trustFingerprint.bytes), Data(record.bytes)])
-                }
-                if db.changesCount > 0 { result.added += 1 } else { result.known += 1 }
-            } catch let error as IdentityError {
-                result.ignored.append(error.message)
-            }
+        // The trust's own pin decisions first: they decide which other trusts' records to keep.
+        let decisions = records.filter { $0.kind == .trustPin }
+        var current = try directory(db)
+        for record in decisions { try keep(db, record, current: current, result: &result) }
+        if !decisions.isEmpty {
+            try bumpDirectoryVersion(db)
+            current = try directory(db)
         }
+        for record in records where record.kind != .trustPin { try keep(db, record, current: current, result: &result) }
         if result.added > 0 { try bumpDirectoryVersion(db) }
         return result
+    }
+
+    /// Verifies one record against the directory as it was and keeps it when its trust is pinned.
+    private func keep(_ db: Database, _ record: DirectoryRecord, current: TrustDirectory, result: inout DirectoryImport) throws {
+        do {
+            switch record.kind {
+            case .enrolment:
+                let enrolment = try Enrolment(record: record)
+                guard current.isPinned(enrolment) else {
+                    throw IdentityError("the enrolment of \(enrolment.trustCode)/\(enrolment.siteName) is for a trust not pinned here with that key")
+                }
+                try db.execute(sql: "INSERT OR IGNORE INTO enrolment (site, trust, fingerprint, name, kind, record) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [Data(enrolment.site.bytes), enrolment.trustCode, Data(enrolment.trustFingerprint.bytes),
+                                           enrolment.siteName, enrolment.kind, Data(record.bytes)])
+            case .revocation:
+                let revocation = try Revocation(record: record)
+                guard current.isPinned(revocation) else { throw IdentityError("a revocation signed by a key not pinned here") }
+                try db.execute(sql: "INSERT OR IGNORE INTO revocation (site, fingerprint, revoked_ms, record) VALUES (?, ?, ?, ?)",
+                               arguments: [Data(revocation.site.bytes), Data(revocation.trustFingerprint.bytes),
+                                           Int64(bitPattern: revocation.revokedMilliseconds), Data(record.bytes)])
+            case .trustPin:
+                let pin = try TrustWidePin(record: record)
+                // Only this trust's own decisions matter here; others' are not kept.
+                guard let own = current.pins[identity.trustCode], pin.trustFingerprint == own else {
+                    throw IdentityError("a trust pin made by another trust")
+                }
+                try db.execute(sql: "INSERT OR IGNORE INTO trust_wide_pin (code, at_ms, record) VALUES (?, ?, ?)",
+                               arguments: [pin.code, Int64(bitPattern: pin.milliseconds), Data(record.bytes)])
+            case .bundleKey:
+                let key = try TrustBundleKey(record: record)
+                guard current.pins.values.contains(key.trustFingerprint) else { throw IdentityError("a bundle key signed by a key not pinned here") }
+                try db.execute(sql: "INSERT OR IGNORE INTO bundle_key (fingerprint, record) VALUES (?, ?)",
+                               arguments: [Data(key.trustFingerprint.bytes), Data(record.bytes)])
+            }
+            if db.changesCount > 0 { result.added += 1 } else { result.known += 1 }
+        } catch let error as IdentityError {
+            result.ignored.append(error.message)
+        }
     }
 
     func pin(_ db: Database, code: String, fingerprint: KeyFingerprint, own: Bool) throws {
@@ -213,7 +256,18 @@ extension Replica {
         guard code != identity.trustCode else {
             throw StoreError("\(code) is this replica's own trust; its key was fixed when the replica was made")
         }
-        try database.write { db in try pin(db, code: code, fingerprint: fingerprint, own: false) }
+        try database.write { db in
+            try pin(db, code: code, fingerprint: fingerprint, own: false)
+            try decideForTrust(db, code: code, fingerprint: fingerprint, pinned: true)
+        }
+    }
+
+    /// On the hub, records a trust-wide decision (signed by the trust key) that the trust's
+    /// other sites follow when it reaches them.
+    private func decideForTrust(_ db: Database, code: String, fingerprint: KeyFingerprint, pinned: Bool) throws {
+        guard let trustKey = try trustKey() else { return }
+        let pin = TrustWidePin(code: code, fingerprint: fingerprint, pinned: pinned, at: now(), by: trustKey)
+        _ = try importDirectory(db, [pin.record])
     }
 
     /// Stops accepting a trust: its sites can no longer connect and new entries from them are refused.
@@ -221,9 +275,13 @@ extension Replica {
     public func unpinTrust(code: String) throws {
         guard code != identity.trustCode else { throw StoreError("\(code) is this replica's own trust and cannot be removed") }
         try database.write { db in
+            let fingerprint = try Data.fetchOne(db, sql: "SELECT fingerprint FROM trust_pin WHERE code = ?", arguments: [code])
             try db.execute(sql: "DELETE FROM trust_pin WHERE code = ?", arguments: [code])
-            guard db.changesCount > 0 else { throw StoreError("trust \(code) is not pinned here; 'qisync trust list' shows those that are") }
+            guard db.changesCount > 0, let fingerprint else {
+                throw StoreError("trust \(code) is not pinned here\(try directory(db).pins[code] != nil ? " itself: the hub pinned it for the whole trust ('trust remove' there)" : ""); 'qisync trust list' shows those that are")
+            }
             try bumpDirectoryVersion(db)
+            try decideForTrust(db, code: code, fingerprint: try KeyFingerprint(bytes: Array(fingerprint)), pinned: false)
         }
     }
 

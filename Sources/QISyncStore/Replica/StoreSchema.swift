@@ -80,6 +80,8 @@ enum StoreSchema {
             CREATE TABLE IF NOT EXISTS revocation (
                 site BLOB PRIMARY KEY NOT NULL, fingerprint BLOB NOT NULL, revoked_ms INTEGER NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS bundle_key (fingerprint BLOB PRIMARY KEY NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS trust_wide_pin (
+                code TEXT NOT NULL, at_ms INTEGER NOT NULL, record BLOB NOT NULL, PRIMARY KEY (code, at_ms)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS peer_vector (
                 site BLOB PRIMARY KEY NOT NULL, vector BLOB NOT NULL, updated_ms INTEGER NOT NULL, source TEXT NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS refusal (
