@@ -131,4 +131,29 @@ struct TamperTests {
         #expect(!report.isSound)
         #expect(report.differences.contains { $0.hasPrefix("initiative") })
     }
+
+    @Test("an entry dated more than a day ahead of the receiver's clock is refused until the clocks agree")
+    func clockFarAhead() throws {
+        let source = try harness.make("ahead"), receiver = try harness.make("behind")
+        _ = try source.write(scope: .trust, edits: [RowEdit(table: table, key: RecordID.random(owner: "RXH").bytes, values: [(0, .integer(1)), (4, .text("now"))])])
+        harness.clock.advance(2 * 24 * 3600 * 1000)
+        _ = try source.write(scope: .trust, edits: [RowEdit(table: table, key: RecordID.random(owner: "RXH").bytes, values: [(0, .integer(1)), (4, .text("future"))])])
+        harness.clock.milliseconds -= 2 * 24 * 3600 * 1000
+        let entries = try source.entries(after: VersionVector(), scopes: [.trust])
+        // Each entry alone (signed), then the two as one run (only the last signed).
+        let report = try receiver.apply(entries)
+        #expect(report.applied == 1 && report.refused == 1)
+        #expect(report.refusalReasons.first?.contains("more than a day ahead") == true)
+        #expect(try receiver.versionVector().seq(of: LogID(origin: source.identity.origin, scope: .trust)) == 1)
+        #expect(try receiver.verify().isSound)
+        let fresh = try harness.make("fresh")
+        let run = entries.enumerated().map { $0.offset < entries.count - 1 ? $0.element.withoutSignature() : $0.element }
+        let asRun = try fresh.apply(run)
+        #expect(asRun.applied == 0 && asRun.refused == 2, "the unsigned first entry cannot be kept alone")
+        #expect(try fresh.verify().isSound)
+        // Once the receiver's clock has caught up, the same entry is taken.
+        harness.clock.advance(2 * 24 * 3600 * 1000)
+        #expect(try receiver.apply(entries).applied == 1)
+        #expect(try receiver.verify().isSound)
+    }
 }

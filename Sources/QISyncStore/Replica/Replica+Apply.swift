@@ -139,6 +139,9 @@ extension Replica {
         return report
     }
 
+    /// How far ahead of this replica's clock an entry's time may be (a day, in milliseconds).
+    static let maximumClockLead: UInt64 = 24 * 3600 * 1000
+
     /// How many of a run's first entries its site may add here (all or a prefix); the rest
     /// are recorded as refused.
     private func admitted(_ db: Database, _ entries: [LogEntry], directory: TrustDirectory, source: String?,
@@ -148,9 +151,16 @@ extension Replica {
         var count = entries.count
         var reason: String?
         let first = entries[0]
+        let horizon = now() + Self.maximumClockLead
         if let refusal = directory.refusal(origin: first.origin, scope: first.scope, seq: first.seq) {
             count = 0
             reason = refusal
+        } else if let index = entries.firstIndex(where: { $0.hlc.milliseconds > horizon }) {
+            // An entry from a clock far ahead would win every concurrent edit and drag every
+            // replica's clock forward: it waits (its site still has it) until this clock catches up.
+            // Keep only up to the last signed entry before it: a log held here always ends signed.
+            count = entries[..<index].lastIndex(where: { $0.signature != nil }).map { $0 + 1 } ?? 0
+            reason = "entry \(entries[index].seq) of site \(first.origin.short)'s \(first.scope) log is dated more than a day ahead of this replica's clock; it is refused until the clocks agree"
         } else if let revocation = directory.revocations[first.origin], let index = entries.firstIndex(where: { revocation.refuses(scope: $0.scope, seq: $0.seq) }),
                   let refusal = directory.refusal(origin: first.origin, scope: first.scope, seq: entries[index].seq) {
             count = index
