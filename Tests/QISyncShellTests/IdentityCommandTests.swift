@@ -82,7 +82,7 @@ struct IdentityCommandTests {
         let mine = try hub.addInitiative("Ours")
         let forged = LogEntry(signer: foreign.records.replica.signer, scope: .shared, seq: 3, previousHash: try #require(
             try foreign.records.replica.versionVector().positions[LogID(origin: foreign.records.replica.identity.origin, scope: .shared)]?.hash),
-            hlc: HLC(milliseconds: 1_900_000_000_000, counter: 0),
+            hlc: HLC(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000), counter: 0),
             change: Change(rows: [RowWrite(table: RecordKind.initiative.table.id, key: try #require(RecordID(hex: mine)).bytes,
                                            cells: [CellWrite(column: 4, value: .text("Taken"))])]))
         let report = try hub.records.replica.apply(try foreign.records.replica.entries(after: VersionVector(), scopes: [.shared]) + [forged],
