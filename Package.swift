@@ -135,7 +135,8 @@ let package = Package(
             dependencies: [
                 "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport", "QISyncIdentity",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
     ]

@@ -9,6 +9,7 @@ import QISyncIdentity
 import QISyncProtocol
 @testable import QISyncStore
 import NIOSSL
+import NIOTLS
 @testable import QISyncTransport
 import Testing
 
@@ -80,14 +81,33 @@ final class RecordingProxy: Sendable {
 
     func close() async throws { try await channel.close() }
 
-    /// Keeps every byte a connection receives.
+    /// Keeps every byte a connection receives, and says when its TLS handshake is done.
     final class Collector: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
         let into: NIOLockedValueBox<[UInt8]>
-        init(into: NIOLockedValueBox<[UInt8]>) { self.into = into }
+        let handshake: EventLoopPromise<Void>?
+        private let settled = NIOLockedValueBox(false)
+        init(into: NIOLockedValueBox<[UInt8]>, handshake: EventLoopPromise<Void>? = nil) {
+            self.into = into
+            self.handshake = handshake
+        }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = unwrapInboundIn(data)
             into.withLockedValue { $0 += Array(buffer.readableBytesView) }
+        }
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case TLSUserEvent.handshakeCompleted = event, settleOnce() { handshake?.succeed(()) }
+            context.fireUserInboundEventTriggered(event)
+        }
+        func channelInactive(context: ChannelHandlerContext) {
+            if settleOnce() { handshake?.fail(ChannelError.ioOnClosedChannel) }
+            context.fireChannelInactive()
+        }
+        private func settleOnce() -> Bool {
+            settled.withLockedValue { done in
+                defer { done = true }
+                return !done
+            }
         }
     }
 }
@@ -386,15 +406,18 @@ struct SecurityTests {
         let server = try await WatchedServer(hub)
         let context = try TLSSetup.context(replica: ward.replica, isServer: false)
         let received = NIOLockedValueBox<[UInt8]>([])
+        let handshake = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let accept: NIOSSLCustomVerificationCallback = { _, promise in promise.succeed(.certificateVerified) }
                     try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil, customVerificationCallback: accept))
-                    try channel.pipeline.syncOperations.addHandler(RecordingProxy.Collector(into: received))
+                    try channel.pipeline.syncOperations.addHandler(RecordingProxy.Collector(into: received, handshake: handshake))
                 }
             }
             .connect(to: server.server.localAddress).get()
+        // Speak only once the handshake is done, as a real client does.
+        try await handshake.futureResult.get()
         let forged = Hello(origin: victim.replica.identity.origin, trust: "RXH", site: "victim", kind: "ward")
         try? await channel.writeAndFlush(FrameEncoder.frame(ByteBuffer(bytes: SyncMessage.hello(forged).encoded())))
         _ = try? await channel.closeFuture.get()
