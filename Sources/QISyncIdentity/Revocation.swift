@@ -27,6 +27,7 @@ public struct Revocation: Hashable, Sendable {
 
     private init(trustKey: [UInt8], site: OriginID, revokedMilliseconds: UInt64, lastAccepted: [Scope: LogPosition], signature: [UInt8]) {
         self.trustKey = trustKey
+        trustFingerprint = KeyFingerprint(publicKey: trustKey)
         self.site = site
         self.revokedMilliseconds = revokedMilliseconds
         self.lastAccepted = lastAccepted
@@ -50,7 +51,7 @@ public struct Revocation: Hashable, Sendable {
     }
 
     /// The trust key's fingerprint.
-    public var trustFingerprint: KeyFingerprint { KeyFingerprint(publicKey: trustKey) }
+    public let trustFingerprint: KeyFingerprint
 
 
     /// Whether the entry at `seq` of the site's `scope` log comes after the cut-off.
@@ -68,6 +69,7 @@ public struct Revocation: Hashable, Sendable {
         do {
             guard try reader.readBytes(15) == Array("qisync-revoke-1".utf8) else { throw DecodingError("wrong prefix") }
             trustKey = try reader.readBytes(32)
+            trustFingerprint = KeyFingerprint(publicKey: trustKey)
             site = try OriginID(bytes: try reader.readBytes(32))
             revokedMilliseconds = try reader.readUInt64()
             let count = try reader.readVarint(limit: UInt64(Scope.allCases.count), "scopes")

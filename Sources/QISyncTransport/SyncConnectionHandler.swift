@@ -206,20 +206,12 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             planPending = true
             let replica = self.replica, entries = plannedEntries, records = plannedDirectory, scopes = peerScopes
             let peerHolds = session?.peerHolds ?? VersionVector()
-            let eventLoop = context.eventLoop
-            let bound = NIOLoopBound(self, eventLoop: eventLoop)
-            let pool = threadPool
-            // The session is over, so this runs outside ``database(run:then:)``, after its jobs.
-            (databaseJobs ?? eventLoop.makeSucceededVoidFuture()).flatMap { pool.runIfActive(eventLoop: eventLoop) { () throws -> SyncPlan in
+            database(run: { () throws -> SyncPlan in
                 let incoming = try replica.preview(entries, directory: records, source: "sync plan")
                 let outgoing = try replica.entries(after: peerHolds, scopes: scopes)
-                var touched = Set<[UInt8]>(), received = Set<[UInt8]>()
-                for entry in outgoing { for row in try entry.change().rows where row.key.count == 16 { touched.insert(row.key) } }
-                for entry in entries { for row in try entry.change().rows where row.key.count == 16 { received.insert(row.key) } }
-                return SyncPlan(incoming: incoming, incomingRecords: received.count,
-                                outgoing: (UInt64(outgoing.count), outgoing.reduce(0) { $0 + UInt64($1.body.count) }, touched.count))
-            } }.whenComplete { result in
-                let handler = bound.value
+                return SyncPlan(incoming: incoming, incomingRecords: SyncPlan.records(in: entries),
+                                outgoing: (UInt64(outgoing.count), outgoing.reduce(0) { $0 + UInt64($1.body.count) }, SyncPlan.records(in: outgoing)))
+            }, afterSessionEnds: true) { handler, result in
                 handler.planPending = false
                 switch result {
                 case .success(let plan):
@@ -228,6 +220,7 @@ final class SyncConnectionHandler: ChannelInboundHandler {
                 case .failure(let error):
                     handler.finish(with: SyncError(.internalError, "could not work out the plan: \(error)"))
                 }
+                return nil
             }
         case .applyDirectory(let records):
             let replica = self.replica
@@ -328,7 +321,8 @@ final class SyncConnectionHandler: ChannelInboundHandler {
 
     /// Runs blocking replica work on the thread pool after any earlier job, then hands the
     /// result to `then` on the event loop, which returns the session's next actions.
-    private func database<T: Sendable>(run work: @escaping @Sendable () throws -> T,
+    /// With `afterSessionEnds`, `then` runs even though the session is over (the dry run's plan).
+    private func database<T: Sendable>(run work: @escaping @Sendable () throws -> T, afterSessionEnds: Bool = false,
                                        then: @escaping (SyncConnectionHandler, Result<T, Error>) -> [SyncSession.Action]?) {
         guard let context else { return }
         let eventLoop = context.eventLoop
@@ -340,7 +334,7 @@ final class SyncConnectionHandler: ChannelInboundHandler {
         databaseJobs = job.map { _ in }.recover { _ in }
         job.whenComplete { result in
             let handler = bound.value
-            guard handler.session?.isOver == false else { return }
+            guard afterSessionEnds || handler.session?.isOver == false else { return }
             if let actions = boundThen.value(handler, result) { handler.run(actions) }
         }
     }

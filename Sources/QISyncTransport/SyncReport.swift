@@ -39,4 +39,11 @@ public struct SyncPlan: Sendable {
     public var incomingRecords: Int
     /// What this side would send: entries, bytes of changes, records.
     public var outgoing: (entries: UInt64, bytes: UInt64, records: Int)
+
+    /// How many records (rows with a 16-byte id) the entries write to.
+    public static func records(in entries: [LogEntry]) -> Int {
+        var keys = Set<[UInt8]>()
+        for entry in entries { for row in (try? entry.change().rows) ?? [] where row.key.count == 16 { keys.insert(row.key) } }
+        return keys.count
+    }
 }

@@ -53,7 +53,7 @@ public struct BundleHeader: Equatable, Sendable {
         writer.write(uint64: createdMilliseconds)
         writer.write(string: forTrust)
         writer.write(string: forSite)
-        writer.write(raw: SyncMessage.vector(since).encoded().dropFirst())
+        SyncMessage.write(since, to: &writer)
         writer.write(varint: entries)
         writer.write(varint: bodyBytes)
         if let sealedTo, let encapsulatedKey {
@@ -74,11 +74,7 @@ public struct BundleHeader: Equatable, Sendable {
         createdMilliseconds = try reader.readUInt64()
         forTrust = try reader.readString(limit: 5, "receiving trust")
         forSite = try reader.readString(limit: 100, "receiving site")
-        let vectorStart = reader.offset
-        let count = try reader.readVarint(limit: 1 << 20, "vector length")
-        for _ in 0..<count { _ = try reader.readBytes(32 + 1); _ = try reader.readVarint(); _ = try reader.readBytes(32) }
-        guard case .vector(let vector) = try SyncMessage(decoding: [2] + Array(bytes[vectorStart..<reader.offset])) else { throw DecodingError("bad vector") }
-        since = vector
+        since = try SyncMessage.readVector(&reader)
         entries = try reader.readVarint()
         bodyBytes = try reader.readVarint()
         switch try reader.readByte() {
@@ -228,7 +224,7 @@ public struct BundleReceipt: Equatable, Sendable {
         writer.write(string: site)
         writer.write(uint64: createdMilliseconds)
         writer.write(raw: bundleDigest)
-        writer.write(raw: SyncMessage.vector(vector).encoded().dropFirst())
+        SyncMessage.write(vector, to: &writer)
         return writer.bytes
     }
 
@@ -251,9 +247,8 @@ public struct BundleReceipt: Equatable, Sendable {
         site = try reader.readString(limit: 100, "site")
         createdMilliseconds = try reader.readUInt64()
         bundleDigest = try reader.readBytes(32)
-        let rest = try reader.readBytes(reader.remaining)
-        guard case .vector(let vector) = try SyncMessage(decoding: [2] + rest) else { throw DecodingError("bad vector") }
-        self.vector = vector
+        vector = try SyncMessage.readVector(&reader)
+        guard reader.isAtEnd else { throw DecodingError("\(reader.remaining) unexpected bytes in the receipt") }
         guard SignatureCheck.isValid(Array(bytes.suffix(64)), of: Array(SHA256.hash(data: bytes.dropLast(64))), by: origin) else {
             throw DecodingError("the receipt's signature does not match the site it names: it was altered")
         }

@@ -76,6 +76,35 @@ public enum SyncMessage: Equatable, Sendable {
         return runs
     }
 
+    /// A version vector's fields as VECTOR carries them (also in bundle headers and receipts):
+    /// count, then origin, scope, seq and hash per log, in log order.
+    static func write(_ vector: VersionVector, to writer: inout ByteWriter) {
+        let logs = vector.positions.sorted { $0.key < $1.key }
+        writer.write(varint: UInt64(logs.count))
+        for (log, position) in logs {
+            writer.write(raw: log.origin.bytes)
+            writer.write(byte: log.scope.rawValue)
+            writer.write(varint: position.seq)
+            writer.write(raw: position.hash)
+        }
+    }
+
+    /// Reads what ``write(_:to:)`` wrote; refuses an unknown scope or a log listed twice.
+    static func readVector(_ reader: inout ByteReader) throws(DecodingError) -> VersionVector {
+        let count = try reader.readVarint(limit: 1 << 20, "vector length")
+        var vector = VersionVector()
+        for _ in 0..<count {
+            let origin = try OriginID(bytes: try reader.readBytes(32))
+            guard let scope = Scope(rawValue: try reader.readByte()) else { throw DecodingError("unknown scope in a vector") }
+            let seq = try reader.readVarint()
+            let hash = try reader.readBytes(32)
+            let log = LogID(origin: origin, scope: scope)
+            guard vector.positions[log] == nil else { throw DecodingError("a vector lists log \(log) twice") }
+            vector.positions[log] = LogPosition(seq: seq, hash: hash)
+        }
+        return vector
+    }
+
     /// A short name for logs and errors.
     public var name: String {
         switch self {
@@ -107,14 +136,7 @@ public enum SyncMessage: Equatable, Sendable {
             writer.write(raw: hello.directoryDigest)
         case .vector(let vector):
             writer.write(byte: 2)
-            let logs = vector.positions.sorted { $0.key < $1.key }
-            writer.write(varint: UInt64(logs.count))
-            for (log, position) in logs {
-                writer.write(raw: log.origin.bytes)
-                writer.write(byte: log.scope.rawValue)
-                writer.write(varint: position.seq)
-                writer.write(raw: position.hash)
-            }
+            Self.write(vector, to: &writer)
         case .offer(let entries, let bytes):
             writer.write(byte: 3)
             writer.write(varint: entries)
@@ -181,18 +203,7 @@ public enum SyncMessage: Equatable, Sendable {
             self = .hello(Hello(versions: low...high, origin: origin, trust: trust, site: site, kind: kind,
                                 sends: flags & 1 != 0, receives: flags & 2 != 0, directoryDigest: digest, dryRun: flags & 4 != 0))
         case 2:
-            let count = try reader.readVarint(limit: 1 << 20, "vector length")
-            var vector = VersionVector()
-            for _ in 0..<count {
-                let origin = try OriginID(bytes: try reader.readBytes(32))
-                guard let scope = Scope(rawValue: try reader.readByte()) else { throw DecodingError("unknown scope in VECTOR") }
-                let seq = try reader.readVarint()
-                let hash = try reader.readBytes(32)
-                let log = LogID(origin: origin, scope: scope)
-                guard vector.positions[log] == nil else { throw DecodingError("VECTOR lists log \(log) twice") }
-                vector.positions[log] = LogPosition(seq: seq, hash: hash)
-            }
-            self = .vector(vector)
+            self = .vector(try Self.readVector(&reader))
         case 3:
             self = .offer(entries: try reader.readVarint(), bytes: try reader.readVarint())
         case 4:

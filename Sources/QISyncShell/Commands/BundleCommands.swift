@@ -154,7 +154,7 @@ struct BundleCommand: ParsableCommand {
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             let (bundle, report) = try BundleCarrier.plan(replica: context.records.replica, bytes: try BundleCommand.read(file))
-            PlanRendering.render(from: bundle.senderName, incoming: report, records: PlanRendering.records(in: bundle.entries),
+            PlanRendering.render(from: bundle.senderName, incoming: report, records: SyncPlan.records(in: bundle.entries),
                                  outgoing: nil, json: globals.json, to: context.out)
         }
     }
@@ -196,13 +196,6 @@ struct BundleCommand: ParsableCommand {
 
 /// How a dry run is shown, for bundles and for sync.
 enum PlanRendering {
-    /// The records (table rows with ids) the entries touch.
-    static func records(in entries: [LogEntry]) -> Int {
-        var keys = Set<[UInt8]>()
-        for entry in entries { for row in (try? entry.change().rows) ?? [] where row.key.count == 16 { keys.insert(row.key) } }
-        return keys.count
-    }
-
     static func render(from peer: String, incoming: ApplyReport, records: Int, outgoing: (entries: UInt64, bytes: UInt64, records: Int)?,
                        json: Bool, to out: OutputSink) {
         if json {

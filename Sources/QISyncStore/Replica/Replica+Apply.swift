@@ -182,7 +182,7 @@ extension Replica {
     private func append(_ db: Database, _ entry: LogEntry, change: Change, updatesVector: Bool, materializer: Materializer,
                         directory: TrustDirectory, source: String?, report: inout ApplyReport) throws {
         let trust = directory.trust(of: entry.origin) ?? ""
-        let isHub = entry.origin == identity.origin ? identity.kind == .hub : directory.enrolments[entry.origin]?.kind == "hub"
+        let isHub = isHub(entry.origin, in: directory)
         let tag = directory.ownerTags[trust] ?? RecordID.ownerTag(ofTrust: trust)
         if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust, ownerTag: tag, isHub: isHub) {
             try materializer.append(entry, change: change, updatesVector: updatesVector, materialises: false)

@@ -156,6 +156,11 @@ extension Replica {
             + (directory.bundleKeys[own].map { [$0.record] } ?? [])
     }
 
+    /// Whether a site is its trust's hub: this site by its own kind, another by its enrolment.
+    func isHub(_ site: OriginID, in directory: TrustDirectory) -> Bool {
+        site == identity.origin ? identity.kind == .hub : directory.enrolments[site]?.kind == SiteKind.hub.rawValue
+    }
+
     /// This site's request to be enrolled by its hub.
     public func enrolmentRequest() -> EnrolmentRequest {
         EnrolmentRequest(trustCode: identity.trustCode, siteName: identity.siteName, kind: identity.kind.rawValue, signer: signer)

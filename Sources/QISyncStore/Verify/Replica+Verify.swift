@@ -91,7 +91,7 @@ extension Replica {
             let materializer = try Materializer(db: db, schema: schema)
             for entry in entries {
                 let change = try entry.change()
-                let isHub = entry.origin == identity.origin ? identity.kind == .hub : directory.enrolments[entry.origin]?.kind == "hub"
+                let isHub = isHub(entry.origin, in: directory)
                 let allowed = trust(of: entry.origin).map { schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, isHub: isHub) == nil } ?? false
                 if !allowed { report.refusedChanges += 1 }
                 try materializer.append(entry, change: change, materialises: allowed)
