@@ -64,15 +64,18 @@ struct ConvergenceTests {
                 // Sometimes two fields in one change.
                 var values: [(UInt16, Value)] = [(column, value)]
                 if table == ConvergenceTests.initiative && column != 4 && Bool.random(using: &rng) { values.append((4, .text("both \(column)"))) }
-                try replica.write(scope: .trust, edits: [RowEdit(table: table, key: key, values: values)])
+                // An edit of a record deleted here is refused (restore it first): nothing to do.
+                do { try replica.write(scope: .trust, edits: [RowEdit(table: table, key: key, values: values)]) } catch is StoreError {}
             case 50..<62:
                 guard let (table, key) = keys.randomElement(using: &rng), try knows(replica, table, key) else { return }
                 try replica.write(scope: .trust, edits: [RowEdit(table: table, key: key, values: [(0, .integer(Int64.random(in: 0...1, using: &rng)))])])
             case 62..<75:
                 guard let parent = learningIDs.randomElement(using: &rng), try knows(replica, ConvergenceTests.learning, parent) else { return }
                 let tag = Vocabulary.soffts.randomElement(using: &rng)!.code
-                try replica.write(scope: .trust, edits: [RowEdit(table: ConvergenceTests.sofft, key: parent + Array(tag.utf8),
-                                                                   values: [(0, .integer(Int64.random(in: 0...1, using: &rng)))])])
+                do {
+                    try replica.write(scope: .trust, edits: [RowEdit(table: ConvergenceTests.sofft, key: parent + Array(tag.utf8),
+                                                                       values: [(0, .integer(Int64.random(in: 0...1, using: &rng)))])])
+                } catch is StoreError {}
             default:
                 let from = replicas.randomElement(using: &rng)!
                 let to = replicas.randomElement(using: &rng)!
@@ -151,7 +154,7 @@ struct ConvergenceTests {
             let actual = try replica.heads(table: cell.table, key: cell.key, column: cell.column)
             #expect(Set(actual.map(\.ref)) == Set(heads.map(\.ref)))
             #expect(actual.first?.value == heads.first?.value)
-            if heads.count > 1 { conflicts += 1 }
+            if Set(heads.map(\.value)).count > 1 { conflicts += 1 }
         }
         #expect(try replica.conflicts().count == conflicts)
     }

@@ -41,7 +41,9 @@ public struct ByteReader: Sendable {
         return Array(bytes[offset..<offset + count])
     }
 
-    /// Reads an unsigned LEB128 varint of at most 10 bytes.
+    /// Reads an unsigned LEB128 varint of at most 10 bytes, in its shortest form: a varint of
+    /// more than one byte whose last byte is zero (a padded encoding) is refused, so every
+    /// value has exactly one encoding and re-encoding a decoded body gives back its bytes.
     public mutating func readVarint() throws(DecodingError) -> UInt64 {
         var result: UInt64 = 0
         var shift: UInt64 = 0
@@ -49,7 +51,10 @@ public struct ByteReader: Sendable {
             let byte = try readByte()
             if shift == 63 && byte > 1 { throw DecodingError("varint overflows 64 bits at byte \(offset - 1)") }
             result |= UInt64(byte & 0x7F) << shift
-            if byte & 0x80 == 0 { return result }
+            if byte & 0x80 == 0 {
+                if byte == 0 && shift > 0 { throw DecodingError("varint at byte \(offset - 1) is not in its shortest form") }
+                return result
+            }
             shift += 7
             if shift > 63 { throw DecodingError("varint longer than 10 bytes at byte \(offset)") }
         }

@@ -32,7 +32,22 @@ public struct RowWrite: Hashable, Sendable {
     }
 }
 
-/// The body of a log entry: one transaction's cell writes, grouped by row.
+/// A row's name: its table and key.
+public struct RowName: Hashable, Sendable {
+    /// The table's number.
+    public let table: UInt16
+    /// The row's key.
+    public let key: [UInt8]
+
+    /// Creates a row name.
+    public init(table: UInt16, key: [UInt8]) {
+        self.table = table
+        self.key = key
+    }
+}
+
+/// The body of a log entry: one transaction's cell writes, grouped by row; each row at most
+/// once and each column of a row at most once.
 ///
 /// Encoding: `varint originCount, origin[32]*` (the origins named by supersede
 /// references), then `varint rowCount` and per row `varint table, key (length-prefixed),
@@ -94,9 +109,13 @@ public struct Change: Hashable, Sendable {
         let rowCount = try reader.readVarint(limit: UInt64(bytes.count), "row count")
         var rows: [RowWrite] = []
         rows.reserveCapacity(rowCount)
+        var seenRows = Set<RowName>()
         for _ in 0..<rowCount {
             let table = try reader.readVarint(limit: UInt64(UInt16.max), "table number")
             let key = try reader.readLengthPrefixed(limit: 1024, "row key")
+            guard seenRows.insert(RowName(table: UInt16(table), key: key)).inserted else {
+                throw DecodingError("row \(Hex.encode(key.prefix(8))) of table \(table) is written twice in one change")
+            }
             let cellCount = try reader.readVarint(limit: 64, "cell count")
             var cells: [CellWrite] = []
             cells.reserveCapacity(cellCount)

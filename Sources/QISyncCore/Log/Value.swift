@@ -9,6 +9,10 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
     /// The value as text, when it is text.
     public var text: String? { if case .text(let s) = self { s } else { nil } }
 
+    /// Text length as the protocol counts it: Unicode scalar values, which every implementation
+    /// and every Unicode version counts the same way (grapheme clusters do not).
+    public static func length(of text: String) -> Int { text.unicodeScalars.count }
+
     /// The value as an integer, when it is one.
     public var integer: Int64? { if case .integer(let i) = self { i } else { nil } }
 
@@ -44,8 +48,14 @@ public enum Value: Hashable, Sendable, CustomStringConvertible {
         switch try reader.readByte() {
         case 0: return .null
         case 1: return .integer(try reader.readZigzag())
-        case 2: return .real(Double(bitPattern: try reader.readUInt64()))
-        case 3: return .text(try reader.readString(limit: Change.maximumValueBytes, "text value"))
+        case 2:
+            let real = Double(bitPattern: try reader.readUInt64())
+            guard !real.isNaN else { throw DecodingError("a real value is NaN") }
+            return .real(real)
+        case 3:
+            let text = try reader.readString(limit: Change.maximumValueBytes, "text value")
+            guard !text.utf8.contains(0) else { throw DecodingError("a text value holds U+0000 (NUL)") }
+            return .text(text)
         case 4: return .blob(try reader.readLengthPrefixed(limit: Change.maximumValueBytes, "blob value"))
         case let tag: throw DecodingError("unknown value type \(tag)")
         }

@@ -18,7 +18,8 @@ public struct Stamp: Hashable, Comparable, Sendable {
 ///
 /// A cell's heads are the writes no other write supersedes. A new write removes the
 /// heads it names and joins the heads itself unless a write already applied named it
-/// (a late-arriving superseded write). More than one head is a conflict; the displayed
+/// (a late-arriving superseded write). Heads holding more than one distinct value are a
+/// conflict (``isConflict(_:)``); the displayed
 /// value is the head with the highest ``Stamp``. Applying writes in any order gives the
 /// same heads: the writes not superseded by any applied write.
 public enum MultiValueRegister {
@@ -35,6 +36,18 @@ public enum MultiValueRegister {
         var next = heads.subtracting(supersedes)
         if !isSuperseded { next.insert(write) }
         return next
+    }
+
+    /// Whether heads holding these values are a conflict: they hold more than one distinct
+    /// value. Several heads with one value (the same tag added at two sites, two concurrent edits
+    /// that both say a record exists) are not a conflict; they stay heads until a later write
+    /// supersedes them.
+    public static func isConflict(_ values: some Sequence<Value>) -> Bool {
+        var first: Value?
+        for value in values {
+            if let first { if first != value { return true } } else { first = value }
+        }
+        return false
     }
 
     /// The head whose value is displayed: the one with the highest stamp.

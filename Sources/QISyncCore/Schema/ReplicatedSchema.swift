@@ -1,6 +1,6 @@
 /// The SQLite type of a replicated column and the limits on its values.
 public enum ColumnType: Sendable, Equatable {
-    /// UTF-8 text of at most `maxLength` characters.
+    /// UTF-8 text of at most `maxLength` Unicode scalar values (``Value/length(of:)``).
     case text(maxLength: Int)
     /// A 64-bit integer.
     case integer
@@ -175,7 +175,9 @@ public struct ReplicatedSchema: Sendable {
                 switch (column.type, cell.value) {
                 case (_, .null), (.integer, .integer), (.real, .real), (.real, .integer), (.blob, .blob): break
                 case (.text(let max), .text(let s)):
-                    guard s.count <= max else { throw DecodingError("\(table.name).\(column.name) is longer than \(max) characters") }
+                    guard Value.length(of: s) <= max else {
+                        throw DecodingError("\(table.name).\(column.name) is longer than \(max) characters (Unicode scalar values)")
+                    }
                 default: throw DecodingError("\(table.name).\(column.name) has a value of the wrong type")
                 }
             }

@@ -251,7 +251,9 @@ final class Materializer {
                 let name = cell.column == 0 ? "live" : table.column(id: cell.column)!.name
                 assignments.append((name, value.databaseValue))
             }
-            if after.count > 1 {
+            if after.count > 1, try MultiValueRegister.isConflict(after.map { head in
+                head == id ? cell.value : try value(writtenBy: head, table: row.table, key: row.key, column: cell.column)
+            }) {
                 try db.execute(sql: "INSERT OR IGNORE INTO conflict (tbl, rid, col) VALUES (?, ?, ?)", arguments: [Int64(row.table), rid, Int64(cell.column)])
             } else if before.count > 1 {
                 try db.execute(sql: "DELETE FROM conflict WHERE tbl = ? AND rid = ? AND col = ?", arguments: [Int64(row.table), rid, Int64(cell.column)])

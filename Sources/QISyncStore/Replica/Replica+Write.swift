@@ -37,18 +37,32 @@ extension Replica {
             guard let (scope, edits) = try build(db), !edits.isEmpty else { return nil }
             let materializer = try Materializer(db: db, schema: schema)
             var rows: [RowWrite] = []
-            for edit in edits {
+            for edit in try withExistence(edits) {
                 var heads: [Int64: Int64] = [:]
                 if let rid = try materializer.rowID(table: edit.table, key: edit.key) {
                     heads = try materializer.versions(table: edit.table, row: rid).versions
                 }
                 var cells: [CellWrite] = []
+                if !edit.values.contains(where: { $0.0 == 0 }) {
+                    // An edit says the row exists: it supersedes the existence heads that say so,
+                    // and leaves a delete it has not seen standing, so the two show as a conflict.
+                    let existence = try heads.filter { $0.value & 1 != 0 }.keys.map { head in
+                        (head, try materializer.value(writtenBy: head, table: edit.table, key: edit.key, column: 0))
+                    }
+                    if !existence.isEmpty, !existence.contains(where: { $0.1 == .integer(1) }) {
+                        throw StoreError("\(schema.table(id: edit.table)?.name ?? "the record") \(Hex.encode(edit.key.prefix(4))) is deleted; restore it before changing it")
+                    }
+                    // A tag's parent that is not held here is not conjured into existence.
+                    if edit.values.isEmpty && existence.isEmpty { continue }
+                    let superseded = try existence.filter { $0.1 == .integer(1) }.map { try materializer.ref(of: $0.0) }.sorted()
+                    cells.append(CellWrite(column: 0, value: .integer(1), supersedes: superseded))
+                }
                 for (column, value) in edit.values {
                     let bit: Int64 = 1 << Int64(column)
                     let superseded = try heads.filter { $0.value & bit != 0 }.keys.map { try materializer.ref(of: $0) }.sorted()
                     cells.append(CellWrite(column: column, value: value, supersedes: superseded))
                 }
-                rows.append(RowWrite(table: edit.table, key: edit.key, cells: cells))
+                rows.append(RowWrite(table: edit.table, key: edit.key, cells: cells.sorted { $0.column < $1.column }))
             }
             let change = Change(rows: rows)
             do { try schema.validate(change) } catch let error as DecodingError { throw StoreError(error.message) }
@@ -66,6 +80,20 @@ extension Replica {
             try materializer.append(entry, change: change)
             return entry
         }
+    }
+
+    /// The edits with each set member's parent record named too, when it is not already: adding
+    /// or removing a tag is an edit of the record, so it also says the record exists (SPEC 5).
+    private func withExistence(_ edits: [RowEdit]) throws -> [RowEdit] {
+        var result = edits
+        var named = Set(edits.map { RowName(table: $0.table, key: $0.key) })
+        for edit in edits {
+            guard let table = schema.table(id: edit.table), case .set(let parentName) = table.kind,
+                  let parent = schema.table(named: parentName), edit.key.count > 16 else { continue }
+            let name = RowName(table: parent.id, key: Array(edit.key.prefix(16)))
+            if named.insert(name).inserted { result.append(RowEdit(table: name.table, key: name.key, values: [])) }
+        }
+        return result
     }
 
     func logPosition(_ db: Database, _ log: LogID) throws -> LogPosition? {
