@@ -26,7 +26,12 @@ public struct EnrolmentRequest: Equatable, Sendable {
 
     private let signature: [UInt8]
 
-    private static func message(trustCode: String, siteName: String, kind: String, site: OriginID) -> [UInt8] {
+    /// The site key's signature of its request: its consent to join this trust under this name
+    /// and kind, carried in the enrolment's site certificate.
+    public var consent: [UInt8] { signature }
+
+    /// What the site key signs: `"qisync-enrol-request-1" ‖ trust ‖ site ‖ kind ‖ siteKey`.
+    static func message(trustCode: String, siteName: String, kind: String, site: OriginID) -> [UInt8] {
         var writer = ByteWriter()
         writer.write(raw: Array("qisync-enrol-request-1".utf8))
         writer.write(string: trustCode)

@@ -10,7 +10,7 @@ import X509
 ///
 /// Names: a trust is `O=qisync, OU=trust, CN=<code>`; a site is `O=<trust code>, OU=<hub|ward>, CN=<site name>`.
 enum SiteCertificates {
-    static let notBefore = Date(timeIntervalSince1970: 1_700_000_000)
+    static let selfSignedNotBefore = Date(timeIntervalSince1970: 1_700_000_000)
     static let notAfter = Date(timeIntervalSince1970: 4_102_444_800) // 2100-01-01: sites are withdrawn by revocation, not expiry.
 
     static func trustName(code: String) throws -> DistinguishedName {
@@ -29,13 +29,47 @@ enum SiteCertificates {
         }
     }
 
-    static func make(publicKey: Curve25519.Signing.PublicKey, subject: DistinguishedName, issuer: DistinguishedName,
-                     signedBy key: Curve25519.Signing.PrivateKey) throws -> [UInt8] {
-        let certificate = try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: Certificate.PublicKey(publicKey),
-            notValidBefore: notBefore, notValidAfter: notAfter, issuer: issuer, subject: subject,
-            signatureAlgorithm: .ed25519, extensions: Certificate.Extensions(), issuerPrivateKey: Certificate.PrivateKey(key))
-        return try der(certificate)
+    /// A trust's self-signed certificate: a certificate authority for its own sites only
+    /// (RFC 5280: basicConstraints cA with path length 0, keyUsage keyCertSign and cRLSign).
+    static func trustCertificate(code: String, key: Curve25519.Signing.PrivateKey) throws -> [UInt8] {
+        let name = try trustName(code: code)
+        let publicKey = Certificate.PublicKey(key.publicKey)
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+            Critical(KeyUsage(keyCertSign: true, cRLSign: true))
+            SubjectKeyIdentifier(hash: publicKey)
+        }
+        return try der(try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
+            notValidBefore: selfSignedNotBefore, notValidAfter: notAfter, issuer: name, subject: name,
+            signatureAlgorithm: .ed25519, extensions: extensions, issuerPrivateKey: Certificate.PrivateKey(key)))
+    }
+
+    /// A site certificate issued by the trust key: an end entity for TLS client and server
+    /// authentication. `issued` is its notBefore.
+    static func siteCertificate(request: EnrolmentRequest, issued: Date, trustKey: Curve25519.Signing.PrivateKey) throws -> [UInt8] {
+        let sitePublicKey = Certificate.PublicKey(try Curve25519.Signing.PublicKey(rawRepresentation: request.site.bytes))
+        let trustPublicKey = Certificate.PublicKey(trustKey.publicKey)
+        let extensions = try Certificate.Extensions {
+            Critical(BasicConstraints.notCertificateAuthority)
+            Critical(KeyUsage(digitalSignature: true))
+            try ExtendedKeyUsage([.serverAuth, .clientAuth])
+            SubjectKeyIdentifier(hash: sitePublicKey)
+            AuthorityKeyIdentifier(keyIdentifier: SubjectKeyIdentifier(hash: trustPublicKey).keyIdentifier)
+        }
+        return try der(try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: sitePublicKey,
+            notValidBefore: issued, notValidAfter: notAfter, issuer: try trustName(code: request.trustCode),
+            subject: try siteName(trust: request.trustCode, site: request.siteName, kind: request.kind),
+            signatureAlgorithm: .ed25519, extensions: extensions, issuerPrivateKey: Certificate.PrivateKey(trustKey)))
+    }
+
+    /// A site's own certificate, for the time before its enrolment reaches it.
+    static func selfSigned(key: Curve25519.Signing.PrivateKey, name: DistinguishedName) throws -> [UInt8] {
+        try der(try Certificate(
+            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: Certificate.PublicKey(key.publicKey),
+            notValidBefore: selfSignedNotBefore, notValidAfter: notAfter, issuer: name, subject: name,
+            signatureAlgorithm: .ed25519, extensions: Certificate.Extensions(), issuerPrivateKey: Certificate.PrivateKey(key)))
     }
 
     static func der(_ certificate: Certificate) throws -> [UInt8] {
@@ -71,7 +105,9 @@ enum SiteCertificates {
     }
 }
 
-/// A site's admission to a trust, verified: the trust key signed a certificate for the site's key.
+/// A site's admission to a trust, verified: the trust key signed a certificate for the site's
+/// key, and, in a directory record, the site consented to join that trust (its key signed the
+/// enrolment request), so no trust can enrol another trust's site.
 ///
 /// It is also what the site presents in TLS (the site certificate, then the trust certificate).
 public struct Enrolment: Hashable, Sendable {
@@ -89,19 +125,23 @@ public struct Enrolment: Hashable, Sendable {
     public let siteCertificate: [UInt8]
     /// The trust's self-signed certificate (DER).
     public let trustCertificate: [UInt8]
+    /// When the trust issued it (the site certificate's notBefore): of a trust's enrolments of
+    /// one key, the latest issued is the current one.
+    public let issued: Date
+    /// The site key's signature of its enrolment request (``EnrolmentRequest/consent``): nil for
+    /// a certificate chain presented in a TLS handshake, which proves the key by itself.
+    public let consent: [UInt8]?
 
     /// The trust key's fingerprint.
     public let trustFingerprint: KeyFingerprint
 
-    /// Issues an enrolment for a site key: the hub's `enrol`.
-    public static func issue(site: OriginID, siteName: String, kind: String, trustCode: String, by trustKey: TrustKey) throws(IdentityError) -> Enrolment {
+    /// Issues an enrolment for the site that made `request`: the hub's `enrol`. `issued` must be
+    /// later than any earlier enrolment of the same key, so this one becomes current.
+    public static func issue(request: EnrolmentRequest, issued: Date = Date(), by trustKey: TrustKey) throws(IdentityError) -> Enrolment {
         do {
-            let trustDN = try SiteCertificates.trustName(code: trustCode)
-            let trustCertificate = try SiteCertificates.make(publicKey: trustKey.key.publicKey, subject: trustDN, issuer: trustDN, signedBy: trustKey.key)
-            let siteCertificate = try SiteCertificates.make(
-                publicKey: try Curve25519.Signing.PublicKey(rawRepresentation: site.bytes),
-                subject: try SiteCertificates.siteName(trust: trustCode, site: siteName, kind: kind), issuer: trustDN, signedBy: trustKey.key)
-            return try Enrolment(siteCertificate: siteCertificate, trustCertificate: trustCertificate)
+            let trustCertificate = try SiteCertificates.trustCertificate(code: request.trustCode, key: trustKey.key)
+            let siteCertificate = try SiteCertificates.siteCertificate(request: request, issued: issued, trustKey: trustKey.key)
+            return try Enrolment(siteCertificate: siteCertificate, trustCertificate: trustCertificate, consent: request.consent)
         } catch let error as IdentityError {
             throw error
         } catch {
@@ -110,8 +150,9 @@ public struct Enrolment: Hashable, Sendable {
     }
 
     /// Reads and verifies a certificate pair: the trust certificate is self-signed by its key,
-    /// and the site certificate is issued by that trust to an Ed25519 key.
-    public init(siteCertificate: [UInt8], trustCertificate: [UInt8]) throws(IdentityError) {
+    /// and the site certificate is issued by that trust to an Ed25519 key. With `consent`, also
+    /// checks that the site key signed its request to join that trust under that name and kind.
+    public init(siteCertificate: [UInt8], trustCertificate: [UInt8], consent: [UInt8]? = nil) throws(IdentityError) {
         let trust = try SiteCertificates.parse(trustCertificate, "trust")
         let site = try SiteCertificates.parse(siteCertificate, "site")
         let trustKey = try SiteCertificates.ed25519Key(of: trust, "trust")
@@ -130,7 +171,12 @@ public struct Enrolment: Hashable, Sendable {
               ["hub", "ward"].contains(kind) else {
             throw IdentityError("the site certificate does not name its trust, site and kind (hub or ward)")
         }
-        self.site = try! OriginID(bytes: siteKey)
+        let origin = try! OriginID(bytes: siteKey)
+        if let consent, !SignatureCheck.isValid(consent, of: EnrolmentRequest.message(trustCode: trustCode, siteName: siteName, kind: kind, site: origin),
+                                                 by: origin) {
+            throw IdentityError("the enrolment of \(trustCode)/\(siteName) does not carry that site's own consent (its key's signature of its request to join \(trustCode)); a trust may enrol only sites that asked to join it")
+        }
+        self.site = origin
         self.trustCode = trustCode
         self.siteName = siteName
         self.kind = kind
@@ -138,17 +184,21 @@ public struct Enrolment: Hashable, Sendable {
         trustFingerprint = KeyFingerprint(publicKey: trustKey)
         self.siteCertificate = siteCertificate
         self.trustCertificate = trustCertificate
+        self.consent = consent
+        issued = site.notValidBefore
     }
 
-    /// Reads and verifies an enrolment record from the directory or the wire.
+    /// Reads and verifies an enrolment record from the directory or the wire:
+    /// `siteCertificate:bytes trustCertificate:bytes consent:sig64`.
     public init(record: DirectoryRecord) throws(IdentityError) {
         guard record.kind == .enrolment, record.bytes.count <= DirectoryRecord.maxBytes else { throw IdentityError("not an enrolment record") }
         var reader = ByteReader(record.bytes)
         do {
             let site = try reader.readLengthPrefixed(limit: DirectoryRecord.maxBytes, "site certificate")
             let trust = try reader.readLengthPrefixed(limit: DirectoryRecord.maxBytes, "trust certificate")
+            let consent = try reader.readBytes(64)
             guard reader.isAtEnd else { throw DecodingError("trailing bytes") }
-            try self.init(siteCertificate: site, trustCertificate: trust)
+            try self.init(siteCertificate: site, trustCertificate: trust, consent: consent)
         } catch let error as IdentityError {
             throw error
         } catch {
@@ -156,11 +206,12 @@ public struct Enrolment: Hashable, Sendable {
         }
     }
 
-    /// The record that carries it.
+    /// The record that carries it (it must carry the site's consent).
     public var record: DirectoryRecord {
         var writer = ByteWriter()
         writer.write(lengthPrefixed: siteCertificate)
         writer.write(lengthPrefixed: trustCertificate)
+        writer.write(raw: consent ?? [UInt8](repeating: 0, count: 64))
         return DirectoryRecord(kind: .enrolment, bytes: writer.bytes)
     }
 

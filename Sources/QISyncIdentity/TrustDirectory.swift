@@ -26,8 +26,11 @@ public struct PeerIdentity: Equatable, Sendable {
 }
 
 /// What a replica knows about trusts and sites, as one value: its own trust, the trusts it
-/// pins (by key fingerprint), the enrolments and revocations it holds. Every decision about
-/// who may connect and whose entries count is made here, without I/O.
+/// pins (by key fingerprint), and what the directory records it holds decide: each site's
+/// current enrolment, the revocations in force, the trusts' bundle keys. Every decision about
+/// who may connect and whose entries count is made here, without I/O, and depends only on the
+/// set of records held and this replica's own pins (protocol/SPEC.md section 12), never on the
+/// order they arrived in.
 public struct TrustDirectory: Sendable {
     /// This replica's trust.
     public let ownTrust: String
@@ -43,14 +46,18 @@ public struct TrustDirectory: Sendable {
     static func tags(for codes: some Sequence<String>) -> [String: [UInt8]] {
         Dictionary(uniqueKeysWithValues: codes.map { ($0, RecordID.ownerTag(ofTrust: $0)) })
     }
-    /// Enrolments held, by site.
+    /// Each site's current enrolment: of the enrolments held of its key whose trust is pinned
+    /// with the key that signed them, the latest issued.
     public var enrolments: [OriginID: Enrolment]
-    /// Revocations held, by site.
+    /// The revocation in force for each site: one signed by the key of the trust the site is
+    /// currently enrolled in (a partner trust cannot revoke another trust's sites).
     public var revocations: [OriginID: Revocation]
     /// Trusts' keys for sealed bundles, by the trust key's fingerprint.
     public var bundleKeys: [KeyFingerprint: TrustBundleKey] = [:]
+    /// Every accepted enrolment held, current or replaced, by site.
+    public var enrolmentHistory: [OriginID: [Enrolment]] = [:]
 
-    /// Creates a directory.
+    /// Creates a directory from decisions already made (tests and tools).
     public init(ownTrust: String, ownSite: OriginID, pins: [String: KeyFingerprint] = [:],
                 enrolments: [OriginID: Enrolment] = [:], revocations: [OriginID: Revocation] = [:]) {
         self.ownTrust = ownTrust
@@ -61,11 +68,96 @@ public struct TrustDirectory: Sendable {
         self.revocations = revocations
     }
 
+    /// Decides everything from the directory records held and this replica's own pins
+    /// (`ownPins`, which include its own trust). Records that do not verify are skipped.
+    ///
+    /// 1. Trust-wide pins signed by this replica's own trust key: for each code the latest
+    ///    (`atMs`, then record digest) decides; a code pinned on this replica itself keeps its own pin.
+    /// 2. An enrolment counts when its trust is pinned with the key that signed it; of those of
+    ///    one site key, the latest issued (then the greater record digest) is current.
+    /// 3. A revocation is in force when signed by the key of the trust the site's current
+    ///    enrolment belongs to; of several, the earliest (`revokedMs`, then digest).
+    /// 4. A bundle key counts when its trust key is pinned.
+    public init(ownTrust: String, ownSite: OriginID, ownPins: [String: KeyFingerprint], records: some Sequence<DirectoryRecord>) {
+        var enrolmentRecords: [(Enrolment, [UInt8])] = []
+        var revocationRecords: [(Revocation, [UInt8])] = []
+        var pinRecords: [(TrustWidePin, [UInt8])] = []
+        var keys: [TrustBundleKey] = []
+        for record in records {
+            switch record.kind {
+            case .enrolment: if let e = try? Enrolment(record: record) { enrolmentRecords.append((e, record.digest)) }
+            case .revocation: if let r = try? Revocation(record: record) { revocationRecords.append((r, record.digest)) }
+            case .trustPin: if let p = try? TrustWidePin(record: record) { pinRecords.append((p, record.digest)) }
+            case .bundleKey: if let k = try? TrustBundleKey(record: record) { keys.append(k) }
+            }
+        }
+        var pins = ownPins
+        let ownKey = ownPins[ownTrust]
+        var decided: [String: (TrustWidePin, [UInt8])] = [:]
+        for (pin, digest) in pinRecords where pin.trustFingerprint == ownKey {
+            if let current = decided[pin.code], isAtOrAfter(current.0.milliseconds, current.1, pin.milliseconds, digest) { continue }
+            decided[pin.code] = (pin, digest)
+        }
+        for (code, (pin, _)) in decided where ownPins[code] == nil && code != ownTrust && pin.pinned { pins[code] = pin.fingerprint }
+        self.init(ownTrust: ownTrust, ownSite: ownSite, pins: pins)
+
+        var current: [OriginID: (Enrolment, [UInt8])] = [:]
+        for (enrolment, digest) in enrolmentRecords where pins[enrolment.trustCode] == enrolment.trustFingerprint {
+            enrolmentHistory[enrolment.site, default: []].append(enrolment)
+            let seconds = enrolment.issued.timeIntervalSince1970
+            if let held = current[enrolment.site], isAtOrAfter(held.0.issued.timeIntervalSince1970, held.1, seconds, digest) { continue }
+            current[enrolment.site] = (enrolment, digest)
+        }
+        for site in enrolmentHistory.keys { enrolmentHistory[site]!.sort { $0.issued < $1.issued } }
+        enrolments = current.mapValues(\.0)
+
+        var inForce: [OriginID: (Revocation, [UInt8])] = [:]
+        for (revocation, digest) in revocationRecords where enrolments[revocation.site]?.trustFingerprint == revocation.trustFingerprint {
+            if let held = inForce[revocation.site], !isAtOrAfter(held.0.revokedMilliseconds, held.1, revocation.revokedMilliseconds, digest) { continue }
+            inForce[revocation.site] = (revocation, digest)
+        }
+        revocations = inForce.mapValues(\.0)
+        let pinned = Set(pins.values)
+        for key in keys where pinned.contains(key.trustFingerprint) { bundleKeys[key.trustFingerprint] = key }
+    }
+
+    /// The trusts' public keys, by code, as their enrolments carry them (the key that signs
+    /// IG-lead overrides, among others).
+    public var trustKeys: [String: [UInt8]] {
+        var keys: [String: [UInt8]] = [:]
+        for enrolment in enrolments.values where pins[enrolment.trustCode] == enrolment.trustFingerprint { keys[enrolment.trustCode] = enrolment.trustKey }
+        return keys
+    }
+
+    /// Whether a record is worth keeping here (it verifies, and concerns a trust pinned here),
+    /// or why not. Records not kept arrive again with a later exchange, once they matter.
+    public func relevance(of record: DirectoryRecord) -> IdentityError? {
+        do {
+            switch record.kind {
+            case .enrolment:
+                let enrolment = try Enrolment(record: record)
+                guard isPinned(enrolment) else {
+                    return IdentityError("the enrolment of \(enrolment.trustCode)/\(enrolment.siteName) is for a trust not pinned here with that key")
+                }
+            case .revocation:
+                let revocation = try Revocation(record: record)
+                guard pins.values.contains(revocation.trustFingerprint) else { return IdentityError("a revocation signed by a key not pinned here") }
+            case .trustPin:
+                let pin = try TrustWidePin(record: record)
+                guard let own = pins[ownTrust], pin.trustFingerprint == own else { return IdentityError("a trust pin made by another trust") }
+            case .bundleKey:
+                let key = try TrustBundleKey(record: record)
+                guard pins.values.contains(key.trustFingerprint) else { return IdentityError("a bundle key signed by a key not pinned here") }
+            }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
     /// Whether an enrolment's trust is pinned here with the key that signed it.
     public func isPinned(_ enrolment: Enrolment) -> Bool { pins[enrolment.trustCode] == enrolment.trustFingerprint }
 
-    /// Whether a revocation was signed by the key pinned for the revoked site's trust.
-    public func isPinned(_ revocation: Revocation) -> Bool { pins.values.contains(revocation.trustFingerprint) }
 
     /// The key to seal a bundle for a pinned trust to, when its hub has published one.
     public func bundleKey(forTrust code: String) -> TrustBundleKey? { pins[code].flatMap { bundleKeys[$0] } }
@@ -87,7 +179,7 @@ public struct TrustDirectory: Sendable {
             }
             return "site \(origin.short) is not enrolled in any trust pinned here"
         }
-        if let revocation = revocations[origin], isPinned(revocation), revocation.refuses(scope: scope, seq: seq) {
+        if let revocation = revocations[origin], revocation.refuses(scope: scope, seq: seq) {
             return "site \(trust)/\(enrolments[origin]?.siteName ?? origin.short) was revoked; entry \(seq) of its \(scope) log comes after the cut-off"
         }
         if scope == .trust, trust != ownTrust {
@@ -110,7 +202,16 @@ public struct TrustDirectory: Sendable {
                 guard pinned == enrolment.trustFingerprint else {
                     throw IdentityError("site \(enrolment.trustCode)/\(enrolment.siteName) was enrolled by a key whose fingerprint (\(enrolment.trustFingerprint)) is not the one pinned here for \(enrolment.trustCode)")
                 }
-                identity = PeerIdentity(site: enrolment.site, trustCode: enrolment.trustCode, siteName: enrolment.siteName, kind: enrolment.kind)
+                // The directory's current enrolment of the key (which carries the site's consent)
+                // decides who it is; the chain presented speaks for it only when none is held.
+                if let current = enrolments[enrolment.site] {
+                    guard current.trustCode == enrolment.trustCode else {
+                        throw IdentityError("the peer presents an enrolment in \(enrolment.trustCode), but its key is enrolled in \(current.trustCode) here")
+                    }
+                    identity = PeerIdentity(site: current.site, trustCode: current.trustCode, siteName: current.siteName, kind: current.kind)
+                } else {
+                    identity = PeerIdentity(site: enrolment.site, trustCode: enrolment.trustCode, siteName: enrolment.siteName, kind: enrolment.kind)
+                }
             } else {
                 let certificate = try SiteCertificates.parse(leaf, "peer's")
                 let site = try OriginID(bytes: try SiteCertificates.ed25519Key(of: certificate, "peer's"))
@@ -119,7 +220,7 @@ public struct TrustDirectory: Sendable {
                 }
                 identity = PeerIdentity(site: site, trustCode: enrolment.trustCode, siteName: enrolment.siteName, kind: enrolment.kind)
             }
-            if let revocation = revocations[identity.site], isPinned(revocation) {
+            if revocations[identity.site] != nil {
                 throw IdentityError("site \(identity.name) was revoked by its trust")
             }
             return .success(identity)
@@ -147,10 +248,16 @@ public struct SiteCredentials: Sendable {
                 chain = [enrolment.siteCertificate, enrolment.trustCertificate]
             } else {
                 let name = try SiteCertificates.siteName(trust: trustCode, site: siteName, kind: kind)
-                chain = [try SiteCertificates.make(publicKey: signer.signingKey.publicKey, subject: name, issuer: name, signedBy: signer.signingKey)]
+                chain = [try SiteCertificates.selfSigned(key: signer.signingKey, name: name)]
             }
         } catch {
             throw IdentityError("could not make this site's TLS certificate: \(error)")
         }
     }
+}
+
+/// Whether `(a, digestA)` is later than or the same as `(b, digestB)`: by the number, then the
+/// digest's bytes. The fixed order that picks one of several directory records.
+func isAtOrAfter<N: Comparable>(_ a: N, _ digestA: [UInt8], _ b: N, _ digestB: [UInt8]) -> Bool {
+    a != b ? a > b : !digestA.lexicographicallyPrecedes(digestB)
 }

@@ -1,5 +1,6 @@
 @preconcurrency import Crypto
 import Foundation
+import QISyncCore
 
 /// A trust's long-lived Ed25519 signing key. It signs site enrolments and revocations; its
 /// public key's ``KeyFingerprint`` is what other trusts pin. It lives on the hub, in its own
@@ -28,6 +29,11 @@ public struct TrustKey: Sendable {
 
     /// Signs `message`.
     func sign(_ message: [UInt8]) -> [UInt8] { Array(try! key.signature(for: message)) }
+
+    /// Signs an IG lead's override of the PII guard for one record (``PIIOverride``).
+    public func signOverride(table: UInt16, record: [UInt8], text: String) -> [UInt8] {
+        sign(PIIOverride.message(table: table, record: record, text: text))
+    }
 
     /// Writes the key to a new file readable only by its owner; refuses to overwrite one.
     public func write(to url: URL) throws(IdentityError) {

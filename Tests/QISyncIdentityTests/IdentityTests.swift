@@ -3,6 +3,11 @@ import QISyncCore
 import QISyncIdentity
 import Testing
 
+/// An enrolment of `site` in `trust`, from the site's own request.
+func issue(_ site: SiteSigner, _ name: String, _ kind: String, _ trust: String, by key: TrustKey, issued: Date = Date()) throws -> Enrolment {
+    try Enrolment.issue(request: EnrolmentRequest(trustCode: trust, siteName: name, kind: kind, signer: site), issued: issued, by: key)
+}
+
 @Suite("Trust keys, fingerprints, enrolments and revocations")
 struct IdentityTests {
     let trustKey = TrustKey()
@@ -22,7 +27,7 @@ struct IdentityTests {
 
     @Test("an issued enrolment verifies and names its trust, site, kind and keys")
     func enrolment() throws {
-        let enrolment = try Enrolment.issue(site: site.origin, siteName: "ward 7B", kind: "ward", trustCode: "RXH", by: trustKey)
+        let enrolment = try issue(site, "ward 7B", "ward", "RXH", by: trustKey)
         #expect(enrolment.site == site.origin && enrolment.trustCode == "RXH" && enrolment.siteName == "ward 7B" && enrolment.kind == "ward")
         #expect(enrolment.trustFingerprint == trustKey.fingerprint)
         #expect(try Enrolment(record: enrolment.record) == enrolment)
@@ -34,8 +39,8 @@ struct IdentityTests {
 
     @Test("a site certificate from another trust key, or altered, does not verify")
     func forgedEnrolment() throws {
-        let genuine = try Enrolment.issue(site: site.origin, siteName: "ward", kind: "ward", trustCode: "RXH", by: trustKey)
-        let rogue = try Enrolment.issue(site: site.origin, siteName: "ward", kind: "ward", trustCode: "RXH", by: TrustKey())
+        let genuine = try issue(site, "ward", "ward", "RXH", by: trustKey)
+        let rogue = try issue(site, "ward", "ward", "RXH", by: TrustKey())
         // The rogue's site certificate presented with the genuine trust certificate.
         #expect(throws: IdentityError.self) { try Enrolment(siteCertificate: rogue.siteCertificate, trustCertificate: genuine.trustCertificate) }
         for index in stride(from: 10, to: genuine.siteCertificate.count, by: 37) {
@@ -77,7 +82,7 @@ struct IdentityTests {
 
     @Test("a directory's digest does not depend on order or duplicates")
     func digest() throws {
-        let a = try Enrolment.issue(site: site.origin, siteName: "a", kind: "ward", trustCode: "RXH", by: trustKey).record
+        let a = try issue(site, "a", "ward", "RXH", by: trustKey).record
         let b = Revocation.issue(site: site.origin, lastAccepted: [:], at: 1, by: trustKey).record
         #expect(DirectoryRecord.digest(of: [a, b]) == DirectoryRecord.digest(of: [b, a, b]))
         #expect(DirectoryRecord.digest(of: [a]) != DirectoryRecord.digest(of: [a, b]))
@@ -88,7 +93,7 @@ struct IdentityTests {
     func peers() throws {
         let own = SiteSigner()
         var directory = TrustDirectory(ownTrust: "RXH", ownSite: own.origin, pins: ["RXH": trustKey.fingerprint])
-        let enrolment = try Enrolment.issue(site: site.origin, siteName: "ward", kind: "ward", trustCode: "RXH", by: trustKey)
+        let enrolment = try issue(site, "ward", "ward", "RXH", by: trustKey)
         let chain = [enrolment.siteCertificate, enrolment.trustCertificate]
         #expect(try directory.verifyPeer(chain: chain).get().name == "RXH/ward")
         // Self-signed before enrolment: accepted only once the enrolment is held.
@@ -99,7 +104,7 @@ struct IdentityTests {
         #expect(try directory.verifyPeer(chain: lone).get().site == site.origin)
         // Another trust: refused until pinned, with its fingerprint.
         let otherKey = TrustKey(), otherSite = SiteSigner()
-        let other = try Enrolment.issue(site: otherSite.origin, siteName: "hub", kind: "hub", trustCode: "RYJ", by: otherKey)
+        let other = try issue(otherSite, "hub", "hub", "RYJ", by: otherKey)
         guard case .failure(let unpinned) = directory.verifyPeer(chain: [other.siteCertificate, other.trustCertificate]) else { Issue.record("unpinned trust got in"); return }
         #expect(unpinned.message.contains("not pinned"))
         directory.pins["RYJ"] = TrustKey().fingerprint
@@ -141,16 +146,16 @@ struct OwnershipTests {
     func rules() {
         let mine = RecordID.random(owner: "RXH"), theirs = RecordID.random(owner: "RYJ")
         #expect(mine.isOwned(byTrust: "RXH") && !mine.isOwned(byTrust: "RYJ"))
-        #expect(schema.ownershipViolation(of: change(2, mine.bytes), origin: origin, trust: "RXH") == nil)
-        #expect(schema.ownershipViolation(of: change(2, theirs.bytes), origin: origin, trust: "RXH") != nil)
-        #expect(schema.ownershipViolation(of: change(2, mine.bytes, [CellWrite(column: 1, value: .text("RYJ"))]), origin: origin, trust: "RXH") != nil)
-        #expect(schema.ownershipViolation(of: change(2, mine.bytes, [CellWrite(column: 1, value: .text("RXH"))]), origin: origin, trust: "RXH") == nil)
-        #expect(schema.ownershipViolation(of: change(5, mine.bytes + Array("S1".utf8)), origin: origin, trust: "RXH") == nil)
-        #expect(schema.ownershipViolation(of: change(5, theirs.bytes + Array("S1".utf8)), origin: origin, trust: "RXH") != nil)
-        #expect(schema.ownershipViolation(of: change(1, origin.bytes), origin: origin, trust: "RXH") == nil)
-        #expect(schema.ownershipViolation(of: change(1, SiteSigner().origin.bytes), origin: origin, trust: "RXH") != nil)
+        #expect(schema.ownershipViolation(of: change(2, mine.bytes), origin: origin, trust: "RXH", trustKey: nil) == nil)
+        #expect(schema.ownershipViolation(of: change(2, theirs.bytes), origin: origin, trust: "RXH", trustKey: nil) != nil)
+        #expect(schema.ownershipViolation(of: change(2, mine.bytes, [CellWrite(column: 1, value: .text("RYJ"))]), origin: origin, trust: "RXH", trustKey: nil) != nil)
+        #expect(schema.ownershipViolation(of: change(2, mine.bytes, [CellWrite(column: 1, value: .text("RXH"))]), origin: origin, trust: "RXH", trustKey: nil) == nil)
+        #expect(schema.ownershipViolation(of: change(5, mine.bytes + Array("S1".utf8)), origin: origin, trust: "RXH", trustKey: nil) == nil)
+        #expect(schema.ownershipViolation(of: change(5, theirs.bytes + Array("S1".utf8)), origin: origin, trust: "RXH", trustKey: nil) != nil)
+        #expect(schema.ownershipViolation(of: change(1, origin.bytes), origin: origin, trust: "RXH", trustKey: nil) == nil)
+        #expect(schema.ownershipViolation(of: change(1, SiteSigner().origin.bytes), origin: origin, trust: "RXH", trustKey: nil) != nil)
         // One foreign row spoils the whole change.
         let mixed = Change(rows: change(2, mine.bytes).rows + change(2, theirs.bytes).rows)
-        #expect(schema.ownershipViolation(of: mixed, origin: origin, trust: "RXH") != nil)
+        #expect(schema.ownershipViolation(of: mixed, origin: origin, trust: "RXH", trustKey: nil) != nil)
     }
 }

@@ -85,7 +85,8 @@ struct WireVectorTests {
             try Data(bytes).write(to: corpus.appendingPathComponent(name))
         }
         let key = TrustKey(), ward = try SiteSigner(rawRepresentation: Array(1...32))
-        let enrolment = try Enrolment.issue(site: ward.origin, siteName: "ward-7", kind: "ward", trustCode: "RXH", by: key)
+        let enrolment = try Enrolment.issue(request: EnrolmentRequest(trustCode: "RXH", siteName: "ward-7", kind: "ward", signer: ward),
+                                            issued: Date(timeIntervalSince1970: 1_790_000_000), by: key)
         let revocation = Revocation.issue(site: ward.origin, lastAccepted: [.trust: LogPosition(seq: 3, hash: [UInt8](repeating: 7, count: 32))],
                                           at: 1_790_000_000_000, by: key)
         let records = [enrolment.record, revocation.record]

@@ -34,7 +34,7 @@ final class Replicas {
         let records = try QIRecords.create(home: home, trustCode: trust, trustName: "Trust \(trust)", siteName: site, kind: kind,
                                            membership: .joining(key.fingerprint))
         let request = records.replica.enrolmentRequest()
-        try records.replica.acceptEnrolment(try Enrolment.issue(site: request.site, siteName: site, kind: kind.rawValue, trustCode: trust, by: key))
+        try records.replica.acceptEnrolment(try Enrolment.issue(request: request, by: key))
         return records
     }
 

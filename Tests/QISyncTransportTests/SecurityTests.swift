@@ -207,8 +207,11 @@ struct SecurityTests {
         #expect(try await sync(foreign, server).error?.code == .notAuthorised)
         try hub.replica.pinTrust(code: "RYJ", fingerprint: replicas.trustKey("RYJ").fingerprint)
         #expect(try await sync(foreign, server).error == nil)
-        // A pin with the wrong key is as good as none.
-        try hub.replica.pinTrust(code: "RYJ", fingerprint: TrustKey().fingerprint)
+        // Re-pinning to another key needs replace; a pin with the wrong key is as good as none.
+        #expect(throws: StoreError.self) { try hub.replica.pinTrust(code: "RYJ", fingerprint: TrustKey().fingerprint) }
+        #expect(try await sync(foreign, server).error == nil)
+        try hub.replica.pinTrust(code: "RYJ", fingerprint: TrustKey().fingerprint, replace: true)
+        #expect(try hub.replica.adminEvents().first?.kind == "repin")
         #expect(try await sync(foreign, server).error?.code == .notAuthorised)
         try await server.close()
     }
@@ -452,7 +455,7 @@ struct SecurityTests {
         let hub = try replicas.make("hub", kind: .hub), other = try replicas.make("other-ward")
         let ward = try QIRecords.create(home: replicas.root.appendingPathComponent("late-ward"), trustCode: "RXH", trustName: "Trust RXH",
                                         siteName: "late-ward", kind: .ward, membership: .joining(replicas.trustKey("RXH").fingerprint))
-        let enrolment = try hub.replica.enrol(ward.replica.enrolmentRequest())
+        let (enrolment, _) = try hub.replica.enrol(ward.replica.enrolmentRequest())
         let server = try await WatchedServer(ward)
         // The other ward has never heard of this one: a self-signed certificate does not get in.
         #expect(try await SyncClient.sync(replica: other.replica, address: server.address, logger: testLogger).get().error?.code == .notAuthorised)

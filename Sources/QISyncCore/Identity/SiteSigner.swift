@@ -40,7 +40,12 @@ public struct SiteSigner: Sendable {
 public enum SignatureCheck {
     /// Whether `signature` is `origin`'s signature of `message`.
     public static func isValid(_ signature: [UInt8], of message: [UInt8], by origin: OriginID) -> Bool {
-        guard let key = try? Curve25519.Signing.PublicKey(rawRepresentation: origin.bytes) else { return false }
+        isValid(signature, of: message, byKey: origin.bytes)
+    }
+
+    /// Whether `signature` is the signature of `message` by the raw Ed25519 public key `key`.
+    public static func isValid(_ signature: [UInt8], of message: [UInt8], byKey key: [UInt8]) -> Bool {
+        guard signature.count == 64, let key = try? Curve25519.Signing.PublicKey(rawRepresentation: key) else { return false }
         return key.isValidSignature(signature, for: message)
     }
 }

@@ -70,15 +70,15 @@ public struct TableSpec: Sendable, Equatable {
     public let columns: [ColumnSpec]
     /// Who may write its rows.
     public let ownership: Ownership
-    /// Columns only a site enrolled as its trust's hub may set to a value (not null): the
-    /// IG lead's PII override is signed off there.
-    public let hubOnlyColumns: Set<UInt16>
+    /// The columns of an IG lead's override of the PII guard, when the table has one: its text
+    /// may be set only together with the owner trust key's signature of it (``PIIOverride``).
+    public let overrideColumns: PIIOverride.Columns?
 
     /// Creates a table. By default an entity table's rows are records owned through their
     /// id, and a set's members belong to their parent's owner.
     public init(id: UInt16, name: String, kind: TableKind = .entity, columns: [ColumnSpec] = [], ownership: Ownership? = nil,
-                hubOnlyColumns: Set<UInt16> = []) {
-        self.hubOnlyColumns = hubOnlyColumns
+                overrideColumns: PIIOverride.Columns? = nil) {
+        self.overrideColumns = overrideColumns
         self.id = id
         self.name = name
         self.kind = kind
@@ -125,18 +125,18 @@ public struct ReplicatedSchema: Sendable {
     public func table(named name: String) -> TableSpec? { byName[name].map { tables[$0] } }
 
     /// Why a site of `trust` (key `origin`) may not make this change, or nil when it may: every
-    /// row it writes must belong to that trust (or, for site rows, to that site). The decision
-    /// depends only on the change and the site's enrolment, so every replica makes the same one.
-    /// `isHub` says whether the site is enrolled as its trust's hub.
-    /// `ownerTag`, when given, is ``RecordID/ownerTag(ofTrust:)`` of `trust`, worked out once by
-    /// a caller judging many changes.
-    public func ownershipViolation(of change: Change, origin: OriginID, trust: String, ownerTag: [UInt8]? = nil, isHub: Bool = false) -> String? {
+    /// row it writes must belong to that trust (or, for site rows, to that site), and an IG-lead
+    /// override must carry the trust key's signature (`trustKey`, the trust's raw public key, when
+    /// known). The decision depends only on the change, the site's trust and that trust's key, so
+    /// every replica makes the same one. `ownerTag`, when given, is
+    /// ``RecordID/ownerTag(ofTrust:)`` of `trust`, worked out once by a caller judging many changes.
+    public func ownershipViolation(of change: Change, origin: OriginID, trust: String, ownerTag: [UInt8]? = nil, trustKey: [UInt8]?) -> String? {
         let tag = ownerTag ?? RecordID.ownerTag(ofTrust: trust)
         func owned(_ key: ArraySlice<UInt8>) -> Bool { key.count == 16 && key.suffix(4).elementsEqual(tag) }
         for row in change.rows {
             guard let table = table(id: row.table) else { return "it writes to unknown table \(row.table)" }
-            if !isHub, let cell = row.cells.first(where: { table.hubOnlyColumns.contains($0.column) && $0.value != .null }) {
-                return "only the trust's hub may set \(table.name).\(table.column(id: cell.column)?.name ?? String(cell.column))"
+            if let columns = table.overrideColumns, let problem = PIIOverride.problem(with: row, columns: columns, trustKey: trustKey) {
+                return "\(problem) (\(table.name) record \(Hex.encode(row.key.prefix(4))))"
             }
             switch table.ownership {
             case .originKey:

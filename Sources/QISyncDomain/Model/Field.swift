@@ -70,8 +70,8 @@ public struct Field: Sendable, Equatable {
         }
         switch kind {
         case .text(let max):
-            guard text.count <= max else {
-                throw DomainError("\(name) is \(text.count) characters long; the most it can hold is \(max)")
+            guard Value.length(of: text) <= max else {
+                throw DomainError("\(name) is \(Value.length(of: text)) characters long; the most it can hold is \(max)")
             }
             return .text(text)
         case .choice(let words):

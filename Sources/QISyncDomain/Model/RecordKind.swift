@@ -14,6 +14,7 @@ public enum RecordKind: String, Sendable, CaseIterable {
         Field("scope", 2, .system(.text(maxLength: 8)), "trust (stays inside the trust) or shared (may go to other trusts)"),
         Field("created", 3, .system(.integer), columnName: "created_ms", "when the record was created, milliseconds since 1970"),
         Field("pii-override", 63, .system(.text(maxLength: 600)), "why an IG lead let it be shared although the PII guard objected"),
+        Field("pii-override-signature", 62, .system(.blob), columnName: "pii_override_sig", "the trust key's signature of the override"),
     ]
 
     /// The record's own fields, in display order.
@@ -108,7 +109,7 @@ public enum RecordKind: String, Sendable, CaseIterable {
         case .adaptation: 8
         }
         return TableSpec(id: id, name: rawValue, columns: allFields.map { ColumnSpec($0.column, $0.columnName, $0.columnType) },
-                         ownership: .record(ownerColumn: 1), hubOnlyColumns: [63])
+                         ownership: .record(ownerColumn: 1), overrideColumns: PIIOverride.standardColumns)
     }
 }
 

@@ -23,9 +23,12 @@ extension QIRecords {
             let found = PIIGuard.scan(text)
             return found.isEmpty ? nil : (field, found)
         }
-        var override: String?
+        guard !current.conflictedFields.contains("exists") else {
+            throw DomainError("\(kind.rawValue) \(id.short) was deleted at one site while edited at another; settle that first ('resolve \(id.short) exists --keep' or '--delete'), then share it")
+        }
+        var override: (text: String, signature: [UInt8])?
         if let reason = overrideReason {
-            guard replica.identity.kind == .hub, try replica.trustKey() != nil else {
+            guard replica.identity.kind == .hub, let trustKey = try replica.trustKey() else {
                 throw DomainError("only the trust's IG lead may override the PII guard, from the hub that holds the trust key; ask them, or remove what the guard found")
             }
             let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -33,7 +36,8 @@ extension QIRecords {
                 throw DomainError("an IG-lead override needs a reason of 10 to 500 characters (--reason \"…\")")
             }
             try TextCheck.validate(trimmed, field: "the reason")
-            override = "\(trimmed) — \(replica.identity.trustCode)/\(replica.identity.siteName), \(DateText.timestamp(milliseconds: UInt64(now().timeIntervalSince1970 * 1000)))"
+            let text = "\(trimmed) — \(replica.identity.trustCode)/\(replica.identity.siteName), \(DateText.timestamp(milliseconds: UInt64(now().timeIntervalSince1970 * 1000)))"
+            override = (text, trustKey.signOverride(table: kind.table.id, record: id.bytes, text: text))
         } else if let (field, found) = findings.first {
             throw DomainError("""
                 refused to share \(kind.rawValue) \(id.short): its \(field.name) holds what looks like \(found.map(\.description).joined(separator: ", ")); \
@@ -47,7 +51,8 @@ extension QIRecords {
             for field in kind.allFields {
                 let value: Value = switch field.name {
                 case "scope": .text(Scope.shared.description)
-                case "pii-override": override.map(Value.text) ?? Value(row[field.columnName] as DatabaseValue)
+                case "pii-override": override.map { Value.text($0.text) } ?? Value(row[field.columnName] as DatabaseValue)
+                case "pii-override-signature": override.map { Value.blob($0.signature) } ?? Value(row[field.columnName] as DatabaseValue)
                 default: Value(row[field.columnName] as DatabaseValue)
                 }
                 edit.values.append((field.column, value))

@@ -48,6 +48,7 @@ struct EnrolCommand: ReplicaCommand {
     @Option(help: ArgumentHelp("Also write the enrolment to this file, for a site that is never online.", valueName: "FILE")) var out: String?
     @Option(help: ArgumentHelp("Take in this site's enrolment from a file the hub wrote.", valueName: "FILE")) var accept: String?
     @Flag(name: .customLong("request"), help: "Print this site's enrolment request again.") var printRequest = false
+    @Flag(help: "Enrol a new key under a site name already enrolled (a replaced machine): the old key is revoked.") var replace = false
     @OptionGroup var globals: GlobalOptions
 
     func run(in context: CommandContext) throws {
@@ -59,7 +60,7 @@ struct EnrolCommand: ReplicaCommand {
         }
         if let accept {
             guard request == nil, out == nil else { throw DomainError("--accept takes no request and no --out") }
-            guard let text = try? String(contentsOfFile: accept, encoding: .utf8) else { throw DomainError("cannot read \(accept)") }
+            let text = try FileText.read(accept)
             let enrolment: Enrolment, others: [DirectoryRecord]
             do { (enrolment, others) = try Enrolment.read(fileText: text) } catch { throw DomainError("\(accept): \(error.message)") }
             try replica.acceptEnrolment(enrolment)
@@ -70,18 +71,29 @@ struct EnrolCommand: ReplicaCommand {
         guard let request else { throw DomainError("give the site's enrolment request, --accept FILE, or --request") }
         let parsed: EnrolmentRequest
         do { parsed = try EnrolmentRequest(parsing: request) } catch { throw DomainError(error.message) }
-        let enrolment = try replica.enrol(parsed)
+        let (enrolment, outcome) = try replica.enrol(parsed, replace: replace)
         if let out {
             let text = enrolment.fileText(with: try replica.directoryRecords())
-            guard FileManager.default.createFile(atPath: out, contents: Data(text.utf8)) else { throw DomainError("cannot write \(out)") }
+            try FileText.write(text, to: out)
         }
         if globals.json {
             context.out.json(["site": enrolment.name, "kind": enrolment.kind, "site_fingerprint": parsed.siteFingerprint.description,
-                              "file": out ?? ""])
+                              "file": out ?? "", "outcome": "\(outcome)"])
             return
         }
-        context.out.line("enrolled \(enrolment.name) (\(enrolment.kind)), site key \(parsed.siteFingerprint)")
-        context.out.line("Check the site key with the site's administrator ('qisync whoami' there) before it syncs.")
+        switch outcome {
+        case .alreadyEnrolled:
+            context.out.line("\(enrolment.name) (\(enrolment.kind)) is already enrolled with site key \(parsed.siteFingerprint); nothing changed")
+        case .enrolled:
+            context.out.line("enrolled \(enrolment.name) (\(enrolment.kind)), site key \(parsed.siteFingerprint)")
+        case .reenrolled(let previous):
+            context.out.line("enrolled site key \(parsed.siteFingerprint) again as \(enrolment.name) (\(enrolment.kind)), replacing its enrolment as \(previous)")
+        case .replaced(let revoked):
+            context.out.line("enrolled \(enrolment.name) (\(enrolment.kind)), site key \(parsed.siteFingerprint); the old key \(KeyFingerprint(publicKey: revoked.bytes)) is revoked")
+        }
+        if outcome != .alreadyEnrolled {
+            context.out.line("Check the site key with the site's administrator ('qisync whoami' there) before it syncs.")
+        }
         if let out { context.out.line("wrote \(out): carry it to the site and run 'qisync enrol --accept \((out as NSString).lastPathComponent)' there") }
     }
 }
@@ -97,7 +109,10 @@ struct RevokeCommand: ReplicaCommand {
         let replica = context.records.replica
         guard try replica.trustKey() != nil else { throw DomainError("only the hub that holds the trust key can revoke sites") }
         let enrolment = try replica.enrolledSite(named: site)
-        let revocation = try replica.revoke(site: enrolment.site)
+        guard let revocation = try replica.revoke(site: enrolment.site) else {
+            context.out.line(globals.json ? "{\"revoked\": \"\(enrolment.name)\", \"already\": true}" : "\(enrolment.name) was already revoked; nothing changed")
+            return
+        }
         let cut = Scope.allCases.map { "\($0) log up to \(revocation.lastAccepted[$0]?.seq ?? 0)" }.joined(separator: ", ")
         context.out.line(globals.json ? "{\"revoked\": \"\(enrolment.name)\"}" : "revoked \(enrolment.name): kept its \(cut); the revocation spreads with every sync")
     }
@@ -122,20 +137,30 @@ struct TrustCommand: ParsableCommand {
         @Argument(help: ArgumentHelp("Its trust key's fingerprint (64 hex digits, as 'whoami' prints).", valueName: "FINGERPRINT")) var fingerprint: String
         @Option(help: ArgumentHelp("The trust's card ('trust card' there): its hub and bundle key, so a first bundle can be sealed to it.", valueName: "FILE"))
         var card: String?
+        @Flag(help: "Pin a trust already pinned with another key to this one (it is recorded for 'audit').") var replace = false
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             let parsed: KeyFingerprint
             do { parsed = try KeyFingerprint(parsing: fingerprint) } catch { throw DomainError(error.message) }
             var records: [DirectoryRecord] = []
             if let card {
-                guard let text = try? String(contentsOfFile: card, encoding: .utf8) else { throw DomainError("cannot read \(card)") }
+                let text = try FileText.read(card)
                 do { records = try DirectoryRecord.records(fromFileText: text, title: "qisync-trust-card 1") } catch { throw DomainError("\(card): \(error.message)") }
+                // Every record of the card must be signed by the key being pinned, for this code.
+                let signers = records.map { record -> (code: String?, key: KeyFingerprint?) in
+                    switch record.kind {
+                    case .enrolment: (try? Enrolment(record: record)).map { ($0.trustCode, $0.trustFingerprint) } ?? (nil, nil)
+                    case .bundleKey: (nil, (try? TrustBundleKey(record: record))?.trustFingerprint)
+                    default: (nil, nil)
+                    }
+                }
+                guard !records.isEmpty, signers.allSatisfy({ $0.key == parsed && ($0.code == nil || $0.code == code) }) else {
+                    let found = Set(signers.compactMap(\.key)).map(\.description).sorted()
+                    throw DomainError("refused: the card \(card) was not made by trust \(code) with key \(parsed)\(found.isEmpty ? "" : " (it is signed by \(found.joined(separator: ", ")))"); check the fingerprint and the card with its administrator. Nothing was pinned")
+                }
             }
-            try context.records.replica.pinTrust(code: code, fingerprint: parsed)
+            try context.records.replica.pinTrust(code: code, fingerprint: parsed, replace: replace)
             let imported = try context.records.replica.importDirectory(records)
-            if card != nil, imported.added + imported.known == 0 {
-                context.notices.line("note: \(card!) holds nothing signed by the key pinned for \(code); check the fingerprint with its administrator")
-            }
             context.out.line(globals.json ? "{\"pinned\": \"\(code)\"}" : "pinned trust \(code), key \(parsed)\(card == nil ? "" : "; took in \(imported.added) records from its card")")
         }
     }
@@ -147,7 +172,7 @@ struct TrustCommand: ParsableCommand {
         func run(in context: CommandContext) throws {
             let records = try context.records.replica.trustCard()
             let text = DirectoryRecord.fileText("qisync-trust-card 1", records)
-            guard FileManager.default.createFile(atPath: file, contents: Data(text.utf8)) else { throw DomainError("cannot write \(file)") }
+            try FileText.write(text, to: file)
             context.out.line("wrote \(file): \(records.count) records of trust \(context.records.replica.identity.trustCode); it holds no secrets, but check the fingerprint by phone")
         }
     }

@@ -14,6 +14,9 @@ final class Materializer {
     private var stamps: [Int64: Stamp] = [:]
     private var changes: [Int64: Change] = [:]
     private var hasPendingSupersede: Bool
+    /// Changes held in the log but not (yet) materialised again while rows are rebuilt: a
+    /// supersession of one of them waits as if the change had not arrived.
+    var excluded: Set<Int64> = []
     private var tableStatements: [UInt16: TableStatements] = [:]
     private let insertLog: FastStatement
     private let upsertVector: FastStatement
@@ -72,7 +75,9 @@ final class Materializer {
         }
         guard let origin = known else { return nil }
         originIDs[ref.origin] = origin
-        return try findChange.fetchInt64([.integer(origin), .integer(Int64(ref.scope.rawValue)), .integer(Int64(bitPattern: ref.seq))])
+        guard let change = try findChange.fetchInt64([.integer(origin), .integer(Int64(ref.scope.rawValue)), .integer(Int64(bitPattern: ref.seq))]),
+              !excluded.contains(change) else { return nil }
+        return change
     }
 
     /// The stamp (HLC, origin) of an applied entry.
@@ -171,13 +176,23 @@ final class Materializer {
             try upsertVector.execute([.integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)), .blob(entry.hash)])
         }
         guard materialises else { return id }
+        let stamp = EntryStamp(origin: origin, scope: entry.scope, seq: entry.seq, hlc: entry.hlc)
         for row in change.rows {
-            try materialise(row, change: id, entry: entry, origin: origin)
+            try materialise(row, change: id, entry: stamp)
         }
         return id
     }
 
-    private func materialise(_ row: RowWrite, change id: Int64, entry: LogEntry, origin: Int64) throws {
+    /// Where an applied entry sits: its local origin number, log, number and clock.
+    struct EntryStamp {
+        let origin: Int64
+        let scope: Scope
+        let seq: UInt64
+        let hlc: HLC
+    }
+
+    func materialise(_ row: RowWrite, change id: Int64, entry: EntryStamp) throws {
+        let origin = entry.origin
         let statements = try statements(for: row.table)
         let table = statements.table
         let keyValues = StoreSchema.keyValues(row.key, of: table)

@@ -182,9 +182,9 @@ extension Replica {
     private func append(_ db: Database, _ entry: LogEntry, change: Change, updatesVector: Bool, materializer: Materializer,
                         directory: TrustDirectory, source: String?, report: inout ApplyReport) throws {
         let trust = directory.trust(of: entry.origin) ?? ""
-        let isHub = isHub(entry.origin, in: directory)
         let tag = directory.ownerTags[trust] ?? RecordID.ownerTag(ofTrust: trust)
-        if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust, ownerTag: tag, isHub: isHub) {
+        if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust, ownerTag: tag,
+                                                     trustKey: trustKey(of: trust, in: directory)) {
             try materializer.append(entry, change: change, updatesVector: updatesVector, materialises: false)
             let reason = "a change from a site of \(trust) was refused: \(violation)"
             try recordRefusal(db, entry: entry, stored: true, reason: reason, source: source)

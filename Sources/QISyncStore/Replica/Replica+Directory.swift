@@ -50,6 +50,19 @@ public struct DirectoryImport: Equatable, Sendable {
     public var ignored: [String] = []
 }
 
+/// An administrative act recorded for `audit`: an enrolment, a revocation, a trust pinned or
+/// removed, a bundle made or taken in.
+public struct AdminEvent: Equatable, Sendable {
+    /// When (milliseconds since 1970).
+    public let milliseconds: UInt64
+    /// What kind of act: `enrol`, `revoke`, `pin`, `unpin`, `repin`, `bundle export`, `bundle import`, `bundle refused`…
+    public let kind: String
+    /// What it was about: a site, a trust, a file.
+    public let subject: String
+    /// The details.
+    public let detail: String
+}
+
 extension Replica {
     // MARK: Reading the directory
 
@@ -78,46 +91,43 @@ extension Replica {
     }
 
     private func loadDirectory(_ db: Database) throws -> TrustDirectory {
-        var directory = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin)
+        TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: try Self.ownPins(db), records: try Self.directoryRecords(db))
+    }
+
+    static func ownPins(_ db: Database) throws -> [String: KeyFingerprint] {
         var pins: [String: KeyFingerprint] = [:]
         for row in try Row.fetchAll(db, sql: "SELECT code, fingerprint FROM trust_pin") {
             pins[row[0]] = try KeyFingerprint(bytes: Array(row[1] as Data))
         }
-        // The hub's decisions for the whole trust, signed by the trust key (the latest per code
-        // wins); a pin made on this replica itself stands whatever the hub decided.
-        let ownKey = pins[identity.trustCode]
-        var decided: [String: TrustWidePin] = [:]
-        for data in try Data.fetchAll(db, sql: "SELECT record FROM trust_wide_pin ORDER BY at_ms") {
-            let pin = try TrustWidePin(record: DirectoryRecord(kind: .trustPin, bytes: Array(data)))
-            if pin.trustFingerprint == ownKey { decided[pin.code] = pin }
+        return pins
+    }
+
+    /// The directory as it would be with `extra` records taken in too (those a bundle carries),
+    /// without keeping them.
+    public func directory(including extra: [DirectoryRecord]) throws -> TrustDirectory {
+        try database.read { db in
+            let pins = try Self.ownPins(db)
+            let held = try Self.directoryRecords(db)
+            var current = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: pins, records: held)
+            // What the importer would keep, kind by kind, as importDirectory does.
+            var kept = held
+            for kind: DirectoryRecord.Kind in [.trustPin, .enrolment, .bundleKey, .revocation] {
+                kept += extra.filter { $0.kind == kind && current.relevance(of: $0) == nil }
+                current = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: pins, records: kept)
+            }
+            return current
         }
-        for (code, pin) in decided where pins[code] == nil && code != identity.trustCode && pin.pinned {
-            pins[code] = pin.fingerprint
+    }
+
+    static func directoryRecords(_ db: Database) throws -> [DirectoryRecord] {
+        try Row.fetchAll(db, sql: "SELECT kind, record FROM directory_record ORDER BY kind, digest").compactMap { row in
+            DirectoryRecord.Kind(rawValue: UInt8(row[0] as Int64)).map { DirectoryRecord(kind: $0, bytes: Array(row[1] as Data)) }
         }
-        directory.pins = pins
-        for data in try Data.fetchAll(db, sql: "SELECT record FROM enrolment") {
-            let enrolment = try Enrolment(record: DirectoryRecord(kind: .enrolment, bytes: Array(data)))
-            directory.enrolments[enrolment.site] = enrolment
-        }
-        for data in try Data.fetchAll(db, sql: "SELECT record FROM revocation") {
-            let revocation = try Revocation(record: DirectoryRecord(kind: .revocation, bytes: Array(data)))
-            directory.revocations[revocation.site] = revocation
-        }
-        for data in try Data.fetchAll(db, sql: "SELECT record FROM bundle_key") {
-            let key = try TrustBundleKey(record: DirectoryRecord(kind: .bundleKey, bytes: Array(data)))
-            directory.bundleKeys[key.trustFingerprint] = key
-        }
-        return directory
     }
 
     /// The directory records held, to pass on to a peer.
     public func directoryRecords() throws -> [DirectoryRecord] {
-        try database.read { db in
-            try Data.fetchAll(db, sql: "SELECT record FROM enrolment ORDER BY site").map { DirectoryRecord(kind: .enrolment, bytes: Array($0)) }
-                + Data.fetchAll(db, sql: "SELECT record FROM revocation ORDER BY site").map { DirectoryRecord(kind: .revocation, bytes: Array($0)) }
-                + Data.fetchAll(db, sql: "SELECT record FROM bundle_key ORDER BY fingerprint").map { DirectoryRecord(kind: .bundleKey, bytes: Array($0)) }
-                + Data.fetchAll(db, sql: "SELECT record FROM trust_wide_pin ORDER BY code, at_ms").map { DirectoryRecord(kind: .trustPin, bytes: Array($0)) }
-        }
+        try database.read(Self.directoryRecords)
     }
 
     /// The digest of the directory records held (``DirectoryRecord/digest(of:)``).
@@ -127,17 +137,17 @@ extension Replica {
     /// for the whole trust.
     public func trustPins() throws -> [TrustPin] {
         let directory = try directory()
+        func sites(_ code: String, _ fingerprint: KeyFingerprint) -> Int {
+            directory.enrolments.values.filter { $0.trustCode == code && $0.trustFingerprint == fingerprint && directory.revocations[$0.site] == nil }.count
+        }
         let local = try database.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT code, trust_pin.fingerprint, own, (SELECT count(*) FROM enrolment WHERE enrolment.trust = trust_pin.code
-                    AND enrolment.fingerprint = trust_pin.fingerprint) FROM trust_pin ORDER BY own DESC, code
-                """).map { row in
-                TrustPin(code: row[0], fingerprint: try KeyFingerprint(bytes: Array(row[1] as Data)), isOwn: row[2], sites: row[3])
+            try Row.fetchAll(db, sql: "SELECT code, fingerprint, own FROM trust_pin ORDER BY own DESC, code").map { row in
+                let fingerprint = try KeyFingerprint(bytes: Array(row[1] as Data))
+                return TrustPin(code: row[0], fingerprint: fingerprint, isOwn: row[2], sites: sites(row[0], fingerprint))
             }
         }
         let wide = directory.pins.filter { code, _ in !local.contains { $0.code == code } }.sorted { $0.key < $1.key }.map { code, fingerprint in
-            var pin = TrustPin(code: code, fingerprint: fingerprint, isOwn: false,
-                               sites: directory.enrolments.values.filter { $0.trustCode == code && $0.trustFingerprint == fingerprint }.count)
+            var pin = TrustPin(code: code, fingerprint: fingerprint, isOwn: false, sites: sites(code, fingerprint))
             pin.isTrustWide = true
             return pin
         }
@@ -156,9 +166,11 @@ extension Replica {
             + (directory.bundleKeys[own].map { [$0.record] } ?? [])
     }
 
-    /// Whether a site is its trust's hub: this site by its own kind, another by its enrolment.
-    func isHub(_ site: OriginID, in directory: TrustDirectory) -> Bool {
-        site == identity.origin ? identity.kind == .hub : directory.enrolments[site]?.kind == SiteKind.hub.rawValue
+    /// The public key of a trust, by its code: from its enrolments held here, or, for this
+    /// replica's own trust on its hub, from the trust key file.
+    func trustKey(of trust: String, in directory: TrustDirectory) -> [UInt8]? {
+        if let key = directory.trustKeys[trust] { return key }
+        return trust == identity.trustCode ? (try? trustKey())?.map(\.publicKey) : nil
     }
 
     /// This site's request to be enrolled by its hub.
@@ -188,6 +200,25 @@ extension Replica {
         }
     }
 
+    /// Administrative acts recorded here (enrolments, revocations, pins, bundles), newest first.
+    public func adminEvents(limit: Int = 1000) throws -> [AdminEvent] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT at_ms, kind, subject, detail FROM admin_event ORDER BY id DESC LIMIT ?", arguments: [limit]).map { row in
+                AdminEvent(milliseconds: UInt64(bitPattern: row[0]), kind: row[1], subject: row[2], detail: row[3])
+            }
+        }
+    }
+
+    /// Records an administrative act for `audit`.
+    public func recordAdminEvent(kind: String, subject: String, detail: String) throws {
+        try database.write { db in try recordAdminEvent(db, kind: kind, subject: subject, detail: detail) }
+    }
+
+    func recordAdminEvent(_ db: Database, kind: String, subject: String, detail: String) throws {
+        try db.execute(sql: "INSERT INTO admin_event (at_ms, kind, subject, detail) VALUES (?, ?, ?, ?)",
+                       arguments: [Int64(bitPattern: now()), kind, subject, detail])
+    }
+
     // MARK: Changing the directory
 
     /// Verifies directory records (from a peer or a file) and keeps those of trusts pinned here.
@@ -198,54 +229,49 @@ extension Replica {
 
     func importDirectory(_ db: Database, _ records: [DirectoryRecord]) throws -> DirectoryImport {
         var result = DirectoryImport()
-        // The trust's own pin decisions first: they decide which other trusts' records to keep.
-        let decisions = records.filter { $0.kind == .trustPin }
-        var current = try directory(db)
-        for record in decisions { try keep(db, record, current: current, result: &result) }
-        if !decisions.isEmpty {
-            try bumpDirectoryVersion(db)
-            current = try directory(db)
+        // The trust's own pin decisions first: they decide which other trusts' records to keep;
+        // then enrolments, before the revocations judged against them.
+        for kind: DirectoryRecord.Kind in [.trustPin, .enrolment, .bundleKey, .revocation] {
+            let current = try directory(db)
+            var added = false
+            for record in records where record.kind == kind {
+                if let problem = current.relevance(of: record) {
+                    result.ignored.append(problem.message)
+                    continue
+                }
+                try db.execute(sql: "INSERT OR IGNORE INTO directory_record (digest, kind, record) VALUES (?, ?, ?)",
+                               arguments: [Data(record.digest), Int64(record.kind.rawValue), Data(record.bytes)])
+                if db.changesCount > 0 {
+                    result.added += 1
+                    added = true
+                } else {
+                    result.known += 1
+                }
+            }
+            if added { try bumpDirectoryVersion(db) }
         }
-        for record in records where record.kind != .trustPin { try keep(db, record, current: current, result: &result) }
-        if result.added > 0 { try bumpDirectoryVersion(db) }
+        if result.added > 0 { try enforceRevocations(db) }
         return result
     }
 
-    /// Verifies one record against the directory as it was and keeps it when its trust is pinned.
-    private func keep(_ db: Database, _ record: DirectoryRecord, current: TrustDirectory, result: inout DirectoryImport) throws {
-        do {
-            switch record.kind {
-            case .enrolment:
-                let enrolment = try Enrolment(record: record)
-                guard current.isPinned(enrolment) else {
-                    throw IdentityError("the enrolment of \(enrolment.trustCode)/\(enrolment.siteName) is for a trust not pinned here with that key")
-                }
-                try db.execute(sql: "INSERT OR IGNORE INTO enrolment (site, trust, fingerprint, name, kind, record) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [Data(enrolment.site.bytes), enrolment.trustCode, Data(enrolment.trustFingerprint.bytes),
-                                           enrolment.siteName, enrolment.kind, Data(record.bytes)])
-            case .revocation:
-                let revocation = try Revocation(record: record)
-                guard current.isPinned(revocation) else { throw IdentityError("a revocation signed by a key not pinned here") }
-                try db.execute(sql: "INSERT OR IGNORE INTO revocation (site, fingerprint, revoked_ms, record) VALUES (?, ?, ?, ?)",
-                               arguments: [Data(revocation.site.bytes), Data(revocation.trustFingerprint.bytes),
-                                           Int64(bitPattern: revocation.revokedMilliseconds), Data(record.bytes)])
-            case .trustPin:
-                let pin = try TrustWidePin(record: record)
-                // Only this trust's own decisions matter here; others' are not kept.
-                guard let own = current.pins[identity.trustCode], pin.trustFingerprint == own else {
-                    throw IdentityError("a trust pin made by another trust")
-                }
-                try db.execute(sql: "INSERT OR IGNORE INTO trust_wide_pin (code, at_ms, record) VALUES (?, ?, ?)",
-                               arguments: [pin.code, Int64(bitPattern: pin.milliseconds), Data(record.bytes)])
-            case .bundleKey:
-                let key = try TrustBundleKey(record: record)
-                guard current.pins.values.contains(key.trustFingerprint) else { throw IdentityError("a bundle key signed by a key not pinned here") }
-                try db.execute(sql: "INSERT OR IGNORE INTO bundle_key (fingerprint, record) VALUES (?, ?)",
-                               arguments: [Data(key.trustFingerprint.bytes), Data(record.bytes)])
+    /// Pins another trust by its key's fingerprint, read out by that trust's administrator. A
+    /// trust already pinned with another key is re-pinned only with `replace`; either way the act
+    /// is recorded for `audit`.
+    public func pinTrust(code: String, fingerprint: KeyFingerprint, replace: Bool = false) throws {
+        try ReplicaIdentity.validateTrustCode(code)
+        guard code != identity.trustCode else {
+            throw StoreError("\(code) is this replica's own trust; its key was fixed when the replica was made")
+        }
+        try database.write { db in
+            let existing = try Data.fetchOne(db, sql: "SELECT fingerprint FROM trust_pin WHERE code = ?", arguments: [code])
+                .map { try KeyFingerprint(bytes: Array($0)) } ?? directory(db).pins[code]
+            if let existing, existing != fingerprint, !replace {
+                throw StoreError("trust \(code) is already pinned with key \(existing); pinning it to another key needs --replace (check the new fingerprint with its administrator first)")
             }
-            if db.changesCount > 0 { result.added += 1 } else { result.known += 1 }
-        } catch let error as IdentityError {
-            result.ignored.append(error.message)
+            try pin(db, code: code, fingerprint: fingerprint, own: false)
+            try decideForTrust(db, code: code, fingerprint: fingerprint, pinned: true)
+            let kind = existing == nil ? "pin" : existing == fingerprint ? "pin again" : "repin"
+            try recordAdminEvent(db, kind: kind, subject: code, detail: existing.map { $0 == fingerprint ? "key \(fingerprint)" : "key \($0) replaced by \(fingerprint)" } ?? "key \(fingerprint)")
         }
     }
 
@@ -253,18 +279,6 @@ extension Replica {
         try db.execute(sql: "INSERT OR REPLACE INTO trust_pin (code, fingerprint, own, added_ms) VALUES (?, ?, ?, ?)",
                        arguments: [code, Data(fingerprint.bytes), own, Int64(bitPattern: now())])
         try bumpDirectoryVersion(db)
-    }
-
-    /// Pins another trust by its key's fingerprint, read out by that trust's administrator.
-    public func pinTrust(code: String, fingerprint: KeyFingerprint) throws {
-        try ReplicaIdentity.validateTrustCode(code)
-        guard code != identity.trustCode else {
-            throw StoreError("\(code) is this replica's own trust; its key was fixed when the replica was made")
-        }
-        try database.write { db in
-            try pin(db, code: code, fingerprint: fingerprint, own: false)
-            try decideForTrust(db, code: code, fingerprint: fingerprint, pinned: true)
-        }
     }
 
     /// On the hub, records a trust-wide decision (signed by the trust key) that the trust's
@@ -286,31 +300,68 @@ extension Replica {
                 throw StoreError("trust \(code) is not pinned here\(try directory(db).pins[code] != nil ? " itself: the hub pinned it for the whole trust ('trust remove' there)" : ""); 'qisync trust list' shows those that are")
             }
             try bumpDirectoryVersion(db)
-            try decideForTrust(db, code: code, fingerprint: try KeyFingerprint(bytes: Array(fingerprint)), pinned: false)
+            let key = try KeyFingerprint(bytes: Array(fingerprint))
+            try decideForTrust(db, code: code, fingerprint: key, pinned: false)
+            try recordAdminEvent(db, kind: "unpin", subject: code, detail: "key \(key)")
         }
+    }
+
+    /// What `enrol` did.
+    public enum EnrolOutcome: Equatable, Sendable {
+        /// A new site was enrolled.
+        case enrolled
+        /// The site was already enrolled exactly so; nothing changed.
+        case alreadyEnrolled
+        /// The site's key was enrolled again with a new name or kind; the new enrolment is current.
+        case reenrolled(previous: String)
+        /// The site replaced another key under the same name, which was revoked.
+        case replaced(revoked: OriginID)
     }
 
     /// The hub enrols a site of its own trust from the site's request and keeps the enrolment;
     /// it reaches every replica through sync, or as a file (``Enrolment/fileText(with:)``).
-    public func enrol(_ request: EnrolmentRequest) throws -> Enrolment {
+    ///
+    /// A key enrolled before with another name or kind is enrolled again (the later enrolment is
+    /// current everywhere). Another key already enrolled under the same site name is refused
+    /// unless `replace`, which revokes that key.
+    public func enrol(_ request: EnrolmentRequest, replace: Bool = false) throws -> (Enrolment, EnrolOutcome) {
         guard let trustKey = try trustKey() else {
             throw StoreError("only the hub that holds the trust key (\(home.appendingPathComponent(TrustKey.fileName).path)) can enrol sites")
         }
         guard request.trustCode == identity.trustCode else {
             throw StoreError("the request is to join trust \(request.trustCode); this hub enrols sites of \(identity.trustCode)")
         }
-        let enrolment = try Enrolment.issue(site: request.site, siteName: request.siteName, kind: request.kind,
-                                            trustCode: identity.trustCode, by: trustKey)
-        try database.write { db in
-            if let existing = try Data.fetchOne(db, sql: "SELECT site FROM revocation WHERE site = ?", arguments: [Data(request.site.bytes)]), !existing.isEmpty {
+        return try database.write { db in
+            let directory = try directory(db)
+            if directory.revocations[request.site] != nil {
                 throw StoreError("site key \(request.siteFingerprint) was revoked and cannot be enrolled again; the site must make a new key ('qisync init --join')")
             }
-            try db.execute(sql: "DELETE FROM enrolment WHERE site = ?", arguments: [Data(request.site.bytes)])
-            try bumpDirectoryVersion(db)
+            let previous = directory.enrolments[request.site]
+            if let previous, previous.siteName == request.siteName, previous.kind == request.kind {
+                return (previous, .alreadyEnrolled)
+            }
+            let holders = directory.enrolments.values.filter {
+                $0.trustCode == identity.trustCode && $0.siteName == request.siteName && $0.site != request.site && directory.revocations[$0.site] == nil
+            }
+            if let holder = holders.first, !replace {
+                throw StoreError("\(identity.trustCode)/\(request.siteName) is already enrolled with another key (\(KeyFingerprint(publicKey: holder.site.bytes))); if this is a new machine for that site, enrol it with --replace, which revokes the old key; otherwise give the new site another name")
+            }
+            // Later than any earlier enrolment of this key, so this one is current everywhere.
+            var issued = Date(timeIntervalSince1970: Double(now() / 1000))
+            if let last = directory.enrolmentHistory[request.site]?.last, issued <= last.issued { issued = last.issued.addingTimeInterval(1) }
+            let enrolment = try Enrolment.issue(request: request, issued: issued, by: trustKey)
             let report = try importDirectory(db, [enrolment.record])
             guard report.ignored.isEmpty else { throw StoreError(report.ignored.joined(separator: "; ")) }
+            var outcome = EnrolOutcome.enrolled
+            for holder in holders {
+                _ = try revoke(db, site: holder.site, trustKey: trustKey)
+                outcome = .replaced(revoked: holder.site)
+            }
+            if let previous { outcome = .reenrolled(previous: "\(previous.name) (\(previous.kind))") }
+            try recordAdminEvent(db, kind: "enrol", subject: enrolment.name,
+                                 detail: "\(enrolment.kind), site key \(request.siteFingerprint)\(previous.map { ", replacing its enrolment as \($0.name) (\($0.kind))" } ?? "")\(holders.map { ", revoking the old key \(KeyFingerprint(publicKey: $0.site.bytes))" }.joined())")
+            return (enrolment, outcome)
         }
-        return enrolment
     }
 
     /// Takes in this site's own enrolment, carried by hand from the hub.
@@ -325,8 +376,9 @@ extension Replica {
     }
 
     /// The hub revokes a site of its trust: entries it appended after what this hub holds are
-    /// refused everywhere the revocation reaches, and it can no longer connect.
-    public func revoke(site: OriginID) throws -> Revocation {
+    /// refused everywhere the revocation reaches, and it can no longer connect. Revoking a site
+    /// already revoked changes nothing and returns nil.
+    public func revoke(site: OriginID) throws -> Revocation? {
         guard let trustKey = try trustKey() else { throw StoreError("only the hub that holds the trust key can revoke sites") }
         guard site != identity.origin else { throw StoreError("a hub cannot revoke itself") }
         return try database.write { db in
@@ -334,20 +386,32 @@ extension Replica {
             guard let enrolment = directory.enrolments[site], enrolment.trustCode == identity.trustCode else {
                 throw StoreError("site \(site.short) is not an enrolled site of \(identity.trustCode)")
             }
-            var cut: [Scope: LogPosition] = [:]
-            for scope in Scope.allCases {
-                if let position = try logPosition(db, LogID(origin: site, scope: scope)) { cut[scope] = position }
-            }
-            let revocation = Revocation.issue(site: site, lastAccepted: cut, at: now(), by: trustKey)
-            _ = try importDirectory(db, [revocation.record])
+            if directory.revocations[site] != nil { return nil }
+            let revocation = try revoke(db, site: site, trustKey: trustKey)
+            try recordAdminEvent(db, kind: "revoke", subject: enrolment.name,
+                                 detail: "site key \(KeyFingerprint(publicKey: site.bytes)); kept " + Scope.allCases.map { "\($0) log up to \(revocation.lastAccepted[$0]?.seq ?? 0)" }.joined(separator: ", "))
             return revocation
         }
     }
 
-    /// Finds an enrolled site by name or key prefix.
+    private func revoke(_ db: Database, site: OriginID, trustKey: TrustKey) throws -> Revocation {
+        var cut: [Scope: LogPosition] = [:]
+        for scope in Scope.allCases {
+            if let position = try logPosition(db, LogID(origin: site, scope: scope)) { cut[scope] = position }
+        }
+        let revocation = Revocation.issue(site: site, lastAccepted: cut, at: now(), by: trustKey)
+        _ = try importDirectory(db, [revocation.record])
+        return revocation
+    }
+
+    /// Finds an enrolled site by name (`site` or `TRUST/site`) or key prefix; revoked sites are
+    /// found only when nothing current matches.
     public func enrolledSite(named text: String) throws -> Enrolment {
-        let enrolments = try directory().enrolments.values
-        let matches = enrolments.filter { $0.siteName == text || $0.name == text || Hex.encode($0.site.bytes).hasPrefix(text.lowercased()) }
+        let directory = try directory()
+        let enrolments = directory.enrolments.values
+        var matches = enrolments.filter { $0.siteName == text || $0.name == text || Hex.encode($0.site.bytes).hasPrefix(text.lowercased()) }
+        let current = matches.filter { directory.revocations[$0.site] == nil }
+        if !current.isEmpty { matches = current }
         guard matches.count == 1, let match = matches.first else {
             let names = enrolments.map(\.name).sorted().joined(separator: ", ")
             throw StoreError(matches.isEmpty ? "no enrolled site is called '\(text)' (enrolled: \(names.isEmpty ? "none" : names))"

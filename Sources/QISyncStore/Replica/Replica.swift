@@ -70,8 +70,8 @@ public final class Replica: Sendable {
         now: @escaping @Sendable () -> UInt64 = systemClock
     ) throws -> Replica {
         try ReplicaIdentity.validateTrustCode(trustCode)
-        guard !trustName.isEmpty, trustName.count <= 200 else { throw StoreError("the trust name must be 1 to 200 characters") }
-        guard !siteName.isEmpty, siteName.count <= 100 else { throw StoreError("the site name must be 1 to 100 characters") }
+        guard !trustName.isEmpty, Value.length(of: trustName) <= 200 else { throw StoreError("the trust name must be 1 to 200 characters") }
+        guard !siteName.isEmpty, Value.length(of: siteName) <= 100 else { throw StoreError("the site name must be 1 to 100 characters") }
         let files = FileManager.default
         let databaseURL = home.appendingPathComponent(databaseName)
         if files.fileExists(atPath: databaseURL.path) {
@@ -105,7 +105,8 @@ public final class Replica: Sendable {
             switch membership {
             case .founding(let trustKey):
                 try database.write { db in try replica.pin(db, code: trustCode, fingerprint: trustKey.fingerprint, own: true) }
-                let enrolment = try Enrolment.issue(site: signer.origin, siteName: siteName, kind: kind.rawValue, trustCode: trustCode, by: trustKey)
+                let request = EnrolmentRequest(trustCode: trustCode, siteName: siteName, kind: kind.rawValue, signer: signer)
+                let enrolment = try Enrolment.issue(request: request, issued: Date(timeIntervalSince1970: Double(now() / 1000)), by: trustKey)
                 try replica.importDirectory([enrolment.record, TrustBundleKey(trustKey: trustKey).record])
             case .joining(let fingerprint):
                 try database.write { db in try replica.pin(db, code: trustCode, fingerprint: fingerprint, own: true) }
@@ -141,8 +142,11 @@ public final class Replica: Sendable {
         } catch let error as DatabaseError {
             throw StoreError("\(databaseURL.path) is not a qisync replica (\(error.message ?? "unreadable"))")
         }
-        guard let version = Int.fromDatabaseValue(meta["schema_version"] ?? .null), version == StoreSchema.version else {
-            throw StoreError("\(databaseURL.path) is not a qisync replica of schema version \(StoreSchema.version)")
+        guard let version = Int.fromDatabaseValue(meta["schema_version"] ?? .null), (1...StoreSchema.version).contains(version) else {
+            throw StoreError("\(databaseURL.path) is not a qisync replica of schema version \(StoreSchema.version) (this build reads versions 1 to \(StoreSchema.version))")
+        }
+        if version < StoreSchema.version {
+            try database.write { db in try StoreSchema.migrate(db, from: version, schema: schema) }
         }
         guard let originData = Data.fromDatabaseValue(meta["origin"] ?? .null), Array(originData) == signer.origin.bytes else {
             throw StoreError("the site key in \(home.path) does not belong to this replica")

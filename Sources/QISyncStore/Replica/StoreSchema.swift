@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import QISyncCore
 
@@ -24,11 +25,13 @@ import QISyncCore
 /// - `meta(key, value)`: identity, clock, schema version.
 /// - `peer(name, address)` and `sync_session(…)`: this replica's peers and sync history (local, never replicated).
 /// - `trust_pin(code, fingerprint, own, added_ms)`: the trusts this replica accepts, by key fingerprint.
-/// - `enrolment(site, trust, fingerprint, name, kind, record)` and `revocation(site, fingerprint, revoked_ms, record)`:
-///   the directory records held, each verified and kept exactly as received so it can be passed on.
+/// - `directory_record(digest, kind, record)`: the directory records held (enrolments, revocations,
+///   bundle keys, trust-wide pins), each verified and kept exactly as received so it can be passed on;
+///   what they decide is worked out from the whole set (``TrustDirectory``).
+/// - `admin_event(…)`: enrolments, revocations, trust pins and bundles, for `audit`.
 /// - `refusal(…)`: entries and changes refused, with the reason, for `audit`.
 enum StoreSchema {
-    static let version = 1
+    static let version = 2
 
     static func create(_ db: Database, schema: ReplicatedSchema) throws {
         try db.execute(sql: """
@@ -74,14 +77,10 @@ enum StoreSchema {
             CREATE INDEX IF NOT EXISTS sync_session_peer ON sync_session(peer, id);
             CREATE TABLE IF NOT EXISTS trust_pin (
                 code TEXT PRIMARY KEY NOT NULL, fingerprint BLOB NOT NULL, own INTEGER NOT NULL, added_ms INTEGER NOT NULL) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS enrolment (
-                site BLOB PRIMARY KEY NOT NULL, trust TEXT NOT NULL, fingerprint BLOB NOT NULL, name TEXT NOT NULL,
-                kind TEXT NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS revocation (
-                site BLOB PRIMARY KEY NOT NULL, fingerprint BLOB NOT NULL, revoked_ms INTEGER NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS bundle_key (fingerprint BLOB PRIMARY KEY NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
-            CREATE TABLE IF NOT EXISTS trust_wide_pin (
-                code TEXT NOT NULL, at_ms INTEGER NOT NULL, record BLOB NOT NULL, PRIMARY KEY (code, at_ms)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS directory_record (
+                digest BLOB PRIMARY KEY NOT NULL, kind INTEGER NOT NULL, record BLOB NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS admin_event (
+                id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS peer_vector (
                 site BLOB PRIMARY KEY NOT NULL, vector BLOB NOT NULL, updated_ms INTEGER NOT NULL, source TEXT NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS refusal (
@@ -91,6 +90,29 @@ enum StoreSchema {
         if try !db.columns(in: "sync_session").contains(where: { $0.name == "refused" }) {
             try db.execute(sql: "ALTER TABLE sync_session ADD COLUMN refused INTEGER NOT NULL DEFAULT 0")
         }
+    }
+
+    /// Brings a replica made by an earlier version up to date, in one transaction. Version 1
+    /// kept directory records in a table per kind and had no override signature column.
+    static func migrate(_ db: Database, from version: Int, schema: ReplicatedSchema) throws {
+        if version < 2 {
+            try createLocalTables(db)
+            for table in schema.tables {
+                let existing = Set(try db.columns(in: table.name).map(\.name))
+                for column in table.columns where !existing.contains(column.name) {
+                    try db.execute(sql: "ALTER TABLE \(table.name) ADD COLUMN \(column.name) \(column.type.sqlName)")
+                }
+            }
+            for (old, kind) in [("enrolment", 1), ("revocation", 2), ("bundle_key", 3), ("trust_wide_pin", 4)] where try db.tableExists(old) {
+                for record in try Data.fetchAll(db, sql: "SELECT record FROM \(old)") {
+                    let digest = DirectoryRecord(kind: DirectoryRecord.Kind(rawValue: UInt8(kind))!, bytes: Array(record)).digest
+                    try db.execute(sql: "INSERT OR IGNORE INTO directory_record (digest, kind, record) VALUES (?, ?, ?)",
+                                   arguments: [Data(digest), kind, record])
+                }
+                try db.execute(sql: "DROP TABLE \(old)")
+            }
+        }
+        try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'schema_version'", arguments: [Self.version])
     }
 
     static func ddl(for table: TableSpec) -> String {

@@ -42,9 +42,6 @@ extension Replica {
              try self.directory(db))
         }
         report.directoryRecords = directory.enrolments.count + directory.revocations.count
-        for (site, enrolment) in directory.enrolments where !directory.isPinned(enrolment) {
-            report.logProblems.append("the enrolment of \(enrolment.name) (\(site.short)) is signed by a key not pinned for \(enrolment.trustCode)")
-        }
         func trust(of origin: OriginID) -> String? { origin == identity.origin ? identity.trustCode : directory.enrolments[origin]?.trustCode }
         report.integrity = integrity
         report.logs = vector.positions.count
@@ -70,7 +67,8 @@ extension Replica {
             if log.scope == .trust, trust != identity.trustCode {
                 report.logProblems.append("\(log): a trust-scope log of another trust (\(trust))")
             }
-            if let revocation = directory.revocations[log.origin], let last = previous[log], revocation.refuses(scope: log.scope, seq: last.seq) {
+            if log.origin != identity.origin, let revocation = directory.revocations[log.origin], let last = previous[log],
+               revocation.refuses(scope: log.scope, seq: last.seq) {
                 report.logProblems.append("\(log): holds entries past its site's revocation")
             }
         }
@@ -91,8 +89,9 @@ extension Replica {
             let materializer = try Materializer(db: db, schema: schema)
             for entry in entries {
                 let change = try entry.change()
-                let isHub = isHub(entry.origin, in: directory)
-                let allowed = trust(of: entry.origin).map { schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, isHub: isHub) == nil } ?? false
+                let allowed = trust(of: entry.origin).map {
+                    schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey(of: $0, in: directory)) == nil
+                } ?? false
                 if !allowed { report.refusedChanges += 1 }
                 try materializer.append(entry, change: change, materialises: allowed)
             }

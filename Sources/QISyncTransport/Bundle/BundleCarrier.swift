@@ -162,11 +162,7 @@ public enum BundleCarrier {
             throw StoreError("the bundle holds \(entries.count) entries but says \(count): it is truncated")
         }
         // Who sent it, with what it says about itself taken into account.
-        var directory = try replica.directory()
-        for record in records {
-            if let enrolment = try? Enrolment(record: record), directory.isPinned(enrolment) { directory.enrolments[enrolment.site] = enrolment }
-            if let revocation = try? Revocation(record: record), directory.isPinned(revocation) { directory.revocations[revocation.site] = revocation }
-        }
+        let directory = try replica.directory(including: records)
         guard let senderTrust = directory.trust(of: header.sender), senderTrust == header.senderTrust else {
             throw StoreError("the bundle comes from \(sender), which is not an enrolled site of a trust pinned here; nothing was applied")
         }
