@@ -23,9 +23,31 @@ public enum ProtocolFuzzHarness {
         _ = try? BundleFile.messages(in: file.payload)
     }
 
+    /// A log the harness's session sends from when it plays the sender: 2,000 signed entries of
+    /// one origin, so several batches are outstanding while the hostile input answers (ACKs
+    /// for batches never sent, twice, with absurd counts…).
+    static let outgoing: [LogEntry] = {
+        let signer = try! SiteSigner(rawRepresentation: Array(33...64))
+        var entries: [LogEntry] = []
+        var previous = LogEntry.genesisHash
+        for seq in 1...2000 {
+            let change = Change(rows: [RowWrite(table: 2, key: Array(repeating: UInt8(seq % 256), count: 16),
+                                                cells: [CellWrite(column: 0, value: .integer(1))])])
+            let entry = LogEntry(signer: signer, scope: .trust, seq: UInt64(seq), previousHash: previous,
+                                 hlc: HLC(milliseconds: 1_790_000_000_000, counter: UInt16(seq)), change: change)
+            previous = entry.hash
+            entries.append(entry)
+        }
+        return entries
+    }()
+
     static func runStream(_ data: [UInt8]) {
         guard let decoder = try? PayloadDecoder(maximumMessage: 1 << 20, maximumSession: 4 << 20) else { return }
         let signer = try! SiteSigner(rawRepresentation: Array(1...32))
+        // An input starting with an odd byte meets a session that has entries to send.
+        let sends = data.first.map { $0 & 1 == 1 } ?? false
+        let log = LogID(origin: outgoing[0].origin, scope: .trust)
+        let data = Array(data.dropFirst(data.isEmpty ? 0 : 1))
         var session = SyncSession(hello: Hello(origin: signer.origin, trust: "RXH", site: "hub", kind: "hub"))
         let directory = TrustDirectory(ownTrust: "RXH", ownSite: signer.origin)
         _ = session.start()
@@ -66,8 +88,16 @@ public enum ProtocolFuzzHarness {
                             _ = try? TrustWidePin(record: record)
                             _ = directory.verifyPeer(chain: [record.bytes])
                         }
-                    case .prepareOffer: next += session.offerReady(entries: 0, bytes: 0)
-                    case .loadBatch: next += session.batchLoaded([])
+                    case .prepareOffer(let peer):
+                        let from = Int(min(peer.seq(of: log), UInt64(outgoing.count)))
+                        let offered = sends ? Array(outgoing[from...]) : []
+                        var through = VersionVector()
+                        if let last = outgoing.last, sends { through.positions[log] = LogPosition(seq: last.seq, hash: last.hash) }
+                        next += session.offerReady(entries: UInt64(offered.count), bytes: offered.reduce(0) { $0 + UInt64($1.body.count) }, through: through)
+                    case .loadBatch(let after, let through, let maxEntries, _):
+                        let from = Int(min(after.seq(of: log), UInt64(outgoing.count)))
+                        let to = Int(min(through.seq(of: log), UInt64(outgoing.count)))
+                        next += session.batchLoaded(from < to ? Array(outgoing[from..<min(to, from + maxEntries)]) : [])
                     case .apply(let id, let entries):
                         do {
                             for run in try LogRun.runs(of: entries) { try run.verify() }

@@ -10,17 +10,19 @@ struct MemoryStore {
         VersionVector(logs.mapValues { LogPosition(seq: $0.last!.seq, hash: $0.last!.hash) })
     }
 
-    func entries(after cursor: VersionVector, maxEntries: Int) -> [LogEntry] {
+    func entries(after cursor: VersionVector, through limit: VersionVector? = nil, maxEntries: Int) -> [LogEntry] {
         var out: [LogEntry] = []
         for log in logs.keys.sorted() {
-            for entry in logs[log]! where entry.seq > cursor.seq(of: log) && out.count < maxEntries { out.append(entry) }
+            for entry in logs[log]! where entry.seq > cursor.seq(of: log) && entry.seq <= (limit?.seq(of: log) ?? .max) && out.count < maxEntries {
+                out.append(entry)
+            }
         }
         return out
     }
 
-    func offer(for peer: VersionVector) -> (UInt64, UInt64) {
+    func offer(for peer: VersionVector) -> (UInt64, UInt64, VersionVector) {
         let missing = entries(after: peer, maxEntries: .max)
-        return (UInt64(missing.count), missing.reduce(0) { $0 + UInt64($1.body.count) })
+        return (UInt64(missing.count), missing.reduce(0) { $0 + UInt64($1.body.count) }, vector)
     }
 
     mutating func apply(_ entries: [LogEntry]) {
@@ -81,10 +83,10 @@ struct Side {
             case .applyDirectory(let records):
                 receivedDirectory += records
             case .prepareOffer(let peer):
-                let (entries, bytes) = store.offer(for: peer)
-                queue += session.offerReady(entries: entries, bytes: bytes)
-            case .loadBatch(let cursor, let maxEntries, _):
-                queue += session.batchLoaded(store.entries(after: cursor, maxEntries: min(maxEntries, 10)))
+                let (entries, bytes, through) = store.offer(for: peer)
+                queue += session.offerReady(entries: entries, bytes: bytes, through: through)
+            case .loadBatch(let cursor, let through, let maxEntries, _):
+                queue += session.batchLoaded(store.entries(after: cursor, through: through, maxEntries: min(maxEntries, 10)))
             case .apply(let id, let entries):
                 store.apply(entries)
                 queue += session.batchApplied(id: id, applied: UInt64(entries.count), bytes: 0, conflicts: 0)
@@ -196,4 +198,81 @@ struct SessionTests {
         try pump(&a, &b)
         #expect(a.session.connectionClosed().isEmpty)
     }
+
+    /// A side that has received the peer's HELLO, VECTOR and an OFFER of `offered` entries, ready for batches.
+    func receiving(offered: UInt64) -> Side {
+        let peer = SiteSigner()
+        var side = Side(signers.0, store: MemoryStore())
+        side.run(side.session.start())
+        side.deliver(.hello(Hello(origin: peer.origin, trust: "RXH", site: "p", kind: "ward")))
+        side.deliver(.vector(VersionVector()))
+        side.deliver(.offer(entries: offered, bytes: 100))
+        return side
+    }
+
+    @Test("a hostile OFFER, ACK or BATCH ends the session with an ERROR and never crashes", arguments: [
+        [SyncMessage.offer(entries: .max, bytes: .max)],
+        [.batch(id: 2, entries: [])],
+        [.batch(id: 1, entries: []), .batch(id: 1, entries: [])],
+        [.ack(id: 1, applied: .max, conflicts: .max, refused: 1)],
+        [.ack(id: 7, applied: 0, conflicts: 0, refused: 0)],
+    ])
+    func hostileNumbers(messages: [SyncMessage]) {
+        var side = receiving(offered: 3)
+        if case .offer = messages[0] { side = Side(signers.0, store: MemoryStore()); side.run(side.session.start())
+            side.deliver(.hello(Hello(origin: SiteSigner().origin, trust: "RXH", site: "p", kind: "ward"))); side.deliver(.vector(VersionVector())) }
+        for message in messages { side.deliver(message) }
+        guard case .fail(let error)? = side.result else { Issue.record("expected a failure for \(messages)"); return }
+        #expect([.unexpectedMessage, .malformedMessage].contains(error.code))
+    }
+
+    @Test("a peer that sends more batches than the window, or more entries than it offered, is refused")
+    func windowAndOffer() {
+        let store = MemoryStore.with(signers.1, entries: 20)
+        let all = store.entries(after: VersionVector(), maxEntries: .max)
+        // The side applies nothing yet: every batch stays unacknowledged.
+        var side = receiving(offered: 20)
+        var applying: [SyncSession.Action] = []
+        for id in 1...UInt64(WireLimits.window + 1) {
+            applying = side.session.received(.batch(id: id, entries: [all[Int(id) - 1]]))
+            if case .fail = applying.last { break }
+        }
+        guard case .fail(let error)? = applying.last else { Issue.record("a batch past the window was taken"); return }
+        #expect(error.code == .unexpectedMessage && error.message.contains("await acknowledgement"))
+
+        var greedy = receiving(offered: 1)
+        greedy.deliver(.batch(id: 1, entries: Array(all.prefix(2))))
+        guard case .fail(let overOffer)? = greedy.result else { Issue.record("more entries than offered were taken"); return }
+        #expect(overOffer.message.contains("more entries than the 1 offered"))
+    }
+
+    @Test("a sender never sends beyond what it offered, even when its log grows during the session")
+    func offerHolds() throws {
+        var a = Side(signers.0, store: .with(signers.0, entries: 30))
+        var b = Side(signers.1, store: MemoryStore())
+        a.run(a.session.start())
+        b.run(b.session.start())
+        let encoders = (try PayloadEncoder(), try PayloadEncoder())
+        let decoders = (try PayloadDecoder(), try PayloadDecoder())
+        var grown = false
+        var rounds = 0
+        while !(a.outbox.isEmpty && b.outbox.isEmpty), rounds < 10_000 {
+            rounds += 1
+            if !a.outbox.isEmpty {
+                let message = a.outbox.removeFirst()
+                if case .offer = message, !grown {
+                    // The sender's log grows after its OFFER went out.
+                    a.store = .with(signers.0, entries: 60)
+                    grown = true
+                }
+                b.deliver(try decoders.1.message(from: try encoders.0.payload(for: message)))
+            }
+            if !b.outbox.isEmpty { a.deliver(try decoders.0.message(from: try encoders.1.payload(for: message(b.outbox.removeFirst())))) }
+        }
+        guard case .finish(let counters)? = b.result else { Issue.record("did not finish: \(String(describing: b.result))"); return }
+        #expect(counters.entriesIn == 30)
+        #expect(b.store.vector.seq(of: LogID(origin: signers.0.origin, scope: .trust)) == 30)
+    }
+
+    func message(_ m: SyncMessage) -> SyncMessage { m }
 }

@@ -44,7 +44,7 @@ public struct SyncCounters: Sendable, Equatable {
 /// both sides have sent DONE and every received batch is acknowledged.
 public struct SyncSession {
     /// What the driver must do.
-    public enum Action: Equatable {
+    public enum Action: Equatable, Sendable {
         /// Encode and send this message.
         case send(SyncMessage)
         /// Check the peer's HELLO against who it proved to be, choose what it may receive, and
@@ -54,12 +54,13 @@ public struct SyncSession {
         /// Verify and keep the peer's directory records; no answer is needed, but the driver
         /// must do this before any later replica work of the session.
         case applyDirectory([DirectoryRecord])
-        /// Work out how many entries and bytes the peer lacks, checking the peer's vector for
-        /// forks; answer with ``SyncSession/offerReady(entries:bytes:)`` or ``SyncSession/failed(_:)``.
+        /// Work out how many entries and bytes the peer lacks, and up to which vector, checking the
+        /// peer's vector for forks; answer with ``SyncSession/offerReady(entries:bytes:through:)``
+        /// or ``SyncSession/failed(_:)``.
         case prepareOffer(peerVector: VersionVector)
-        /// Read the next batch of entries beyond `after` (at most the given counts); answer
-        /// with ``SyncSession/batchLoaded(_:)``.
-        case loadBatch(after: VersionVector, maxEntries: Int, maxBytes: Int)
+        /// Read the next batch of entries beyond `after` and not beyond `through` (what was
+        /// offered), at most about the given counts; answer with ``SyncSession/batchLoaded(_:)``.
+        case loadBatch(after: VersionVector, through: VersionVector, maxEntries: Int, maxBytes: Int)
         /// Verify and apply these entries in one transaction; answer with
         /// ``SyncSession/batchApplied(id:applied:bytes:conflicts:refused:)`` or ``SyncSession/failed(_:)``.
         case apply(batch: UInt64, entries: [LogEntry])
@@ -87,11 +88,14 @@ public struct SyncSession {
     private var sending = false
     private var receiving = false
     private var cursor = VersionVector()
+    private var offered = VersionVector()
     private var loading = false
     private var sourceExhausted = false
     private var nextBatch: UInt64 = 1
     private var unacknowledged: [UInt64: (entries: UInt64, bytes: UInt64)] = [:]
     private var applying: Set<UInt64> = []
+    private var nextExpectedBatch: UInt64 = 1
+    private var receivedEntries: UInt64 = 0
     private var sentDone = false
     private var peerDone = false
     private var peerOffered = false
@@ -164,12 +168,24 @@ public struct SyncSession {
         case (.exchanging, .offer(let entries, let bytes)):
             guard !peerOffered else { return fail(.unexpectedMessage, "a second OFFER") }
             guard receiving || entries == 0 else { return fail(.unexpectedMessage, "an OFFER of entries this side did not ask for") }
+            guard entries <= WireLimits.maximumSessionInflated, bytes <= WireLimits.maximumSessionInflated else {
+                return fail(.malformedMessage, "an OFFER of \(entries) entries and \(bytes) bytes, more than a session can carry")
+            }
             peerOffered = true
             counters.expectedIn = (entries, bytes)
             return [.progress(counters)]
         case (.exchanging, .batch(let id, let entries)):
             guard peerOffered, !peerDone, receiving else { return fail(.unexpectedMessage, "a BATCH this side did not ask for") }
-            guard !applying.contains(id) else { return fail(.unexpectedMessage, "batch \(id) sent twice") }
+            guard id == nextExpectedBatch else { return fail(.unexpectedMessage, "batch \(id) where batch \(nextExpectedBatch) was due") }
+            guard applying.count < WireLimits.window else {
+                return fail(.unexpectedMessage, "batch \(id) while \(applying.count) batches await acknowledgement (at most \(WireLimits.window))")
+            }
+            let (total, overflow) = receivedEntries.addingReportingOverflow(UInt64(entries.count))
+            guard !overflow, total <= counters.expectedIn.entries else {
+                return fail(.unexpectedMessage, "batch \(id) brings more entries than the \(counters.expectedIn.entries) offered")
+            }
+            receivedEntries = total
+            nextExpectedBatch += 1
             applying.insert(id)
             return [.apply(batch: id, entries: entries)]
         case (.exchanging, .ack(let id, let applied, let conflicts, let refused)):
@@ -180,7 +196,8 @@ public struct SyncSession {
             counters.entriesOut += applied
             counters.refusedOut += refused
             counters.bytesOut += sent.bytes
-            counters.conflictsOut += conflicts
+            // A count from the peer: it may be anything, so it saturates rather than overflows.
+            counters.conflictsOut = counters.conflictsOut.addingReportingOverflow(conflicts).overflow ? .max : counters.conflictsOut + conflicts
             return [.progress(counters)] + loadMoreIfRoom() + finishSendingIfDone()
         case (.exchanging, .done):
             guard peerOffered, !peerDone else { return fail(.unexpectedMessage, "DONE out of turn") }
@@ -212,10 +229,12 @@ public struct SyncSession {
         return actions
     }
 
-    /// The driver worked out what the peer lacks.
-    public mutating func offerReady(entries: UInt64, bytes: UInt64) -> [Action] {
+    /// The driver worked out what the peer lacks: `entries` entries and `bytes` bytes of change
+    /// bodies, up to `through`; the batches that follow never go beyond it, so the OFFER holds.
+    public mutating func offerReady(entries: UInt64, bytes: UInt64, through: VersionVector) -> [Action] {
         guard state == .exchanging, sending else { return [] }
         counters.expectedOut = (entries, bytes)
+        offered = through
         if entries == 0 { sourceExhausted = true }
         return [.send(.offer(entries: entries, bytes: bytes))] + loadMoreIfRoom() + finishSendingIfDone()
     }
@@ -272,7 +291,7 @@ public struct SyncSession {
     private mutating func loadMoreIfRoom() -> [Action] {
         guard sending, !loading, !sourceExhausted, unacknowledged.count < WireLimits.window else { return [] }
         loading = true
-        return [.loadBatch(after: cursor, maxEntries: WireLimits.batchEntries, maxBytes: WireLimits.batchBytes)]
+        return [.loadBatch(after: cursor, through: offered, maxEntries: WireLimits.batchEntries, maxBytes: WireLimits.batchBytes)]
     }
 
     private mutating func finishSendingIfDone() -> [Action] {

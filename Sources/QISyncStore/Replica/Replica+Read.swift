@@ -22,6 +22,17 @@ public struct RecordChange: Sendable {
     public let cells: [CellWrite]
 }
 
+/// What a replica will send a peer: entries and bytes of change bodies beyond the peer's
+/// vector, up to ``through``.
+public struct Offer: Sendable, Equatable {
+    /// How many entries.
+    public var entries: UInt64
+    /// How many bytes of change bodies.
+    public var bytes: UInt64
+    /// How far each log is offered: the sender sends nothing beyond it in this session.
+    public var through: VersionVector
+}
+
 /// How big a replica's logs are.
 public struct LogSize: Sendable {
     /// The log.
@@ -56,13 +67,23 @@ extension Replica {
 
     /// About `maxEntries` entries and `maxBytes` of change bodies beyond `vector`, in log order: a
     /// batch for a peer whose vector is `vector`. Each log's part ends with a signed entry, so it
-    /// may run past the limits until one (the last entry of every log held is signed).
-    public func entries(after vector: VersionVector, scopes: Set<Scope> = Set(Scope.allCases), maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
-        try database.read { db in try Self.entries(db, after: vector, scopes: scopes, maxEntries: maxEntries, maxBytes: maxBytes) }
+    /// may run past the limits until one (the last entry of every log held is signed). With
+    /// `through`, no log goes beyond its position there (what was offered).
+    public func entries(after vector: VersionVector, through limit: VersionVector? = nil, scopes: Set<Scope> = Set(Scope.allCases),
+                        maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
+        try database.read { db in try Self.entries(db, after: vector, through: limit, scopes: scopes, maxEntries: maxEntries, maxBytes: maxBytes) }
     }
 
-    static func entries(_ db: Database, after vector: VersionVector, scopes: Set<Scope>, maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
-        let ours = try versionVector(db)
+    static func entries(_ db: Database, after vector: VersionVector, through limit: VersionVector? = nil, scopes: Set<Scope>,
+                        maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
+        var ours = try versionVector(db)
+        if let limit {
+            var capped: [LogID: LogPosition] = [:]
+            for (log, position) in ours.positions {
+                if let cap = limit.positions[log] { capped[log] = cap.seq < position.seq ? cap : position }
+            }
+            ours.positions = capped
+        }
         var entries: [LogEntry] = []
         var bytes = 0
         for (log, position) in ours.positions.sorted(by: { $0.key < $1.key }) where scopes.contains(log.scope) {
@@ -78,8 +99,8 @@ extension Replica {
             }
             let rows = try Row.fetchCursor(db, sql: """
                 SELECT log.seq, log.hlc, log.body, log.sig FROM log JOIN origin ON origin.id = log.origin
-                WHERE origin.key = ? AND log.scope = ? AND log.seq > ? ORDER BY log.seq
-                """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)])
+                WHERE origin.key = ? AND log.scope = ? AND log.seq > ? AND log.seq <= ? ORDER BY log.seq
+                """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from), Int64(bitPattern: position.seq)])
             while let row = try rows.next() {
                 let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
                                      hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data),
@@ -94,15 +115,18 @@ extension Replica {
         return entries
     }
 
-    /// How many entries, and bytes of change bodies, this replica holds beyond a peer's vector.
+    /// What this replica holds beyond a peer's vector: how many entries and bytes of change bodies,
+    /// and the vector they reach (``Offer/through``), read in one transaction so the counts and
+    /// the entries later sent up to that vector agree exactly.
     ///
     /// Throws ``LogRejection`` when the peer's vector shows a log that has forked: the peer
     /// holds a different entry at a place this replica also holds.
-    public func offer(for peerVector: VersionVector, scopes: Set<Scope> = Set(Scope.allCases)) throws -> (entries: UInt64, bytes: UInt64) {
-        let ours = try versionVector()
-        return try database.read { db in
-            var entries: UInt64 = 0, bytes: UInt64 = 0
+    public func offer(for peerVector: VersionVector, scopes: Set<Scope> = Set(Scope.allCases)) throws -> Offer {
+        try database.read { db in
+            let ours = try Self.versionVector(db)
+            var offer = Offer(entries: 0, bytes: 0, through: VersionVector())
             for (log, position) in ours.positions where scopes.contains(log.scope) {
+                offer.through.positions[log] = position
                 let theirs = peerVector.positions[log]
                 let from = theirs?.seq ?? 0
                 if let theirs, theirs.seq > 0, theirs.seq <= position.seq {
@@ -115,13 +139,13 @@ extension Replica {
                     }
                 }
                 guard position.seq > from else { continue }
-                entries += position.seq - from
-                bytes += UInt64(try Int64.fetchOne(db, sql: """
+                offer.entries += position.seq - from
+                offer.bytes += UInt64(try Int64.fetchOne(db, sql: """
                     SELECT coalesce(sum(length(log.body)), 0) FROM log JOIN origin ON origin.id = log.origin
-                    WHERE origin.key = ? AND log.scope = ? AND log.seq > ?
-                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)]) ?? 0)
+                    WHERE origin.key = ? AND log.scope = ? AND log.seq > ? AND log.seq <= ?
+                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from), Int64(bitPattern: position.seq)]) ?? 0)
             }
-            return (entries, bytes)
+            return offer
         }
     }
 

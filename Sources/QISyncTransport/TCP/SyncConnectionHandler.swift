@@ -18,9 +18,9 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     private let replica: Replica
     private let threadPool: NIOThreadPool
     private let logger: Logger
-    private let direction: SyncDirection
     private let verification: PeerVerification?
-    private var peerScopes: Set<Scope> = []
+    /// The replica's side of the session; used only from the thread pool, one job at a time.
+    private let work: ReplicaSessionWork
     private let progress: (@Sendable (SyncCounters) -> Void)?
     private let completion: SyncCompletion
     private var session: SyncSession?
@@ -35,8 +35,6 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     private let completesWhenNeverActive: Bool
     /// A dry run (`sync plan`): what arrives is collected, previewed and dropped.
     private let dryRun: Bool
-    private var plannedEntries: [LogEntry] = []
-    private var plannedDirectory: [DirectoryRecord] = []
     /// The dry run's session is over and its plan is being worked out: the connection may close meanwhile.
     private var planPending = false
 
@@ -46,7 +44,7 @@ final class SyncConnectionHandler: ChannelInboundHandler {
         self.completesWhenNeverActive = completesWhenNeverActive
         self.dryRun = dryRun
         self.replica = replica
-        self.direction = direction
+        work = ReplicaSessionWork(replica: replica, direction: direction, dryRun: dryRun)
         self.verification = verification
         self.threadPool = threadPool
         self.logger = logger
@@ -72,11 +70,9 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             finish(with: SyncError(.internalError, "could not start compression: \(error)"))
             return
         }
-        let replica = self.replica
-        let direction = self.direction
+        let work = self.work
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        let dryRun = self.dryRun
-        threadPool.runIfActive(eventLoop: context.eventLoop) { replica.hello(direction: direction, directoryDigest: try replica.directoryDigest(), dryRun: dryRun) }
+        threadPool.runIfActive(eventLoop: context.eventLoop) { try work.hello() }
             .whenComplete { result in
                 let handler = bound.value
                 switch result {
@@ -193,25 +189,15 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             } catch {
                 finish(with: SyncError(.internalError, "could not compress a \(message.name): \(error)"))
             }
-        case .authorize(let peer, let sendsDirectory):
-            authorize(peer, sendsDirectory: sendsDirectory)
-        case .applyDirectory(let records) where dryRun:
-            plannedDirectory = records
-        case .apply(let batch, let entries) where dryRun:
-            plannedEntries += entries
-            run(session?.batchApplied(id: batch, applied: 0, bytes: entries.reduce(0) { $0 + UInt64($1.body.count) }, conflicts: 0,
-                                      refused: UInt64(entries.count)) ?? [])
+        case .progress(let counters):
+            report.counters = counters
+            progress?(counters)
         case .finish(let counters) where dryRun:
             report.counters = counters
             planPending = true
-            let replica = self.replica, entries = plannedEntries, records = plannedDirectory, scopes = peerScopes
+            let work = self.work
             let peerHolds = session?.peerHolds ?? VersionVector()
-            database(run: { () throws -> SyncPlan in
-                let incoming = try replica.preview(entries, directory: records, source: "sync plan")
-                let outgoing = try replica.entries(after: peerHolds, scopes: scopes)
-                return SyncPlan(incoming: incoming, incomingRecords: SyncPlan.records(in: entries),
-                                outgoing: (UInt64(outgoing.count), outgoing.reduce(0) { $0 + UInt64($1.body.count) }, SyncPlan.records(in: outgoing)))
-            }, afterSessionEnds: true) { handler, result in
+            database(run: { try work.plan(peerHolds: peerHolds) }, afterSessionEnds: true) { handler, result in
                 handler.planPending = false
                 switch result {
                 case .success(let plan):
@@ -222,99 +208,43 @@ final class SyncConnectionHandler: ChannelInboundHandler {
                 }
                 return nil
             }
-        case .applyDirectory(let records):
-            let replica = self.replica
-            let logger = self.logger
-            database(run: { try replica.importDirectory(records) }) { _, result in
-                switch result {
-                case .success(let imported):
-                    logger.debug("directory: \(imported.added) new records, \(imported.known) known, \(imported.ignored.count) ignored")
-                    return nil
-                case .failure(let error): return [.fail(SyncError(.internalError, "could not keep the peer's directory records: \(error)"))]
-                }
-            }
-        case .prepareOffer(let peerVector):
-            let replica = self.replica
-            let scopes = peerScopes
-            database(run: { try replica.offer(for: peerVector, scopes: scopes) }) { handler, result in
-                switch result {
-                case .success(let offer): handler.session?.offerReady(entries: offer.entries, bytes: offer.bytes)
-                case .failure(let error as LogRejection): handler.session?.failed(SyncError(.forkedLog, error.description))
-                case .failure(let error): handler.session?.failed(SyncError(.internalError, "\(error)"))
-                }
-            }
-        case .loadBatch(let cursor, let maxEntries, let maxBytes):
-            let replica = self.replica
-            let scopes = peerScopes
-            database(run: { try replica.entries(after: cursor, scopes: scopes, maxEntries: maxEntries, maxBytes: maxBytes) }) { handler, result in
-                switch result {
-                case .success(let entries): handler.session?.batchLoaded(entries)
-                case .failure(let error): handler.session?.failed(SyncError(.internalError, "could not read entries: \(error)"))
-                }
-            }
-        case .apply(let batch, let entries):
-            let replica = self.replica
-            let source = peerName
-            database(run: { try replica.apply(entries, source: source) }) { handler, result in
-                switch result {
-                case .success(let applied):
-                    for reason in applied.refusalReasons where !handler.report.refusals.contains(reason) {
-                        handler.logger.warning("refused entries from \(source ?? "the peer"): \(reason)")
-                        handler.report.refusals.append(reason)
-                    }
-                    return handler.session?.batchApplied(id: batch, applied: UInt64(entries.count - applied.refused),
-                                                         bytes: entries.reduce(0) { $0 + UInt64($1.body.count) },
-                                                         conflicts: UInt64(applied.newConflicts), refused: UInt64(applied.refused))
-                case .failure(let error as LogRejection): return handler.session?.failed(SyncError(.entriesRefused, error.description))
-                case .failure(let error): return handler.session?.failed(SyncError(.entriesRefused, "\(error)"))
-                }
-            }
-        case .progress(let counters):
-            report.counters = counters
-            progress?(counters)
         case .finish(let counters):
             report.counters = counters
             finish(with: nil)
         case .fail(let error):
             finish(with: error)
+        case .authorize:
+            if let verification {
+                // The session may go on only as the peer the TLS handshake proved.
+                guard case .success(let proven)? = verification.result else {
+                    fail(SyncError(.notAuthorised, "the peer's identity was not established"))
+                    return
+                }
+                let work = self.work
+                database(run: { work.proven = proven }) { _, _ in nil }
+            }
+            perform(action)
+        case .applyDirectory, .prepareOffer, .loadBatch, .apply:
+            perform(action)
         }
     }
 
-    /// The peer as this side knows it: its proven identity over TLS, or its HELLO in the test mode.
-    private var peerName: String? {
-        if case .success(let identity)? = verification?.result { return identity.name }
-        return session?.peer.map { "\($0.trust)/\($0.site)" }
-    }
-
-    /// Checks the peer's HELLO against the identity its TLS certificate proved, and chooses
-    /// what it may receive: every log for a site of this trust, shared logs only for another trust's.
-    private func authorize(_ peer: Hello, sendsDirectory: Bool) {
-        let trust: String
-        if let verification {
-            guard case .success(let proven)? = verification.result else {
-                fail(SyncError(.notAuthorised, "the peer's identity was not established"))
-                return
-            }
-            guard peer.origin == proven.site, peer.trust == proven.trustCode else {
-                fail(SyncError(.notAuthorised, "the peer's HELLO names site \(peer.trust)/\(peer.site) (\(peer.origin.short)), but its TLS certificate proves it is \(proven.name) (\(proven.site.short))"))
-                return
-            }
-            trust = proven.trustCode
-        } else {
-            trust = peer.trust
-        }
-        peerScopes = trust == replica.identity.trustCode ? Set(Scope.allCases) : [.shared]
-        report.peerIdentity = peerName
-        let replica = self.replica
-        let scopes = peerScopes
-        database(run: { () throws -> (VersionVector, [DirectoryRecord]) in
-            var vector = try replica.versionVector()
-            vector.positions = vector.positions.filter { scopes.contains($0.key.scope) }
-            return (vector, sendsDirectory ? try replica.directoryRecords() : [])
-        }) { handler, result in
-            switch result {
-            case .success(let (vector, records)): return handler.session?.peerAuthorized(vector: vector, directory: records)
-            case .failure(let error): return handler.session?.failed(SyncError(.internalError, "could not read the version vector: \(error)"))
+    /// Has the replica do what the session asked, on the thread pool after any earlier job, and
+    /// hands the result back to the session; new refusal reasons are logged as they appear.
+    private func perform(_ action: SyncSession.Action) {
+        let work = self.work
+        database(run: { () -> (SessionWorkResult?, String?, [String]) in (work.perform(action), work.peerName, work.refusals) }) { handler, outcome in
+            switch outcome {
+            case .success(let (result, peerName, refusals)):
+                if handler.report.peerIdentity == nil { handler.report.peerIdentity = peerName }
+                for reason in refusals where !handler.report.refusals.contains(reason) {
+                    handler.logger.warning("refused entries from \(peerName ?? "the peer"): \(reason)")
+                    handler.report.refusals.append(reason)
+                }
+                guard let result else { return nil }
+                return handler.session?.take(result)
+            case .failure(let error):
+                return handler.session?.failed(SyncError(.internalError, "\(error)"))
             }
         }
     }
