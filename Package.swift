@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates", exact: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1", exact: "1.7.4"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
     ],
     targets: [
         // Pure logic: identities, clocks, change and log-entry encoding, merge rules. No I/O.
@@ -104,6 +105,22 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "qisync", dependencies: ["QISyncShell"]),
+        // Model-based checking: worlds of trusts, random histories, the in-process carrier, and a
+        // reference model of the merge and authorisation rules to check replicas against.
+        .target(
+            name: "QISyncModelCheck",
+            dependencies: [
+                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncIdentity", "QISyncProtocol", "QISyncTransport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Runs many histories (100,000 with one command) and reports divergences. Not a test.
+        .executableTarget(
+            name: "qisync-modelcheck",
+            dependencies: ["QISyncModelCheck", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "tools/modelcheck"
+        ),
         // Benchmark: synthetic trust, apply vs plain insert, file sizes. Not a test.
         .executableTarget(
             name: "qisync-bench",
@@ -116,6 +133,10 @@ let package = Package(
             path: "tools/bench"
         ),
         .testTarget(name: "QISyncCoreTests", dependencies: ["QISyncCore"]),
+        .testTarget(
+            name: "QISyncModelTests",
+            dependencies: ["QISyncModelCheck", "QISyncCore", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         .testTarget(name: "QISyncIdentityTests", dependencies: ["QISyncCore", "QISyncIdentity"]),
         .testTarget(
             name: "QISyncStoreTests",

@@ -84,11 +84,12 @@ public struct TrustDirectory: Sendable {
         var pinRecords: [(TrustWidePin, [UInt8])] = []
         var keys: [TrustBundleKey] = []
         for record in records {
-            switch record.kind {
-            case .enrolment: if let e = try? Enrolment(record: record) { enrolmentRecords.append((e, record.digest)) }
-            case .revocation: if let r = try? Revocation(record: record) { revocationRecords.append((r, record.digest)) }
-            case .trustPin: if let p = try? TrustWidePin(record: record) { pinRecords.append((p, record.digest)) }
-            case .bundleKey: if let k = try? TrustBundleKey(record: record) { keys.append(k) }
+            switch VerifiedRecord.verify(record) {
+            case .success(.enrolment(let e)): enrolmentRecords.append((e, record.digest))
+            case .success(.revocation(let r)): revocationRecords.append((r, record.digest))
+            case .success(.trustPin(let p)): pinRecords.append((p, record.digest))
+            case .success(.bundleKey(let k)): keys.append(k)
+            case .failure: continue
             }
         }
         var pins = ownPins
@@ -132,27 +133,20 @@ public struct TrustDirectory: Sendable {
     /// Whether a record is worth keeping here (it verifies, and concerns a trust pinned here),
     /// or why not. Records not kept arrive again with a later exchange, once they matter.
     public func relevance(of record: DirectoryRecord) -> IdentityError? {
-        do {
-            switch record.kind {
-            case .enrolment:
-                let enrolment = try Enrolment(record: record)
-                guard isPinned(enrolment) else {
-                    return IdentityError("the enrolment of \(enrolment.trustCode)/\(enrolment.siteName) is for a trust not pinned here with that key")
-                }
-            case .revocation:
-                let revocation = try Revocation(record: record)
-                guard pins.values.contains(revocation.trustFingerprint) else { return IdentityError("a revocation signed by a key not pinned here") }
-            case .trustPin:
-                let pin = try TrustWidePin(record: record)
-                guard let own = pins[ownTrust], pin.trustFingerprint == own else { return IdentityError("a trust pin made by another trust") }
-            case .bundleKey:
-                let key = try TrustBundleKey(record: record)
-                guard pins.values.contains(key.trustFingerprint) else { return IdentityError("a bundle key signed by a key not pinned here") }
+        switch VerifiedRecord.verify(record) {
+        case .failure(let error): return error
+        case .success(.enrolment(let enrolment)):
+            guard isPinned(enrolment) else {
+                return IdentityError("the enrolment of \(enrolment.trustCode)/\(enrolment.siteName) is for a trust not pinned here with that key")
             }
-            return nil
-        } catch {
-            return error
+        case .success(.revocation(let revocation)):
+            guard pins.values.contains(revocation.trustFingerprint) else { return IdentityError("a revocation signed by a key not pinned here") }
+        case .success(.trustPin(let pin)):
+            guard let own = pins[ownTrust], pin.trustFingerprint == own else { return IdentityError("a trust pin made by another trust") }
+        case .success(.bundleKey(let key)):
+            guard pins.values.contains(key.trustFingerprint) else { return IdentityError("a bundle key signed by a key not pinned here") }
         }
+        return nil
     }
 
     /// Whether an enrolment's trust is pinned here with the key that signed it.
@@ -195,7 +189,7 @@ public struct TrustDirectory: Sendable {
         do {
             guard let leaf = chain.first else { throw IdentityError("the peer presented no certificate") }
             let identity: PeerIdentity
-            if chain.count >= 2, let enrolment = try? Enrolment(siteCertificate: leaf, trustCertificate: chain[1]) {
+            if chain.count >= 2, let enrolment = try? VerifiedRecord.chain(site: leaf, trust: chain[1]).get() {
                 guard let pinned = pins[enrolment.trustCode] else {
                     throw IdentityError("site \(enrolment.trustCode)/\(enrolment.siteName) belongs to trust \(enrolment.trustCode), which is not pinned here (pin it with 'qisync trust add \(enrolment.trustCode) FINGERPRINT')")
                 }

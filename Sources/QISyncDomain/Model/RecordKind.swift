@@ -8,6 +8,9 @@ public enum RecordKind: String, Sendable, CaseIterable {
     case learning
     case adaptation
 
+    /// The shell command that works on this kind: `initiative`, `pdsa`, `log` (learning entries), `adaptation`.
+    public var commandName: String { self == .learning ? "log" : rawValue }
+
     /// Fields every record has: owner, scope and creation time.
     static let common: [Field] = [
         Field("owner-trust", 1, .system(.text(maxLength: 5)), "the trust that created the record and alone may change it"),

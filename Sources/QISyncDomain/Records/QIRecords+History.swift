@@ -27,8 +27,13 @@ public struct ConflictView: Sendable {
     public let id: RecordID
     /// The field, `exists`, or `TAGSET:TAG`.
     public let field: String
-    /// The competing values, the displayed one first.
-    public let heads: [(value: String, site: String, time: String)]
+    /// The competing values, the displayed one first: the value, the site that wrote it, when,
+    /// and for `exists` what the write did ("deleted it", "edited title, status").
+    public let heads: [(value: String, site: String, time: String, detail: String)]
+    /// The trust that owns the record: only its sites may settle the conflict.
+    public let owner: String
+    /// Whether this replica's trust owns the record (and so may settle it).
+    public let isOwn: Bool
 }
 
 extension QIRecords {
@@ -74,28 +79,51 @@ extension QIRecords {
         return events.sorted { $0.0 < $1.0 }.map(\.1)
     }
 
-    /// Every conflicted cell, with its competing values.
+    /// Every conflicted cell, with its competing values. For a conflict on `exists` (a delete
+    /// against a concurrent edit), each value says what its write did: deleted the record, or
+    /// edited which fields and tags.
     public func conflicts() throws -> [ConflictView] {
         try replica.conflicts().compactMap { table, key, column in
             let heads = try replica.heads(table: table.id, key: key, column: column)
-            let described = try replica.read { db in
-                try heads.map { head in
-                    (value: column == 0 ? (head.value == .integer(1) ? "exists" : "deleted") : Display.text(head.value),
-                     site: try siteName(head.ref.origin, db: db), time: DateText.timestamp(milliseconds: head.hlc.milliseconds))
-                }
+            let kind = RecordKind.allCases.first { $0.table.id == table.id }
+            let tagSet = RecordKind.allCases.lazy.compactMap { kind in kind.tagSets.first { $0.table.id == table.id }.map { (kind, $0) } }.first
+            guard let recordKind = kind ?? tagSet?.0 else { return nil }
+            let recordKey = Array(key.prefix(16))
+            let sites = try replica.read { db in try heads.map { try siteName($0.ref.origin, db: db) } }
+            let described = try zip(heads, sites).map { head, site in
+                (value: column == 0 ? (head.value == .integer(1) ? (tagSet == nil ? "kept" : "added") : (tagSet == nil ? "deleted" : "removed")) : Display.text(head.value),
+                 site: site, time: DateText.timestamp(milliseconds: head.hlc.milliseconds),
+                 detail: column == 0 && tagSet == nil ? try describeWrite(head.ref, kind: recordKind, record: recordKey, wrote: head.value) : "")
             }
-            if let kind = RecordKind.allCases.first(where: { $0.table.id == table.id }) {
-                let field = column == 0 ? "exists" : kind.allFields.first { $0.column == column }?.name ?? "column \(column)"
-                return ConflictView(kind: kind, id: try RecordID(bytes: key), field: field, heads: described)
+            let id = try RecordID(bytes: recordKey)
+            let owner = try record(recordKind, id).ownerTrust
+            let field: String
+            if let kind {
+                field = column == 0 ? "exists" : kind.allFields.first { $0.column == column }?.name ?? "column \(column)"
+            } else {
+                field = "\(tagSet!.1.name):\(String(decoding: key.dropFirst(16), as: UTF8.self))"
             }
-            for kind in RecordKind.allCases {
-                if let set = kind.tagSets.first(where: { $0.table.id == table.id }) {
-                    let tag = String(decoding: key.dropFirst(16), as: UTF8.self)
-                    return ConflictView(kind: kind, id: try RecordID(bytes: Array(key.prefix(16))), field: "\(set.name):\(tag)", heads: described)
-                }
-            }
-            return nil
+            return ConflictView(kind: recordKind, id: id, field: field, heads: described, owner: owner, isOwn: owner == trust)
         }
+    }
+
+    /// What the write behind an existence head did to a record: deleted or restored it, or
+    /// edited these fields and tags.
+    private func describeWrite(_ ref: VersionRef, kind: RecordKind, record: [UInt8], wrote value: Value) throws -> String {
+        guard value == .integer(1) else { return "deleted it" }
+        guard let change = try replica.change(at: ref) else { return "" }
+        var edits: [String] = []
+        for row in change.rows {
+            if row.table == kind.table.id, row.key == record {
+                edits += row.cells.compactMap { cell in kind.fields.first { $0.column == cell.column && !$0.isSystem }?.name }
+            } else if row.key.count > 16, Array(row.key.prefix(16)) == record, let set = kind.tagSets.first(where: { $0.table.id == row.table }) {
+                let tag = String(decoding: row.key.dropFirst(16), as: UTF8.self)
+                edits.append((row.cells.first { $0.column == 0 }?.value == .integer(0) ? "-" : "+") + "\(set.name):\(tag)")
+            }
+        }
+        let wroteExistence = change.rows.contains { $0.table == kind.table.id && $0.key == record && $0.cells.count == 1 }
+        if edits.isEmpty { return wroteExistence ? "restored it" : "kept it" }
+        return "edited " + edits.joined(separator: ", ")
     }
 
     /// Resolves a conflicted field by writing one of its values (1 = the displayed one) or a new value.
@@ -116,8 +144,8 @@ extension QIRecords {
             return (kind.table.id, id.bytes, field.column, field)
         }()
         let heads = try replica.heads(table: table, key: key, column: column)
-        guard heads.count > 1 else {
-            throw DomainError("\(name) of \(kind.rawValue) \(id.short) is not in conflict; change it with '\(kind.rawValue) set'")
+        guard MultiValueRegister.isConflict(heads.map(\.value)) else {
+            throw DomainError("\(name) of \(kind.rawValue) \(id.short) is not in conflict; change it with '\(kind.commandName) set'")
         }
         let value: Value
         switch (pick, text) {
@@ -127,9 +155,9 @@ extension QIRecords {
         case (nil, let text?):
             if column == 0 {
                 switch text.lowercased() {
-                case "yes", "exists", "keep": value = .integer(1)
-                case "no", "deleted", "delete": value = .integer(0)
-                default: throw DomainError("for 'exists' give --value yes (keep the record) or --value no (delete it)")
+                case "yes", "exists", "keep", "kept", "add", "added": value = .integer(1)
+                case "no", "deleted", "delete", "remove", "removed": value = .integer(0)
+                default: throw DomainError("for '\(name)' give --keep (keep the record, with every edit) or --delete")
                 }
             } else if let field, case .reference(let target) = field.kind {
                 value = .blob(try locate(text, as: target).id.bytes)

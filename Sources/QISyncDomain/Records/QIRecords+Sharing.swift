@@ -41,7 +41,7 @@ extension QIRecords {
         } else if let (field, found) = findings.first {
             throw DomainError("""
                 refused to share \(kind.rawValue) \(id.short): its \(field.name) holds what looks like \(found.map(\.description).joined(separator: ", ")); \
-                patient-identifiable data must not leave the trust. Remove it with '\(kind.rawValue == "learning" ? "log" : kind.rawValue) set', \
+                patient-identifiable data must not leave the trust. Remove it with '\(kind.commandName) set', \
                 or an IG lead may override: 'share \(id.short) --override-pii --reason "why it is safe"'
                 """)
         }

@@ -11,11 +11,15 @@ public final class QIRecords: Sendable {
     /// The replica underneath.
     public let replica: Replica
     let now: @Sendable () -> Date
+    let newID: @Sendable (String) -> RecordID
 
-    /// Wraps an open replica.
-    public init(replica: Replica, now: @escaping @Sendable () -> Date = { Date() }) {
+    /// Wraps an open replica. `now` is the wall clock and `newID` makes a new record's id for a
+    /// trust; both are replaced only by simulations that must repeat exactly.
+    public init(replica: Replica, now: @escaping @Sendable () -> Date = { Date() },
+                newID: @escaping @Sendable (String) -> RecordID = { RecordID.random(owner: $0) }) {
         self.replica = replica
         self.now = now
+        self.newID = newID
     }
 
     /// Opens the replica in `home`.
@@ -50,7 +54,7 @@ public final class QIRecords: Sendable {
         if matches.count == 1 { return (matches[0].0, matches[0].1) }
         if matches.isEmpty {
             let near = try closeMatches(to: prefix.text, kinds: kinds)
-            let hint = near.isEmpty ? "list them with '\(kind?.rawValue ?? "initiative") list'" : "did you mean " + near.joined(separator: ", ") + "?"
+            let hint = near.isEmpty ? "list them with '\(kind?.commandName ?? "initiative") list'" : "did you mean " + near.joined(separator: ", ") + "?"
             throw DomainError("no \(what) has an id starting '\(text)'; \(hint)")
         }
         let names = matches.map { "\($0.1.short) (\($0.0.rawValue))" }.joined(separator: ", ")
@@ -117,7 +121,7 @@ public final class QIRecords: Sendable {
         default: break
         }
         let parsedTags = try parse(kind, tags: tags)
-        let id = RecordID.random(owner: replica.identity.trustCode)
+        let id = newID(replica.identity.trustCode)
         values["owner-trust"] = .text(trust)
         values["scope"] = .text(Scope.trust.description)
         values["created"] = .integer(Int64(now().timeIntervalSince1970 * 1000))
@@ -146,7 +150,7 @@ public final class QIRecords: Sendable {
         let (kind, id) = try locate(reference, as: kind)
         let current = try record(kind, id)
         try requireOwned(current)
-        guard current.live else { throw DomainError("\(kind.rawValue) \(id.short) is deleted; restore it first with '\(kind.rawValue) restore \(id.short)'") }
+        guard current.live else { throw DomainError("\(kind.rawValue) \(id.short) is deleted; restore it first with '\(kind.commandName) restore \(id.short)'") }
         let values = try parse(kind, fields: fields, forAdd: false)
         let added = try parse(kind, tags: addTags)
         let removed = try parse(kind, tags: removeTags)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import QISyncCore
 import QISyncDomain
 
 /// `conflicts`: every field edited concurrently at two sites, with the competing values.
@@ -11,20 +12,32 @@ struct ConflictsCommand: ReplicaCommand {
         let conflicts = try context.records.conflicts()
         if globals.json {
             context.out.json(conflicts.map { conflict -> [String: Any] in
-                ["kind": conflict.kind.rawValue, "id": conflict.id.hex, "field": conflict.field,
-                 "values": conflict.heads.map { ["value": $0.value, "site": $0.site, "time": $0.time] }]
+                ["kind": conflict.kind.rawValue, "id": conflict.id.hex, "field": conflict.field, "owner": conflict.owner, "yours_to_settle": conflict.isOwn,
+                 "values": conflict.heads.map { ["value": $0.value, "site": $0.site, "time": $0.time, "detail": $0.detail] }]
             })
             return
         }
-        var rows: [[String]] = []
-        for conflict in conflicts {
-            for (index, head) in conflict.heads.enumerated() {
-                rows.append(index == 0 ? [conflict.kind.rawValue, conflict.id.short, conflict.field] : ["", "", ""])
-                rows[rows.count - 1] += ["\(index + 1)", head.value, head.site, head.time]
+        let own = conflicts.filter(\.isOwn), theirs = conflicts.filter { !$0.isOwn }
+        func rows(_ list: [ConflictView]) -> [[String]] {
+            var rows: [[String]] = []
+            for conflict in list {
+                for (index, head) in conflict.heads.enumerated() {
+                    rows.append(index == 0 ? [conflict.kind.rawValue, conflict.id.short, conflict.field] : ["", "", ""])
+                    rows[rows.count - 1] += ["\(index + 1)", head.detail.isEmpty ? head.value : "\(head.value): \(head.detail)", head.site, head.time]
+                }
             }
+            return rows
         }
-        context.out.table(["kind", "id", "field", "#", "value", "site", "time"], rows)
-        if !conflicts.isEmpty { context.out.line("Resolve with: resolve ID FIELD --use N   (or --value TEXT)") }
+        context.out.table(["kind", "id", "field", "#", "value", "site", "time"], rows(own))
+        if own.contains(where: { $0.field == "exists" }) {
+            context.out.line("A record deleted at one site while edited at another: 'resolve ID exists --keep' keeps it with every edit, '--delete' deletes it.")
+        }
+        if !own.isEmpty { context.out.line("Resolve with: resolve ID FIELD --use N   (or --value TEXT)") }
+        if !theirs.isEmpty {
+            context.out.line()
+            context.out.line("Conflicts on other trusts' records (theirs to settle; they will reach you when they do):")
+            context.out.table(["kind", "id", "field", "#", "value", "site", "time"], rows(theirs))
+        }
     }
 }
 
@@ -38,8 +51,15 @@ struct ResolveCommand: ReplicaCommand {
     @Argument(help: "The conflicted field.") var field: String
     @Option(help: "Keep value N as 'conflicts' numbers them.") var use: Int?
     @Option(help: "Write this value instead.") var value: String?
+    @Flag(help: "For 'exists': keep the record, with every edit made to it.") var keep = false
+    @Flag(help: "For 'exists': delete the record.") var delete = false
     @OptionGroup var globals: GlobalOptions
     func run(in context: CommandContext) throws {
+        var value = self.value
+        if keep || delete {
+            guard !(keep && delete), value == nil, use == nil else { throw DomainError("give one of --keep, --delete, --use N or --value TEXT") }
+            value = keep ? "keep" : "delete"
+        }
         context.show(try context.records.resolve(record.id, field: field, pick: use, value: value), json: globals.json)
     }
 }

@@ -25,7 +25,7 @@ enum RecordRendering {
     /// Shows one record in full.
     static func show(_ view: RecordView, contentHash: String?, to out: OutputSink) {
         var pairs: [(String, String)] = [("id", view.id.hex), ("kind", view.kind.rawValue)]
-        if !view.live { pairs.append(("deleted", "yes (restore with '\(view.kind.rawValue) restore \(view.id.short)')")) }
+        if !view.live { pairs.append(("deleted", "yes (restore with '\(view.kind.commandName) restore \(view.id.short)')")) }
         for field in view.kind.allFields {
             var text = Display.text(view.values[field.name] ?? .null, field: field)
             if field.kind == .score, let score = view.values[field.name]?.real, let meaning = Vocabulary.ihiScores[score] { text += " (\(meaning))" }

@@ -173,9 +173,10 @@ extension Replica {
         return trust == identity.trustCode ? (try? trustKey())?.map(\.publicKey) : nil
     }
 
-    /// This site's request to be enrolled by its hub.
-    public func enrolmentRequest() -> EnrolmentRequest {
-        EnrolmentRequest(trustCode: identity.trustCode, siteName: identity.siteName, kind: identity.kind.rawValue, signer: signer)
+    /// This site's request to be enrolled by its hub: as it was made, or as another kind (a
+    /// ward asking to become its trust's hub).
+    public func enrolmentRequest(kind: SiteKind? = nil) -> EnrolmentRequest {
+        EnrolmentRequest(trustCode: identity.trustCode, siteName: identity.siteName, kind: (kind ?? identity.kind).rawValue, signer: signer)
     }
 
     /// The trust key, on the hub that holds it.

@@ -165,7 +165,16 @@ extension Replica {
         }
     }
 
-    /// The cells with more than one head: (table, key, column).
+    /// The change an entry held here carries, or nil when it is not held.
+    public func change(at ref: VersionRef) throws -> Change? {
+        try database.read { db in
+            try Data.fetchOne(db, sql: """
+                SELECT log.body FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
+                """, arguments: [Data(ref.origin.bytes), Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq)]).map { try Change(decoding: Array($0)) }
+        }
+    }
+
+    /// The cells whose heads hold more than one value: (table, key, column).
     public func conflicts() throws -> [(table: TableSpec, key: [UInt8], column: UInt16)] {
         try database.read { db in
             var result: [(TableSpec, [UInt8], UInt16)] = []

@@ -1,0 +1,71 @@
+import Foundation
+import QISyncCore
+
+/// A directory record read and verified: what it says, once its signatures have checked out.
+public enum VerifiedRecord: Sendable {
+    case enrolment(Enrolment)
+    case revocation(Revocation)
+    case trustPin(TrustWidePin)
+    case bundleKey(TrustBundleKey)
+
+    /// Reads and verifies a record (X.509 parsing and Ed25519 checks), or says why it fails.
+    /// Results are kept by the record's digest for the life of the process, so a directory of
+    /// thousands of sites is verified once, not on every change to it.
+    public static func verify(_ record: DirectoryRecord) -> Result<VerifiedRecord, IdentityError> {
+        let digest = record.digest
+        if let known = cache.value(for: digest) { return known }
+        let result: Result<VerifiedRecord, IdentityError>
+        do {
+            switch record.kind {
+            case .enrolment: result = .success(.enrolment(try Enrolment(record: record)))
+            case .revocation: result = .success(.revocation(try Revocation(record: record)))
+            case .trustPin: result = .success(.trustPin(try TrustWidePin(record: record)))
+            case .bundleKey: result = .success(.bundleKey(try TrustBundleKey(record: record)))
+            }
+        } catch {
+            result = .failure(error)
+        }
+        cache.store(result, for: digest)
+        return result
+    }
+
+    /// Reads and verifies a certificate chain presented in a TLS handshake (site certificate,
+    /// trust certificate), kept like records, so a site that syncs often is parsed once.
+    public static func chain(site: [UInt8], trust: [UInt8]) -> Result<Enrolment, IdentityError> {
+        var writer = ByteWriter()
+        writer.write(raw: Array("qisync-tls-chain".utf8))
+        writer.write(lengthPrefixed: site)
+        writer.write(lengthPrefixed: trust)
+        let digest = DirectoryRecord(kind: .enrolment, bytes: writer.bytes).digest
+        if case .success(.enrolment(let enrolment))? = cache.value(for: digest) { return .success(enrolment) }
+        if case .failure(let error)? = cache.value(for: digest) { return .failure(error) }
+        let result: Result<Enrolment, IdentityError>
+        do { result = .success(try Enrolment(siteCertificate: site, trustCertificate: trust)) } catch { result = .failure(error) }
+        cache.store(result.map(VerifiedRecord.enrolment), for: digest)
+        return result
+    }
+
+    private static let cache = VerifiedCache()
+}
+
+/// Verified records by digest. Readers on several threads share it.
+final class VerifiedCache: @unchecked Sendable {
+    // The lock guards `entries`.
+    private let lock = NSLock()
+    private var entries: [[UInt8]: Result<VerifiedRecord, IdentityError>] = [:]
+    /// A bound on memory: a hostile peer's flood of records cannot grow it without limit.
+    private let limit = 200_000
+
+    func value(for digest: [UInt8]) -> Result<VerifiedRecord, IdentityError>? {
+        lock.lock()
+        defer { lock.unlock() }
+        return entries[digest]
+    }
+
+    func store(_ result: Result<VerifiedRecord, IdentityError>, for digest: [UInt8]) {
+        lock.lock()
+        defer { lock.unlock() }
+        if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
+        entries[digest] = result
+    }
+}
