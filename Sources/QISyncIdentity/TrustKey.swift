@@ -37,22 +37,21 @@ public struct TrustKey: Sendable {
 
     /// Writes the key to a new file readable only by its owner; refuses to overwrite one.
     public func write(to url: URL) throws(IdentityError) {
-        guard !FileManager.default.fileExists(atPath: url.path) else {
-            throw IdentityError("\(url.path) already exists; a trust key is never overwritten")
-        }
-        guard FileManager.default.createFile(atPath: url.path, contents: Data(key.rawRepresentation), attributes: [.posixPermissions: 0o600]) else {
-            throw IdentityError("could not write the trust key to \(url.path)")
-        }
+        try SecretFile.create(url, bytes: Array(key.rawRepresentation))
     }
 
-    /// Reads the key file in `home`, or nil when there is none (every site but the hub).
+    /// Reads the key file in `home`, or nil when there is none (every site but the hub). The
+    /// warning, when there is one, says the file is readable by others.
     public static func read(home: URL) throws(IdentityError) -> TrustKey? {
+        try readWithWarning(home: home)?.key
+    }
+
+    /// Reads the key file in `home` with any warning about its permissions.
+    public static func readWithWarning(home: URL) throws(IdentityError) -> (key: TrustKey, warning: String?)? {
         let url = home.appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw IdentityError("the trust key \(url.path) is unreadable")
-        }
-        return try TrustKey(rawRepresentation: Array(data))
+        let (bytes, warning) = try SecretFile.read(url)
+        return (try TrustKey(rawRepresentation: bytes), warning)
     }
 }
 

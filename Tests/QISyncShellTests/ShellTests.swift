@@ -157,18 +157,45 @@ struct ShellTests {
         #expect(h.run("initiative show zz").err.contains("hex digits"))
     }
 
-    @Test("sql is read-only")
-    func sqlReadOnly() throws {
+    @Test("sql is read-only: writes, ATTACH, pragmas, transactions and runaway queries are refused, and nothing changes", arguments: [
+        "DELETE FROM initiative", "UPDATE initiative SET title = 'x'", "INSERT INTO meta VALUES ('a', 1)", "DROP TABLE log",
+        "ATTACH DATABASE 'ATTACHED' AS evil", "PRAGMA writable_schema = 1", "PRAGMA max_page_count = 1", "PRAGMA locking_mode = EXCLUSIVE",
+        "PRAGMA soft_heap_limit = 1", "PRAGMA hard_heap_limit = 1", "COMMIT", "BEGIN", "SAVEPOINT s", "VACUUM",
+        "SELECT 1; DELETE FROM initiative", "CREATE TEMP TABLE t (x)",
+    ])
+    func sqlReadOnly(statement: String) throws {
         let h = try ShellHarness()
         _ = try h.addInitiative("Falls")
+        let before = try h.records.replica.canonicalState()
         let vector = try h.records.replica.versionVector()
-        for statement in ["DELETE FROM initiative", "UPDATE initiative SET title = 'x'", "INSERT INTO meta VALUES ('a', 1)", "DROP TABLE log"] {
-            let result = h.run("sql \"\(statement)\"")
-            #expect(result.outcome != .success, "\(statement) must be refused")
-        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: h.root.path).sorted()
+        let sql = statement.replacingOccurrences(of: "ATTACHED", with: h.root.appendingPathComponent("attached.sqlite").path)
+        let result = h.run("sql \"\(sql)\"")
+        #expect(result.outcome != .success, "\(statement) must be refused")
+        #expect(result.err.contains("read-only") || result.err.contains("one statement"), "\(result.err)")
         #expect(try h.records.replica.versionVector() == vector)
+        #expect(try h.records.replica.canonicalState() == before)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: h.root.path).sorted() == files, "no file is made")
+        // The replica still reads and writes as before.
         #expect(h.run("sql \"SELECT title FROM initiative\"").out.contains("Falls"))
+        _ = try h.addInitiative("Still writable")
+        #expect(try h.records.list(.initiative).count == 2)
+    }
+
+    @Test("sql reads, describes tables, keeps numbers as numbers in JSON, and stops a query that runs away")
+    func sqlReads() throws {
+        let h = try ShellHarness()
+        _ = try h.addInitiative("Falls")
+        #expect(h.run("sql \"SELECT title FROM initiative\"").out.contains("Falls"))
+        #expect(h.run("sql \"PRAGMA table_info(initiative)\"").out.contains("title"))
         #expect(h.run("sql \"SELEC nonsense\"").err.contains("SQL error"))
+        let json = h.run("sql --json \"SELECT 2 AS n, 2.5 AS r, 'x' AS t, NULL AS z\"").out
+        let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])
+        #expect(rows.first?["n"] as? Int == 2 && rows.first?["r"] as? Double == 2.5 && rows.first?["t"] as? String == "x" && rows.first?["z"] is NSNull)
+        let started = Date()
+        let runaway = h.run("sql --timeout 0.5 \"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c\"")
+        #expect(runaway.err.contains("was stopped"))
+        #expect(Date().timeIntervalSince(started) < 10)
     }
 
     @Test("over-long text and invalid choices are refused and change nothing")

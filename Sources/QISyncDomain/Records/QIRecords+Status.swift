@@ -21,14 +21,6 @@ public struct ReplicaStatus: Sendable {
     public let fileBytes: Int
 }
 
-/// The result of a read-only SQL query.
-public struct QueryResult: Sendable {
-    /// Column names.
-    public let columns: [String]
-    /// Rows of display text.
-    public let rows: [[String]]
-}
-
 extension QIRecords {
     /// Identity, record counts, version vector, log sizes and file size.
     public func status() throws -> ReplicaStatus {
@@ -51,34 +43,11 @@ extension QIRecords {
         }
     }
 
-    /// Runs one read-only SQL statement; anything that would write is refused.
-    public func query(_ sql: String, limit: Int = 10_000) throws -> QueryResult {
+    /// Runs one read-only SQL statement on its own read-only connection; anything that would
+    /// write, attach or change a setting is refused, and a query running past `timeLimit`
+    /// seconds is stopped.
+    public func query(_ sql: String, timeLimit: Double = 10, limit: Int = 10_000) throws -> QueryResult {
         try TextCheck.validate(sql, field: "the query")
-        return try replica.read { db in
-            let statement: Statement
-            do { statement = try db.makeStatement(sql: sql) } catch let error as DatabaseError {
-                throw DomainError("SQL error: \(error.message ?? "\(error)")")
-            }
-            guard statement.isReadonly else {
-                throw DomainError("sql is read-only: only SELECT (and other statements that change nothing) may run; change records with the shell's commands")
-            }
-            let columns = statement.columnNames
-            var rows: [[String]] = []
-            do {
-                let cursor = try Row.fetchCursor(statement)
-                while let row = try cursor.next(), rows.count < limit {
-                    rows.append(row.databaseValues.map { value in
-                        switch value.storage {
-                        case .null: "NULL"
-                        case .blob(let data): data.count == 16 ? Hex.encode(data) : "x'\(Hex.encode(data))'"
-                        default: Display.text(Value(value))
-                        }
-                    })
-                }
-            } catch let error as DatabaseError {
-                throw DomainError("SQL error: \(error.message ?? "\(error)")")
-            }
-            return QueryResult(columns: columns, rows: rows)
-        }
+        do { return try replica.readOnlyQuery(sql, timeLimit: timeLimit, rowLimit: limit) } catch { throw DomainError(error.message) }
     }
 }

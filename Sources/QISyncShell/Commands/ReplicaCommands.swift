@@ -76,13 +76,38 @@ struct SQLCommand: ReplicaCommand {
         abstract: "Run a read-only SQL query on the replica (tables: initiative, pdsa, learning, adaptation, …).",
         discussion: "Writes are refused: every change must go through the shell's commands so it is logged and signed.")
     @Argument(help: "The query, quoted.") var query: String
+    @Option(help: "Stop the query after this many seconds.") var timeout: Double = 10
     @OptionGroup var globals: GlobalOptions
     func run(in context: CommandContext) throws {
-        let result = try context.records.query(query)
+        guard timeout > 0, timeout <= 3600 else { throw DomainError("--timeout takes more than 0 and at most 3600 seconds") }
+        let result = try context.records.query(query, timeLimit: timeout)
         if globals.json {
-            context.out.json(result.rows.map { Dictionary(zip(result.columns, $0), uniquingKeysWith: { first, _ in first }) })
+            context.out.json(result.rows.map { row in
+                Dictionary(zip(result.columns, row.map(Self.jsonValue)), uniquingKeysWith: { first, _ in first })
+            })
         } else {
-            context.out.table(result.columns, result.rows)
+            context.out.table(result.columns, result.rows.map { $0.map(Self.display) })
+        }
+        if result.truncated { context.notices.line("note: only the first \(result.rows.count) rows are shown; narrow the query or add LIMIT") }
+    }
+
+    /// A value as the table shows it: NULL, record ids as hex, other blobs as x'…'.
+    static func display(_ value: Value) -> String {
+        switch value {
+        case .null: "NULL"
+        case .blob(let bytes): bytes.count == 16 ? Hex.encode(bytes) : "x'\(Hex.encode(bytes))'"
+        default: Display.text(value)
+        }
+    }
+
+    /// A value for JSON: numbers stay numbers, blobs become hex.
+    static func jsonValue(_ value: Value) -> Any {
+        switch value {
+        case .null: NSNull()
+        case .integer(let i): i
+        case .real(let d): d
+        case .text(let s): s
+        case .blob(let bytes): Hex.encode(bytes)
         }
     }
 }

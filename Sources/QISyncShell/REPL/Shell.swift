@@ -211,6 +211,7 @@ struct ShellCommand: ParsableCommand {
     mutating func run() throws {
         let records = try QIRecords.open(home: globals.homeURL)
         let shell = Shell(records: records, out: .standardOutput(), err: .standardError())
+        for warning in records.replica.keyWarnings { shell.err.line(warning) }
         if isatty(STDIN_FILENO) == 1 {
             var reader = EditLineReader(historyPath: records.replica.home.appendingPathComponent("shell_history").path,
                                         complete: shell.completions)

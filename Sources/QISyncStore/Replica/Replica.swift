@@ -18,6 +18,8 @@ public final class Replica: Sendable {
     let database: DatabaseQueue
     let now: @Sendable () -> UInt64
     let directoryCache = DirectoryCache()
+    /// Warnings about the key files found when the replica was opened (readable by others).
+    public let keyWarnings: [String]
 
     /// The database file's name inside the home folder.
     public static let databaseName = "replica.sqlite"
@@ -35,7 +37,9 @@ public final class Replica: Sendable {
     /// The wall clock in milliseconds since 1970.
     public static let systemClock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
 
-    private init(home: URL, identity: ReplicaIdentity, schema: ReplicatedSchema, signer: SiteSigner, database: DatabaseQueue, now: @escaping @Sendable () -> UInt64) {
+    private init(home: URL, identity: ReplicaIdentity, schema: ReplicatedSchema, signer: SiteSigner, database: DatabaseQueue,
+                 now: @escaping @Sendable () -> UInt64, keyWarnings: [String] = []) {
+        self.keyWarnings = keyWarnings
         self.home = home
         self.identity = identity
         self.schema = schema
@@ -79,9 +83,7 @@ public final class Replica: Sendable {
         }
         try files.createDirectory(at: home, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let keyURL = home.appendingPathComponent(keyName)
-        guard files.createFile(atPath: keyURL.path, contents: Data(signer.rawRepresentation), attributes: [.posixPermissions: 0o600]) else {
-            throw StoreError("could not write the site key to \(keyURL.path)")
-        }
+        do { try SecretFile.create(keyURL, bytes: signer.rawRepresentation) } catch { throw StoreError(error.message) }
         let identity = ReplicaIdentity(trustCode: trustCode, trustName: trustName, siteName: siteName, kind: kind, origin: signer.origin)
         let trustKeyURL = home.appendingPathComponent(TrustKey.fileName)
         var wroteTrustKey = false
@@ -129,10 +131,13 @@ public final class Replica: Sendable {
         guard FileManager.default.fileExists(atPath: databaseURL.path) else {
             throw StoreError("no replica at \(home.path): create one with 'qisync init --trust CODE --trust-name NAME --site NAME', or point --home (or QISYNC_HOME) at an existing one")
         }
-        guard let keyData = FileManager.default.contents(atPath: home.appendingPathComponent(keyName).path) else {
+        let keyFile: (bytes: [UInt8], warning: String?)
+        do { keyFile = try SecretFile.read(home.appendingPathComponent(keyName)) } catch {
             throw StoreError("the site key \(home.appendingPathComponent(keyName).path) is missing or unreadable")
         }
-        let signer = try SiteSigner(rawRepresentation: Array(keyData))
+        let signer = try SiteSigner(rawRepresentation: keyFile.bytes)
+        var warnings = keyFile.warning.map { [$0] } ?? []
+        if let trustKey = try? TrustKey.readWithWarning(home: home), let warning = trustKey.warning { warnings.append(warning) }
         let database = try DatabaseQueue(path: databaseURL.path, configuration: configuration())
         let meta: [String: DatabaseValue]
         do {
@@ -158,7 +163,9 @@ public final class Replica: Sendable {
             siteName: String.fromDatabaseValue(meta["site"] ?? .null) ?? "",
             kind: SiteKind(rawValue: String.fromDatabaseValue(meta["kind"] ?? .null) ?? "") ?? .ward,
             origin: signer.origin)
-        return Replica(home: home, identity: identity, schema: schema, signer: signer, database: database, now: now)
+        let replica = Replica(home: home, identity: identity, schema: schema, signer: signer, database: database, now: now, keyWarnings: warnings)
+        replica.removeScratchFiles()
+        return replica
     }
 
     /// Runs a read-only query. SQLite refuses any write attempted inside.

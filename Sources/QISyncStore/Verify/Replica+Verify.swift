@@ -25,6 +25,17 @@ public struct VerifyReport: Sendable {
 }
 
 extension Replica {
+    /// The name every scratch rebuild file of `verify` starts with.
+    static let scratchPrefix = ".verify-scratch-"
+
+    /// Removes scratch rebuilds a crashed `verify` left behind.
+    func removeScratchFiles() {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: home.path) else { return }
+        for name in names where name.hasPrefix(Self.scratchPrefix) {
+            try? FileManager.default.removeItem(at: home.appendingPathComponent(name))
+        }
+    }
+
     /// Checks SQLite's integrity, every log's chain and every signature held (each log must end
     /// with a signed entry, whose signature covers the chain before it), and rebuilds
     /// the materialised state from the logs in a scratch database to compare it with this one.
@@ -79,7 +90,9 @@ extension Replica {
             report.logProblems.append("\(log): the version vector's head does not match the log")
         }
 
-        let scratchURL = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-verify-\(UUID().uuidString).sqlite")
+        // The scratch rebuild lives beside the replica (as private as it is), and is removed
+        // afterwards, or when the replica is next opened if a crash left it behind.
+        let scratchURL = home.appendingPathComponent("\(Self.scratchPrefix)\(UUID().uuidString).sqlite")
         defer {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratchURL.path + suffix) }
         }
