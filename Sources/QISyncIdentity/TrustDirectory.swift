@@ -56,6 +56,9 @@ public struct TrustDirectory: Sendable {
     public var bundleKeys: [KeyFingerprint: TrustBundleKey] = [:]
     /// Every accepted enrolment held, current or replaced, by site.
     public var enrolmentHistory: [OriginID: [Enrolment]] = [:]
+    /// Each site's latest enrolment among all held, whether its trust is pinned now or not: a
+    /// trust unpinned after its entries were accepted leaves them, and their sites' trust, here.
+    public var heldEnrolments: [OriginID: Enrolment] = [:]
 
     /// Creates a directory from decisions already made (tests and tools).
     public init(ownTrust: String, ownSite: OriginID, pins: [String: KeyFingerprint] = [:],
@@ -102,6 +105,12 @@ public struct TrustDirectory: Sendable {
         for (code, (pin, _)) in decided where ownPins[code] == nil && code != ownTrust && pin.pinned { pins[code] = pin.fingerprint }
         self.init(ownTrust: ownTrust, ownSite: ownSite, pins: pins)
 
+        var held: [OriginID: (Enrolment, [UInt8])] = [:]
+        for (enrolment, digest) in enrolmentRecords {
+            if let known = held[enrolment.site], isAtOrAfter(known.0.issued.timeIntervalSince1970, known.1, enrolment.issued.timeIntervalSince1970, digest) { continue }
+            held[enrolment.site] = (enrolment, digest)
+        }
+        heldEnrolments = held.mapValues(\.0)
         var current: [OriginID: (Enrolment, [UInt8])] = [:]
         for (enrolment, digest) in enrolmentRecords where pins[enrolment.trustCode] == enrolment.trustFingerprint {
             enrolmentHistory[enrolment.site, default: []].append(enrolment)
@@ -161,6 +170,12 @@ public struct TrustDirectory: Sendable {
         if site == ownSite { return ownTrust }
         guard let enrolment = enrolments[site], isPinned(enrolment) else { return nil }
         return enrolment.trustCode
+    }
+
+    /// The trust of a site whose entries are held here: as its current enrolment says, or, when
+    /// its trust has been unpinned since, as its latest enrolment held says.
+    public func heldTrust(of site: OriginID) -> String? {
+        trust(of: site) ?? heldEnrolments[site]?.trustCode
     }
 
     /// Why an entry at this place of a site's log is not accepted, or nil when it is:

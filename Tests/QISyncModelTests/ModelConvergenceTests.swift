@@ -28,4 +28,18 @@ struct ModelConvergenceTests {
         let finding = Checker.check(history, shape: Checker.Shape(trusts: 3, wards: 2), seed: seed)
         #expect(finding.problems.isEmpty, "\(finding)\n\(history)\n\(finding.log.joined(separator: "\n"))")
     }
+
+    /// Histories the checker found failing, shrunk, kept so they stay fixed: (what it found,
+    /// world seed, trusts, wards, codes).
+    static let regressions: [(String, UInt64, Int, Int, [UInt64])] = [
+        ("a trust unpinned at a ward after its entries arrived: verify lost those sites' trust", 159, 3, 2,
+         [0x6da3f41c29b679e0, 0x38f40026d4fd9a7, 0x6f77484939512bc9, 0x6f4943f45a057387, 0x2ba0db7da0f36a52, 0x28288a2fb6cf5814]),
+    ]
+
+    @Test("histories that once failed stay fixed", arguments: 0..<regressions.count)
+    func regression(index: Int) {
+        let (what, seed, trusts, wards, codes) = Self.regressions[index]
+        let finding = Checker.check(History(codes: codes), shape: Checker.Shape(trusts: trusts, wards: wards), seed: seed)
+        #expect(finding.problems.isEmpty, "\(what): \(finding)\n\(finding.log.joined(separator: "\n"))")
+    }
 }

@@ -70,6 +70,9 @@ public struct Field: Sendable, Equatable {
         }
         switch kind {
         case .text(let max):
+            guard !text.allSatisfy(\.isWhitespace) else {
+                throw DomainError("\(name) holds only spaces; write some text\(required ? "" : ", or '' to clear it")")
+            }
             guard Value.length(of: text) <= max else {
                 throw DomainError("\(name) is \(Value.length(of: text)) characters long; the most it can hold is \(max)")
             }

@@ -53,22 +53,28 @@ extension QIRecords {
             guard sourceHash.count == 64, Hex.decode(sourceHash.lowercased()) != nil else { throw DomainError("--source-hash must be the 64-digit content hash 'initiative show' prints") }
             sourceFields = ["source-trust": sourceTrust, "source-id": sourceID.lowercased(), "source-hash": sourceHash.lowercased()]
         }
-        let local: RecordView
+        // Everything is checked before anything is written, and the new initiative (if any),
+        // the adaptation and its reasons are one change.
+        var newInitiative: NewRecord?
+        let localID: RecordID
         switch (into, title) {
         case (let into?, nil):
             let (_, id) = try locate(into, as: .initiative)
-            local = try record(.initiative, id)
+            let local = try record(.initiative, id)
             try requireOwned(local)
+            guard local.live else { throw DomainError("initiative \(id.short) is deleted; restore it first with 'initiative restore \(id.short)'") }
+            localID = id
         case (nil, let title?):
-            local = try add(.initiative, fields: ["title": title, "status": "proposed"])
+            newInitiative = try prepare(.initiative, fields: ["title": title, "status": "proposed"])
+            localID = newInitiative!.id
         default:
             throw DomainError("give exactly one of --title TEXT (a new local initiative) or --into ID (an existing one)")
         }
-        guard sourceFields["source-id"] != local.id.hex else { throw DomainError("an initiative cannot be adapted from itself") }
+        guard sourceFields["source-id"] != localID.hex else { throw DomainError("an initiative cannot be adapted from itself") }
         for (key, value) in fields { sourceFields[key] = value }
-        sourceFields["initiative"] = local.id.hex
-        let adaptation = try add(.adaptation, fields: sourceFields, tags: ["reason": reasons])
-        return (try record(.initiative, local.id), adaptation)
+        let adaptation = try prepare(.adaptation, fields: sourceFields, tags: ["reason": reasons], preset: ["initiative": .blob(localID.bytes)])
+        try replica.write { db in (.trust, try (newInitiative?.edits(db) ?? []) + adaptation.edits(db)) }
+        return (try record(.initiative, localID), try record(.adaptation, adaptation.id))
     }
 
     /// The chain of sources of an initiative (and their sources), then the adaptations made from it.

@@ -109,9 +109,44 @@ public final class QIRecords: Sendable {
     /// Adds a record of `kind` from typed field values and tags; returns it as stored.
     @discardableResult
     public func add(_ kind: RecordKind, fields: [String: String], tags: [String: [String]] = [:]) throws -> RecordView {
-        var values = try parse(kind, fields: fields, forAdd: true)
+        let record = try prepare(kind, fields: fields, tags: tags)
+        try replica.write { db in (.trust, try record.edits(db)) }
+        return try self.record(kind, record.id)
+    }
+
+    /// A new record checked and ready to write: its id, values and tags, worked out before any
+    /// write, so a command that fails changes nothing.
+    struct NewRecord {
+        let kind: RecordKind
+        let id: RecordID
+        var values: [String: Value]
+        let tags: [(TagSet, [String])]
+
+        /// The edits that create it (a PDSA cycle without a number gets the next free one).
+        func edits(_ db: Database) throws -> [RowEdit] {
+            var values = self.values
+            if kind == .pdsa, values["number"] == nil, case .blob(let initiative)? = values["initiative"] {
+                let highest = try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ? AND live = 1", arguments: [Data(initiative)]) ?? 0
+                values["number"] = .integer(highest + 1)
+            }
+            var edit = RowEdit(table: kind.table.id, key: id.bytes, values: [(0, .integer(1))])
+            for field in kind.allFields {
+                if let value = values[field.name], value != .null { edit.values.append((field.column, value)) }
+            }
+            var edits = [edit]
+            for (set, members) in tags {
+                edits += members.map { RowEdit(table: set.table.id, key: set.key(parent: id, tag: $0), values: [(0, .integer(1))]) }
+            }
+            return edits
+        }
+    }
+
+    /// Checks typed fields and tags for a new record of `kind` (with `preset` values already
+    /// decided, such as the initiative a new adaptation belongs to) and gives it an id.
+    func prepare(_ kind: RecordKind, fields: [String: String], tags: [String: [String]] = [:], preset: [String: Value] = [:]) throws -> NewRecord {
+        var values = try parse(kind, fields: fields, forAdd: true).merging(preset) { _, new in new }
         for field in kind.fields where field.required && values[field.name] == nil {
-            throw DomainError("\(kind.rawValue) add needs --\(field.name) (\(field.help))")
+            throw DomainError("\(kind.commandName) add needs --\(field.name) (\(field.help))")
         }
         switch kind {
         case .initiative: values["status"] = values["status"] ?? .text("proposed")
@@ -121,37 +156,21 @@ public final class QIRecords: Sendable {
         default: break
         }
         let parsedTags = try parse(kind, tags: tags)
-        let id = newID(replica.identity.trustCode)
         values["owner-trust"] = .text(trust)
         values["scope"] = .text(Scope.trust.description)
         values["created"] = .integer(Int64(now().timeIntervalSince1970 * 1000))
-        try replica.write { db -> (Scope, [RowEdit])? in
-            if kind == .pdsa, values["number"] == nil, case .blob(let initiative)? = values["initiative"] {
-                let highest = try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(initiative)]) ?? 0
-                values["number"] = .integer(highest + 1)
-            }
-            var edit = RowEdit(table: kind.table.id, key: id.bytes, values: [(0, .integer(1))])
-            for field in kind.allFields {
-                if let value = values[field.name], value != .null { edit.values.append((field.column, value)) }
-            }
-            var edits = [edit]
-            for (set, members) in parsedTags {
-                edits += members.map { RowEdit(table: set.table.id, key: set.key(parent: id, tag: $0), values: [(0, .integer(1))]) }
-            }
-            return (.trust, edits)
-        }
-        return try record(kind, id)
+        return NewRecord(kind: kind, id: newID(replica.identity.trustCode), values: values, tags: parsedTags)
     }
 
     /// Changes fields and tags of a record this trust owns.
     @discardableResult
     public func set(_ reference: String, as kind: RecordKind? = nil, fields: [String: String],
-                    addTags: [String: [String]] = [:], removeTags: [String: [String]] = [:]) throws -> RecordView {
+                    addTags: [String: [String]] = [:], removeTags: [String: [String]] = [:], system: [String: Value] = [:]) throws -> RecordView {
         let (kind, id) = try locate(reference, as: kind)
         let current = try record(kind, id)
         try requireOwned(current)
         guard current.live else { throw DomainError("\(kind.rawValue) \(id.short) is deleted; restore it first with '\(kind.commandName) restore \(id.short)'") }
-        let values = try parse(kind, fields: fields, forAdd: false)
+        let values = try parse(kind, fields: fields, forAdd: false).merging(system) { _, new in new }
         let added = try parse(kind, tags: addTags)
         let removed = try parse(kind, tags: removeTags)
         guard !values.isEmpty || !added.isEmpty || !removed.isEmpty else {
@@ -188,20 +207,12 @@ public final class QIRecords: Sendable {
         return try record(kind, id)
     }
 
-    /// Closes a PDSA cycle with its act decision and optional study fields.
+    /// Closes a PDSA cycle with its act decision and optional study fields, in one write.
     @discardableResult
     public func closeCycle(_ reference: String, act: String, fields: [String: String]) throws -> RecordView {
         var all = fields
         all["act"] = act
-        let view = try set(reference, as: .pdsa, fields: all)
-        return try stamp(view, field: "closed")
-    }
-
-    private func stamp(_ view: RecordView, field name: String) throws -> RecordView {
-        let field = view.kind.field(named: name)!
-        try replica.write(scope: view.scope, edits: [RowEdit(table: view.kind.table.id, key: view.id.bytes,
-                                                                 values: [(field.column, .integer(Int64(now().timeIntervalSince1970 * 1000)))])])
-        return try record(view.kind, view.id)
+        return try set(reference, as: .pdsa, fields: all, system: ["closed": .integer(Int64(now().timeIntervalSince1970 * 1000))])
     }
 
     func requireOwned(_ view: RecordView) throws {

@@ -184,7 +184,7 @@ extension Replica {
         let trust = directory.trust(of: entry.origin) ?? ""
         let tag = directory.ownerTags[trust] ?? RecordID.ownerTag(ofTrust: trust)
         if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust, ownerTag: tag,
-                                                     trustKey: trustKey(of: trust, in: directory)) {
+                                                     trustKey: trustKey(ofSite: entry.origin, in: directory)) {
             try materializer.append(entry, change: change, updatesVector: updatesVector, materialises: false)
             let reason = "a change from a site of \(trust) was refused: \(violation)"
             try recordRefusal(db, entry: entry, stored: true, reason: reason, source: source)

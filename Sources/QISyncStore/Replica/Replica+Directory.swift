@@ -166,11 +166,13 @@ extension Replica {
             + (directory.bundleKeys[own].map { [$0.record] } ?? [])
     }
 
-    /// The public key of a trust, by its code: from its enrolments held here, or, for this
-    /// replica's own trust on its hub, from the trust key file.
-    func trustKey(of trust: String, in directory: TrustDirectory) -> [UInt8]? {
-        if let key = directory.trustKeys[trust] { return key }
-        return trust == identity.trustCode ? (try? trustKey())?.map(\.publicKey) : nil
+    /// The public key of the trust that enrolled a site (which signs its trust's IG-lead
+    /// overrides): from the site's enrolment held here, or, for this site, its own trust's key.
+    func trustKey(ofSite site: OriginID, in directory: TrustDirectory) -> [UInt8]? {
+        if site == identity.origin {
+            return directory.trustKeys[identity.trustCode] ?? (try? trustKey())?.map(\.publicKey)
+        }
+        return (directory.enrolments[site] ?? directory.heldEnrolments[site])?.trustKey
     }
 
     /// This site's request to be enrolled by its hub: as it was made, or as another kind (a

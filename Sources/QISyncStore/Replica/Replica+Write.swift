@@ -67,7 +67,7 @@ extension Replica {
             let change = Change(rows: rows)
             do { try schema.validate(change) } catch let error as DecodingError { throw StoreError(error.message) }
             if let violation = schema.ownershipViolation(of: change, origin: identity.origin, trust: identity.trustCode,
-                                                         trustKey: trustKey(of: identity.trustCode, in: try directory(db))) {
+                                                         trustKey: trustKey(ofSite: identity.origin, in: try directory(db))) {
                 throw StoreError("refused: \(violation). A trust changes only its own records; adapt another trust's record instead ('qisync adapt')")
             }
 

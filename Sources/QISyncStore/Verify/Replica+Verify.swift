@@ -53,7 +53,8 @@ extension Replica {
              try self.directory(db))
         }
         report.directoryRecords = directory.enrolments.count + directory.revocations.count
-        func trust(of origin: OriginID) -> String? { origin == identity.origin ? identity.trustCode : directory.enrolments[origin]?.trustCode }
+        // Entries held stay with their sites' trust even when that trust has been unpinned since.
+        func trust(of origin: OriginID) -> String? { origin == identity.origin ? identity.trustCode : directory.heldTrust(of: origin) }
         report.integrity = integrity
         report.logs = vector.positions.count
         report.entries = entries.count
@@ -103,7 +104,7 @@ extension Replica {
             for entry in entries {
                 let change = try entry.change()
                 let allowed = trust(of: entry.origin).map {
-                    schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey(of: $0, in: directory)) == nil
+                    schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey(ofSite: entry.origin, in: directory)) == nil
                 } ?? false
                 if !allowed { report.refusedChanges += 1 }
                 try materializer.append(entry, change: change, materialises: allowed)
