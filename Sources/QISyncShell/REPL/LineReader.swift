@@ -24,11 +24,23 @@ struct EditLineReader: LineReader {
     let historyPath: String
 
     init(historyPath: String, complete: @escaping (_ line: String, _ word: String) -> [String]) {
+        Self.useUTF8Characters()
         self.historyPath = historyPath
         Completion.source = complete
         qisync_set_completion(Completion.entry)
         qisync_history_limit(1000)
         _ = read_history(historyPath)
+    }
+
+    /// libedit reads multi-byte characters only in a UTF-8 character locale; without one it
+    /// drops every byte over 127 ("café" arrives as "caf"). Take the user's locale when it is
+    /// UTF-8, else C.UTF-8 (which every glibc has): what is typed is then kept exactly.
+    static func useUTF8Characters() {
+        if setlocale(LC_CTYPE, "") != nil, let codeset = nl_langinfo(nl_item(CODESET)).map({ String(cString: $0) }),
+           codeset.uppercased().replacingOccurrences(of: "-", with: "") == "UTF8" {
+            return
+        }
+        if setlocale(LC_CTYPE, "C.UTF-8") == nil { _ = setlocale(LC_CTYPE, "C.utf8") }
     }
 
     mutating func readLine(prompt: String) -> String? {
