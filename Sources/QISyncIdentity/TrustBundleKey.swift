@@ -51,31 +51,65 @@ extension TrustKey {
     }
 }
 
-/// Sealing a bundle's payload to a trust (HPKE, RFC 9180: DHKEM(X25519, HKDF-SHA256),
-/// HKDF-SHA256, ChaCha20-Poly1305; info "qisync-bundle-1"; the bundle's header as associated data).
+/// Sealing a bundle's payload to a trust, piece by piece, so neither side holds the whole
+/// payload in memory (HPKE, RFC 9180: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,
+/// ChaCha20-Poly1305; info "qisync-bundle-1"). One HPKE context seals every piece in order,
+/// so pieces cannot be reordered; each piece's associated data is the bundle's header then a
+/// byte that is 1 on the last piece and 0 before, so a payload cut short does not open.
 public enum BundleSeal {
     static let info = Data("qisync-bundle-1".utf8)
 
-    /// Seals `payload` to the trust's bundle key; returns the encapsulated key and the ciphertext.
-    public static func seal(_ payload: [UInt8], header: [UInt8], to key: TrustBundleKey) throws(IdentityError) -> (encapsulatedKey: [UInt8], ciphertext: [UInt8]) {
-        do {
-            let recipient = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: key.publicKey)
-            var sender = try HPKE.Sender(recipientKey: recipient, ciphersuite: .Curve25519_SHA256_ChachaPoly, info: info)
-            let ciphertext = try sender.seal(payload, authenticating: header)
-            return (Array(sender.encapsulatedKey), Array(ciphertext))
-        } catch {
-            throw IdentityError("could not seal the bundle: \(error)")
+    /// The most plaintext one sealed piece holds.
+    public static let pieceSize = 1 << 20
+
+    /// Seals pieces of a payload to a trust's bundle key.
+    public struct Sealer {
+        private var sender: HPKE.Sender
+        private let header: [UInt8]
+        /// The HPKE encapsulated key, which the bundle's header carries.
+        public let encapsulatedKey: [UInt8]
+
+        /// Starts sealing to `key`, binding every piece to `header`.
+        public init(to key: TrustBundleKey, header: [UInt8]) throws(IdentityError) {
+            do {
+                let recipient = try Curve25519.KeyAgreement.PublicKey(rawRepresentation: key.publicKey)
+                sender = try HPKE.Sender(recipientKey: recipient, ciphersuite: .Curve25519_SHA256_ChachaPoly, info: BundleSeal.info)
+            } catch {
+                throw IdentityError("could not seal the bundle: \(error)")
+            }
+            self.header = header
+            encapsulatedKey = Array(sender.encapsulatedKey)
+        }
+
+        /// Seals the next piece (at most ``BundleSeal/pieceSize`` bytes); `last` marks the final one.
+        public mutating func seal(_ piece: [UInt8], last: Bool) throws(IdentityError) -> [UInt8] {
+            do { return Array(try sender.seal(piece, authenticating: header + [last ? 1 : 0])) } catch {
+                throw IdentityError("could not seal the bundle: \(error)")
+            }
         }
     }
 
-    /// Opens a sealed payload with the trust key (on the hub that holds it).
-    public static func open(_ ciphertext: [UInt8], encapsulatedKey: [UInt8], header: [UInt8], with trustKey: TrustKey) throws(IdentityError) -> [UInt8] {
-        do {
-            var recipient = try HPKE.Recipient(privateKey: trustKey.bundleAgreementKey, ciphersuite: .Curve25519_SHA256_ChachaPoly,
-                                               info: info, encapsulatedKey: Data(encapsulatedKey))
-            return Array(try recipient.open(ciphertext, authenticating: header))
-        } catch {
-            throw IdentityError("the sealed bundle does not open with this trust's key: it was altered, or sealed to another trust")
+    /// Opens the pieces of a sealed payload with the trust key (on the hub that holds it).
+    public struct Opener {
+        private var recipient: HPKE.Recipient
+        private let header: [UInt8]
+
+        /// Starts opening a payload sealed with `encapsulatedKey` and bound to `header`.
+        public init(encapsulatedKey: [UInt8], header: [UInt8], with trustKey: TrustKey) throws(IdentityError) {
+            do {
+                recipient = try HPKE.Recipient(privateKey: trustKey.bundleAgreementKey, ciphersuite: .Curve25519_SHA256_ChachaPoly,
+                                               info: BundleSeal.info, encapsulatedKey: Data(encapsulatedKey))
+            } catch {
+                throw IdentityError("the sealed bundle does not open with this trust's key: it was sealed to another trust")
+            }
+            self.header = header
+        }
+
+        /// Opens the next piece; `last` says whether it is the final one.
+        public mutating func open(_ piece: [UInt8], last: Bool) throws(IdentityError) -> [UInt8] {
+            do { return Array(try recipient.open(piece, authenticating: header + [last ? 1 : 0])) } catch {
+                throw IdentityError("the sealed bundle does not open with this trust's key: it was altered, cut short, or sealed to another trust")
+            }
         }
     }
 }

@@ -43,7 +43,7 @@ public struct History: Sendable, CustomStringConvertible {
 struct Bundle {
     let from: Site
     let to: Site
-    let bytes: [UInt8]
+    let path: String
 }
 
 /// One operation of a history, decoded from its code.
@@ -224,9 +224,9 @@ struct Step {
     mutating func bundle(at site: Site) throws {
         if chance(50), !bundles.isEmpty {
             let bundle = bundles[Int(rng.next() % UInt64(bundles.count))]
-            if chance(70) { bundles.removeAll { $0.bytes == bundle.bytes } }
+            if chance(70) { bundles.removeAll { $0.path == bundle.path } }
             summary = "\(bundle.to.name) imports a bundle from \(bundle.from.name)"
-            let result = try BundleCarrier.importBundle(replica: bundle.to.replica, bytes: bundle.bytes, now: world.clock.milliseconds)
+            let result = try BundleCarrier.importBundle(replica: bundle.to.replica, path: bundle.path, now: world.clock.milliseconds)
             summary += ": \(result.report.applied + result.report.released) applied, \(result.report.waiting) waiting"
             if chance(60), let receipt = try? BundleReceipt(parsing: result.receipt) {
                 try bundle.from.replica.rememberPeerVector(site: receipt.origin, vector: receipt.vector, source: "receipt")
@@ -240,11 +240,13 @@ struct Step {
         var since = VersionVector()
         if chance(50), let known = try site.replica.knownVector(of: peer.replica.identity.origin) { since = known.vector }
         summary = "\(site.name) exports a bundle for \(peer.name)"
-        let (bytes, header) = try BundleCarrier.export(replica: site.replica, for: target, since: since, now: world.clock.milliseconds,
-                                                       check: site.records.checkLeavingTrust)
+        let path = world.root.appendingPathComponent("bundle-\(world.bundleCount).bundle").path
+        world.bundleCount += 1
+        let header = try BundleCarrier.export(replica: site.replica, for: target, since: since, now: world.clock.milliseconds, to: path,
+                                              check: site.records.checkLeavingTrust)
         summary += ": \(header.entries) entries"
         // A bundle for another trust opens only at its hub.
-        bundles.append(Bundle(from: site, to: external ? world.trusts.first { $0.code == peer.trust }!.hub : peer, bytes: bytes))
+        bundles.append(Bundle(from: site, to: external ? world.trusts.first { $0.code == peer.trust }!.hub : peer, path: path))
     }
 
     /// Entries handed straight to another replica: a random part of what `site` holds, in any

@@ -93,6 +93,7 @@ public final class World {
     /// The revocations issued, by site key.
     public private(set) var revocations: [OriginID: Revocation] = [:]
     let clock = ManualClock()
+    var bundleCount = 0
     let ids: SeededIDs
     let root: URL
     var keys: SplitMix64

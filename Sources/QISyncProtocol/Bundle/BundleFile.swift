@@ -10,6 +10,9 @@ public struct BundleHeader: Equatable, Sendable {
     public var senderTrust: String
     /// The sender's site name.
     public var senderSite: String
+    /// The sender's own enrolment (a directory record's bytes), so a receiver can tell who
+    /// sent the bundle before opening anything; empty when the sender has none yet.
+    public var senderEnrolment: [UInt8]
     /// When it was made, milliseconds since 1970.
     public var createdMilliseconds: UInt64
     /// The trust it is for.
@@ -27,8 +30,10 @@ public struct BundleHeader: Equatable, Sendable {
     public var encapsulatedKey: [UInt8]?
 
     /// Creates a header.
-    public init(sender: OriginID, senderTrust: String, senderSite: String, createdMilliseconds: UInt64, forTrust: String, forSite: String,
-                since: VersionVector, entries: UInt64, bodyBytes: UInt64, sealedTo: [UInt8]? = nil, encapsulatedKey: [UInt8]? = nil) {
+    public init(sender: OriginID, senderTrust: String, senderSite: String, senderEnrolment: [UInt8] = [], createdMilliseconds: UInt64,
+                forTrust: String, forSite: String, since: VersionVector, entries: UInt64, bodyBytes: UInt64,
+                sealedTo: [UInt8]? = nil, encapsulatedKey: [UInt8]? = nil) {
+        self.senderEnrolment = senderEnrolment
         self.sender = sender
         self.senderTrust = senderTrust
         self.senderSite = senderSite
@@ -50,6 +55,7 @@ public struct BundleHeader: Equatable, Sendable {
         writer.write(raw: sender.bytes)
         writer.write(string: senderTrust)
         writer.write(string: senderSite)
+        writer.write(lengthPrefixed: senderEnrolment)
         writer.write(uint64: createdMilliseconds)
         writer.write(string: forTrust)
         writer.write(string: forSite)
@@ -71,6 +77,7 @@ public struct BundleHeader: Equatable, Sendable {
         sender = try OriginID(bytes: try reader.readBytes(32))
         senderTrust = try reader.readString(limit: 5, "sender trust")
         senderSite = try reader.readString(limit: 100, "sender site")
+        senderEnrolment = try reader.readLengthPrefixed(limit: DirectoryRecord.maxBytes, "sender enrolment")
         createdMilliseconds = try reader.readUInt64()
         forTrust = try reader.readString(limit: 5, "receiving trust")
         forSite = try reader.readString(limit: 100, "receiving site")
@@ -89,42 +96,35 @@ public struct BundleHeader: Equatable, Sendable {
 }
 
 /// A bundle file: the protocol's messages from one side of a session, as a file carried by
-/// hand (protocol/SPEC.md section 15). No I/O here: bytes in, bytes out.
+/// hand (protocol/SPEC.md section 15). No I/O here: bytes in, bytes out, in pieces, so a
+/// carrier can stream a bundle of any size through bounded memory.
 ///
 /// ```
-/// bundle := "qisync-bundle" version:byte(1) header:bytes payload:bytes signature:sig64
+/// bundle := "qisync-bundle" version:byte(2) header:bytes payload signature:sig64
 /// ```
-/// The payload is the frames HELLO, DIRECTORY, VECTOR, OFFER, BATCH…, DONE exactly as a
-/// sync sends them (HELLO plain, the rest one zlib stream), sealed to the receiving trust when
-/// the header says so. The signature is the sender's over SHA-256 of every byte before it.
+/// The payload runs from the end of the header to the last 64 bytes of the file, which are the
+/// sender's signature over SHA-256 of every byte before them. It is the frames HELLO,
+/// DIRECTORY, VECTOR, OFFER, BATCH…, DONE exactly as a sync sends them (HELLO plain, the rest
+/// one zlib stream); sealed to the receiving trust when the header says so, as pieces
+/// (``BundlePieces``).
 public struct BundleFile: Sendable {
     public static let magic = Array("qisync-bundle".utf8)
-    public static let version: UInt8 = 1
-    /// The largest payload accepted (16 GiB): a bound for hostile files, not a working size.
-    public static let maximumPayload: UInt64 = 16 << 30
+    public static let version: UInt8 = 2
+    /// The largest header accepted (16 MiB): its `since` vector can name every log of the country.
+    public static let maximumHeader = 16 << 20
 
     /// The header.
     public let header: BundleHeader
-    /// The payload: frames, or their sealed form.
+    /// The payload: frames, or their sealed pieces.
     public let payload: [UInt8]
-    /// Magic, version and the length-prefixed header: the associated data a sealed payload is bound to.
+    /// Magic, version and the length-prefixed header.
     public let prefix: [UInt8]
     /// What the signature covers.
     public let signedDigest: [UInt8]
     /// The sender's signature.
     public let signature: [UInt8]
 
-    /// Assembles a bundle and signs it with `sign` (the sender's site key over the digest).
-    public static func assemble(header: BundleHeader, payload: [UInt8], sign: ([UInt8]) -> [UInt8]) -> [UInt8] {
-        var writer = ByteWriter(capacity: payload.count + 512)
-        writer.write(raw: prefix(for: header))
-        writer.write(lengthPrefixed: payload)
-        let digest = Array(SHA256.hash(data: writer.bytes))
-        writer.write(raw: sign(digest))
-        return writer.bytes
-    }
-
-    /// The bytes a sealed payload is bound to, for a header.
+    /// The bytes before the payload, for a header.
     public static func prefix(for header: BundleHeader) -> [UInt8] {
         var writer = ByteWriter()
         writer.write(raw: magic)
@@ -133,28 +133,59 @@ public struct BundleFile: Sendable {
         return writer.bytes
     }
 
-    /// Reads a bundle file: refuses anything truncated, padded or malformed. The signature is
-    /// not checked here (``isSignatureValid``).
-    public init(parsing bytes: [UInt8]) throws(DecodingError) {
-        guard bytes.count >= Self.magic.count + 1, Array(bytes.prefix(Self.magic.count)) == Self.magic else {
+    /// The associated data a sealed payload's pieces are bound to: the prefix as it reads with
+    /// an empty encapsulated key (the seal itself makes the key).
+    public static func sealedPrefix(for header: BundleHeader) -> [UInt8] {
+        var copy = header
+        copy.encapsulatedKey = []
+        return prefix(for: copy)
+    }
+
+    /// Reads the header from the start of a file: the header and how many bytes the prefix
+    /// takes, or nil when `bytes` does not yet hold the whole prefix.
+    public static func readPrefix(_ bytes: ArraySlice<UInt8>) throws(DecodingError) -> (header: BundleHeader, length: Int)? {
+        if bytes.count < magic.count + 1 {
+            guard bytes.elementsEqual(magic.prefix(bytes.count)) else { throw DecodingError("this is not a qisync bundle (it does not start with 'qisync-bundle')") }
+            return nil
+        }
+        var reader = ByteReader(Array(bytes.prefix(magic.count + 1 + 10)))
+        guard try reader.readBytes(magic.count) == magic else {
             throw DecodingError("this is not a qisync bundle (it does not start with 'qisync-bundle')")
         }
-        var reader = ByteReader(bytes)
-        _ = try reader.readBytes(Self.magic.count)
         let version = try reader.readByte()
-        guard version == Self.version else { throw DecodingError("bundle format version \(version); this build reads version \(Self.version)") }
-        header = try BundleHeader(decoding: try reader.readLengthPrefixed(limit: 1 << 26, "bundle header"))
-        prefix = Array(bytes[0..<reader.offset])
-        let length = try reader.readVarint()
-        guard length <= Self.maximumPayload, length <= UInt64(reader.remaining) else {
-            throw DecodingError("the bundle is truncated: its payload should be \(length) bytes, only \(reader.remaining) are left")
+        guard version == Self.version else {
+            throw DecodingError("bundle format version \(version); this build reads version \(Self.version)\(version < Self.version ? " (made by an older qisync: export it again)" : "")")
         }
-        payload = try reader.readBytes(Int(length))
-        signedDigest = Array(SHA256.hash(data: bytes[0..<reader.offset]))
-        guard reader.remaining == 64 else {
-            throw DecodingError(reader.remaining < 64 ? "the bundle is truncated: its signature is missing" : "\(reader.remaining - 64) unexpected bytes after the bundle's signature")
+        let length: Int
+        do { length = try reader.readVarint(limit: UInt64(maximumHeader), "bundle header length") } catch {
+            if bytes.count < magic.count + 11 { return nil }
+            throw error
         }
-        signature = try reader.readBytes(64)
+        let start = reader.offset
+        guard bytes.count >= start + length else { return nil }
+        let header = try BundleHeader(decoding: Array(bytes.dropFirst(start).prefix(length)))
+        return (header, start + length)
+    }
+
+    /// Assembles a whole bundle in memory and signs it with `sign` (the sender's site key over
+    /// the digest): for tests and vectors; qisync itself streams (see the transport's carrier).
+    public static func assemble(header: BundleHeader, payload: [UInt8], sign: ([UInt8]) -> [UInt8]) -> [UInt8] {
+        let body = prefix(for: header) + payload
+        return body + sign(Array(SHA256.hash(data: body)))
+    }
+
+    /// Reads a whole bundle held in memory: refuses anything truncated or malformed before
+    /// the payload. The signature is not checked here (``isSignatureValid``).
+    public init(parsing bytes: [UInt8]) throws(DecodingError) {
+        guard let (header, length) = try Self.readPrefix(bytes[...]) else {
+            throw DecodingError("the bundle is truncated: its header is cut short")
+        }
+        guard bytes.count >= length + 64 else { throw DecodingError("the bundle is truncated: its signature is missing") }
+        self.header = header
+        prefix = Array(bytes[0..<length])
+        payload = Array(bytes[length..<(bytes.count - 64)])
+        signedDigest = Array(SHA256.hash(data: bytes.dropLast(64)))
+        signature = Array(bytes.suffix(64))
     }
 
     /// SHA-256 of some bytes (a whole bundle file, for receipts).
@@ -173,16 +204,79 @@ public struct BundleFile: Sendable {
 
     /// The messages in a payload's frames, with the protocol's caps; refuses a partial frame.
     public static func messages(in frames: [UInt8]) throws(SyncError) -> [SyncMessage] {
-        var buffer = ByteBuffer(bytes: frames)
-        let decoder: PayloadDecoder
+        let reader = try BundleMessageReader()
+        var messages = try reader.feed(frames[...])
+        messages += try reader.finish()
+        return messages
+    }
+}
+
+/// Turns a bundle payload's frames into messages as its bytes arrive, in any pieces, with the
+/// protocol's caps on every message and on the whole.
+public final class BundleMessageReader {
+    private var buffer = ByteBuffer()
+    private let decoder: PayloadDecoder
+
+    /// A reader for one payload.
+    public init() throws(SyncError) {
         do { decoder = try PayloadDecoder() } catch { throw SyncError(.internalError, "could not start decompression: \(error)") }
+    }
+
+    /// The whole messages `bytes` completes.
+    public func feed(_ bytes: ArraySlice<UInt8>) throws(SyncError) -> [SyncMessage] {
+        buffer.writeBytes(bytes)
         var messages: [SyncMessage] = []
         while let payload = try FrameDecoder.nextFrame(from: &buffer) {
             messages.append(try decoder.message(from: payload))
         }
-        guard buffer.readableBytes == 0 else { throw SyncError(.malformedMessage, "the bundle's last frame is cut short") }
+        buffer.discardReadBytes()
         return messages
     }
+
+    /// The end of the payload: refuses a frame cut short.
+    public func finish() throws(SyncError) -> [SyncMessage] {
+        guard buffer.readableBytes == 0 else { throw SyncError(.malformedMessage, "the bundle's last frame is cut short") }
+        return []
+    }
+}
+
+/// A sealed payload's pieces: `length:u32` (big-endian, at most 1 MiB plus the AEAD tag) then
+/// that many bytes of ciphertext, one after another; split as the bytes arrive.
+public struct BundlePieces {
+    /// The most ciphertext one piece may hold.
+    public static let maximumPiece = (1 << 20) + 64
+    private var buffer: [UInt8] = []
+
+    /// A splitter.
+    public init() {}
+
+    /// The piece for a sealed piece's ciphertext.
+    public static func frame(_ ciphertext: [UInt8]) -> [UInt8] {
+        var writer = ByteWriter(capacity: ciphertext.count + 4)
+        writer.write(raw: [UInt8(truncatingIfNeeded: ciphertext.count >> 24), UInt8(truncatingIfNeeded: ciphertext.count >> 16),
+                           UInt8(truncatingIfNeeded: ciphertext.count >> 8), UInt8(truncatingIfNeeded: ciphertext.count)])
+        writer.write(raw: ciphertext)
+        return writer.bytes
+    }
+
+    /// The whole pieces `bytes` completes.
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) throws(DecodingError) -> [[UInt8]] {
+        buffer += bytes
+        var pieces: [[UInt8]] = []
+        var offset = 0
+        while buffer.count - offset >= 4 {
+            let length = buffer[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            guard length > 0, length <= Self.maximumPiece else { throw DecodingError("a sealed piece of \(length) bytes (at most \(Self.maximumPiece))") }
+            guard buffer.count - offset - 4 >= length else { break }
+            pieces.append(Array(buffer[(offset + 4)..<(offset + 4 + length)]))
+            offset += 4 + length
+        }
+        buffer.removeFirst(offset)
+        return pieces
+    }
+
+    /// Whether every byte fed belonged to a whole piece.
+    public var isEmpty: Bool { buffer.isEmpty }
 }
 
 /// What an import sends back: the receiver's vector after it, signed by the receiver, so the

@@ -51,14 +51,14 @@ struct BundleCommand: ParsableCommand {
                 basis = "its last \(known.source) (\(DateText.timestamp(milliseconds: known.milliseconds)))"
             }
             let now = UInt64(Date().timeIntervalSince1970 * 1000)
-            let (bytes, header) = try BundleCarrier.export(replica: replica, for: target, since: since, now: now,
-                                                           check: context.records.checkLeavingTrust)
-            guard FileManager.default.createFile(atPath: file, contents: Data(bytes)) else { throw DomainError("cannot write \(file)") }
+            let header = try BundleCarrier.export(replica: replica, for: target, since: since, now: now, to: file,
+                                                  check: context.records.checkLeavingTrust)
+            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? UInt64) ?? 0
             if globals.json {
-                context.out.json(["file": file, "for": target.name, "entries": header.entries, "bytes": bytes.count, "sealed": header.isSealed])
+                context.out.json(["file": file, "for": target.name, "entries": header.entries, "bytes": size, "sealed": header.isSealed])
                 return
             }
-            context.out.line("wrote \(file): \(header.entries) entries (\(SyncRendering.bytes(header.bodyBytes)) of changes) in \(SyncRendering.bytes(UInt64(bytes.count)))"
+            context.out.line("wrote \(file): \(Plural.count(Int(header.entries), "entry", "entries")) (\(SyncRendering.bytes(header.bodyBytes)) of changes) in \(SyncRendering.bytes(size))"
                              + " for \(target.name), beyond \(basis)\(header.isSealed ? "; sealed to trust \(target.trust)" : "")")
         }
     }
@@ -71,10 +71,9 @@ struct BundleCommand: ParsableCommand {
 
         func run(in context: CommandContext) throws {
             let replica = context.records.replica
-            let bytes = try BundleCommand.read(file)
-            let result = try BundleCarrier.importBundle(replica: replica, bytes: bytes, now: UInt64(Date().timeIntervalSince1970 * 1000))
+            let result = try BundleCarrier.importBundle(replica: replica, path: file, now: UInt64(Date().timeIntervalSince1970 * 1000))
             let receiptPath = receipt ?? file + ".receipt"
-            guard FileManager.default.createFile(atPath: receiptPath, contents: Data(result.receipt)) else { throw DomainError("cannot write \(receiptPath)") }
+            try FileText.write(bytes: result.receipt, to: receiptPath)
             let report = result.report
             let waiting = try result.missing.map { "\(try BundleCommand.logName($0.log, replica: replica)) needs entries \($0.held + 1)–\($0.bundleStarts - 1) first" }
             if globals.json {
@@ -100,9 +99,9 @@ struct BundleCommand: ParsableCommand {
         @Argument(help: ArgumentHelp("The bundle file.", valueName: "FILE")) var file: String
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            let bundle = try BundleCarrier.open(replica: context.records.replica, bytes: try BundleCommand.read(file))
-            context.out.line(globals.json ? "{\"ok\": true, \"from\": \"\(bundle.senderName)\", \"entries\": \(bundle.entries.count)}"
-                                          : "ok: \(bundle.entries.count) entries from \(bundle.senderName), signed, whole, and for this replica")
+            let bundle = try BundleCarrier.verify(replica: context.records.replica, path: file)
+            context.out.line(globals.json ? "{\"ok\": true, \"from\": \"\(bundle.senderName)\", \"entries\": \(bundle.entries)}"
+                                          : "ok: \(Plural.count(bundle.entries, "entry", "entries")) from \(bundle.senderName), signed, whole, and for this replica")
         }
     }
 
@@ -112,21 +111,18 @@ struct BundleCommand: ParsableCommand {
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             let replica = context.records.replica
-            let bytes = try BundleCommand.read(file)
-            let file: BundleFile
-            do { file = try BundleFile(parsing: bytes) } catch { throw DomainError("the bundle is damaged: \(error.message)") }
-            let header = file.header
-            var opened: OpenedBundle?
-            var unopened = ""
-            do { opened = try BundleCarrier.open(replica: replica, bytes: bytes) } catch { unopened = "\(error)" }
+            let description: BundleDescription
+            do { description = try BundleCarrier.describe(replica: replica, path: file) } catch let error as StoreError { throw DomainError(error.message) }
+            let header = description.header
             let needs = try header.since.positions.sorted { $0.key < $1.key }.map { "\(try BundleCommand.logName($0.key, replica: replica)) up to \($0.value.seq)" }
-            let logs = try opened?.logs.map { ["log": try BundleCommand.logName($0.log, replica: replica), "entries": "\($0.first)–\($0.last)", "bytes": String($0.bytes)] }
+            let logs = try description.summary?.logs.map { ["log": try BundleCommand.logName($0.log, replica: replica), "entries": "\($0.first)–\($0.last)", "bytes": String($0.bytes)] }
             if globals.json {
                 var json: [String: Any] = ["from": "\(header.senderTrust)/\(header.senderSite)", "for": header.forSite.isEmpty ? header.forTrust : "\(header.forTrust)/\(header.forSite)",
                                            "created": DateText.timestamp(milliseconds: header.createdMilliseconds), "entries": header.entries,
-                                           "change_bytes": header.bodyBytes, "file_bytes": bytes.count, "sealed": header.isSealed, "needs": needs,
-                                           "signature_valid": file.isSignatureValid]
+                                           "change_bytes": header.bodyBytes, "file_bytes": description.fileBytes, "sealed": header.isSealed, "needs": needs,
+                                           "signature_valid": description.signatureValid]
                 if let logs { json["logs"] = logs }
+                if let unopened = description.unopened { json["unopened"] = unopened }
                 context.out.json(json)
                 return
             }
@@ -134,15 +130,15 @@ struct BundleCommand: ParsableCommand {
                 ("from", "\(header.senderTrust)/\(header.senderSite) (\(KeyFingerprint(publicKey: header.sender.bytes)))"),
                 ("for", header.forSite.isEmpty ? "any site of \(header.forTrust)" : "\(header.forTrust)/\(header.forSite)"),
                 ("made", DateText.timestamp(milliseconds: header.createdMilliseconds)),
-                ("carries", "\(header.entries) entries, \(SyncRendering.bytes(header.bodyBytes)) of changes, in \(SyncRendering.bytes(UInt64(bytes.count)))"),
+                ("carries", "\(Plural.count(Int(header.entries), "entry", "entries")), \(SyncRendering.bytes(header.bodyBytes)) of changes, in \(SyncRendering.bytes(description.fileBytes))"),
                 ("sealed", header.isSealed ? "yes, to trust \(header.forTrust)'s key" : "no (for a site of the sender's own trust)"),
                 ("needs", needs.isEmpty ? "nothing: it starts every log from the beginning" : needs.joined(separator: "; ")),
-                ("signature", file.isSignatureValid ? "valid" : "DOES NOT MATCH: the file was altered"),
+                ("signature", description.signatureValid ? "valid" : "DOES NOT MATCH: the file was altered or cut short"),
             ])
             if let logs {
                 context.out.line()
                 context.out.table(["log", "entries", "bytes"], logs.map { [$0["log"]!, $0["entries"]!, $0["bytes"]!] })
-            } else {
+            } else if let unopened = description.unopened {
                 context.out.line("its logs cannot be listed here: \(unopened)")
             }
         }
@@ -153,15 +149,10 @@ struct BundleCommand: ParsableCommand {
         @Argument(help: ArgumentHelp("The bundle file.", valueName: "FILE")) var file: String
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            let (bundle, report) = try BundleCarrier.plan(replica: context.records.replica, bytes: try BundleCommand.read(file))
-            PlanRendering.render(from: bundle.senderName, incoming: report, records: SyncPlan.records(in: bundle.entries),
+            let (bundle, report) = try BundleCarrier.plan(replica: context.records.replica, path: file)
+            PlanRendering.render(from: bundle.senderName, incoming: report, records: bundle.records,
                                  outgoing: nil, json: globals.json, to: context.out)
         }
-    }
-
-    static func read(_ file: String) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: file) else { throw DomainError("cannot read \(file)") }
-        return Array(data)
     }
 
     /// Resolves `--for`: an enrolled site by name or TRUST/site, or a pinned trust's code.
@@ -177,7 +168,7 @@ struct BundleCommand: ParsableCommand {
     /// Reads a receipt and checks it is from the bundle's target.
     static func receipt(_ path: String, for target: BundleTarget, replica: Replica) throws -> BundleReceipt {
         let receipt: BundleReceipt
-        do { receipt = try BundleReceipt(parsing: try read(path)) } catch let error as DecodingError { throw DomainError("\(path): \(error.message)") }
+        do { receipt = try BundleReceipt(parsing: try FileText.readBytes(path)) } catch let error as DecodingError { throw DomainError("\(path): \(error.message)") }
         guard receipt.trust == target.trust, target.siteKey == nil || receipt.origin == target.siteKey,
               try replica.directory().trust(of: receipt.origin) == receipt.trust else {
             throw DomainError("\(path) is a receipt from \(receipt.trust)/\(receipt.site), not from \(target.name) (or that site is not enrolled here)")

@@ -54,7 +54,7 @@ extension Replica {
 
     /// Splits entries into runs and checks each run's chain and last signature, and every
     /// change's encoding and schema.
-    private func verified(_ entries: [LogEntry]) throws -> ([LogRun], [[Change]]) {
+    func verified(_ entries: [LogEntry]) throws -> ([LogRun], [[Change]]) {
         let runs = try LogRun.runs(of: entries)
         var decoded: [[Change]] = []
         for run in runs {
@@ -86,7 +86,7 @@ extension Replica {
         return report
     }
 
-    private func apply(_ db: Database, runs: [LogRun], decoded: [[Change]], source: String?) throws -> ApplyReport {
+    func apply(_ db: Database, runs: [LogRun], decoded: [[Change]], source: String?) throws -> ApplyReport {
         var report = ApplyReport()
         let conflictsBefore = try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0
         let materializer = try Materializer(db: db, schema: schema)
@@ -228,5 +228,60 @@ extension Replica {
         }
         try db.execute(sql: "DELETE FROM pending_entry WHERE origin = ? AND scope = ? AND seq <= ?",
                        arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: settled)])
+    }
+}
+
+/// One transaction taking in what a bundle carries: its directory records, then its batches of
+/// entries, each verified and applied as a sync would. Nothing is kept unless all of it is
+/// (``Replica/importing(commit:_:)``).
+public final class ReplicaImport {
+    let replica: Replica
+    let db: Database
+    /// What the batches applied so far did, together.
+    public private(set) var report = ApplyReport()
+
+    init(replica: Replica, db: Database) {
+        self.replica = replica
+        self.db = db
+    }
+
+    /// Verifies and keeps directory records, as ``Replica/importDirectory(_:)`` does.
+    @discardableResult
+    public func importDirectory(_ records: [DirectoryRecord]) throws -> DirectoryImport {
+        try replica.importDirectory(db, records)
+    }
+
+    /// Verifies and applies one batch, as ``Replica/apply(_:source:)`` does; a failure ends the
+    /// whole import with nothing kept.
+    @discardableResult
+    public func apply(_ entries: [LogEntry], source: String?) throws -> ApplyReport {
+        let batch = try replica.apply(db, entries, source: source)
+        report.applied += batch.applied
+        report.duplicates += batch.duplicates
+        report.waiting += batch.waiting
+        report.released += batch.released
+        report.droppedForks += batch.droppedForks
+        report.newConflicts += batch.newConflicts
+        for reason in batch.refusalReasons { report.refuse(0, reason) }
+        report.refused += batch.refused
+        return batch
+    }
+}
+
+extension Replica {
+    /// Runs `body` in one write transaction for taking in a bundle; commits only when `commit`
+    /// is true and `body` returns (a dry run rolls back), and keeps nothing if it throws.
+    public func importing<T>(commit: Bool = true, _ body: (ReplicaImport) throws -> T) throws -> T {
+        var result: T?
+        try database.inTransaction { db in
+            result = try body(ReplicaImport(replica: self, db: db))
+            return commit ? .commit : .rollback
+        }
+        return result!
+    }
+
+    func apply(_ db: Database, _ entries: [LogEntry], source: String?) throws -> ApplyReport {
+        let (runs, decoded) = try verified(entries)
+        return try apply(db, runs: runs, decoded: decoded, source: source)
     }
 }

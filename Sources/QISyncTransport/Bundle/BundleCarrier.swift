@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import QISyncCore
 import QISyncIdentity
@@ -32,25 +33,25 @@ public struct BundleLogRange: Equatable, Sendable {
     public let bytes: Int
 }
 
-/// A bundle read and checked: who sent it, for whom, what it carries, and what it needs.
-public struct OpenedBundle: Sendable {
+/// What a bundle carries, as read through once: who sent it, its logs and sizes.
+public struct BundleSummary: Sendable {
     /// The header.
     public let header: BundleHeader
     /// The sender as `TRUST/site`.
     public var senderName: String { "\(header.senderTrust)/\(header.senderSite)" }
-    /// The directory records it carries.
-    public let directory: [DirectoryRecord]
-    /// Its entries, in the order they travel.
-    public let entries: [LogEntry]
-    /// The logs and entry ranges it carries.
+    /// The logs and entry ranges it carries, in the order they travel.
     public let logs: [BundleLogRange]
+    /// How many entries it carries.
+    public let entries: Int
+    /// How many records (rows with a 16-byte id) its entries write to.
+    public let records: Int
     /// SHA-256 of the file.
     public let digest: [UInt8]
 }
 
 /// What importing a bundle did.
 public struct BundleImport: Sendable {
-    public let bundle: OpenedBundle
+    public let bundle: BundleSummary
     public let report: ApplyReport
     /// The receipt to carry back to the sender.
     public let receipt: [UInt8]
@@ -59,81 +60,218 @@ public struct BundleImport: Sendable {
     public let missing: [(log: LogID, held: UInt64, bundleStarts: UInt64)]
 }
 
-/// Bundles: the protocol's messages carried in a file instead of over TCP (SPEC section 15).
+/// A bundle read as far as it can be without opening its payload, for `bundle show`.
+public struct BundleDescription: Sendable {
+    /// The header as the file says (trust it only when ``signatureValid``).
+    public let header: BundleHeader
+    /// The file's size.
+    public let fileBytes: UInt64
+    /// Whether the sender named in the header signed the file as it is.
+    public let signatureValid: Bool
+    /// What it carries, when it could be opened here.
+    public let summary: BundleSummary?
+    /// Why it could not be opened here, when it could not.
+    public let unopened: String?
+}
+
+/// Bundles: the protocol's messages carried in a file instead of over TCP (SPEC section 15),
+/// written and read as streams, so a bundle of any size passes through bounded memory. A
+/// bundle is checked before its payload is opened: the file is whole and signed by its sender,
+/// it is for this replica, and its sender is an enrolled, unrevoked site of a trust pinned here
+/// (by this replica's directory, or the sender's own enrolment the header carries). Then it is
+/// read message by message, and imported in one transaction: all of it, or nothing.
 public enum BundleCarrier {
-    /// Makes a bundle of everything in this replica beyond `since` that `target` may receive:
-    /// every log for a site of this trust; shared logs only, sealed to the trust's bundle key,
-    /// for another trust. `check` sees the entries first and may refuse (the PII guard).
-    public static func export(replica: Replica, for target: BundleTarget, since: VersionVector, now: UInt64,
-                              check: ([LogEntry]) throws -> Void = { _ in }) throws -> (bytes: [UInt8], header: BundleHeader) {
+    /// How much of a file is read or written at a time.
+    static let chunk = 1 << 20
+
+    // MARK: Writing
+
+    /// Writes to `path` (which must not exist) everything in this replica beyond `since` that
+    /// `target` may receive: every log for a site of this trust; shared logs only, sealed to the
+    /// trust's bundle key, for another trust. `check` sees each batch first and may refuse it
+    /// (the PII guard); then nothing is written.
+    @discardableResult
+    public static func export(replica: Replica, for target: BundleTarget, since: VersionVector, now: UInt64, to path: String,
+                              check: ([LogEntry]) throws -> Void = { _ in }) throws -> BundleHeader {
+        guard !FileManager.default.fileExists(atPath: path) else { throw StoreError("\(path) exists; choose a new file name") }
         let identity = replica.identity
         let external = target.trust != identity.trustCode
         let scopes: Set<Scope> = external ? [.shared] : Set(Scope.allCases)
         var base = since
         base.positions = base.positions.filter { scopes.contains($0.key.scope) }
-        var batches: [[LogEntry]] = []
-        var cursor = base
-        while true {
-            let batch = try replica.entries(after: cursor, scopes: scopes, maxEntries: WireLimits.batchEntries, maxBytes: WireLimits.batchBytes)
-            if batch.isEmpty { break }
-            for entry in batch { cursor.positions[LogID(origin: entry.origin, scope: entry.scope)] = LogPosition(seq: entry.seq, hash: entry.hash) }
-            batches.append(batch)
+        let offer: Offer
+        do { offer = try replica.offer(for: base, scopes: scopes) } catch let error as LogRejection {
+            throw StoreError("the receipt or last sync says \(target.name) holds an entry this replica holds differently (\(error.reason)); export with --all")
         }
-        let all = batches.flatMap { $0 }
-        if external { try check(all) }
-        let bodyBytes = all.reduce(0) { $0 + UInt64($1.body.count) }
         let records = try replica.directoryRecords()
-        var messages: [SyncMessage] = [
-            .hello(Hello(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, kind: identity.kind.rawValue,
-                         sends: true, receives: false, directoryDigest: DirectoryRecord.digest(of: records))),
-            .directory(records), .vector(base), .offer(entries: UInt64(all.count), bytes: bodyBytes),
-        ]
-        for (index, batch) in batches.enumerated() { messages.append(.batch(id: UInt64(index + 1), entries: batch)) }
-        messages.append(.done)
-        let frames = try BundleFile.frames(messages)
-        var header = BundleHeader(sender: identity.origin, senderTrust: identity.trustCode, senderSite: identity.siteName, createdMilliseconds: now,
-                                  forTrust: target.trust, forSite: target.site, since: base, entries: UInt64(all.count), bodyBytes: bodyBytes)
-        var payload = frames
+        var header = BundleHeader(sender: identity.origin, senderTrust: identity.trustCode, senderSite: identity.siteName,
+                                  senderEnrolment: try replica.ownEnrolment()?.record.bytes ?? [], createdMilliseconds: now,
+                                  forTrust: target.trust, forSite: target.site, since: base, entries: offer.entries, bodyBytes: offer.bytes)
+        var sealer: BundleSeal.Sealer?
         if external {
             guard let key = try replica.directory().bundleKey(forTrust: target.trust) else {
-                throw StoreError("no bundle key is known for trust \(target.trust): its hub publishes one, which arrives with any sync or bundle from that trust; until then nothing can be sealed to it")
+                throw StoreError("no bundle key is known for trust \(target.trust): its hub publishes one, which arrives with any sync or bundle from that trust, or with its card ('trust add … --card'); until then nothing can be sealed to it")
             }
             header.sealedTo = key.trustFingerprint.bytes
             header.encapsulatedKey = []
-            // The seal authenticates the header as it reads without the encapsulated key
-            // (which the seal itself produces); the signature covers all of it.
-            let sealed = try BundleSeal.seal(frames, header: BundleFile.prefix(for: header), to: key)
-            header.encapsulatedKey = sealed.encapsulatedKey
-            payload = sealed.ciphertext
+            // The pieces authenticate the header as it reads without the encapsulated key
+            // (which the seal itself makes); the signature covers all of it.
+            sealer = try BundleSeal.Sealer(to: key, header: BundleFile.sealedPrefix(for: header))
+            header.encapsulatedKey = sealer!.encapsulatedKey
         }
-        let bytes = BundleFile.assemble(header: header, payload: payload, sign: replica.signBundleDigest)
-        return (bytes, header)
+        let temporary = path + ".partial-\(UUID().uuidString.prefix(8))"
+        let writer = try SignedFileWriter(path: temporary)
+        do {
+            try writer.write(BundleFile.prefix(for: header))
+            var pieces = sealer.map { PieceWriter(sealer: $0) }
+            let encoder = try PayloadEncoder()
+            func send(_ message: SyncMessage) throws {
+                let frame = Array(FrameEncoder.frame(try encoder.payload(for: message)).readableBytesView)
+                if pieces != nil { try pieces!.add(frame, to: writer) } else { try writer.write(frame) }
+            }
+            try send(.hello(Hello(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, kind: identity.kind.rawValue,
+                                  sends: true, receives: false, directoryDigest: DirectoryRecord.digest(of: records))))
+            try send(.directory(records))
+            try send(.vector(base))
+            try send(.offer(entries: offer.entries, bytes: offer.bytes))
+            var cursor = base
+            var sent: UInt64 = 0
+            var id: UInt64 = 1
+            while true {
+                let batch = try replica.entries(after: cursor, through: offer.through, scopes: scopes,
+                                                maxEntries: WireLimits.batchEntries, maxBytes: WireLimits.batchBytes)
+                if batch.isEmpty { break }
+                if external { try check(batch) }
+                for entry in batch { cursor.positions[LogID(origin: entry.origin, scope: entry.scope)] = LogPosition(seq: entry.seq, hash: entry.hash) }
+                try send(.batch(id: id, entries: batch))
+                id += 1
+                sent += UInt64(batch.count)
+            }
+            try send(.done)
+            guard sent == offer.entries else { throw StoreError("internal: the bundle holds \(sent) entries but offered \(offer.entries)") }
+            try pieces?.finish(to: writer)
+            try writer.finish(sign: replica.signBundleDigest)
+            guard !FileManager.default.fileExists(atPath: path) else { throw StoreError("\(path) exists; choose a new file name") }
+            try FileManager.default.moveItem(atPath: temporary, toPath: path)
+        } catch {
+            writer.abandon()
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
+        try? replica.recordAdminEvent(kind: "bundle export", subject: target.name,
+                                      detail: "\((path as NSString).lastPathComponent): \(offer.entries) entries\(external ? ", sealed to \(target.trust)" : "")")
+        return header
     }
 
-    /// The associated data a sealed payload is bound to: the header with an empty encapsulated key.
-    static func sealedPrefix(_ header: BundleHeader) -> [UInt8] {
-        var copy = header
-        copy.encapsulatedKey = []
-        return BundleFile.prefix(for: copy)
+    // MARK: Reading
+
+    /// Describes a bundle for `bundle show`: its header, whether its signature holds, and what
+    /// it carries when this replica can open it.
+    public static func describe(replica: Replica, path: String) throws -> BundleDescription {
+        let file = try BundleFileReader(path: path)
+        guard file.signatureValid else {
+            return BundleDescription(header: file.header, fileBytes: file.size, signatureValid: false, summary: nil,
+                                     unopened: "its signature does not match: it was altered or cut short")
+        }
+        do {
+            let summary = try read(replica: replica, file: try open(replica: replica, path: path)) { _ in }
+            return BundleDescription(header: file.header, fileBytes: file.size, signatureValid: true, summary: summary, unopened: nil)
+        } catch {
+            return BundleDescription(header: file.header, fileBytes: file.size, signatureValid: true, summary: nil, unopened: "\(error)")
+        }
     }
 
-    /// Reads and checks a bundle without changing anything: the file is whole and signed by
-    /// its sender, it is for this replica, it opens (when sealed), its messages are in order,
-    /// its sender is an enrolled, unrevoked site of a trust pinned here (counting the directory
-    /// records it carries), and a bundle from another trust carries shared entries only.
-    public static func open(replica: Replica, bytes: [UInt8]) throws -> OpenedBundle {
-        let file: BundleFile
-        do { file = try BundleFile(parsing: bytes) } catch { throw StoreError("the bundle is damaged: \(error.message)") }
+    /// Checks a bundle whole, its entries' chains and signatures too, without keeping anything:
+    /// what `bundle verify` does.
+    public static func verify(replica: Replica, path: String) throws -> BundleSummary {
+        try take(replica: replica, path: path, commit: false).0
+    }
+
+    /// Checks, applies and records a bundle (its directory records, then its entries, in one
+    /// transaction), and makes the receipt for its sender. Importing the same bundle again
+    /// changes nothing; entries whose predecessors are missing wait for them.
+    public static func importBundle(replica: Replica, path: String, now: UInt64) throws -> BundleImport {
+        let (summary, report) = try take(replica: replica, path: path, commit: true)
+        let held = try replica.versionVector()
+        let missing = summary.logs.compactMap { range -> (LogID, UInt64, UInt64)? in
+            let have = held.seq(of: range.log)
+            return have + 1 < range.first ? (range.log, have, range.first) : nil
+        }
+        let external = summary.header.senderTrust != replica.identity.trustCode
+        var vector = held
+        if external { vector.positions = vector.positions.filter { $0.key.scope == .shared } }
+        let identity = replica.identity
+        let receipt = BundleReceipt(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, createdMilliseconds: now,
+                                    bundleDigest: summary.digest, vector: vector).encoded(sign: replica.signBundleDigest)
+        try? replica.recordAdminEvent(kind: "bundle import", subject: summary.senderName,
+                                      detail: "\((path as NSString).lastPathComponent): \(report.applied + report.released) applied, \(report.duplicates) already held, \(report.waiting) waiting, \(report.refused) refused")
+        return BundleImport(bundle: summary, report: report, receipt: receipt, missing: missing)
+    }
+
+    /// What importing a bundle would do, without doing it.
+    public static func plan(replica: Replica, path: String) throws -> (BundleSummary, ApplyReport) {
+        try take(replica: replica, path: path, commit: false)
+    }
+
+    /// Opens, checks and applies a bundle in one transaction, kept when `commit`.
+    static func take(replica: Replica, path: String, commit: Bool) throws -> (BundleSummary, ApplyReport) {
+        let file: BundleFileReader
+        do { file = try open(replica: replica, path: path) } catch {
+            try? replica.recordAdminEvent(kind: "bundle refused", subject: (path as NSString).lastPathComponent, detail: "\(error)")
+            throw error
+        }
+        let source = "bundle from \(file.header.senderTrust)/\(file.header.senderSite)\(commit ? "" : " (plan)")"
+        do {
+            return try replica.importing(commit: commit) { transaction in
+                let summary = try read(replica: replica, file: file) { step in
+                    switch step {
+                    case .directory(let records): try transaction.importDirectory(records)
+                    case .batch(let entries): try transaction.apply(entries, source: source)
+                    }
+                }
+                return (summary, transaction.report)
+            }
+        } catch {
+            if commit { try? replica.recordAdminEvent(kind: "bundle refused", subject: file.header.senderTrust + "/" + file.header.senderSite, detail: "\(error)") }
+            throw error
+        }
+    }
+
+    /// The file checked before anything in it is decompressed or applied: whole and signed by
+    /// its sender, addressed to this replica, from an enrolled, unrevoked site of a trust
+    /// pinned here whose name matches its enrolment, and openable when sealed.
+    static func open(replica: Replica, path: String) throws -> BundleFileReader {
+        let file = try BundleFileReader(path: path)
         let header = file.header
         let sender = "\(header.senderTrust)/\(header.senderSite)"
-        guard file.isSignatureValid else {
-            throw StoreError("the bundle from \(sender) was altered after it was made (its signature does not match); nothing was applied")
+        guard file.signatureValid else {
+            throw StoreError("the bundle from \(sender) was altered or cut short after it was made (its signature does not match); nothing was applied")
         }
         let identity = replica.identity
         guard header.forTrust == identity.trustCode, header.forSite.isEmpty || header.forSite == identity.siteName else {
             throw StoreError("this bundle is for \(header.forSite.isEmpty ? header.forTrust : "\(header.forTrust)/\(header.forSite)"), not \(identity.trustCode)/\(identity.siteName); nothing was applied")
         }
-        var frames = file.payload
+        if header.isSealed, try replica.trustKey() == nil {
+            throw StoreError("the bundle is sealed to trust \(header.forTrust): only its hub, which holds the trust key, can open it")
+        }
+        // Who sent it: by this replica's directory, or by the enrolment the sender carries.
+        let carried = header.senderEnrolment.isEmpty ? [] : [DirectoryRecord(kind: .enrolment, bytes: header.senderEnrolment)]
+        let directory = try replica.directory(including: carried)
+        if header.sender == identity.origin {
+            guard header.senderTrust == identity.trustCode, header.senderSite == identity.siteName else {
+                throw StoreError("the bundle names this site's key but another name (\(sender)); nothing was applied")
+            }
+        } else {
+            guard let enrolment = directory.enrolments[header.sender], directory.trust(of: header.sender) == header.senderTrust else {
+                throw StoreError("the bundle comes from \(sender), which is not an enrolled site of a trust pinned here; nothing was applied")
+            }
+            guard enrolment.siteName == header.senderSite else {
+                throw StoreError("the bundle says it comes from \(sender), but its key is enrolled as \(enrolment.name); nothing was applied")
+            }
+            if directory.revocations[header.sender] != nil {
+                throw StoreError("the bundle comes from \(sender), which was revoked; nothing was applied")
+            }
+        }
         if header.isSealed {
             guard let trustKey = try replica.trustKey() else {
                 throw StoreError("the bundle is sealed to trust \(header.forTrust): only its hub, which holds the trust key, can open it")
@@ -141,77 +279,229 @@ public enum BundleCarrier {
             guard header.sealedTo == trustKey.fingerprint.bytes, let encapsulated = header.encapsulatedKey else {
                 throw StoreError("the bundle is sealed to another key than this trust's; nothing was applied")
             }
-            frames = try BundleSeal.open(file.payload, encapsulatedKey: encapsulated, header: sealedPrefix(header), with: trustKey)
+            do {
+                file.opener = try BundleSeal.Opener(encapsulatedKey: encapsulated, header: BundleFile.sealedPrefix(for: header), with: trustKey)
+            } catch { throw StoreError(error.message) }
         }
-        let messages: [SyncMessage]
-        do { messages = try BundleFile.messages(in: frames) } catch { throw StoreError("the bundle's messages are damaged: \(error.message)") }
-        guard messages.count >= 5, case .hello(let hello) = messages[0], case .directory(let records) = messages[1],
-              case .vector(let since) = messages[2], case .offer(let count, let bodyBytes) = messages[3], case .done = messages.last! else {
-            throw StoreError("the bundle's messages are not HELLO, DIRECTORY, VECTOR, OFFER, BATCH…, DONE: it is truncated or was not made by qisync")
-        }
-        guard hello.origin == header.sender, hello.trust == header.senderTrust, hello.site == header.senderSite,
-              since == header.since, count == header.entries, bodyBytes == header.bodyBytes else {
-            throw StoreError("the bundle's header and its messages disagree; nothing was applied")
-        }
-        var entries: [LogEntry] = []
-        for (index, message) in messages[4..<(messages.count - 1)].enumerated() {
-            guard case .batch(let id, let batch) = message, id == UInt64(index + 1) else { throw StoreError("the bundle's batches are out of order") }
-            entries += batch
-        }
-        guard UInt64(entries.count) == count, entries.reduce(0, { $0 + UInt64($1.body.count) }) == bodyBytes else {
-            throw StoreError("the bundle holds \(entries.count) entries but says \(count): it is truncated")
-        }
-        // Who sent it, with what it says about itself taken into account.
-        let directory = try replica.directory(including: records)
-        guard let senderTrust = directory.trust(of: header.sender), senderTrust == header.senderTrust else {
-            throw StoreError("the bundle comes from \(sender), which is not an enrolled site of a trust pinned here; nothing was applied")
-        }
-        if directory.revocations[header.sender] != nil, header.sender != identity.origin {
-            throw StoreError("the bundle comes from \(sender), which was revoked; nothing was applied")
-        }
-        if senderTrust != identity.trustCode, let secret = entries.first(where: { $0.scope == .trust }) {
-            throw StoreError("a bundle from another trust may carry shared entries only, and this one holds \(secret.ref); nothing was applied")
-        }
+        return file
+    }
+
+    /// What a bundle's reader hands on, in order.
+    enum Step {
+        case directory([DirectoryRecord])
+        case batch([LogEntry])
+    }
+
+    /// Reads a checked bundle's messages in order, handing its directory records and batches to
+    /// `take` as they come, and refuses (throwing) anything out of order, inconsistent with its
+    /// header, or (from another trust) holding a trust-scope entry.
+    static func read(replica: Replica, file: BundleFileReader, take: (Step) throws -> Void) throws -> BundleSummary {
+        let header = file.header
+        let external = header.senderTrust != replica.identity.trustCode
+        enum Expecting { case hello, directory, vector, offer, batch, end }
+        var expecting = Expecting.hello
+        var nextBatch: UInt64 = 1
+        var entries: UInt64 = 0, bodyBytes: UInt64 = 0
         var ranges: [LogID: BundleLogRange] = [:]
         var order: [LogID] = []
-        for entry in entries {
-            let log = LogID(origin: entry.origin, scope: entry.scope)
-            if let range = ranges[log] {
-                ranges[log] = BundleLogRange(log: log, first: min(range.first, entry.seq), last: max(range.last, entry.seq), bytes: range.bytes + entry.body.count)
-            } else {
-                order.append(log)
-                ranges[log] = BundleLogRange(log: log, first: entry.seq, last: entry.seq, bytes: entry.body.count)
+        var records = Set<[UInt8]>()
+        func malformed(_ reason: String) -> StoreError { StoreError("the bundle's messages are damaged: \(reason); nothing was applied") }
+        try file.messages { message in
+            switch (expecting, message) {
+            case (.hello, .hello(let hello)):
+                guard hello.origin == header.sender, hello.trust == header.senderTrust, hello.site == header.senderSite else {
+                    throw StoreError("the bundle's header and its messages disagree about who sent it; nothing was applied")
+                }
+                expecting = .directory
+            case (.directory, .directory(let directory)):
+                try take(.directory(directory))
+                expecting = .vector
+            case (.vector, .vector(let since)):
+                guard since == header.since else { throw StoreError("the bundle's header and its messages disagree about what it assumes; nothing was applied") }
+                expecting = .offer
+            case (.offer, .offer(let count, let bytes)):
+                guard count == header.entries, bytes == header.bodyBytes else {
+                    throw StoreError("the bundle's header and its messages disagree about what it carries; nothing was applied")
+                }
+                expecting = .batch
+            case (.batch, .batch(let id, let batch)):
+                guard id == nextBatch else { throw malformed("batch \(id) where batch \(nextBatch) was due") }
+                nextBatch += 1
+                if external, let secret = batch.first(where: { $0.scope == .trust }) {
+                    throw StoreError("a bundle from another trust may carry shared entries only, and this one holds \(secret.ref); nothing was applied")
+                }
+                for entry in batch {
+                    entries += 1
+                    bodyBytes += UInt64(entry.body.count)
+                    let log = LogID(origin: entry.origin, scope: entry.scope)
+                    if let range = ranges[log] {
+                        ranges[log] = BundleLogRange(log: log, first: min(range.first, entry.seq), last: max(range.last, entry.seq), bytes: range.bytes + entry.body.count)
+                    } else {
+                        order.append(log)
+                        ranges[log] = BundleLogRange(log: log, first: entry.seq, last: entry.seq, bytes: entry.body.count)
+                    }
+                    for row in (try? entry.change().rows) ?? [] where row.key.count == 16 { records.insert(row.key) }
+                }
+                guard entries <= header.entries else { throw malformed("it holds more entries than it says") }
+                try take(.batch(batch))
+            case (.batch, .done):
+                expecting = .end
+            default:
+                throw malformed("\(message.name) out of place (a bundle is HELLO, DIRECTORY, VECTOR, OFFER, BATCH…, DONE)")
             }
         }
-        return OpenedBundle(header: header, directory: records, entries: entries, logs: order.map { ranges[$0]! },
-                            digest: BundleFile.digest(bytes))
-    }
-
-    /// Opens, checks and applies a bundle (its directory records, then its entries in one
-    /// transaction), and makes the receipt for its sender. Importing the same bundle again
-    /// changes nothing; entries whose predecessors are missing wait for them.
-    public static func importBundle(replica: Replica, bytes: [UInt8], now: UInt64) throws -> BundleImport {
-        let bundle = try open(replica: replica, bytes: bytes)
-        try replica.importDirectory(bundle.directory)
-        let report = try replica.apply(bundle.entries, source: "bundle from \(bundle.senderName)")
-        let held = try replica.versionVector()
-        let missing = bundle.logs.compactMap { range -> (LogID, UInt64, UInt64)? in
-            let have = held.seq(of: range.log)
-            return have + 1 < range.first ? (range.log, have, range.first) : nil
+        guard expecting == .end else { throw StoreError("the bundle is truncated: it ends before its DONE; nothing was applied") }
+        guard entries == header.entries, bodyBytes == header.bodyBytes else {
+            throw StoreError("the bundle holds \(entries) entries but says \(header.entries): it is truncated; nothing was applied")
         }
-        let external = bundle.header.senderTrust != replica.identity.trustCode
-        var vector = held
-        if external { vector.positions = vector.positions.filter { $0.key.scope == .shared } }
-        let identity = replica.identity
-        let receipt = BundleReceipt(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, createdMilliseconds: now,
-                                    bundleDigest: bundle.digest, vector: vector).encoded(sign: replica.signBundleDigest)
-        return BundleImport(bundle: bundle, report: report, receipt: receipt, missing: missing)
-    }
-
-    /// What importing a bundle would do, without doing it.
-    public static func plan(replica: Replica, bytes: [UInt8]) throws -> (OpenedBundle, ApplyReport) {
-        let bundle = try open(replica: replica, bytes: bytes)
-        return (bundle, try replica.preview(bundle.entries, directory: bundle.directory, source: "bundle from \(bundle.senderName) (plan)"))
+        return BundleSummary(header: header, logs: order.map { ranges[$0]! }, entries: Int(entries), records: records.count, digest: file.digest)
     }
 }
 
+/// A bundle file on disk, read in chunks: its prefix and header, its signature checked by one
+/// streaming pass, then its payload's messages streamed (opened piece by piece when sealed).
+final class BundleFileReader {
+    let path: String
+    let header: BundleHeader
+    let size: UInt64
+    let prefixLength: Int
+    /// SHA-256 of the whole file (for receipts).
+    let digest: [UInt8]
+    /// Whether the sender named in the header signed every byte before the signature.
+    let signatureValid: Bool
+    /// Opens the pieces of a sealed payload, once the trust key is known.
+    var opener: BundleSeal.Opener?
+
+    init(path: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw StoreError("cannot read \(path): there is no such file") }
+        guard !isDirectory.boolValue else { throw StoreError("cannot read \(path): it is a folder, not a file") }
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw StoreError("cannot read \(path): permission denied") }
+        defer { try? handle.close() }
+        self.path = path
+        size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? UInt64) ?? 0
+        // The prefix: read until the header is whole (it is at most 16 MiB).
+        var start: [UInt8] = []
+        var parsed: (header: BundleHeader, length: Int)?
+        repeat {
+            let more = try handle.read(upToCount: BundleCarrier.chunk).map(Array.init) ?? []
+            start += more
+            do { parsed = try BundleFile.readPrefix(start[...]) } catch { throw StoreError("the bundle is damaged: \(error.message)") }
+            if parsed == nil, more.isEmpty { throw StoreError("the bundle is damaged: it is cut short before the end of its header") }
+        } while parsed == nil
+        header = parsed!.header
+        prefixLength = parsed!.length
+        guard size >= UInt64(prefixLength) + 64 else { throw StoreError("the bundle is damaged: it is cut short (its signature is missing)") }
+        // One pass: the digest the signature covers, and the whole file's digest.
+        var signed = SHA256(), whole = SHA256()
+        try handle.seek(toOffset: 0)
+        var position: UInt64 = 0
+        var signature: [UInt8] = []
+        while position < size {
+            guard let data = try handle.read(upToCount: BundleCarrier.chunk), !data.isEmpty else { break }
+            let bytes = Array(data)
+            whole.update(data: bytes)
+            let signedEnd = size - 64
+            if position < signedEnd { signed.update(data: bytes.prefix(Int(min(UInt64(bytes.count), signedEnd - position)))) }
+            if position + UInt64(bytes.count) > signedEnd {
+                signature += bytes.suffix(Int(min(UInt64(bytes.count), position + UInt64(bytes.count) - signedEnd)))
+            }
+            position += UInt64(bytes.count)
+        }
+        digest = Array(whole.finalize())
+        signatureValid = signature.count == 64 && SignatureCheck.isValid(signature, of: Array(signed.finalize()), by: header.sender)
+    }
+
+    /// Reads the payload's messages, one at a time, in bounded memory.
+    func messages(_ body: (SyncMessage) throws -> Void) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw StoreError("cannot read \(path)") }
+        defer { try? handle.close() }
+        try handle.seek(toOffset: UInt64(prefixLength))
+        var remaining = size - 64 - UInt64(prefixLength)
+        let reader: BundleMessageReader
+        do { reader = try BundleMessageReader() } catch { throw StoreError("\(error)") }
+        var pieces = BundlePieces()
+        var pending: [UInt8]?
+        func deliver(_ plaintext: [UInt8]) throws {
+            let messages: [SyncMessage]
+            do { messages = try reader.feed(plaintext[...]) } catch { throw StoreError("the bundle's messages are damaged: \(error.message); nothing was applied") }
+            for message in messages { try body(message) }
+        }
+        func open(_ piece: [UInt8], last: Bool) throws -> [UInt8] {
+            do { return try opener!.open(piece, last: last) } catch { throw StoreError(error.message) }
+        }
+        while remaining > 0 {
+            guard let data = try handle.read(upToCount: Int(min(UInt64(BundleCarrier.chunk), remaining))), !data.isEmpty else { break }
+            remaining -= UInt64(data.count)
+            if opener == nil {
+                try deliver(Array(data))
+                continue
+            }
+            let complete: [[UInt8]]
+            do { complete = try pieces.feed(Array(data)[...]) } catch { throw StoreError("the sealed bundle is damaged: \(error.message)") }
+            for piece in complete {
+                // A piece is known not to be the last once another follows it.
+                if let previous = pending { try deliver(try open(previous, last: false)) }
+                pending = piece
+            }
+        }
+        if opener != nil {
+            guard pieces.isEmpty, let last = pending else { throw StoreError("the sealed bundle is cut short; nothing was applied") }
+            try deliver(try open(last, last: true))
+        }
+        do { _ = try reader.finish() } catch { throw StoreError("the bundle's messages are damaged: \(error.message); nothing was applied") }
+    }
+}
+
+/// Writes a file while hashing it; the signature of the hash ends it.
+final class SignedFileWriter {
+    private let handle: FileHandle
+    private var hasher = SHA256()
+
+    init(path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil) else {
+            let folder = (path as NSString).deletingLastPathComponent
+            throw StoreError("cannot write \(path): \(FileManager.default.fileExists(atPath: folder.isEmpty ? "." : folder) ? "permission denied or the disk is full" : "the folder \(folder) does not exist")")
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw StoreError("cannot write \(path)") }
+        self.handle = handle
+    }
+
+    func write(_ bytes: [UInt8]) throws {
+        hasher.update(data: bytes)
+        do { try handle.write(contentsOf: bytes) } catch { throw StoreError("cannot write the bundle: \(error.localizedDescription)") }
+    }
+
+    /// Appends the signature of everything written and closes the file, on disk.
+    func finish(sign: ([UInt8]) -> [UInt8]) throws {
+        let signature = sign(Array(hasher.finalize()))
+        do {
+            try handle.write(contentsOf: signature)
+            try handle.synchronize()
+            try handle.close()
+        } catch { throw StoreError("cannot write the bundle: \(error.localizedDescription)") }
+    }
+
+    func abandon() { try? handle.close() }
+}
+
+/// Gathers plaintext into sealed pieces of at most ``BundleSeal/pieceSize`` bytes.
+struct PieceWriter {
+    var sealer: BundleSeal.Sealer
+    var buffer: [UInt8] = []
+
+    mutating func add(_ bytes: [UInt8], to writer: SignedFileWriter) throws {
+        buffer += bytes
+        // Keep at least one byte back, so the last piece is sealed as the last.
+        while buffer.count > BundleSeal.pieceSize {
+            let piece = Array(buffer.prefix(BundleSeal.pieceSize))
+            buffer.removeFirst(BundleSeal.pieceSize)
+            try writer.write(BundlePieces.frame(try sealer.seal(piece, last: false)))
+        }
+    }
+
+    mutating func finish(to writer: SignedFileWriter) throws {
+        try writer.write(BundlePieces.frame(try sealer.seal(buffer, last: true)))
+        buffer = []
+    }
+}
