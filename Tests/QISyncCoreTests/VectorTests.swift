@@ -21,6 +21,7 @@ struct VectorTests {
         let first = LogEntry(signer: signer, scope: .trust, seq: 1, previousHash: LogEntry.genesisHash,
                              hlc: HLC(milliseconds: 1_790_000_000_000, counter: 0), change: create)
         let edit = Change(rows: [RowWrite(table: 2, key: id.bytes, cells: [
+            CellWrite(column: 0, value: .integer(1), supersedes: [first.ref]),
             CellWrite(column: 4, value: .text("Reduce falls at night"), supersedes: [first.ref]),
         ])])
         let second = LogEntry(signer: signer, scope: .trust, seq: 2, previousHash: first.hash,
@@ -29,6 +30,7 @@ struct VectorTests {
             ("log-entry-create", first, "origin = Ed25519 public key of the private key 01 02 … 20; trust log, seq 1, genesis previous hash, "
                 + "HLC 1790000000000 ms counter 0; initiative a0a1…ab4f7c7488 (owned by RXH): exists=1, owner_trust='RXH', scope='trust', title='Reduce falls', score=2.5"),
             ("log-entry-edit", second, "same origin; trust log, seq 2, previous hash = hash of seq 1, HLC counter 1; "
+                + "exists=1 superseding (this origin, trust, seq 1), as every edit asserts its row's existence (SPEC 5); "
                 + "title='Reduce falls at night' superseding (this origin, trust, seq 1)"),
         ]
     }

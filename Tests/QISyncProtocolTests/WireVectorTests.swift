@@ -50,8 +50,8 @@ struct WireVectorTests {
     static func render(_ frames: [(direction: String, message: SyncMessage, frame: ByteBuffer)]) -> String {
         var text = """
             # A whole sync session (protocol/SPEC.md, section 9). The ward's site key is the Ed25519 private key
-            # 01 02 … 20, the hub's 21 22 … 40. The ward holds entry 1 of its trust log (initiative a0…af,
-            # title "Reduce falls"); the hub holds nothing. Each frame: its direction, the message, the message's
+            # 01 02 … 20, the hub's 21 22 … 40. The ward holds entry 1 of its trust log (initiative
+            # a0a1a2a3a4a5a6a7a8a9aaab4f7c7488, owned by RXH, title "Reduce falls"); the hub holds nothing. Each frame: its direction, the message, the message's
             # bytes before compression ("message:"), and the frame as sent ("frame:"), length prefix included.
 
             """

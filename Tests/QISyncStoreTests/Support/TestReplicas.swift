@@ -28,8 +28,8 @@ final class TestReplicas {
     deinit { try? FileManager.default.removeItem(at: root) }
 
     /// A new replica with a site key made from `keySeed`, so origin order is reproducible.
-    func make(_ name: String, trust: String = "RXH", keySeed: UInt64? = nil) throws -> Replica {
-        var signer = SiteSigner()
+    func make(_ name: String, trust: String = "RXH", keySeed: UInt64? = nil, signer given: SiteSigner? = nil) throws -> Replica {
+        var signer = given ?? SiteSigner()
         if let keySeed {
             var generator = SplitMix64(seed: keySeed)
             signer = try SiteSigner(rawRepresentation: (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) })
@@ -51,5 +51,10 @@ final class TestReplicas {
         }
         made.append(replica)
         return replica
+    }
+
+    /// Every directory record the replicas made so far hold.
+    func directoryRecords() throws -> [DirectoryRecord] {
+        Array(Set(try made.flatMap { try $0.directoryRecords() }))
     }
 }
