@@ -140,7 +140,9 @@ public struct Enrolment: Hashable, Sendable {
     public static func issue(request: EnrolmentRequest, issued: Date = Date(), by trustKey: TrustKey) throws(IdentityError) -> Enrolment {
         do {
             let trustCertificate = try SiteCertificates.trustCertificate(code: request.trustCode, key: trustKey.key)
-            let siteCertificate = try SiteCertificates.siteCertificate(request: request, issued: issued, trustKey: trustKey.key)
+            // X.509 times are whole seconds: round down, never into the future.
+            let seconds = Date(timeIntervalSince1970: issued.timeIntervalSince1970.rounded(.down))
+            let siteCertificate = try SiteCertificates.siteCertificate(request: request, issued: seconds, trustKey: trustKey.key)
             return try Enrolment(siteCertificate: siteCertificate, trustCertificate: trustCertificate, consent: request.consent)
         } catch let error as IdentityError {
             throw error

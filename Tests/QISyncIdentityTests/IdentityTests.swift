@@ -159,3 +159,53 @@ struct OwnershipTests {
         #expect(schema.ownershipViolation(of: mixed, origin: origin, trust: "RXH", trustKey: nil) != nil)
     }
 }
+
+@Suite("Certificates a stock validator accepts")
+struct StandardCertificateTests {
+    /// Writes DER as PEM.
+    func pem(_ der: [UInt8], to url: URL) throws {
+        let body = Data(der).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
+        try "-----BEGIN CERTIFICATE-----\n\(body)\n-----END CERTIFICATE-----\n".write(to: url, atomically: true, encoding: .utf8)
+    }
+
+    func openssl(_ arguments: [String]) throws -> (code: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["openssl"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, output)
+    }
+
+    @Test("openssl verify accepts an enrolment chain with the trust certificate as the root, and refuses a forged one")
+    func opensslVerify() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-x509-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let trustKey = TrustKey(), site = SiteSigner()
+        let enrolment = try issue(site, "ward-7b", "ward", "RXH", by: trustKey)
+        let trustPEM = folder.appendingPathComponent("trust.pem"), sitePEM = folder.appendingPathComponent("site.pem")
+        try pem(enrolment.trustCertificate, to: trustPEM)
+        try pem(enrolment.siteCertificate, to: sitePEM)
+        let verified = try openssl(["verify", "-x509_strict", "-CAfile", trustPEM.path, sitePEM.path])
+        #expect(verified.code == 0 && verified.output.contains("OK"), "\(verified.output)")
+        // For TLS use on both sides, as qisync uses it.
+        for purpose in ["sslclient", "sslserver"] {
+            let check = try openssl(["verify", "-purpose", purpose, "-CAfile", trustPEM.path, sitePEM.path])
+            #expect(check.code == 0, "\(purpose): \(check.output)")
+        }
+        let text = try openssl(["x509", "-in", trustPEM.path, "-noout", "-text"]).output
+        #expect(text.contains("CA:TRUE") && text.contains("Certificate Sign"))
+        let siteText = try openssl(["x509", "-in", sitePEM.path, "-noout", "-text"]).output
+        #expect(siteText.contains("CA:FALSE") && siteText.contains("Digital Signature") && siteText.contains("TLS Web Client Authentication"))
+        // Another trust's key cannot stand in as the root.
+        let rogue = try issue(site, "ward-7b", "ward", "RXH", by: TrustKey())
+        let roguePEM = folder.appendingPathComponent("rogue.pem")
+        try pem(rogue.trustCertificate, to: roguePEM)
+        #expect(try openssl(["verify", "-CAfile", roguePEM.path, sitePEM.path]).code != 0)
+    }
+}

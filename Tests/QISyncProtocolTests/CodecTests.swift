@@ -116,8 +116,40 @@ struct FuzzRegressionTests {
         ProtocolFuzzHarness.run(Array(data))
     }
 
-    @Test("the seed corpus is there")
-    func corpusPresent() {
+    @Test("the seed corpus and the regression inputs are there")
+    func corpusPresent() throws {
         #expect(Self.inputs().contains("corpus/ward-to-hub.bin"))
+        if ProcessInfo.processInfo.environment["QISYNC_RECORD_VECTORS"] == "1" {
+            for (name, bytes) in try Self.regressionInputs() {
+                try Data(bytes).write(to: Self.fuzz.appendingPathComponent("regressions/\(name)"))
+            }
+        }
+        for (name, bytes) in try Self.regressionInputs() {
+            #expect(try Data(contentsOf: Self.fuzz.appendingPathComponent("regressions/\(name)")) == Data(bytes), "\(name)")
+        }
+    }
+
+    /// Inputs that crashed a server or a client before their numbers were checked: a peer's
+    /// stream (odd length: the harness's session has batches outstanding when they arrive).
+    static func regressionInputs() throws -> [(String, [UInt8])] {
+        let peer = try SiteSigner(rawRepresentation: Array(65...96))
+        func stream(_ messages: [SyncMessage]) throws -> [UInt8] {
+            let encoder = try PayloadEncoder()
+            var bytes = try messages.flatMap { Array(FrameEncoder.frame(try encoder.payload(for: $0)).readableBytesView) }
+            if bytes.count % 2 == 0 { bytes.append(0) }
+            return bytes
+        }
+        let hello = SyncMessage.hello(Hello(origin: peer.origin, trust: "RXH", site: "hostile", kind: "ward"))
+        return [
+            // ACK conflict counts that overflow a 64-bit total (crashed the sender, 2026-11).
+            ("ack-conflicts-overflow.bin", try stream([hello, .vector(VersionVector()), .offer(entries: 0, bytes: 0),
+                                                        .ack(id: 1, applied: 512, conflicts: .max, refused: 0),
+                                                        .ack(id: 2, applied: 512, conflicts: .max, refused: 0)])),
+            // An OFFER of 2^64 − 1 entries and bytes: its totals were added unchecked.
+            ("offer-totals-overflow.bin", try stream([hello, .vector(VersionVector()), .offer(entries: .max, bytes: .max)])),
+            // Batches out of order, past the window and beyond the offer.
+            ("batches-out-of-order.bin", try stream([hello, .vector(VersionVector()), .offer(entries: 1, bytes: 1),
+                                                      .batch(id: 3, entries: []), .batch(id: 1, entries: [])])),
+        ]
     }
 }

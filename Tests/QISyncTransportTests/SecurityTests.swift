@@ -216,37 +216,101 @@ struct SecurityTests {
         try await server.close()
     }
 
-    @Test("a peer presenting an enrolled site's certificate without its private key does not get in")
+    /// Signs TLS handshakes with a key that is not the certificate's: what a thief holding a
+    /// site's certificate but not its private key can do at best.
+    struct WrongKey: NIOSSLCustomPrivateKey, Hashable {
+        let key = SiteSigner()
+        var signatureAlgorithms: [SignatureAlgorithm] { [.ed25519] }
+        func sign(channel: Channel, algorithm: SignatureAlgorithm, data: ByteBuffer) -> EventLoopFuture<ByteBuffer> {
+            channel.eventLoop.makeSucceededFuture(ByteBuffer(bytes: key.sign(Array(data.readableBytesView))))
+        }
+        func decrypt(channel: Channel, data: ByteBuffer) -> EventLoopFuture<ByteBuffer> { channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported) }
+        static func == (lhs: WrongKey, rhs: WrongKey) -> Bool { lhs.key.origin == rhs.key.origin }
+        func hash(into hasher: inout Hasher) { hasher.combine(key.origin) }
+    }
+
+    @Test("a peer presenting an enrolled site's certificate without its private key is refused by the server, and nothing is read")
     func keyNotHeld() async throws {
         let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
         let stolen = try #require(try ward.replica.ownEnrolment())
-        let forged = try SiteCredentials(signer: SiteSigner(), enrolment: nil, trustCode: "RXH", siteName: "ward", kind: "ward")
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.certificateChain = try [stolen.siteCertificate, stolen.trustCertificate].map { .certificate(try NIOSSLCertificate(bytes: $0, format: .der)) }
-        configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(forged.privateKeyPEM.utf8), format: .pem))
+        configuration.privateKey = .privateKey(NIOSSLPrivateKey(customPrivateKey: WrongKey()))
         configuration.minimumTLSVersion = .tlsv13
         configuration.certificateVerification = .none
         configuration.verifySignatureAlgorithms = [.ed25519]
         configuration.signingSignatureAlgorithms = [.ed25519]
         let server = try await WatchedServer(hub)
         let before = try hub.replica.canonicalState()
-        do {
-            let context = try NIOSSLContext(configuration: configuration)
-            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
-                    }
+        let context = try NIOSSLContext(configuration: configuration)
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil))
                 }
-                .connect(to: server.server.localAddress).get()
-            _ = try? await channel.closeFuture.get()
-            let serverSide = try await server.nextReport()
-            #expect(serverSide.error != nil && serverSide.wireIn == 0 && serverSide.peerIdentity == nil)
-        } catch {
-            // BoringSSL will not even sign with a key that does not match the certificate.
-            #expect("\(error)".lowercased().contains("key") || "\(error)".contains("X509"), "\(error)")
-        }
+            }
+            .connect(to: server.server.localAddress).get()
+        _ = try? await channel.closeFuture.get()
+        // The server, not the client, refused: the handshake's signature does not match the certificate's key.
+        let serverSide = try await server.nextReport()
+        #expect(serverSide.error != nil)
+        #expect(serverSide.wireIn == 0 && serverSide.peerIdentity == nil, "no protocol message may be read")
         #expect(try hub.replica.canonicalState() == before)
+        #expect(try hub.replica.syncHistory().first?.outcome.contains("failed") == true)
+        try await server.close()
+    }
+
+    @Test("a partner trust cannot revoke our ward: refused at our hub, at the partner's own wards, and through relays")
+    func partnerRevocation() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        let partner = try replicas.make("partner-hub", trust: "RYJ", kind: .hub), partnerWard = try replicas.make("partner-ward", trust: "RYJ")
+        try replicas.pin(hub, partner)
+        _ = try ward.share(try ward.add(.initiative, fields: ["title": "Shared by our ward"]).id.hex)
+        let ourServer = try await WatchedServer(hub), partnerServer = try await WatchedServer(partner)
+        #expect(try await sync(ward, ourServer).error == nil)
+        #expect(try await sync(hub, partnerServer).error == nil)
+        #expect(try await sync(partnerWard, partnerServer).error == nil)
+        // The partner's trust key signs a revocation of our ward and spreads it.
+        let hostile = Revocation.issue(site: ward.replica.identity.origin, lastAccepted: [:], at: Replica.systemClock(),
+                                       by: replicas.trustKey("RYJ"))
+        try partner.replica.importDirectory([hostile.record])
+        #expect(try partner.replica.directory().revocations[ward.replica.identity.origin] == nil, "not in force even where it was made")
+        #expect(try await sync(partnerWard, partnerServer).error == nil)
+        #expect(try await sync(hub, partnerServer).error == nil)
+        for records in [hub, partner, partnerWard] {
+            #expect(try records.replica.directory().revocations[ward.replica.identity.origin] == nil)
+            #expect(try records.list(.initiative).contains { $0.text("title") == "Shared by our ward" }, "nothing of the ward was removed")
+            #expect(try records.replica.verify().isSound)
+        }
+        // Our ward still syncs with our hub, and its new shared work still reaches the partner's wards through both hubs.
+        _ = try ward.share(try ward.add(.initiative, fields: ["title": "After the hostile revocation"]).id.hex)
+        #expect(try await sync(ward, ourServer).error == nil)
+        #expect(try await sync(hub, partnerServer).error == nil)
+        #expect(try await sync(partnerWard, partnerServer).error == nil)
+        #expect(try partnerWard.list(.initiative).contains { $0.text("title") == "After the hostile revocation" })
+        try await ourServer.close()
+        try await partnerServer.close()
+    }
+
+    @Test("a revocation that arrives after the revoked site's later entries removes them, rebuilds the rows, and ends where a replica that never saw them is")
+    func lateRevocation() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward"), other = try replicas.make("ward-2")
+        let made = try ward.add(.initiative, fields: ["title": "Before"])
+        let server = try await WatchedServer(hub)
+        #expect(try await sync(ward, server).error == nil)
+        #expect(try await sync(other, server).error == nil)
+        // The hub revokes the ward, but the ward's later edits reach ward-2 by hand before the revocation does.
+        _ = try hub.replica.revoke(site: ward.replica.identity.origin)
+        _ = try ward.set(made.id.hex, fields: ["title": "After, from a revoked machine"])
+        _ = try ward.add(.learning, fields: ["text": "also after"])
+        _ = try other.replica.apply(try ward.replica.entries(after: try other.replica.versionVector()), source: "by hand")
+        #expect(try other.list(.learning).count == 1)
+        #expect(try await sync(other, server).error == nil)
+        #expect(try other.record(.initiative, made.id).text("title") == "Before")
+        #expect(try other.list(.learning).isEmpty)
+        #expect(try other.replica.verify().isSound)
+        #expect(try other.replica.canonicalState() == hub.replica.canonicalState())
+        #expect(try other.replica.refusals().contains { $0.reason.contains("revoked") })
         try await server.close()
     }
 
