@@ -115,6 +115,19 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Faults injected into real qisync processes (kills, a faulty network, a full disk, clocks,
+        // many writers, hostile input), with a table of what held. The test suite runs --short.
+        .executableTarget(
+            name: "qisync-chaos",
+            dependencies: [
+                "QISyncCore", "QISyncStore", "QISyncDomain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "tools/chaos",
+            exclude: ["run.sh"]
+        ),
         // Runs many histories (100,000 with one command) and reports divergences. Not a test.
         .executableTarget(
             name: "qisync-modelcheck",

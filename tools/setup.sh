@@ -2,7 +2,7 @@
 # Installs the system packages qisync builds against, only those that are missing.
 set -euo pipefail
 
-packages=(libsqlite3-dev libedit-dev pkg-config openssl)
+packages=(libsqlite3-dev libedit-dev pkg-config openssl faketime)
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -156,7 +156,7 @@ struct SecurityTests {
         let server = try await WatchedServer(hub)
         let report = try await sync(stranger, server)
         #expect(report.error?.code == .notAuthorised)
-        #expect(report.error?.message.contains("refused this site's certificate") == true)
+        #expect(report.error?.message.contains("refused this site's certificate") == true, "\(String(describing: report.error))")
         let serverSide = try await server.nextReport()
         #expect(serverSide.error?.code == .notAuthorised)
         #expect(serverSide.error?.message.contains("is not enrolled") == true)
@@ -551,5 +551,26 @@ struct SecurityTests {
         // A ward cannot remove what the hub decided.
         #expect(throws: (any Error).self) { try ward.replica.unpinTrust(code: "RXH") }
         try await hubServer.close()
+    }
+
+    @Test("a port where something other than qisync answers is named as such, not as a refused certificate")
+    func notQisync() async throws {
+        let ward = try replicas.make("ward")
+        // A server that answers what it is sent with a line of HTTP, as a web server would.
+        final class WebServer: ChannelInboundHandler, Sendable {
+            typealias InboundIn = ByteBuffer
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+                let channel = context.channel
+                context.writeAndFlush(NIOAny(ByteBuffer(string: "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"))).whenComplete { _ in channel.close(promise: nil) }
+            }
+        }
+        let web = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(WebServer()) } }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let address = try PeerAddress(parsing: "127.0.0.1:\(web.localAddress!.port!)")
+        let report = try await SyncClient.sync(replica: ward.replica, address: address, logger: testLogger, timeout: .seconds(10)).get()
+        #expect(report.error?.message.contains("something other than a qisync server") == true, "\(String(describing: report.error))")
+        #expect(report.error?.message.contains("refused this site") == false)
+        try await web.close()
     }
 }

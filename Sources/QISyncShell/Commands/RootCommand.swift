@@ -82,8 +82,12 @@ protocol ReplicaCommand: ParsableCommand {
 
 extension ReplicaCommand {
     mutating func run() throws {
-        let context = CommandContext(records: try QIRecords.open(home: globals.homeURL), out: .standardOutput())
-        for warning in context.records.replica.keyWarnings { context.notices.line(warning) }
-        try run(in: context)
+        do {
+            let context = CommandContext(records: try QIRecords.open(home: globals.homeURL), out: .standardOutput())
+            for warning in context.records.replica.keyWarnings { context.notices.line(warning) }
+            try run(in: context)
+        } catch {
+            throw FailureMessages.explain(error)
+        }
     }
 }

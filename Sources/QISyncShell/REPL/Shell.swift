@@ -65,6 +65,7 @@ public final class Shell {
             try command.run(in: context)
             return .success
         } catch {
+            let error = FailureMessages.explain(error)
             let code = QisyncCommand.exitCode(for: error)
             let message = QisyncCommand.fullMessage(for: error)
             if code == .success {

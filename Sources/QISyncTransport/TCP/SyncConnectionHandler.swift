@@ -115,22 +115,13 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             fail(syncError)
         } else if case .failure(let refusal)? = verification?.result {
             fail(SyncError(.notAuthorised, "refused the peer during the TLS handshake: \(refusal.message)"))
-        } else if error is NIOSSLError || error is BoringSSLError, report.wireIn == 0 {
-            // In TLS 1.3 the server checks the client's certificate after the client has
-            // finished its side of the handshake, so a refusal can arrive just after it.
-            fail(SyncError(.notAuthorised, "the peer refused this site's certificate during the TLS handshake (\(Self.tlsReason(error))). This site may not be enrolled in a trust the peer pins, or may have been revoked; the peer's administrator can check with 'qisync trust list' and 'qisync audit'"))
+        } else if error is NIOSSLError || error is BoringSSLError {
+            // No frame yet means the peer may still be refusing this site (TLS 1.3 checks the
+            // client after the client has finished its side of the handshake).
+            fail(TLSFailure.explain(error, handshakeDone: report.wireIn > 0))
         } else {
             fail(SyncError(.connectionLost, "\(error)"))
         }
-    }
-
-    /// The TLS alert's name, when BoringSSL gave one, else the error itself.
-    static func tlsReason(_ error: Error) -> String {
-        let text = "\(error)"
-        if let range = text.range(of: #"SSLV3_ALERT_[A-Z_]+|TLSV1_ALERT_[A-Z_]+"#, options: .regularExpression) {
-            return "alert " + text[range].replacingOccurrences(of: "SSLV3_ALERT_", with: "").replacingOccurrences(of: "TLSV1_ALERT_", with: "").lowercased()
-        }
-        return text
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
