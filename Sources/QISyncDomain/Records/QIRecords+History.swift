@@ -5,18 +5,31 @@ import QISyncStore
 
 /// One field's change in a record's history.
 public struct HistoryLine: Sendable {
-    /// When.
-    public let time: String
+    /// How a change relates to the other changes of the same field.
+    public enum Relation: Sendable, Equatable {
+        /// It followed the change before it.
+        case edit
+        /// It was made without seeing these sites' changes to the field (a conflict, unless
+        /// they wrote the same value).
+        case concurrent(with: [String])
+        /// It settled this many competing values.
+        case resolution(of: Int)
+    }
+
+    /// When (the HLC's wall-clock part, milliseconds since 1970).
+    public let milliseconds: UInt64
     /// Which site (and its trust) wrote it.
     public let site: String
     /// The log entry.
     public let entry: String
     /// The field, or `+tag` / `-tag`, or `exists`.
     public let field: String
-    /// The value before (as this replica saw it in causal order).
+    /// The value or values it replaced (several, joined by " | ", for a resolution).
     public let old: String
     /// The value written.
     public let new: String
+    /// How it relates to the field's other changes.
+    public let relation: Relation
 }
 
 /// A conflicted cell: its record, field and competing values.
@@ -27,9 +40,9 @@ public struct ConflictView: Sendable {
     public let id: RecordID
     /// The field, `exists`, or `TAGSET:TAG`.
     public let field: String
-    /// The competing values, the displayed one first: the value, the site that wrote it, when,
-    /// and for `exists` what the write did ("deleted it", "edited title, status").
-    public let heads: [(value: String, site: String, time: String, detail: String)]
+    /// The competing values, the displayed one first: the value, the site that wrote it, when
+    /// (milliseconds since 1970), and for `exists` what the write did ("deleted it", "edited title, status").
+    public let heads: [(value: String, site: String, milliseconds: UInt64, detail: String)]
     /// The trust that owns the record: only its sites may settle the conflict.
     public let owner: String
     /// Whether this replica's trust owns the record (and so may settle it).
@@ -45,7 +58,9 @@ extension QIRecords {
         return "site \(origin.short)"
     }
 
-    /// Every change to a record and its tags: when, which site, old → new.
+    /// Every change to a record and its tags: when, which site, old → new, and whether it was
+    /// concurrent with other changes of the field or settled several of them. Changes that wrote
+    /// what was already there (an edit saying the record exists) are left out.
     public func history(_ reference: String) throws -> [HistoryLine] {
         let (kind, id) = try locate(reference)
         var rows: [(key: (UInt16, [UInt8]), label: String?)] = [((kind.table.id, id.bytes), nil)]
@@ -55,24 +70,52 @@ extension QIRecords {
             }
             rows += members.map { ((set.table.id, set.key(parent: id, tag: $0)), "\(set.name):\($0)") }
         }
+        struct Write { let ref: VersionRef; let stamp: Stamp; let value: Value; let supersedes: [VersionRef]; let site: String }
         var events: [(Stamp, HistoryLine)] = []
         for (key, label) in rows {
-            var last: [UInt16: Value] = [:]
+            var cells: [UInt16: [Write]] = [:]
             for change in try replica.history(table: key.0, key: key.1) {
                 let site = try replica.read { db in try siteName(change.ref.origin, db: db) }
                 for cell in change.cells {
-                    let field: Field? = cell.column == 0 ? nil : kind.allFields.first { $0.column == cell.column }
-                    let name = label.map { cell.value == .integer(1) ? "+\($0)" : "-\($0)" } ?? (field?.name ?? "exists")
-                    let render: (Value?) -> String = { value in
-                        guard let value else { return "" }
-                        if cell.column == 0 { return value == .integer(1) ? "yes" : "no" }
-                        return Display.text(value, field: field)
+                    cells[cell.column, default: []].append(Write(ref: change.ref, stamp: Stamp(hlc: change.hlc, origin: change.ref.origin),
+                                                                 value: cell.value, supersedes: cell.supersedes, site: site))
+                }
+            }
+            for (column, writes) in cells {
+                let field: Field? = column == 0 ? nil : kind.allFields.first { $0.column == column }
+                if field?.name == "pii-override-signature" { continue }
+                let render: (Value) -> String = { value in
+                    if column == 0 { return label == nil ? (value == .integer(1) ? "yes" : "no") : (value == .integer(1) ? "added" : "removed") }
+                    return Display.text(value, field: field)
+                }
+                let byRef = Dictionary(writes.map { ($0.ref, $0) }, uniquingKeysWith: { first, _ in first })
+                // What each write saw, directly or through the writes it superseded.
+                var seen: [VersionRef: Set<VersionRef>] = [:]
+                func ancestors(_ ref: VersionRef) -> Set<VersionRef> {
+                    if let known = seen[ref] { return known }
+                    seen[ref] = []
+                    var result = Set<VersionRef>()
+                    for parent in byRef[ref]?.supersedes ?? [] where byRef[parent] != nil {
+                        result.insert(parent)
+                        result.formUnion(ancestors(parent))
                     }
-                    let line = HistoryLine(time: DateText.timestamp(milliseconds: change.hlc.milliseconds), site: site, entry: change.ref.description,
-                                           field: name, old: render(last[cell.column]), new: render(cell.value))
-                    let unchanged = last[cell.column].map { $0 == cell.value } ?? (cell.value == .null)
-                    if !unchanged { events.append((Stamp(hlc: change.hlc, origin: change.ref.origin), line)) }
-                    last[cell.column] = cell.value
+                    seen[ref] = result
+                    return result
+                }
+                for write in writes {
+                    let replaced = write.supersedes.compactMap { byRef[$0] }
+                    let unchanged = replaced.isEmpty ? (write.value == .null || (column == 0 && label == nil && write.value == .integer(1)))
+                                                     : replaced.allSatisfy { $0.value == write.value }
+                    let concurrent = writes.filter { other in
+                        other.ref != write.ref && !ancestors(write.ref).contains(other.ref) && !ancestors(other.ref).contains(write.ref)
+                    }
+                    if unchanged && concurrent.allSatisfy({ $0.value == write.value }) { continue }
+                    let relation: HistoryLine.Relation = replaced.count > 1 ? .resolution(of: replaced.count)
+                        : concurrent.isEmpty ? .edit : .concurrent(with: Array(Set(concurrent.map(\.site))).sorted())
+                    let name = label.map { column == 0 ? $0 : $0 } ?? (field?.name ?? "exists")
+                    events.append((write.stamp, HistoryLine(milliseconds: write.stamp.hlc.milliseconds, site: write.site, entry: write.ref.description,
+                                                            field: name, old: replaced.map { render($0.value) }.joined(separator: " | "),
+                                                            new: render(write.value), relation: relation)))
                 }
             }
         }
@@ -92,7 +135,7 @@ extension QIRecords {
             let sites = try replica.read { db in try heads.map { try siteName($0.ref.origin, db: db) } }
             let described = try zip(heads, sites).map { head, site in
                 (value: column == 0 ? (head.value == .integer(1) ? (tagSet == nil ? "kept" : "added") : (tagSet == nil ? "deleted" : "removed")) : Display.text(head.value),
-                 site: site, time: DateText.timestamp(milliseconds: head.hlc.milliseconds),
+                 site: site, milliseconds: head.hlc.milliseconds,
                  detail: column == 0 && tagSet == nil ? try describeWrite(head.ref, kind: recordKind, record: recordKey, wrote: head.value) : "")
             }
             let id = try RecordID(bytes: recordKey)

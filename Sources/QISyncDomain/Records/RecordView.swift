@@ -51,12 +51,13 @@ public enum Display {
         }
     }
 
-    /// A value for a given field: flags as yes/no, times as dates.
-    public static func text(_ value: Value, field: Field?) -> String {
+    /// A value for a given field: flags as yes/no, times (milliseconds) through `time`.
+    public static func text(_ value: Value, field: Field?, time: (UInt64) -> String = { DateText.timestamp(milliseconds: $0) + " UTC" }) -> String {
         guard let field else { return text(value) }
         switch (field.kind, value) {
         case (.flag, .integer(let i)): return i == 0 ? "no" : "yes"
-        case (.system, .integer(let ms)) where field.columnName.hasSuffix("_ms"): return DateText.timestamp(milliseconds: UInt64(max(ms, 0)))
+        case (.system, .integer(let ms)) where field.columnName.hasSuffix("_ms"): return time(UInt64(max(ms, 0)))
+        case (.system(.blob), .blob(let bytes)): return Hex.encode(bytes)
         default: return text(value)
         }
     }

@@ -48,7 +48,7 @@ struct BundleCommand: ParsableCommand {
                     throw DomainError("nothing is known of what \(target.name) holds: give --since-vector RECEIPT (its last import wrote one) or --all")
                 }
                 since = known.vector
-                basis = "its last \(known.source) (\(DateText.timestamp(milliseconds: known.milliseconds)))"
+                basis = "its last \(known.source) (\(context.times.text(known.milliseconds)))"
             }
             let now = UInt64(Date().timeIntervalSince1970 * 1000)
             let header = try BundleCarrier.export(replica: replica, for: target, since: since, now: now, to: file,
@@ -118,7 +118,7 @@ struct BundleCommand: ParsableCommand {
             let logs = try description.summary?.logs.map { ["log": try BundleCommand.logName($0.log, replica: replica), "entries": "\($0.first)–\($0.last)", "bytes": String($0.bytes)] }
             if globals.json {
                 var json: [String: Any] = ["from": "\(header.senderTrust)/\(header.senderSite)", "for": header.forSite.isEmpty ? header.forTrust : "\(header.forTrust)/\(header.forSite)",
-                                           "created": DateText.timestamp(milliseconds: header.createdMilliseconds), "entries": header.entries,
+                                           "created": Times.json(header.createdMilliseconds), "entries": header.entries,
                                            "change_bytes": header.bodyBytes, "file_bytes": description.fileBytes, "sealed": header.isSealed, "needs": needs,
                                            "signature_valid": description.signatureValid]
                 if let logs { json["logs"] = logs }
@@ -129,7 +129,7 @@ struct BundleCommand: ParsableCommand {
             context.out.fields([
                 ("from", "\(header.senderTrust)/\(header.senderSite) (\(KeyFingerprint(publicKey: header.sender.bytes)))"),
                 ("for", header.forSite.isEmpty ? "any site of \(header.forTrust)" : "\(header.forTrust)/\(header.forSite)"),
-                ("made", DateText.timestamp(milliseconds: header.createdMilliseconds)),
+                ("made", context.times.text(header.createdMilliseconds)),
                 ("carries", "\(Plural.count(Int(header.entries), "entry", "entries")), \(SyncRendering.bytes(header.bodyBytes)) of changes, in \(SyncRendering.bytes(description.fileBytes))"),
                 ("sealed", header.isSealed ? "yes, to trust \(header.forTrust)'s key" : "no (for a site of the sender's own trust)"),
                 ("needs", needs.isEmpty ? "nothing: it starts every log from the beginning" : needs.joined(separator: "; ")),

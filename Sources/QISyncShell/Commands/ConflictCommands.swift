@@ -13,7 +13,7 @@ struct ConflictsCommand: ReplicaCommand {
         if globals.json {
             context.out.json(conflicts.map { conflict -> [String: Any] in
                 ["kind": conflict.kind.rawValue, "id": conflict.id.hex, "field": conflict.field, "owner": conflict.owner, "yours_to_settle": conflict.isOwn,
-                 "values": conflict.heads.map { ["value": $0.value, "site": $0.site, "time": $0.time, "detail": $0.detail] }]
+                 "values": conflict.heads.map { ["value": $0.value, "site": $0.site, "time": Times.json($0.milliseconds), "detail": $0.detail] }]
             })
             return
         }
@@ -23,7 +23,8 @@ struct ConflictsCommand: ReplicaCommand {
             for conflict in list {
                 for (index, head) in conflict.heads.enumerated() {
                     rows.append(index == 0 ? [conflict.kind.rawValue, conflict.id.short, conflict.field] : ["", "", ""])
-                    rows[rows.count - 1] += ["\(index + 1)", head.detail.isEmpty ? head.value : "\(head.value): \(head.detail)", head.site, head.time]
+                    rows[rows.count - 1] += ["\(index + 1)", head.detail.isEmpty ? head.value : "\(head.value): \(head.detail)", head.site,
+                                             context.times.text(head.milliseconds)]
                 }
             }
             return rows
@@ -73,10 +74,28 @@ struct HistoryCommand: ReplicaCommand {
     @OptionGroup var globals: GlobalOptions
     func run(in context: CommandContext) throws {
         let lines = try context.records.history(record.id)
+        func note(_ relation: HistoryLine.Relation) -> String {
+            switch relation {
+            case .edit: ""
+            case .concurrent(let sites): "concurrent with " + sites.joined(separator: ", ")
+            case .resolution(let count): "resolved \(count) values"
+            }
+        }
         if globals.json {
-            context.out.json(lines.map { ["time": $0.time, "site": $0.site, "entry": $0.entry, "field": $0.field, "old": $0.old, "new": $0.new] })
+            context.out.json(lines.map { line -> [String: Any] in
+                var json: [String: Any] = ["time": Times.json(line.milliseconds), "site": line.site, "entry": line.entry, "field": line.field,
+                                           "old": line.old, "new": line.new]
+                switch line.relation {
+                case .edit: json["relation"] = "edit"
+                case .concurrent(let sites): json["relation"] = "concurrent"; json["concurrent_with"] = sites
+                case .resolution(let count): json["relation"] = "resolution"; json["resolved"] = count
+                }
+                return json
+            })
         } else {
-            context.out.table(["time", "site", "field", "change"], lines.map { [$0.time, $0.site, $0.field, $0.old.isEmpty ? $0.new : "\($0.old) → \($0.new)"] })
+            context.out.table(["time", "site", "field", "change", "note"], lines.map {
+                [context.times.text($0.milliseconds, seconds: true), $0.site, $0.field, $0.old.isEmpty ? $0.new : "\($0.old) → \($0.new)", note($0.relation)]
+            })
         }
     }
 }

@@ -67,7 +67,7 @@ extension CommandContext {
         if json {
             out.json(RecordRendering.json(view))
         } else {
-            RecordRendering.show(view, contentHash: view.kind == .initiative ? records.contentHash(of: view) : nil, to: out)
+            RecordRendering.show(view, contentHash: view.kind == .initiative ? records.contentHash(of: view) : nil, times: times, to: out)
         }
     }
 

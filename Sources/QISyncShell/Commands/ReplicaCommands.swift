@@ -42,7 +42,7 @@ struct StatusCommand: ReplicaCommand {
         let peers = try context.records.replica.peers()
         if !peers.isEmpty {
             context.out.line()
-            context.out.table(["peer", "address", "last sync", "outcome", "behind"], peers.map(PeerRendering.row))
+            context.out.table(["peer", "address", "last sync", "outcome", "behind"], peers.map { PeerRendering.row($0, times: context.times) })
         }
     }
 }

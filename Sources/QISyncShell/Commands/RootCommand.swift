@@ -34,6 +34,9 @@ public struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Print JSON for scripts instead of tables.")
     var json = false
 
+    @Flag(name: .long, help: "Show times in UTC rather than local time.")
+    var utc = false
+
     public init() {}
 
     /// The replica folder this command uses.
@@ -61,6 +64,8 @@ public final class CommandContext {
     public let inShell: Bool
     /// The server the shell runs in the background, if any.
     var backgroundServer: SyncServer?
+    /// How times are shown (set from each command's `--utc`).
+    var times = Times(utc: false)
 
     /// Creates a context.
     public init(records: QIRecords, out: OutputSink, notices: OutputSink = .standardError(), inShell: Bool = false) {
@@ -84,6 +89,7 @@ extension ReplicaCommand {
     mutating func run() throws {
         do {
             let context = CommandContext(records: try QIRecords.open(home: globals.homeURL), out: .standardOutput())
+            context.times = Times(utc: globals.utc)
             for warning in context.records.replica.keyWarnings { context.notices.line(warning) }
             try run(in: context)
         } catch {

@@ -128,7 +128,7 @@ struct PeerCommand: ParsableCommand {
             if globals.json {
                 context.out.json(peers.map(PeerRendering.json))
             } else {
-                context.out.table(["name", "address", "last sync", "outcome", "behind"], peers.map(PeerRendering.row))
+                context.out.table(["name", "address", "last sync", "outcome", "behind"], peers.map { PeerRendering.row($0, times: context.times) })
             }
         }
     }
@@ -146,9 +146,9 @@ struct PeerCommand: ParsableCommand {
 
 /// How peers are shown.
 enum PeerRendering {
-    static func row(_ peer: Peer) -> [String] {
+    static func row(_ peer: Peer, times: Times) -> [String] {
         [peer.name, peer.address,
-         peer.lastSync.map { DateText.timestamp(milliseconds: $0.startedMilliseconds) } ?? "never",
+         peer.lastSync.map { times.text($0.startedMilliseconds) } ?? "never",
          peer.lastSync?.outcome ?? "",
          peer.behind.map { $0 == 0 ? "up to date" : "\($0) entries" } ?? "unknown"]
     }
@@ -156,7 +156,7 @@ enum PeerRendering {
     static func json(_ peer: Peer) -> [String: Any] {
         var json: [String: Any] = ["name": peer.name, "address": peer.address]
         if let last = peer.lastSync {
-            json["last_sync"] = DateText.timestamp(milliseconds: last.startedMilliseconds)
+            json["last_sync"] = Times.json(last.startedMilliseconds)
             json["outcome"] = last.outcome
             json["sent"] = last.sent
             json["received"] = last.received

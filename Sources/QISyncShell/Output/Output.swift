@@ -3,57 +3,111 @@ import Foundation
 /// Where a command's output goes: standard output for the CLI, a buffer in tests.
 public final class OutputSink {
     private let emit: (String) -> Void
+    private let measure: () -> Int?
 
-    /// Creates a sink that hands each line to `emit`.
-    public init(_ emit: @escaping (String) -> Void) { self.emit = emit }
+    /// Creates a sink that hands each line to `emit`; lines fit `width` columns when it gives
+    /// one (a terminal), and are written whole when it gives nil (a pipe, a file, a test).
+    public init(width: @escaping () -> Int? = { nil }, _ emit: @escaping (String) -> Void) {
+        self.emit = emit
+        measure = width
+    }
 
-    /// A sink writing to standard output.
+    /// The width lines must fit now, when known.
+    public var width: Int? { measure() }
+
+    /// A sink writing to standard output, fitting the terminal when it is one.
     public static func standardOutput() -> OutputSink {
-        OutputSink { line in
+        OutputSink(width: { terminalWidth(STDOUT_FILENO) }) { line in
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
     }
 
     /// A sink writing to standard error.
     public static func standardError() -> OutputSink {
-        OutputSink { line in
+        OutputSink(width: { terminalWidth(STDERR_FILENO) }) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
+    }
+
+    /// The columns of the terminal a descriptor writes to, or nil when it is not a terminal.
+    static func terminalWidth(_ descriptor: Int32) -> Int? {
+        guard isatty(descriptor) == 1 else { return nil }
+        var size = winsize()
+        if ioctl(descriptor, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
+        return ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init) ?? 80
     }
 
     /// Writes one line (or several joined by newlines).
     public func line(_ text: String = "") { emit(text) }
 
-    /// Writes rows as an aligned table with a header.
-    /// With `wholeLastColumn`, the last column (a reason, a fingerprint) is never shortened.
+    /// Writes rows as an aligned table with a header. On a terminal the widest columns are cut
+    /// (with "…") until the table fits its width; elsewhere every cell is written whole. With
+    /// `wholeLastColumn`, the last column (a fingerprint) is never cut.
     public func table(_ header: [String], _ rows: [[String]], wholeLastColumn: Bool = false) {
         guard !rows.isEmpty else {
             line("(none)")
             return
         }
-        let clipped = rows.map { row in
-            row.enumerated().map { i, cell in wholeLastColumn && i == row.count - 1 ? cell : Self.clip(cell) }
-        }
+        let flat = rows.map { row in row.map { $0.replacingOccurrences(of: "\n", with: " ") } }
         var widths = header.map(\.count)
-        for row in clipped {
+        for row in flat {
             for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) }
+        }
+        if let width {
+            let budget = width - 2 * (widths.count - 1)
+            let fixed = wholeLastColumn ? widths.count - 1 : widths.count
+            // Shrink the widest cuttable column, a character at a time, until the table fits.
+            while widths.reduce(0, +) > budget {
+                guard let widest = widths.indices.prefix(fixed).filter({ widths[$0] > max(header[$0].count, 8) }).max(by: { widths[$0] < widths[$1] }) else { break }
+                widths[widest] -= 1
+            }
         }
         let format: ([String]) -> String = { cells in
             cells.enumerated().map { i, cell in
-                i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+                let clipped = cell.count > widths[i] ? String(cell.prefix(max(widths[i] - 1, 0))) + "…" : cell
+                return i == cells.count - 1 ? clipped : clipped.padding(toLength: widths[i], withPad: " ", startingAt: 0)
             }.joined(separator: "  ")
         }
         line(format(header))
         line(format(widths.map { String(repeating: "-", count: $0) }))
-        for row in clipped { line(format(row)) }
+        for row in flat { line(format(row)) }
     }
 
-    /// Writes `key: value` pairs, keys aligned.
+    /// Writes `key: value` pairs, keys aligned; on a terminal long values wrap at its width,
+    /// under their value column.
     public func fields(_ pairs: [(String, String)]) {
-        let width = pairs.map(\.0.count).max() ?? 0
+        let keyWidth = pairs.map(\.0.count).max() ?? 0
+        let indent = String(repeating: " ", count: keyWidth + 2)
+        let room = width.map { max($0 - keyWidth - 2, 20) }
         for (key, value) in pairs {
-            line(key.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value.replacingOccurrences(of: "\n", with: "\n" + String(repeating: " ", count: width + 2)))
+            let lines = value.split(separator: "\n", omittingEmptySubsequences: false).flatMap { paragraph in
+                room.map { Self.wrap(String(paragraph), to: $0) } ?? [String(paragraph)]
+            }
+            for (index, text) in lines.enumerated() {
+                line((index == 0 ? key.padding(toLength: keyWidth, withPad: " ", startingAt: 0) + "  " : indent) + text)
+            }
         }
+    }
+
+    /// Text cut into lines of at most `width` characters, at spaces where it can be.
+    static func wrap(_ text: String, to width: Int) -> [String] {
+        guard text.count > width else { return [text] }
+        var lines: [String] = []
+        var current = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            var word = String(word)
+            while word.count > width {
+                if !current.isEmpty { lines.append(current); current = "" }
+                lines.append(String(word.prefix(width)))
+                word = String(word.dropFirst(width))
+            }
+            if current.isEmpty { current = word } else if current.count + 1 + word.count <= width { current += " " + word } else {
+                lines.append(current)
+                current = word
+            }
+        }
+        lines.append(current)
+        return lines
     }
 
     /// Writes a JSON value, keys sorted, pretty-printed.
@@ -66,9 +120,4 @@ public final class OutputSink {
         line(String(decoding: data, as: UTF8.self))
     }
 
-    /// Shortens one table cell to one line of at most 60 characters.
-    static func clip(_ text: String) -> String {
-        let flat = text.replacingOccurrences(of: "\n", with: " ")
-        return flat.count > 60 ? String(flat.prefix(59)) + "…" : flat
-    }
 }

@@ -12,6 +12,7 @@ enum RecordRendering {
             switch value {
             case .null: fields[field.name] = NSNull()
             case .integer(let i) where field.kind == .flag: fields[field.name] = i != 0
+            case .integer(let ms) where field.columnName.hasSuffix("_ms"): fields[field.name] = Times.json(UInt64(max(ms, 0)))
             case .integer(let i): fields[field.name] = i
             case .real(let d): fields[field.name] = d
             case .text(let s): fields[field.name] = s
@@ -19,22 +20,22 @@ enum RecordRendering {
             }
         }
         return ["id": view.id.hex, "kind": view.kind.rawValue, "fields": fields, "tags": view.tags,
-                "deleted": !view.live, "conflicts": view.conflictedFields, "updated": DateText.timestamp(milliseconds: view.updated.milliseconds)]
+                "deleted": !view.live, "conflicts": view.conflictedFields, "updated": Times.json(view.updated.milliseconds)]
     }
 
     /// Shows one record in full.
-    static func show(_ view: RecordView, contentHash: String?, to out: OutputSink) {
+    static func show(_ view: RecordView, contentHash: String?, times: Times, to out: OutputSink) {
         var pairs: [(String, String)] = [("id", view.id.hex), ("kind", view.kind.rawValue)]
         if !view.live { pairs.append(("deleted", "yes (restore with '\(view.kind.commandName) restore \(view.id.short)')")) }
-        for field in view.kind.allFields {
-            var text = Display.text(view.values[field.name] ?? .null, field: field)
+        for field in view.kind.allFields where field.name != "pii-override-signature" {
+            var text = Display.text(view.values[field.name] ?? .null, field: field, time: { times.text($0) })
             if field.kind == .score, let score = view.values[field.name]?.real, let meaning = Vocabulary.ihiScores[score] { text += " (\(meaning))" }
             if case .reference = field.kind, case .blob(let b)? = view.values[field.name] { text = Hex.encode(b) }
             if view.conflictedFields.contains(field.name) { text += "   ⚠ conflict: see 'conflicts'" }
             pairs.append((field.name, text))
         }
         for set in view.kind.tagSets { pairs.append((set.name, (view.tags[set.name] ?? []).joined(separator: " "))) }
-        pairs.append(("updated", DateText.timestamp(milliseconds: view.updated.milliseconds)))
+        pairs.append(("updated", times.text(view.updated.milliseconds)))
         if let contentHash { pairs.append(("content-hash", contentHash)) }
         out.fields(pairs)
     }

@@ -62,6 +62,7 @@ public final class Shell {
                 err.line("error: this shell is open on \(context.records.replica.home.path); --home cannot point elsewhere inside it")
                 return .failure(exitCode: ExitCode.validationFailure.rawValue)
             }
+            context.times = Times(utc: command.globals.utc)
             try command.run(in: context)
             return .success
         } catch {
