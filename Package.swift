@@ -94,12 +94,15 @@ let package = Package(
             pkgConfig: "libedit",
             providers: [.apt(["libedit-dev"])]
         ),
+        // Ctrl-C and the line reader the shell gives libedit (C: one signal flag for the process).
+        .target(name: "CTerminal", dependencies: ["CEditLine"]),
         // The command tree shared by the CLI and the shell, and the REPL itself.
         .target(
             name: "QISyncShell",
             dependencies: [
-                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport", "QISyncIdentity", "CEditLine",
+                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport", "QISyncIdentity", "CEditLine", "CTerminal",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ]

@@ -33,4 +33,52 @@ struct TerminalTests {
         let texts = try records.list(.learning).map { $0.text("text") }
         #expect(texts == [Self.nhsText], "stored \(texts); terminal showed \(TerminalSession.plain(terminal.transcript))")
     }
+
+    @Test("Ctrl-C clears the line, cancels a running sync (recorded as cancelled), and leaves a background server running; Ctrl-D ends the line before leaving")
+    func interrupts() throws {
+        defer { try? FileManager.default.removeItem(at: home) }
+        // A peer that accepts connections and never says a word: a sync to it waits.
+        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(silent, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        listen(silent, 5)
+        var bound = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &bound) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(silent, $0, &length) } }
+        let port = Int(UInt16(bigEndian: bound.sin_port))
+        defer { close(silent) }
+
+        let terminal = try TerminalSession(["shell", "--home", home.path], environment: ["LANG": "C.UTF-8"])
+        try terminal.wait(for: "RXH/ward-7> ")
+        terminal.type("serve --listen 127.0.0.1:0\r")
+        try terminal.wait(for: "RXH/ward-7> ")
+        // At an empty prompt, and half-way through a line: the line goes, the shell stays.
+        terminal.type("\u{03}")
+        try terminal.wait(for: "RXH/ward-7> ")
+        terminal.type("initiative add --title 'never typed in full")
+        terminal.type("\u{03}")
+        try terminal.wait(for: "RXH/ward-7> ")
+        // During a sync: cancelled, back to the prompt, recorded.
+        terminal.type("sync 127.0.0.1:\(port) --timeout 60\r")
+        Thread.sleep(forTimeInterval: 1)
+        let started = Date()
+        terminal.type("\u{03}")
+        try terminal.wait(for: "RXH/ward-7> ", timeout: 15)
+        #expect(Date().timeIntervalSince(started) < 10, "the sync was cancelled at once, not timed out")
+        terminal.type("serve --status\r")
+        let status = try terminal.wait(for: "RXH/ward-7> ")
+        #expect(status.contains("serving RXH/ward-7 on 127.0.0.1:"), "the background server survived Ctrl-C: \(TerminalSession.plain(status))")
+        terminal.type("\u{04}")
+        #expect(try terminal.waitForExit() == 0)
+        let plain = TerminalSession.plain(terminal.transcript)
+        #expect(plain.contains("stopping the server on"))
+        #expect(plain.hasSuffix("\n") || plain.hasSuffix("\r\n") || plain.contains("stopping the server"), "Ctrl-D ends the line")
+        let replica = try Replica.open(home: home, schema: QISchema.schema)
+        #expect(try QIRecords(replica: replica).list(.initiative).isEmpty, "the interrupted line did not run")
+        let sessions = try replica.syncHistory()
+        #expect(sessions.first?.outcome.hasPrefix("cancelled") == true, "\(sessions.map(\.outcome))")
+    }
 }

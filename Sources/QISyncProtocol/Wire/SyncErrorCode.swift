@@ -12,6 +12,7 @@ public enum SyncErrorCode: UInt64, Sendable, CustomStringConvertible {
     case forkedLog = 10
     case connectionLost = 11
     case notAuthorised = 12
+    case cancelled = 13
 
     public var description: String {
         switch self {
@@ -27,6 +28,7 @@ public enum SyncErrorCode: UInt64, Sendable, CustomStringConvertible {
         case .forkedLog: "forked log"
         case .connectionLost: "connection lost"
         case .notAuthorised: "not authorised"
+        case .cancelled: "cancelled"
         }
     }
 }

@@ -22,6 +22,7 @@ struct StatusCommand: ReplicaCommand {
                 "vector": status.logs.map { ["site": $0.site, "origin": Hex.encode($0.log.origin.bytes), "scope": $0.log.scope.description,
                                              "seq": $0.seq, "head": $0.head, "entries": $0.entries, "bytes": $0.bytes] as [String: Any] },
                 "peers": try context.records.replica.peers().map(PeerRendering.json),
+                "serving": ServingState.read(home: context.records.replica.home).map { $0.address } ?? NSNull(),
             ])
             return
         }
@@ -32,7 +33,8 @@ struct StatusCommand: ReplicaCommand {
             ("home", status.home),
             ("file size", ByteCountFormatter.string(fromByteCount: Int64(status.fileBytes), countStyle: .file)),
             ("conflicts", String(status.conflicts)),
-            ("waiting", "\(status.waiting) entries waiting for a missing predecessor"),
+            ("waiting", "\(Plural.count(status.waiting, "entry", "entries")) waiting for a missing predecessor"),
+            ("serving", ServingState.read(home: context.records.replica.home).map { "on \($0.address)\($0.pid == getpid() ? " (this shell)" : " (process \($0.pid))")" } ?? "no"),
         ])
         context.out.line()
         context.out.table(["records", "live", "deleted"], status.counts.map { [$0.kind, String($0.live), String($0.deleted)] })

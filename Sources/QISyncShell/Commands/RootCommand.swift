@@ -1,5 +1,9 @@
 import ArgumentParser
+import CEditLine
+import CTerminal
 import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
 import QISyncDomain
 import QISyncTransport
 
@@ -13,7 +17,9 @@ public struct QisyncCommand: ParsableCommand {
             Each replica is one SQLite file plus the site's signing key (and, on a trust's hub, the \
             trust key), in --home (or $QISYNC_HOME, default ~/.qisync). Every change is a signed, \
             hash-chained entry in this site's log. Start with 'qisync init', then 'qisync shell'.
+            --home DIR may also come first: 'qisync --home DIR COMMAND'.
             """,
+        version: QisyncCommand.version,
         subcommands: [
             InitCommand.self, ShellCommand.self, StatusCommand.self, VerifyCommand.self,
             InitiativeCommand.self, PDSACommand.self, LogCommand.self, AdaptCommand.self, LineageCommand.self,
@@ -24,6 +30,65 @@ public struct QisyncCommand: ParsableCommand {
     )
 
     public init() {}
+
+    /// This build's version, with the protocol and replica formats it speaks.
+    public static let version = "qisync 0.9.0 (sync protocol 1, bundle format 2, replica schema 2)"
+
+    /// The command line with options given before the command (`qisync --home DIR COMMAND`,
+    /// as `git -C` or `psql -d`) moved after it, where the command tree reads them.
+    public static func normalise(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var rest = arguments[...]
+        while let first = rest.first {
+            if first == "--home", rest.count >= 2 {
+                leading += rest.prefix(2)
+                rest = rest.dropFirst(2)
+            } else if first.hasPrefix("--home=") || first == "--utc" || first == "--json" {
+                leading.append(first)
+                rest = rest.dropFirst()
+            } else {
+                break
+            }
+        }
+        guard !leading.isEmpty, !rest.isEmpty else { return arguments }
+        return Array(rest) + leading
+    }
+
+    /// When the leading words name no command, what to say instead: the nearest command's name.
+    public static func unknownCommand(_ words: [String], extra: [String] = []) -> String? {
+        var type: ParsableCommand.Type = QisyncCommand.self
+        var path: [String] = []
+        for word in words {
+            let subcommands = type.configuration.subcommands
+            guard !subcommands.isEmpty, !word.hasPrefix("-") else { return nil }
+            let names = subcommands.map { $0.configuration.commandName ?? String(describing: $0).lowercased() } + (path.isEmpty ? extra : [])
+            if let next = subcommands.first(where: { ($0.configuration.commandName ?? String(describing: $0).lowercased()) == word }) {
+                type = next
+                path.append(word)
+                continue
+            }
+            if path.isEmpty && extra.contains(word) { return nil }
+            // A default subcommand takes what is not a subcommand's name (`sync hub`).
+            if type.configuration.defaultSubcommand != nil { return nil }
+            let near = names.map { ($0, Self.distance($0, word)) }.filter { $0.1 <= max(2, word.count / 3) }.min { $0.1 < $1.1 }
+            let context = path.isEmpty ? "" : "'\(path.joined(separator: " "))' has no "
+            let hint = near.map { "; did you mean '\((path + [$0.0]).joined(separator: " "))'?" } ?? "; type 'help\(path.isEmpty ? "" : " " + path.joined(separator: " "))' for the list"
+            return path.isEmpty ? "unknown command '\(word)'\(hint)" : "\(context)command '\(word)'\(hint)"
+        }
+        return nil
+    }
+
+    /// The edit distance between two words (insertions, deletions, substitutions).
+    static func distance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        var previous = Array(0...b.count)
+        for (i, x) in a.enumerated() {
+            var current = [i + 1]
+            for (j, y) in b.enumerated() { current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1))) }
+            previous = current
+        }
+        return previous[b.count]
+    }
 }
 
 /// Options every command takes.
@@ -76,6 +141,25 @@ public final class CommandContext {
     }
 
     deinit { _ = try? backgroundServer?.close().wait() }
+
+    /// Waits for a sync, cancelling it when the person presses Ctrl-C (in the shell, or at a
+    /// terminal running one command); the cancelled session ends cleanly and is recorded.
+    func cancellable(_ start: (SyncCancellation?) -> EventLoopFuture<SyncReport>) throws -> SyncReport {
+        let cancellation = SyncCancellation()
+        if !inShell { qisync_install_sigint() }
+        _ = qisync_take_interrupt()
+        let future = start(cancellation)
+        let done = NIOLockedValueBox(false)
+        future.whenComplete { _ in done.withLockedValue { $0 = true } }
+        while !done.withLockedValue({ $0 }) {
+            if qisync_take_interrupt() == 1 {
+                notices.line("cancelling the sync (what was acknowledged is kept)…")
+                cancellation.cancel()
+            }
+            usleep(20_000)
+        }
+        return try future.wait()
+    }
 }
 
 /// A command that works on an open replica. From the CLI it opens the replica in `--home`;

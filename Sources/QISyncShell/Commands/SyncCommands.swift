@@ -23,8 +23,12 @@ struct ServeCommand: ReplicaCommand {
         abstract: "Serve this replica to peers that sync with it.",
         discussion: """
             From the command line it runs until Ctrl-C or SIGTERM, then stops accepting, closes open \
-            sessions (a batch being applied is committed whole or not at all) and exits. Inside the \
-            shell it runs in the background while you keep working; 'serve --stop' stops it. \
+            sessions (a batch being applied is committed whole or not at all) and exits; it logs each \
+            session to standard error. Inside the shell it runs in the background while you keep \
+            working, logging to serve.log in the replica's folder (not over your typing): 'serve \
+            --status' says where it listens and how many sessions it has had, 'serve --log' shows the \
+            log's end, 'serve --stop' stops it, and leaving the shell stops it too. 'status' says \
+            whether the replica is being served, by this shell or another process. \
             Every session runs over mutual TLS 1.3: only enrolled, unrevoked sites of this trust \
             and of trusts pinned here ('trust add') get in, and sites of other trusts receive \
             shared records only. Refused connections and entries are listed by 'audit'.
@@ -36,16 +40,39 @@ struct ServeCommand: ReplicaCommand {
     @Flag(help: "Inside the shell: stop the background server.")
     var stop = false
 
+    @Flag(help: "Say whether this replica is being served, where, and how many sessions it has had.")
+    var status = false
+
+    @Flag(help: "Show the end of the background server's log (serve.log in the replica's folder).")
+    var log = false
+
     @Option(help: "End a session when its peer is silent for this many seconds.")
     var timeout = 60
 
     @OptionGroup var globals: GlobalOptions
 
     func run(in context: CommandContext) throws {
+        let replica = context.records.replica
+        if status {
+            if let serving = ServingState.read(home: replica.home) {
+                context.out.line("serving \(replica.identity.trustCode)/\(replica.identity.siteName) on \(serving.address) since \(context.times.text(serving.milliseconds))"
+                                 + "\(serving.pid == getpid() ? " (this shell)" : " (process \(serving.pid))"); \(Plural.count(try replica.syncHistory(limit: 100_000).filter { $0.role == "server" && $0.startedMilliseconds >= serving.milliseconds }.count, "session", "sessions")) since")
+            } else {
+                context.out.line("not serving")
+            }
+            return
+        }
+        if log {
+            let path = ServingState.logURL(home: replica.home).path
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw DomainError("no server log yet (\(path)); 'serve' in the shell writes one") }
+            for line in text.split(separator: "\n").suffix(40) { context.out.line(String(line)) }
+            return
+        }
         if stop {
             guard context.inShell, let server = context.backgroundServer else { throw DomainError("no server is running in this shell") }
             try server.close().wait()
             context.backgroundServer = nil
+            ServingState.clear(home: replica.home)
             context.out.line("stopped serving")
             return
         }
@@ -55,8 +82,10 @@ struct ServeCommand: ReplicaCommand {
         if context.inShell, let server = context.backgroundServer {
             throw DomainError("already serving on \(server.address); 'serve --stop' first")
         }
-        let replica = context.records.replica
-        let logger = syncLogger
+        if let other = ServingState.read(home: replica.home), other.pid != getpid() {
+            context.notices.line("note: process \(other.pid) is already serving this replica on \(other.address)")
+        }
+        let logger = context.inShell ? ServingState.fileLogger(home: replica.home) : syncLogger
         let server: SyncServer
         do {
             server = try SyncServer.start(replica: replica, address: address, logger: logger, timeout: .seconds(Int64(timeout))) { client, report in
@@ -72,14 +101,17 @@ struct ServeCommand: ReplicaCommand {
             throw DomainError("could not listen on \(address): \(error)")
         }
         let identity = replica.identity
-        context.out.line("serving \(identity.trustCode)/\(identity.siteName) on \(server.address)\(context.inShell ? " in the background ('serve --stop' to stop)" : " (Ctrl-C to stop)")")
+        ServingState.write(home: replica.home, address: server.address, milliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
         if context.inShell {
             context.backgroundServer = server
+            context.out.line("serving \(identity.trustCode)/\(identity.siteName) on \(server.address) in the background; its log goes to \(ServingState.logURL(home: replica.home).path) ('serve --log'); 'serve --stop' stops it")
             return
         }
+        context.out.line("serving \(identity.trustCode)/\(identity.siteName) on \(server.address) (Ctrl-C to stop)")
         Self.waitForTermination()
         context.notices.line("stopping: closing sessions…")
         try? server.close().wait()
+        ServingState.clear(home: replica.home)
         context.notices.line("stopped")
     }
 
@@ -96,6 +128,59 @@ struct ServeCommand: ReplicaCommand {
         }
         stopped.wait()
         sources.forEach { $0.cancel() }
+    }
+}
+
+/// Whether a replica is being served, and where: a small file beside it while a server runs
+/// (`serving`: address, process, since), so `status` in another process can tell.
+enum ServingState {
+    static func url(home: URL) -> URL { home.appendingPathComponent("serving") }
+    static func logURL(home: URL) -> URL { home.appendingPathComponent("serve.log") }
+
+    static func write(home: URL, address: String, milliseconds: UInt64) {
+        try? "\(address)\n\(getpid())\n\(milliseconds)\n".write(to: url(home: home), atomically: true, encoding: .utf8)
+    }
+
+    static func clear(home: URL) { try? FileManager.default.removeItem(at: url(home: home)) }
+
+    /// The server serving this replica, if its process is still running.
+    static func read(home: URL) -> (address: String, pid: Int32, milliseconds: UInt64)? {
+        guard let text = try? String(contentsOf: url(home: home), encoding: .utf8) else { return nil }
+        let lines = text.split(separator: "\n").map(String.init)
+        guard lines.count >= 3, let pid = Int32(lines[1]), let since = UInt64(lines[2]), kill(pid, 0) == 0 else { return nil }
+        return (lines[0], pid, since)
+    }
+
+    /// A logger appending to serve.log, for a server running in the shell's background.
+    static func fileLogger(home: URL) -> Logger {
+        let path = logURL(home: home).path
+        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        let handle = FileHandle(forWritingAtPath: path)
+        _ = try? handle?.seekToEnd()
+        var logger = Logger(label: "qisync") { label in FileLogHandler(handle: handle, label: label) }
+        logger.logLevel = ProcessInfo.processInfo.environment["QISYNC_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+        return logger
+    }
+}
+
+/// A swift-log handler appending timestamped lines to a file.
+struct FileLogHandler: LogHandler {
+    let handle: FileHandle?
+    let label: String
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+    private static let lock = NSLock()
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
+        let text = "\(Times.json(UInt64(Date().timeIntervalSince1970 * 1000))) \(level) \(message)\n"
+        Self.lock.lock()
+        defer { Self.lock.unlock() }
+        try? handle?.write(contentsOf: Data(text.utf8))
     }
 }
 
@@ -166,8 +251,8 @@ enum PeerRendering {
     }
 }
 
-/// `sync PEER`: one session with a peer.
-struct SyncCommand: ReplicaCommand {
+/// `sync PEER` and `sync plan PEER`: one session with a peer, or a dry run of one.
+struct SyncCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync",
         abstract: "Sync with a peer (by name, or HOST:PORT): both ways unless --pull or --push. 'sync plan PEER' is a dry run.",
@@ -175,43 +260,71 @@ struct SyncCommand: ReplicaCommand {
             Each side sends only what the other lacks, in batches; each batch is verified, applied in one \
             transaction and acknowledged. If the sync is cut off, what was acknowledged stays, and the next \
             sync carries on from there. Sessions run over mutual TLS 1.3; a peer of another trust gets \
-            shared records only.
+            shared records only. In the shell, Ctrl-C cancels a sync (what was acknowledged stays), and the
+            cancelled session is recorded for 'audit'.
+            """,
+        subcommands: [Run.self, Plan.self],
+        defaultSubcommand: Run.self)
 
-            'sync plan PEER' connects, fetches what the peer would send and works out, without keeping \
-            anything or sending anything, what would arrive (entries, records), what would be refused \
-            and which conflicts would appear here, and what this side would send.
-            """)
+    struct Run: ReplicaCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run", abstract: "Sync with a peer (what 'sync PEER' does).", shouldDisplay: false)
+        @Argument(help: ArgumentHelp("A peer's name ('peer list'), or HOST:PORT.", valueName: "PEER")) var peer: String
+        @Flag(help: "Only take the peer's entries.") var pull = false
+        @Flag(help: "Only send this replica's entries.") var push = false
+        @Option(help: "Give up when the peer is silent for this many seconds.") var timeout = 60
+        @OptionGroup var globals: GlobalOptions
 
-    @Argument(help: ArgumentHelp("A peer's name ('peer list'), or HOST:PORT; or 'plan' followed by the peer for a dry run.", valueName: "PEER"))
-    var words: [String]
-    @Flag(help: "Only take the peer's entries.") var pull = false
-    @Flag(help: "Only send this replica's entries.") var push = false
-    @Option(help: "Give up when the peer is silent for this many seconds.") var timeout = 60
-    @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            guard !(pull && push) else { throw DomainError("--pull and --push together mean nothing moves; give one or neither") }
+            try SyncCommand.perform(context, peer: peer, direction: pull ? .pull : push ? .push : .both, dryRun: false, timeout: timeout, json: globals.json)
+        }
+    }
 
-    func run(in context: CommandContext) throws {
-        let dryRun = words.count == 2 && words[0] == "plan"
-        guard words.count == 1 || dryRun else { throw DomainError("give one peer (a name or HOST:PORT), or 'plan PEER' for a dry run") }
-        let peer = words.last!
-        guard !(pull && push) else { throw DomainError("--pull and --push together mean nothing moves; give one or neither") }
+    struct Plan: ReplicaCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "plan",
+            abstract: "A dry run of 'sync': what would arrive (entries, records), be refused and conflict, and what would be sent; nothing is kept or sent.",
+            discussion: """
+                Connects, fetches what the peer would send and works out, without keeping anything or \
+                sending anything, what would arrive, what would be refused and which conflicts would appear \
+                here, and what this side would send.
+                """)
+        @Argument(help: ArgumentHelp("A peer's name ('peer list'), or HOST:PORT.", valueName: "PEER")) var peer: String
+        @Option(help: "Give up when the peer is silent for this many seconds.") var timeout = 60
+        @OptionGroup var globals: GlobalOptions
+
+        func run(in context: CommandContext) throws {
+            try SyncCommand.perform(context, peer: peer, direction: .pull, dryRun: true, timeout: timeout, json: globals.json)
+        }
+    }
+
+    /// Resolves a peer by name or address, with the reason when neither works.
+    static func address(of peer: String, replica: Replica) throws -> (PeerAddress, Peer?) {
+        let named = try replica.peer(named: peer)
+        let names = try replica.peers().map(\.name)
+        let unknown = DomainError("no peer called '\(peer)'\(names.isEmpty ? "" : " (peers: \(names.joined(separator: ", ")))"); add one with 'peer add NAME HOST:PORT', or give HOST:PORT")
+        // An unknown name is not tried as a host: an address needs its port.
+        guard named != nil || peer.contains(":") else { throw unknown }
+        do { return (try PeerAddress(parsing: named?.address ?? peer), named) } catch {
+            if named == nil, peer.contains(":") { throw DomainError(error.description) }
+            throw unknown
+        }
+    }
+
+    static func perform(_ context: CommandContext, peer: String, direction: SyncDirection, dryRun: Bool, timeout: Int, json: Bool) throws {
         guard (1...3600).contains(timeout) else { throw DomainError("--timeout takes 1 to 3600 seconds") }
         let replica = context.records.replica
-        let named = try replica.peer(named: peer)
-        let unknown = { () throws -> DomainError in
-            let names = try replica.peers().map(\.name)
-            return DomainError("no peer called '\(peer)'\(names.isEmpty ? "" : " (peers: \(names.joined(separator: ", ")))"); add one with 'peer add NAME HOST:PORT', or give HOST:PORT")
-        }
-        // An unknown name is not tried as a host: an address needs its port.
-        guard named != nil || peer.contains(":") else { throw try unknown() }
-        let address: PeerAddress
-        do { address = try PeerAddress(parsing: named?.address ?? peer) } catch { throw try unknown() }
-        let direction: SyncDirection = pull ? .pull : push ? .push : .both
-        let meter = ProgressMeter(sink: context.notices, enabled: isatty(STDERR_FILENO) == 1 && !globals.json)
+        let (address, named) = try address(of: peer, replica: replica)
+        let meter = ProgressMeter(sink: context.notices, enabled: isatty(STDERR_FILENO) == 1 && !json)
         let report: SyncReport
         do {
-            report = try SyncClient.sync(replica: replica, address: address, direction: dryRun ? .pull : direction, dryRun: dryRun, logger: syncLogger,
-                                         timeout: .seconds(Int64(timeout)), progress: { meter.update($0) }).wait()
+            report = try context.cancellable { cancellation in
+                SyncClient.sync(replica: replica, address: address, direction: direction, dryRun: dryRun, logger: syncLogger,
+                                timeout: .seconds(Int64(timeout)), cancellation: cancellation, progress: { meter.update($0) })
+            }
         } catch let error as SyncError {
+            meter.clear()
             try? replica.recordSync(SyncRecord(peer: named?.name, address: address.description, role: "client",
                                                startedMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000), seconds: 0,
                                                direction: direction.rawValue, sent: 0, received: 0, rawBytes: 0, wireBytes: 0,
@@ -223,7 +336,7 @@ struct SyncCommand: ReplicaCommand {
             if let error = report.error { throw DomainError("sync plan with \(named?.name ?? address.description) failed: \(error)") }
             guard let plan = report.plan else { throw DomainError("the peer ended the session before the plan was complete") }
             PlanRendering.render(from: report.peerIdentity ?? address.description, incoming: plan.incoming, records: plan.incomingRecords,
-                                 outgoing: plan.outgoing, json: globals.json, to: context.out)
+                                 outgoing: plan.outgoing, json: json, to: context.out)
             return
         }
         try replica.recordSync(SyncRecord(report: report, peerName: named?.name, address: address.description, role: "client", direction: direction))
@@ -231,14 +344,14 @@ struct SyncCommand: ReplicaCommand {
             try replica.rememberPeerVector(site: site, vector: holds, source: "sync")
         }
         let conflicts = try context.records.conflicts().count
-        if globals.json {
+        if json {
             context.out.json(SyncRendering.json(report, direction: direction, conflictsNow: conflicts))
         } else {
             SyncRendering.summary(report, address: address, direction: direction, conflictsNow: conflicts, to: context.out)
         }
         if let error = report.error {
             let next = error.code == .notAuthorised ? "Nothing was exchanged." : "What was acknowledged is kept; run sync again to carry on."
-            throw DomainError("sync with \(named?.name ?? address.description) failed: \(error). \(next)")
+            throw DomainError("sync with \(named?.name ?? address.description) \(error.code == .cancelled ? "was cancelled" : "failed: \(error)"). \(next)")
         }
     }
 }

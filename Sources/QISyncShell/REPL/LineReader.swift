@@ -1,4 +1,5 @@
 import CEditLine
+import CTerminal
 import Foundation
 
 /// Where the shell gets its lines: libedit on a terminal, a list in tests.
@@ -25,6 +26,8 @@ struct EditLineReader: LineReader {
 
     init(historyPath: String, complete: @escaping (_ line: String, _ word: String) -> [String]) {
         Self.useUTF8Characters()
+        qisync_install_sigint()
+        qisync_use_own_reader()
         self.historyPath = historyPath
         Completion.source = complete
         qisync_set_completion(Completion.entry)
@@ -44,7 +47,13 @@ struct EditLineReader: LineReader {
     }
 
     mutating func readLine(prompt: String) -> String? {
-        guard let raw = readline(prompt) else { return nil }
+        // A Ctrl-C pressed while the last command ran is spent; it does not cancel the next.
+        _ = qisync_take_interrupt()
+        guard let raw = readline(prompt) else {
+            // Ctrl-D: end the line, so the terminal's own prompt starts on a new one.
+            FileHandle.standardOutput.write(Data("\n".utf8))
+            return nil
+        }
         defer { free(raw) }
         let line = String(cString: raw)
         if !line.trimmingCharacters(in: .whitespaces).isEmpty {

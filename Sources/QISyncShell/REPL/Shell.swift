@@ -46,6 +46,10 @@ public final class Shell {
         if words.contains("--help") || words.contains("-h") {
             return help(words.filter { $0 != "--help" && $0 != "-h" })
         }
+        if let problem = QisyncCommand.unknownCommand(Array(words.prefix { !$0.hasPrefix("-") }.prefix(2)), extra: ["help", "exit", "quit"]) {
+            err.line("error: \(problem)")
+            return .failure(exitCode: ExitCode.validationFailure.rawValue)
+        }
         do {
             let parsed = try QisyncCommand.parseAsRoot(words)
             let subcommands = type(of: parsed).configuration.subcommands
@@ -110,6 +114,16 @@ public final class Shell {
         while let line = reader.readLine(prompt: prompt) {
             if execute(line) == .exit { break }
         }
+        stopBackgroundServer()
+    }
+
+    /// Stops a server the shell runs in the background, saying so.
+    func stopBackgroundServer() {
+        guard let server = context.backgroundServer else { return }
+        context.out.line("stopping the server on \(server.address)…")
+        try? server.close().wait()
+        context.backgroundServer = nil
+        ServingState.clear(home: context.records.replica.home)
     }
 
     // MARK: Help
@@ -132,7 +146,7 @@ public final class Shell {
         }
         let (type, used) = Self.command(for: words)
         guard used == words.count else {
-            err.line("error: no command '\(words.joined(separator: " "))'; type 'help' for the list")
+            err.line("error: " + (QisyncCommand.unknownCommand(words) ?? "no command '\(words.joined(separator: " "))'; type 'help' for the list"))
             return .failure(exitCode: ExitCode.validationFailure.rawValue)
         }
         context.out.line(QisyncCommand.helpMessage(for: type, columns: 100))
@@ -220,6 +234,7 @@ struct ShellCommand: ParsableCommand {
             shell.runInteractive(&reader)
         } else {
             let code = shell.runScript(FileHandle.standardInput.readDataToEndOfFile(), keepGoing: keepGoing)
+            shell.stopBackgroundServer()
             if code != 0 { throw ExitCode(code) }
         }
     }

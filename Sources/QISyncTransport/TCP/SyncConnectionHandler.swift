@@ -132,6 +132,8 @@ final class SyncConnectionHandler: ChannelInboundHandler {
             context.fireUserInboundEventTriggered(event)
         } else if event is ServerShutdownEvent {
             fail(SyncError(.shuttingDown, "the server is shutting down; sync again later to carry on"))
+        } else if event is SyncCancelEvent {
+            fail(SyncError(.cancelled, "cancelled by this site's user; what was acknowledged is kept"))
         } else {
             context.fireUserInboundEventTriggered(event)
         }

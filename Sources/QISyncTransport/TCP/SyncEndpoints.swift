@@ -174,6 +174,35 @@ final class ConnectionRegistry: Sendable {
     func all() -> [Channel] { channels.withLockedValue { Array($0.values) } }
 }
 
+/// Lets a person stop a sync in progress (Ctrl-C): the session ends with `ERROR` 13, telling
+/// the peer, and what was acknowledged stays.
+public final class SyncCancellation: Sendable {
+    private let state = NIOLockedValueBox<(channel: Channel?, cancelled: Bool)>((nil, false))
+
+    /// A cancellation not yet asked for.
+    public init() {}
+
+    func attach(_ channel: Channel) {
+        let cancelNow = state.withLockedValue { state -> Bool in
+            state.channel = channel
+            return state.cancelled
+        }
+        if cancelNow { channel.pipeline.fireUserInboundEventTriggered(SyncCancelEvent()) }
+    }
+
+    /// Stops the session (now, or as soon as its connection opens).
+    public func cancel() {
+        let channel = state.withLockedValue { state -> Channel? in
+            state.cancelled = true
+            return state.channel
+        }
+        channel?.pipeline.fireUserInboundEventTriggered(SyncCancelEvent())
+    }
+}
+
+/// Sent down a connection's pipeline when its user cancels the sync.
+struct SyncCancelEvent {}
+
 /// Syncs a replica with a peer, as the connecting side.
 public enum SyncClient {
     /// Connects to `address` and runs one session. The future succeeds with how it went
@@ -183,7 +212,7 @@ public enum SyncClient {
     public static func sync(replica: Replica, address: PeerAddress, direction: SyncDirection = .both, security: TransportSecurity = .mutualTLS,
                             dryRun: Bool = false,
                             group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, threadPool: NIOThreadPool = .singleton,
-                            logger: Logger, timeout: TimeAmount = defaultSyncTimeout,
+                            logger: Logger, timeout: TimeAmount = defaultSyncTimeout, cancellation: SyncCancellation? = nil,
                             progress: (@Sendable (SyncCounters) -> Void)? = nil) -> EventLoopFuture<SyncReport> {
         let completion = SyncCompletion(group.next().makePromise(of: SyncReport.self))
         let tls: NIOSSLContext?
@@ -196,6 +225,7 @@ public enum SyncClient {
             .channelInitializer { channel in
                 addSyncHandlers(to: channel, replica: replica, direction: direction, tls: tls, threadPool: threadPool, logger: logger,
                                 timeout: timeout, completion: completion, isServer: false, dryRun: dryRun, progress: progress)
+                    .map { cancellation?.attach(channel) }
             }
             .connect(host: address.host, port: address.port)
             .whenFailure { error in
@@ -238,6 +268,7 @@ extension SyncRecord {
         self.init(peer: peerName, address: address, role: role, startedMilliseconds: UInt64(report.started.timeIntervalSince1970 * 1000),
                   seconds: report.seconds, direction: direction.rawValue, sent: report.counters.entriesOut, received: report.counters.entriesIn,
                   rawBytes: report.rawBytes, wireBytes: report.wireIn + report.wireOut, conflicts: report.counters.conflictsIn,
-                  outcome: report.error.map { "failed: \($0)" } ?? "ok", peerVector: report.peerHolds, refused: report.counters.refusedIn)
+                  outcome: report.error.map { $0.code == .cancelled ? "cancelled: \($0.message)" : "failed: \($0)" } ?? "ok",
+                  peerVector: report.peerHolds, refused: report.counters.refusedIn)
     }
 }

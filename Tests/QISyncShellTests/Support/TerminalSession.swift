@@ -73,7 +73,7 @@ final class TerminalSession {
         }
         transcript += seen
         buffer = []
-        throw QisyncTestError("'\(pattern)' did not appear within \(timeout) s; the terminal showed:\n\(Self.plain(seen))")
+        throw QisyncTestError("'\(pattern)' did not appear within \(timeout) s; the terminal showed:\n\(Self.plain(String(transcript.suffix(1500))))")
     }
 
     /// Waits for the process to end (up to `timeout`), returning its exit code.
