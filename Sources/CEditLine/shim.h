@@ -22,4 +22,14 @@ static inline void qisync_history_limit(int limit) {
     stifle_history(limit);
 }
 
+/* What libedit appends after a completed word (a space, or nothing while a choice is open). */
+static inline void qisync_set_append_character(int c) {
+    rl_completion_append_character = c;
+}
+
+/* Draws the prompt and the line again, after qisync has printed below them. */
+static inline void qisync_redisplay(void) {
+    rl_forced_update_display();
+}
+
 #endif

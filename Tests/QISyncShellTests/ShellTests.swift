@@ -373,6 +373,20 @@ struct ShellTests {
         #expect(h.shell.completions(line: "initiative show \(id.prefix(3))", word: String(id.prefix(3))).contains(String(id.prefix(8))))
     }
 
+    @Test("tab completion offers an option's vocabulary, and ids of live records with their titles")
+    func completionValues() throws {
+        let h = try ShellHarness()
+        #expect(h.shell.completions(line: "log add x --sofft ", word: "") == ["S1", "S2", "S3", "S4", "S5", "S6"])
+        #expect(h.shell.completions(line: "initiative add --status a", word: "a") == ["active", "abandoned"])
+        #expect(h.shell.completions(line: "adapt x --nature ta", word: "ta") == ["tailor"])
+        let kept = try h.addInitiative("Falls on ward 7b"), gone = try h.addInitiative("Old idea")
+        #expect(h.run("initiative delete \(gone.prefix(8))").outcome == .success)
+        let candidates = h.shell.candidates(line: "initiative show ", word: "")
+        #expect(candidates.map(\.text) == [String(kept.prefix(8))], "deleted records are left out")
+        #expect(candidates.first?.detail == "initiative: Falls on ward 7b")
+        #expect(h.shell.candidates(line: "log add x --initiative ", word: "").map(\.text) == [String(kept.prefix(8))])
+    }
+
     @Test("the tokenizer handles quotes and escapes", arguments: [
         ("a b  c", ["a", "b", "c"]), ("log add \"two words\"", ["log", "add", "two words"]),
         ("x 'it''s'", ["x", "its"]), ("x \"say \\\"hi\\\"\"", ["x", "say \"hi\""]), ("x ''", ["x", ""]),

@@ -24,7 +24,7 @@ public struct ScriptedLineReader: LineReader {
 struct EditLineReader: LineReader {
     let historyPath: String
 
-    init(historyPath: String, complete: @escaping (_ line: String, _ word: String) -> [String]) {
+    init(historyPath: String, complete: @escaping (_ line: String, _ word: String) -> [Shell.Candidate]) {
         Self.useUTF8Characters()
         qisync_install_sigint()
         qisync_use_own_reader()
@@ -67,16 +67,32 @@ struct EditLineReader: LineReader {
 /// The bridge between libedit's C completion callback and the shell.
 enum Completion {
     // Only the shell's single thread touches these, from inside readline().
-    nonisolated(unsafe) static var source: ((String, String) -> [String])?
+    nonisolated(unsafe) static var source: ((String, String) -> [Shell.Candidate])?
     nonisolated(unsafe) static var matches: [String] = []
 
     static let entry: @convention(c) (UnsafePointer<CChar>?, Int32) -> UnsafeMutablePointer<CChar>? = { text, state in
         if state == 0 {
             let word = text.map { String(cString: $0) } ?? ""
             let line = qisync_line_buffer().map { String(cString: $0) } ?? ""
-            Completion.matches = Completion.source?(line, word) ?? []
+            Completion.matches = Completion.choose(Completion.source?(line, word) ?? [], word: word)
         }
         guard Int(state) < Completion.matches.count else { return nil }
         return strdup(Completion.matches[Int(state)])
+    }
+
+    /// What libedit is given. Several ids to choose from are listed here with their titles, and
+    /// only what they have in common is completed (libedit would list bare ids).
+    static func choose(_ candidates: [Shell.Candidate], word: String) -> [String] {
+        qisync_set_append_character(0x20)
+        guard candidates.count > 1, candidates.contains(where: { $0.detail != nil }) else { return candidates.map(\.text) }
+        var listing = "\n"
+        for candidate in candidates.prefix(20) { listing += "\(candidate.text)  \(candidate.detail ?? "")\n" }
+        if candidates.count > 20 { listing += "… and \(candidates.count - 20) more; type more of the id\n" }
+        FileHandle.standardOutput.write(Data(listing.utf8))
+        qisync_redisplay()
+        var common = candidates[0].text
+        for candidate in candidates.dropFirst() { while !candidate.text.hasPrefix(common) { common.removeLast() } }
+        qisync_set_append_character(0)
+        return common.count > word.count ? [common] : []
     }
 }

@@ -171,22 +171,46 @@ public final class Shell {
 
     // MARK: Completion
 
+    /// One completion: the text to insert, and what it is (an id's title), when that helps choose.
+    public struct Candidate: Equatable {
+        public let text: String
+        public let detail: String?
+    }
+
     /// Completions for the word being typed, given the whole line so far.
-    public func completions(line: String, word: String) -> [String] {
+    public func completions(line: String, word: String) -> [String] { candidates(line: line, word: word).map(\.text) }
+
+    /// The words an option takes, when they come from a fixed list.
+    static let vocabularies: [String: [String]] = [
+        "--sofft": Vocabulary.soffts.map(\.code), "--skill": Vocabulary.skillKinds, "--culture": Vocabulary.cultureFeatures,
+        "--status": Vocabulary.statuses, "--method": Vocabulary.methods, "--effect": Vocabulary.effects, "--act": Vocabulary.acts,
+        "--when": Vocabulary.frameWhen, "--planned": Vocabulary.framePlanned, "--what": Vocabulary.frameWhat,
+        "--nature": Vocabulary.frameNature, "--fidelity": Vocabulary.fidelity, "--reason": Vocabulary.reasons,
+        "--as-planned": ["yes", "no"], "--format": ["csv", "json"], "--score": Vocabulary.ihiScores.keys.sorted().map { String($0) },
+    ]
+
+    /// Options whose value is a record's id, and of which kind.
+    static let idOptions: [String: RecordKind] = ["--initiative": .initiative, "--pdsa": .pdsa, "--into": .initiative]
+
+    /// Completions with what they are: command names, option names, an option's vocabulary, or
+    /// ids of live records (of the kind the command works on) with their titles.
+    public func candidates(line: String, word: String) -> [Candidate] {
         let words = (try? LineTokenizer.words(line)) ?? line.split(separator: " ").map(String.init)
         let typed = line.hasSuffix(" ") || line.isEmpty ? words : Array(words.dropLast())
-        let commandType = Self.command(for: typed).0
-        var candidates: [String] = commandType.configuration.subcommands
-            .filter { $0 != ShellCommand.self && $0 != InitCommand.self }
-            .map { $0.configuration.commandName ?? Self.defaultName($0) }
-        if typed.isEmpty { candidates += ["help", "exit"] }
-        if candidates.isEmpty || word.hasPrefix("-") {
-            // `initiative show …`, `pdsa close …`: ids of that kind; elsewhere any record.
-            let kind = typed.count >= 2 && ["show", "set", "delete", "restore", "close"].contains(typed[1])
-                ? RecordKind(rawValue: typed[0] == "log" ? "learning" : typed[0]) : nil
-            candidates = word.hasPrefix("-") ? Self.optionNames(commandType) : idCompletions(prefix: word, kind: kind)
+        if let option = typed.last, option.hasPrefix("--") {
+            if let values = Self.vocabularies[option] { return values.filter { $0.lowercased().hasPrefix(word.lowercased()) }.map { Candidate(text: $0, detail: nil) } }
+            if let kind = Self.idOptions[option] { return idCandidates(prefix: word, kind: kind) }
         }
-        return candidates.filter { $0.hasPrefix(word) }.sorted()
+        let commandType = Self.command(for: typed).0
+        var names: [String] = commandType.configuration.subcommands
+            .filter { $0 != ShellCommand.self && $0 != InitCommand.self && $0.configuration.shouldDisplay }
+            .map { $0.configuration.commandName ?? Self.defaultName($0) }
+        if typed.isEmpty { names += ["help", "exit"] }
+        if word.hasPrefix("-") { return Self.optionNames(commandType).filter { $0.hasPrefix(word) }.sorted().map { Candidate(text: $0, detail: nil) } }
+        if !names.isEmpty { return names.filter { $0.hasPrefix(word) }.sorted().map { Candidate(text: $0, detail: nil) } }
+        // `initiative show …`, `pdsa close …`: ids of that kind; elsewhere any record.
+        let kind = typed.count >= 2 ? RecordKind.allCases.first { $0.commandName == typed[0] } : nil
+        return idCandidates(prefix: word, kind: kind)
     }
 
     static func optionNames(_ type: ParsableCommand.Type) -> [String] {
@@ -198,17 +222,22 @@ public final class Shell {
         return Array(names)
     }
 
-    /// Shortened ids starting with `prefix`, of one kind when the command names one (`pdsa show …`).
-    private func idCompletions(prefix: String, kind: RecordKind?) -> [String] {
-        guard let range = try? RecordIDPrefix(prefix.isEmpty ? "0" : prefix) else { return [] }
-        let low = prefix.isEmpty ? [UInt8](repeating: 0, count: 16) : range.lowerBound
-        let high = prefix.isEmpty ? [UInt8](repeating: 0xFF, count: 16) : range.upperBound
-        let ids = (try? context.records.replica.read { db in
-            try (kind.map { [$0] } ?? RecordKind.allCases).flatMap { kind in
-                try Data.fetchAll(db, sql: "SELECT id FROM \(kind.rawValue) WHERE id BETWEEN ? AND ? LIMIT 50", arguments: [Data(low), Data(high)])
+    /// Shortened ids of live records starting with `prefix`, with their titles; of one kind when
+    /// the command names one (`pdsa show …`). Deleted records are left out.
+    private func idCandidates(prefix: String, kind: RecordKind?) -> [Candidate] {
+        guard prefix.isEmpty || (try? RecordIDPrefix(prefix)) != nil else { return [] }
+        let range = try? RecordIDPrefix(prefix.isEmpty ? "0" : prefix)
+        let low = prefix.isEmpty ? [UInt8](repeating: 0, count: 16) : range!.lowerBound
+        let high = prefix.isEmpty ? [UInt8](repeating: 0xFF, count: 16) : range!.upperBound
+        let records = context.records
+        let found: [RecordView] = (try? (kind.map { [$0] } ?? RecordKind.allCases).flatMap { kind -> [RecordView] in
+            let ids = try records.replica.read { db in
+                try Data.fetchAll(db, sql: "SELECT id FROM \(kind.rawValue) WHERE id BETWEEN ? AND ? AND live = 1 ORDER BY id LIMIT 50",
+                                  arguments: [Data(low), Data(high)])
             }
+            return try ids.map { try records.record(kind, RecordID(bytes: Array($0))) }
         }) ?? []
-        return ids.map { Hex.encode($0).prefix(RecordID.shortLength).description }
+        return found.map { Candidate(text: $0.id.short, detail: "\($0.kind.commandName): \($0.headline)") }
     }
 }
 
@@ -230,7 +259,7 @@ struct ShellCommand: ParsableCommand {
         for warning in records.replica.keyWarnings { shell.err.line(warning) }
         if isatty(STDIN_FILENO) == 1 {
             var reader = EditLineReader(historyPath: records.replica.home.appendingPathComponent("shell_history").path,
-                                        complete: shell.completions)
+                                        complete: shell.candidates)
             shell.runInteractive(&reader)
         } else {
             let code = shell.runScript(FileHandle.standardInput.readDataToEndOfFile(), keepGoing: keepGoing)
