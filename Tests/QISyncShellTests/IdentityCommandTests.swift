@@ -94,7 +94,7 @@ struct IdentityCommandTests {
         let shown = hub.run("audit")
         #expect(shown.outcome == .success && shown.out.contains("ryj") && shown.out.contains("does not own") && shown.out.contains("RYJ/hub"))
         let csv = hub.root.appendingPathComponent("audit.csv").path
-        #expect(hub.run("audit export \(csv)").out.contains("1 sessions and 1 refusals"))
+        #expect(hub.run("audit export \(csv)").out.contains("wrote 1 session, 1 administrative act and 1 refusal"))
         let text = try String(contentsOfFile: csv, encoding: .utf8)
         #expect(text.hasPrefix("section,time,peer,address,role,direction,sent,received,refused,conflicts,seconds,outcome\r\n"))
         #expect(text.contains("\r\nrefusal,") && text.contains("does not own"))

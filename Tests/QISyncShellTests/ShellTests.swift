@@ -351,7 +351,9 @@ struct ShellTests {
         #expect(try h.records.list(.learning).isEmpty)
         #expect(h.run("log restore \(id)").outcome == .success)
         #expect(try h.records.list(.learning).count == 1)
-        #expect(h.run("history \(id)").out.contains("+sofft:S4"))
+        let history = h.run("history \(id)").out
+        #expect(history.split(separator: "\n").contains { $0.contains("sofft:S4") && $0.contains("added") }
+                && history.split(separator: "\n").contains { $0.contains("sofft:S1") && $0.contains("added → removed") }, "\(history)")
 
         #expect(h.run("pdsa add \(initiative) --change-idea 'Night checks'").outcome == .success)
         let cycle = try #require(try h.records.list(.pdsa).first).id.short
@@ -390,6 +392,8 @@ struct ShellTests {
     @Test("the tokenizer handles quotes and escapes", arguments: [
         ("a b  c", ["a", "b", "c"]), ("log add \"two words\"", ["log", "add", "two words"]),
         ("x 'it''s'", ["x", "its"]), ("x \"say \\\"hi\\\"\"", ["x", "say \"hi\""]), ("x ''", ["x", ""]),
+        ("log add \"First paragraph.\\nSecond, at 37°C.\"", ["log", "add", "First paragraph.\nSecond, at 37°C."]),
+        ("x 'a\\nb'", ["x", "a\\nb"]), ("x a\\tb \\\\n", ["x", "a\tb", "\\n"]),
     ])
     func tokenizer(line: String, words: [String]) throws {
         #expect(try LineTokenizer.words(line) == words)

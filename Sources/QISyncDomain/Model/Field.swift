@@ -134,8 +134,14 @@ public enum DateText {
         text.count == 10 && formatter.date(from: text).map { formatter.string(from: $0) == text } == true
     }
 
-    /// Today's date in UTC.
-    public static func today(now: Date = Date()) -> String { formatter.string(from: now) }
+    /// Today's date where the person is (the machine's time zone: just after midnight in BST
+    /// is already tomorrow, though UTC is not).
+    public static func today(now: Date = Date(), in zone: TimeZone = .current) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        let parts = calendar.dateComponents([.year, .month, .day], from: now)
+        return String(format: "%04d-%02d-%02d", parts.year ?? 1970, parts.month ?? 1, parts.day ?? 1)
+    }
 
     /// A time in milliseconds since 1970 as `YYYY-MM-DD HH:MM`.
     public static func timestamp(milliseconds: UInt64) -> String {

@@ -110,6 +110,11 @@ extension QIRecords {
         return steps
     }
 
+    /// The adaptations, held here, made from an initiative (at any trust).
+    public func adaptations(of id: RecordID) throws -> [RecordView] {
+        try adaptations(where: "source_id", equals: id.hex)
+    }
+
     private func adaptations(where column: String, equals hex: String) throws -> [RecordView] {
         let argument: DatabaseValueConvertible = column == "initiative" ? Data(Hex.decode(hex) ?? []) : hex
         return try replica.read { db in

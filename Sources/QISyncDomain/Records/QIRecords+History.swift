@@ -47,6 +47,8 @@ public struct ConflictView: Sendable {
     public let owner: String
     /// Whether this replica's trust owns the record (and so may settle it).
     public let isOwn: Bool
+    /// Whether this is PDSA cycles sharing a number (its values are the cycles), not a cell's concurrent values.
+    public var isNumberClash = false
 }
 
 extension QIRecords {
@@ -126,6 +128,40 @@ extension QIRecords {
     /// against a concurrent edit), each value says what its write did: deleted the record, or
     /// edited which fields and tags.
     public func conflicts() throws -> [ConflictView] {
+        try cellConflicts() + numberClashes()
+    }
+
+    /// PDSA cycles of one initiative sharing a number (two sites each added "cycle 4" offline):
+    /// one conflict per clash, on field `number`, its values the cycles that share it.
+    /// Settled by giving one of them a new number (`pdsa set ID --number N`, or
+    /// `resolve ID number --value N`).
+    func numberClashes() throws -> [ConflictView] {
+        let pdsa = RecordKind.pdsa
+        let numberColumn = pdsa.field(named: "number")!.column
+        let groups = try replica.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT initiative, number FROM pdsa WHERE live = 1 AND number IS NOT NULL
+                GROUP BY initiative, number HAVING count(*) > 1 ORDER BY initiative, number
+                """).map { (initiative: $0[0] as Data, number: $0[1] as Int64) }
+        }
+        return try groups.map { group in
+            let ids = try replica.read { db in
+                try Data.fetchAll(db, sql: "SELECT id FROM pdsa WHERE initiative = ? AND number = ? AND live = 1 ORDER BY created_ms, id",
+                                  arguments: [group.initiative, group.number]).map { try RecordID(bytes: Array($0)) }
+            }
+            let cycles = try ids.map { try record(pdsa, $0) }
+            let heads = try cycles.map { cycle in
+                let head = try replica.heads(table: pdsa.table.id, key: cycle.id.bytes, column: numberColumn).first
+                let site = try head.map { head in try replica.read { db in try siteName(head.ref.origin, db: db) } } ?? "?"
+                return (value: "#\(group.number)", site: site, milliseconds: head?.hlc.milliseconds ?? 0,
+                        detail: "cycle \(cycle.id.short) \(cycle.text("change-idea"))")
+            }
+            let owner = cycles[0].ownerTrust
+            return ConflictView(kind: pdsa, id: cycles[0].id, field: "number", heads: heads, owner: owner, isOwn: owner == trust, isNumberClash: true)
+        }
+    }
+
+    private func cellConflicts() throws -> [ConflictView] {
         try replica.conflicts().compactMap { table, key, column in
             let heads = try replica.heads(table: table.id, key: key, column: column)
             let kind = RecordKind.allCases.first { $0.table.id == table.id }
@@ -186,6 +222,14 @@ extension QIRecords {
             }
             return (kind.table.id, id.bytes, field.column, field)
         }()
+        if kind == .pdsa, name == "number", current.conflictedFields.contains("number"),
+           !MultiValueRegister.isConflict(try replica.heads(table: table, key: key, column: column).map(\.value)) {
+            // Cycles sharing a number: settled by renumbering this one.
+            guard pick == nil, let text else {
+                throw DomainError("cycle \(id.short) shares its number with another cycle of the initiative: give it a new one with --value N")
+            }
+            return try set(reference, as: .pdsa, fields: ["number": text])
+        }
         let heads = try replica.heads(table: table, key: key, column: column)
         guard MultiValueRegister.isConflict(heads.map(\.value)) else {
             throw DomainError("\(name) of \(kind.rawValue) \(id.short) is not in conflict; change it with '\(kind.commandName) set'")

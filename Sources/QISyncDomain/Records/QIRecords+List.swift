@@ -26,6 +26,12 @@ public struct ListFilter: Sendable {
     /// At most this many.
     public var limit = 1000
 
+    /// Checks a `--limit` as typed.
+    public static func checked(limit: Int) throws -> Int {
+        guard limit >= 1 else { throw DomainError("--limit \(limit) shows nothing; give 1 or more (it is the most records to show)") }
+        return limit
+    }
+
     /// Creates an empty filter.
     public init() {}
 }
@@ -58,6 +64,9 @@ extension QIRecords {
             guard kind == .initiative else { throw DomainError("--status filters initiatives") }
             conditions.append("t.status = ?")
             arguments.append(try kind.field(named: "status")!.parse(status).text!)
+        }
+        if let from = filter.from, let to = filter.to, DateText.isValid(from), DateText.isValid(to), from > to {
+            throw DomainError("--from \(from) is after --to \(to): nothing can be in between; swap them")
         }
         for (bound, op) in [(filter.from, ">="), (filter.to, "<=")] {
             guard let bound else { continue }

@@ -5,67 +5,92 @@ import QISyncStore
 
 extension QIRecords {
     /// Publishes a record: appends its whole current state (fields and tags) to this site's
-    /// shared log; later edits follow it there.
+    /// shared log; later edits follow it there. With `withRelated`, an initiative's PDSA cycles,
+    /// learning entries and adaptations not yet shared go with it, in the same change.
     ///
-    /// The PII guard scans every text field first and refuses, naming the field, when one looks
-    /// patient-identifiable or names a member of staff. The trust's IG lead may override it, on
-    /// the hub, with a reason (`overrideReason`), which is recorded with the shared record;
-    /// every replica refuses an override written by any other site.
+    /// The PII guard scans every text field first and refuses, naming the record and field, when
+    /// one looks patient-identifiable or names a member of staff; then nothing is shared. The
+    /// trust's IG lead may override it, on the hub, with a reason (`overrideReason`), which is
+    /// recorded with the shared record(s), signed by the trust key; every replica refuses an
+    /// override without that signature.
     @discardableResult
-    public func share(_ reference: String, overrideReason: String? = nil) throws -> RecordView {
+    public func share(_ reference: String, overrideReason: String? = nil, withRelated: Bool = false) throws -> RecordView {
         let (kind, id) = try locate(reference)
         let current = try record(kind, id)
         try requireOwned(current)
-        guard current.scope == .trust else { throw DomainError("\(kind.rawValue) \(id.short) is already shared") }
+        guard !withRelated || kind == .initiative else { throw DomainError("--with-related shares an initiative's PDSA cycles, learning and adaptations; \(id.short) is not an initiative") }
+        guard current.scope == .trust || withRelated else { throw DomainError("\(kind.rawValue) \(id.short) is already shared") }
         guard current.live else { throw DomainError("\(kind.rawValue) \(id.short) is deleted; restore it before sharing") }
-        let findings = kind.fields.compactMap { field -> (Field, [PIIGuard.Finding])? in
-            guard case .text = field.kind, let text = current.values[field.name]?.text else { return nil }
-            let found = PIIGuard.scan(text)
-            return found.isEmpty ? nil : (field, found)
-        }
-        guard !current.conflictedFields.contains("exists") else {
-            throw DomainError("\(kind.rawValue) \(id.short) was deleted at one site while edited at another; settle that first ('resolve \(id.short) exists --keep' or '--delete'), then share it")
-        }
-        var override: (text: String, signature: [UInt8])?
+        let records = (current.scope == .trust ? [current] : []) + (withRelated ? try unsharedRelated(of: id) : [])
+        guard !records.isEmpty else { throw DomainError("initiative \(id.short) and everything related to it are already shared") }
+        var overrides: [RecordID: (text: String, signature: [UInt8])] = [:]
         if let reason = overrideReason {
             guard replica.identity.kind == .hub, let trustKey = try replica.trustKey() else {
                 throw DomainError("only the trust's IG lead may override the PII guard, from the hub that holds the trust key; ask them, or remove what the guard found")
             }
             let trimmed = reason.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard trimmed.count >= 10, trimmed.count <= 500 else {
+            guard Value.length(of: trimmed) >= 10, Value.length(of: trimmed) <= 500 else {
                 throw DomainError("an IG-lead override needs a reason of 10 to 500 characters (--reason \"…\")")
             }
             try TextCheck.validate(trimmed, field: "the reason")
-            let text = "\(trimmed) — \(replica.identity.trustCode)/\(replica.identity.siteName), \(DateText.timestamp(milliseconds: UInt64(now().timeIntervalSince1970 * 1000)))"
-            override = (text, trustKey.signOverride(table: kind.table.id, record: id.bytes, text: text))
-        } else if let (field, found) = findings.first {
-            throw DomainError("""
-                refused to share \(kind.rawValue) \(id.short): its \(field.name) holds what looks like \(found.map(\.description).joined(separator: ", ")); \
-                patient-identifiable data must not leave the trust. Remove it with '\(kind.commandName) set', \
-                or an IG lead may override: 'share \(id.short) --override-pii --reason "why it is safe"'
-                """)
+            let text = "\(trimmed) — \(replica.identity.trustCode)/\(replica.identity.siteName), \(DateText.timestamp(milliseconds: UInt64(now().timeIntervalSince1970 * 1000))) UTC"
+            for view in records where !piiFindings(view).isEmpty {
+                overrides[view.id] = (text, trustKey.signOverride(table: view.kind.table.id, record: view.id.bytes, text: text))
+            }
+        } else {
+            for view in records {
+                guard let (field, found) = piiFindings(view).first else { continue }
+                throw DomainError("""
+                    refused to share \(view.kind.rawValue) \(view.id.short): its \(field.name) holds what looks like \(found.map(\.description).joined(separator: ", ")); \
+                    patient-identifiable data must not leave the trust. Remove it with '\(view.kind.commandName) set', \
+                    or an IG lead may override: 'share \(id.short) --override-pii --reason "why it is safe"'. Nothing was shared
+                    """)
+            }
+        }
+        for view in records where view.conflictedFields.contains("exists") {
+            throw DomainError("\(view.kind.rawValue) \(view.id.short) was deleted at one site while edited at another; settle that first ('resolve \(view.id.short) exists --keep' or '--delete'), then share it")
         }
         try replica.write { db -> (Scope, [RowEdit])? in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(kind.rawValue) WHERE id = ?", arguments: [Data(id.bytes)]) else { return nil }
-            var edit = RowEdit(table: kind.table.id, key: id.bytes, values: [(0, .integer(row["live"]))])
-            for field in kind.allFields {
-                let value: Value = switch field.name {
-                case "scope": .text(Scope.shared.description)
-                case "pii-override": override.map { Value.text($0.text) } ?? Value(row[field.columnName] as DatabaseValue)
-                case "pii-override-signature": override.map { Value.blob($0.signature) } ?? Value(row[field.columnName] as DatabaseValue)
-                default: Value(row[field.columnName] as DatabaseValue)
+            var edits: [RowEdit] = []
+            for view in records {
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM \(view.kind.rawValue) WHERE id = ?", arguments: [Data(view.id.bytes)]) else { continue }
+                var edit = RowEdit(table: view.kind.table.id, key: view.id.bytes, values: [(0, .integer(row["live"]))])
+                for field in view.kind.allFields {
+                    let value: Value = switch field.name {
+                    case "scope": .text(Scope.shared.description)
+                    case "pii-override": overrides[view.id].map { Value.text($0.text) } ?? Value(row[field.columnName] as DatabaseValue)
+                    case "pii-override-signature": overrides[view.id].map { Value.blob($0.signature) } ?? Value(row[field.columnName] as DatabaseValue)
+                    default: Value(row[field.columnName] as DatabaseValue)
+                    }
+                    edit.values.append((field.column, value))
                 }
-                edit.values.append((field.column, value))
-            }
-            var edits = [edit]
-            for set in kind.tagSets {
-                for tag in try Row.fetchAll(db, sql: "SELECT value, live FROM \(set.table.name) WHERE parent = ?", arguments: [Data(id.bytes)]) {
-                    edits.append(RowEdit(table: set.table.id, key: set.key(parent: id, tag: tag[0]), values: [(0, .integer(tag[1]))]))
+                edits.append(edit)
+                for set in view.kind.tagSets {
+                    for tag in try Row.fetchAll(db, sql: "SELECT value, live FROM \(set.table.name) WHERE parent = ?", arguments: [Data(view.id.bytes)]) {
+                        edits.append(RowEdit(table: set.table.id, key: set.key(parent: view.id, tag: tag[0]), values: [(0, .integer(tag[1]))]))
+                    }
                 }
             }
             return (.shared, edits)
         }
         return try record(kind, id)
+    }
+
+    /// An initiative's live PDSA cycles, learning entries and adaptations not yet shared.
+    public func unsharedRelated(of initiative: RecordID) throws -> [RecordView] {
+        var filter = ListFilter()
+        filter.initiative = initiative.hex
+        filter.limit = 100_000
+        return try [RecordKind.pdsa, .learning, .adaptation].flatMap { try list($0, filter: filter) }.filter { $0.scope == .trust && $0.ownerTrust == trust }
+    }
+
+    /// What the PII guard finds in a record's text fields.
+    func piiFindings(_ view: RecordView) -> [(Field, [PIIGuard.Finding])] {
+        view.kind.fields.compactMap { field -> (Field, [PIIGuard.Finding])? in
+            guard case .text = field.kind, let text = view.values[field.name]?.text else { return nil }
+            let found = PIIGuard.scan(text)
+            return found.isEmpty ? nil : (field, found)
+        }
     }
 
     /// Stops publishing a record: later edits stay in the trust log. What was sent is not recalled.

@@ -98,8 +98,14 @@ public final class QIRecords: Sendable {
             tags[set.name] = try String.fetchAll(db, sql: "SELECT value FROM \(set.table.name) WHERE parent = ? AND live = 1 ORDER BY value", arguments: [Data(id.bytes)])
         }
         let rowid: Int64 = row["rowid"]
-        let conflicted = try Int64.fetchAll(db, sql: "SELECT col FROM conflict WHERE tbl = ? AND rid = ? ORDER BY col", arguments: [Int64(kind.table.id), rowid])
+        var conflicted = try Int64.fetchAll(db, sql: "SELECT col FROM conflict WHERE tbl = ? AND rid = ? ORDER BY col", arguments: [Int64(kind.table.id), rowid])
             .map { col in col == 0 ? "exists" : kind.allFields.first { Int64($0.column) == col }?.name ?? "column \(col)" }
+        if kind == .pdsa, (row["live"] as Int64) == 1, !conflicted.contains("number"),
+           try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pdsa WHERE initiative = ? AND number = ? AND live = 1 AND id != ?)",
+                             arguments: [row["initiative"] as DatabaseValue, row["number"] as DatabaseValue, Data(id.bytes)]) == true {
+            // Two sites each added "cycle 4" offline: a clash of numbers, shown like a conflict.
+            conflicted.append("number")
+        }
         return RecordView(kind: kind, id: id, values: values, tags: tags, live: (row["live"] as Int64) == 1,
                           updated: HLC(rawValue: UInt64(bitPattern: row["updated_hlc"])), conflictedFields: conflicted)
     }
@@ -108,8 +114,8 @@ public final class QIRecords: Sendable {
 
     /// Adds a record of `kind` from typed field values and tags; returns it as stored.
     @discardableResult
-    public func add(_ kind: RecordKind, fields: [String: String], tags: [String: [String]] = [:]) throws -> RecordView {
-        let record = try prepare(kind, fields: fields, tags: tags)
+    public func add(_ kind: RecordKind, fields: [String: String], tags: [String: [String]] = [:], allowFuture: Bool = false) throws -> RecordView {
+        let record = try prepare(kind, fields: fields, tags: tags, allowFuture: allowFuture)
         try replica.write { db in (.trust, try record.edits(db)) }
         return try self.record(kind, record.id)
     }
@@ -122,12 +128,18 @@ public final class QIRecords: Sendable {
         var values: [String: Value]
         let tags: [(TagSet, [String])]
 
-        /// The edits that create it (a PDSA cycle without a number gets the next free one).
+        /// The edits that create it (a PDSA cycle without a number gets the next free one; one
+        /// with a number already taken in its initiative is refused).
         func edits(_ db: Database) throws -> [RowEdit] {
             var values = self.values
-            if kind == .pdsa, values["number"] == nil, case .blob(let initiative)? = values["initiative"] {
-                let highest = try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ? AND live = 1", arguments: [Data(initiative)]) ?? 0
-                values["number"] = .integer(highest + 1)
+            if kind == .pdsa, case .blob(let initiative)? = values["initiative"] {
+                if case .integer(let number)? = values["number"] {
+                    try QIRecords.requireFreeNumber(number, initiative: initiative, excluding: id, db: db)
+                } else {
+                    // Deleted cycles keep their numbers, so restoring one never clashes with a newer cycle.
+                    let highest = try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(initiative)]) ?? 0
+                    values["number"] = .integer(highest + 1)
+                }
             }
             var edit = RowEdit(table: kind.table.id, key: id.bytes, values: [(0, .integer(1))])
             for field in kind.allFields {
@@ -143,8 +155,9 @@ public final class QIRecords: Sendable {
 
     /// Checks typed fields and tags for a new record of `kind` (with `preset` values already
     /// decided, such as the initiative a new adaptation belongs to) and gives it an id.
-    func prepare(_ kind: RecordKind, fields: [String: String], tags: [String: [String]] = [:], preset: [String: Value] = [:]) throws -> NewRecord {
-        var values = try parse(kind, fields: fields, forAdd: true).merging(preset) { _, new in new }
+    func prepare(_ kind: RecordKind, fields: [String: String], tags: [String: [String]] = [:], preset: [String: Value] = [:],
+                 allowFuture: Bool = false) throws -> NewRecord {
+        var values = try parse(kind, fields: fields, forAdd: true, allowFuture: allowFuture).merging(preset) { _, new in new }
         for field in kind.fields where field.required && values[field.name] == nil {
             throw DomainError("\(kind.commandName) add needs --\(field.name) (\(field.help))")
         }
@@ -165,12 +178,13 @@ public final class QIRecords: Sendable {
     /// Changes fields and tags of a record this trust owns.
     @discardableResult
     public func set(_ reference: String, as kind: RecordKind? = nil, fields: [String: String],
-                    addTags: [String: [String]] = [:], removeTags: [String: [String]] = [:], system: [String: Value] = [:]) throws -> RecordView {
+                    addTags: [String: [String]] = [:], removeTags: [String: [String]] = [:], system: [String: Value] = [:],
+                    allowFuture: Bool = false) throws -> RecordView {
         let (kind, id) = try locate(reference, as: kind)
         let current = try record(kind, id)
         try requireOwned(current)
         guard current.live else { throw DomainError("\(kind.rawValue) \(id.short) is deleted; restore it first with '\(kind.commandName) restore \(id.short)'") }
-        let values = try parse(kind, fields: fields, forAdd: false).merging(system) { _, new in new }
+        let values = try parse(kind, fields: fields, forAdd: false, allowFuture: allowFuture).merging(system) { _, new in new }
         let added = try parse(kind, tags: addTags)
         let removed = try parse(kind, tags: removeTags)
         guard !values.isEmpty || !added.isEmpty || !removed.isEmpty else {
@@ -190,20 +204,39 @@ public final class QIRecords: Sendable {
         }
         for (set, members) in added { edits += members.map { RowEdit(table: set.table.id, key: set.key(parent: id, tag: $0), values: [(0, .integer(1))]) } }
         for (set, members) in removed { edits += members.map { RowEdit(table: set.table.id, key: set.key(parent: id, tag: $0), values: [(0, .integer(0))]) } }
-        try replica.write(scope: current.scope, edits: edits)
+        try replica.write { db in
+            try self.checkedNumber(kind, id: id, current: current, values: values, db: db)
+            return (current.scope, edits)
+        }
         return try record(kind, id)
     }
 
-    /// Deletes (`exists = false`) or restores (`exists = true`) a record.
+    /// Deletes (`exists = false`) or restores (`exists = true`) a record; a restore may also
+    /// set fields in the same write (a PDSA cycle whose number was taken meanwhile needs a new one).
     @discardableResult
-    public func setExists(_ reference: String, as kind: RecordKind? = nil, exists: Bool) throws -> RecordView {
+    public func setExists(_ reference: String, as kind: RecordKind? = nil, exists: Bool, fields: [String: String] = [:]) throws -> RecordView {
         let (kind, id) = try locate(reference, as: kind)
         let current = try record(kind, id)
         try requireOwned(current)
         if current.live == exists && current.conflictedFields.contains("exists") == false {
             throw DomainError("\(kind.rawValue) \(id.short) is already \(exists ? "there (not deleted)" : "deleted")")
         }
-        try replica.write(scope: current.scope, edits: [RowEdit(table: kind.table.id, key: id.bytes, values: [(0, .integer(exists ? 1 : 0))])])
+        guard exists || fields.isEmpty else { throw DomainError("a delete changes no fields") }
+        let values = try parse(kind, fields: fields, forAdd: false)
+        var cells: [(UInt16, Value)] = [(0, .integer(exists ? 1 : 0))]
+        cells += kind.allFields.compactMap { field in values[field.name].map { (field.column, $0) } }
+        try replica.write { db in
+            if exists {
+                var check = values
+                if check["number"] == nil { check["number"] = current.values["number"] }
+                do {
+                    try self.checkedNumber(kind, id: id, current: current, values: check, db: db)
+                } catch let error as DomainError where values["number"] == nil {
+                    throw DomainError(error.message + ". Restore it with a new number: 'pdsa restore \(id.short) --number N'")
+                }
+            }
+            return (current.scope, [RowEdit(table: kind.table.id, key: id.bytes, values: cells)])
+        }
         return try record(kind, id)
     }
 
@@ -215,6 +248,25 @@ public final class QIRecords: Sendable {
         return try set(reference, as: .pdsa, fields: all, system: ["closed": .integer(Int64(now().timeIntervalSince1970 * 1000))])
     }
 
+    /// Refuses a PDSA cycle number that a live cycle of the same initiative (other than
+    /// `excluding`) already has: numbers are unique within an initiative.
+    static func requireFreeNumber(_ number: Int64, initiative: [UInt8], excluding: RecordID, db: Database) throws {
+        guard let holder = try Data.fetchOne(db, sql: "SELECT id FROM pdsa WHERE initiative = ? AND number = ? AND live = 1 AND id != ?",
+                                             arguments: [Data(initiative), number, Data(excluding.bytes)]) else { return }
+        let next = (try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(initiative)]) ?? 0) + 1
+        let other = try RecordID(bytes: Array(holder))
+        throw DomainError("this initiative already has a PDSA cycle #\(number) (\(other.short)); cycle numbers are unique within an initiative. The next free number is \(next)")
+    }
+
+    /// The write of a PDSA cycle's new number or initiative checked for a clash, in the same
+    /// transaction as the write.
+    private func checkedNumber(_ kind: RecordKind, id: RecordID, current: RecordView, values: [String: Value], db: Database) throws {
+        guard kind == .pdsa, values["number"] != nil || values["initiative"] != nil else { return }
+        guard case .integer(let number) = values["number"] ?? current.values["number"] ?? .null,
+              case .blob(let initiative) = values["initiative"] ?? current.values["initiative"] ?? .null else { return }
+        try QIRecords.requireFreeNumber(number, initiative: initiative, excluding: id, db: db)
+    }
+
     func requireOwned(_ view: RecordView) throws {
         guard view.ownerTrust == trust else {
             throw DomainError("\(view.kind.rawValue) \(view.id.short) belongs to trust \(view.ownerTrust); only its own sites change it. Record how you adapted it instead: 'adapt \(view.id.short) --title …'")
@@ -223,7 +275,7 @@ public final class QIRecords: Sendable {
 
     // MARK: Parsing typed input
 
-    func parse(_ kind: RecordKind, fields: [String: String], forAdd: Bool) throws -> [String: Value] {
+    func parse(_ kind: RecordKind, fields: [String: String], forAdd: Bool, allowFuture: Bool = false) throws -> [String: Value] {
         var values: [String: Value] = [:]
         for (name, text) in fields.sorted(by: { $0.key < $1.key }) {
             guard let field = kind.field(named: name) else {
@@ -242,6 +294,13 @@ public final class QIRecords: Sendable {
                     guard target.live else { throw DomainError("\(target.kind.rawValue) \(id.short) is deleted; restore it first or pick another") }
                     values[name] = .blob(id.bytes)
                 }
+            case .date:
+                let value = try field.parse(text)
+                let today = DateText.today(now: now())
+                if !allowFuture, text > today {
+                    throw DomainError("--\(name) \(text) is in the future (today is \(today)); learning records what happened. Give --allow-future if you mean it")
+                }
+                values[name] = value
             default:
                 values[name] = try field.parse(text)
             }

@@ -83,12 +83,27 @@ struct ShareCommand: ReplicaCommand {
     @OptionGroup var record: RecordArgument
     @Flag(name: .customLong("override-pii"), help: "IG lead only: share despite the PII guard (needs --reason).") var overridePII = false
     @Option(help: "Why the override is safe (10 to 500 characters); recorded with the record.") var reason: String?
+    @Flag(name: .customLong("with-related"), help: "For an initiative: share its PDSA cycles, learning entries and adaptations with it.") var withRelated = false
     @OptionGroup var globals: GlobalOptions
     func run(in context: CommandContext) throws {
         guard overridePII == (reason != nil) else {
             throw DomainError(overridePII ? "--override-pii needs --reason \"why it is safe\"" : "--reason goes with --override-pii")
         }
-        context.show(try context.records.share(record.id, overrideReason: reason), json: globals.json)
+        let view = try context.records.share(record.id, overrideReason: reason, withRelated: withRelated)
+        context.show(view, json: globals.json)
+        if view.kind == .initiative, !globals.json {
+            let left = try context.records.unsharedRelated(of: view.id)
+            if !left.isEmpty {
+                let names: [RecordKind: (String, String)] = [.pdsa: ("PDSA cycle", "PDSA cycles"), .learning: ("learning entry", "learning entries"),
+                                                             .adaptation: ("adaptation", "adaptations")]
+                var counts: [String] = []
+                for kind in [RecordKind.pdsa, .learning, .adaptation] {
+                    let count = left.filter { $0.kind == kind }.count
+                    if count > 0, let name = names[kind] { counts.append(Plural.count(count, name.0, name.1)) }
+                }
+                context.out.line("Its \(counts.joined(separator: ", ")) are not shared: 'share \(view.id.short) --with-related' shares them too.")
+            }
+        }
     }
 }
 
@@ -102,5 +117,67 @@ struct UnshareCommand: ReplicaCommand {
     @OptionGroup var globals: GlobalOptions
     func run(in context: CommandContext) throws {
         context.show(try context.records.unshare(record.id), json: globals.json)
+    }
+}
+
+/// `adaptation list|show|set|delete|restore`: adaptations, like the other records (`adapt` makes them).
+struct AdaptationCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "adaptation",
+        abstract: "List, show, change, delete and restore adaptations ('adapt SOURCE' records a new one).",
+        subcommands: [List.self, Show.self, Set.self, Delete.self, Restore.self])
+
+    struct List: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "List adaptations, newest first.")
+        @Option(help: "Only the adaptations held by this local initiative.") var initiative: String?
+        @Flag(help: "Include deleted adaptations.") var deleted = false
+        @Option(help: "Show at most this many.") var limit = 1000
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            var filter = ListFilter()
+            filter.initiative = initiative
+            filter.includeDeleted = deleted
+            filter.limit = try ListFilter.checked(limit: limit)
+            context.list(try context.records.list(.adaptation, filter: filter), kind: .adaptation, json: globals.json)
+        }
+    }
+
+    struct Show: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Show an adaptation in full.")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            try context.showRecord(record.id, as: .adaptation, json: globals.json)
+        }
+    }
+
+    struct Set: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Change an adaptation's FRAME fields, outcome and reasons (its source stays).")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var frame: FrameFields
+        @Option(name: .customLong("remove-reason"), help: "Remove a contextual reason (repeatable).") var removeReason: [String] = []
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            context.show(try context.records.set(record.id, as: .adaptation, fields: frame.values,
+                                                 addTags: ["reason": frame.reason], removeTags: ["reason": removeReason]), json: globals.json)
+        }
+    }
+
+    struct Delete: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete an adaptation (it can be restored).")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            try context.setExists(record.id, as: .adaptation, exists: false, json: globals.json)
+        }
+    }
+
+    struct Restore: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "Restore a deleted adaptation.")
+        @OptionGroup var record: RecordArgument
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            try context.setExists(record.id, as: .adaptation, exists: true, json: globals.json)
+        }
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import QISyncCore
 import QISyncDomain
 
 /// `initiative add|list|show|set|delete|restore`.
@@ -27,17 +28,56 @@ struct InitiativeCommand: ParsableCommand {
             var filter = ListFilter()
             filter.status = status
             filter.includeDeleted = deleted
-            filter.limit = limit
+            filter.limit = try ListFilter.checked(limit: limit)
             context.list(try context.records.list(.initiative, filter: filter), kind: .initiative, json: globals.json)
         }
     }
 
     struct Show: ReplicaCommand {
-        static let configuration = CommandConfiguration(abstract: "Show an initiative in full, with its content hash.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show an initiative in full, with its content hash, its PDSA cycles, learning entries and adaptations.")
         @OptionGroup var record: RecordArgument
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            try context.showRecord(record.id, as: .initiative, json: globals.json)
+            let (_, id) = try context.records.locate(record.id, as: .initiative)
+            let view = try context.records.record(.initiative, id)
+            var filter = ListFilter()
+            filter.initiative = id.hex
+            let cycles = try context.records.list(.pdsa, filter: filter)
+            let learning = try context.records.list(.learning, filter: filter)
+            let adaptations = try context.records.list(.adaptation, filter: filter)
+            let adaptedFrom = try context.records.adaptations(of: id)
+            if globals.json {
+                var json = RecordRendering.json(view)
+                json["content_hash"] = context.records.contentHash(of: view)
+                json["pdsa"] = cycles.map(RecordRendering.json)
+                json["learning"] = learning.map(RecordRendering.json)
+                json["adaptations"] = adaptations.map(RecordRendering.json)
+                json["adapted_elsewhere"] = adaptedFrom.map(RecordRendering.json)
+                context.out.json(json)
+                return
+            }
+            context.show(view, json: false)
+            for (title, kind, views) in [("PDSA cycles", RecordKind.pdsa, cycles), ("learning entries", .learning, learning),
+                                         ("adaptations it holds", .adaptation, adaptations)]
+                where !views.isEmpty {
+                context.out.line()
+                context.out.line("\(title) (\(views.count))")
+                context.out.table(RecordRendering.listColumns(kind), views.map(RecordRendering.listRow))
+            }
+            if !adaptedFrom.isEmpty {
+                context.out.line()
+                context.out.line("adaptations made from it (\(adaptedFrom.count))")
+                context.out.table(["id", "into initiative", "trust", "title", "nature", "fidelity"], try adaptedFrom.map { adaptation in
+                    let into = adaptation.text("initiative")
+                    var held: RecordView?
+                    if case .blob(let bytes)? = adaptation.values["initiative"], let id = try? RecordID(bytes: bytes) {
+                        held = try? context.records.record(.initiative, id)
+                    }
+                    return [adaptation.id.short, String(into.prefix(RecordID.shortLength)), adaptation.ownerTrust,
+                            held?.text("title") ?? "(not held here)", adaptation.text("nature"), adaptation.text("fidelity")]
+                })
+            }
         }
     }
 

@@ -47,10 +47,13 @@ struct PDSACommand: ParsableCommand {
     struct Set: ReplicaCommand {
         static let configuration = CommandConfiguration(abstract: "Change fields of a PDSA cycle (plan, observations, study…).")
         @OptionGroup var record: RecordArgument
+        @Option(help: "Renumber the cycle (numbers are unique within an initiative).") var number: String?
         @OptionGroup var fields: PDSAFields
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            context.show(try context.records.set(record.id, as: .pdsa, fields: fields.values), json: globals.json)
+            var values = fields.values
+            values["number"] = number
+            context.show(try context.records.set(record.id, as: .pdsa, fields: values), json: globals.json)
         }
     }
 
@@ -64,11 +67,12 @@ struct PDSACommand: ParsableCommand {
     }
 
     struct Restore: ReplicaCommand {
-        static let configuration = CommandConfiguration(abstract: "Restore a deleted PDSA cycle.")
+        static let configuration = CommandConfiguration(abstract: "Restore a deleted PDSA cycle (with --number N when its number is now another cycle's).")
         @OptionGroup var record: RecordArgument
+        @Option(help: "Give the restored cycle this number.") var number: String?
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
-            try context.setExists(record.id, as: .pdsa, exists: true, json: globals.json)
+            context.show(try context.records.setExists(record.id, as: .pdsa, exists: true, fields: number.map { ["number": $0] } ?? [:]), json: globals.json)
         }
     }
 
@@ -93,7 +97,7 @@ struct LogCommand: ParsableCommand {
 
     struct Add: ReplicaCommand {
         static let configuration = CommandConfiguration(abstract: "Add a learning entry with its SOFFTs, skill kinds and culture features.")
-        @Argument(help: "What was learnt.") var text: String
+        @Argument(help: "What was learnt (in the shell, \\n within double quotes starts a new paragraph).") var text: String
         @Option(help: "The initiative it belongs to.") var initiative: String?
         @Option(help: "The PDSA cycle it came from.") var pdsa: String?
         @Option(help: "The day, YYYY-MM-DD (default today).") var date: String?
@@ -102,10 +106,12 @@ struct LogCommand: ParsableCommand {
         @Option(help: "A skill kind: technical, soft or learning (repeatable).") var skill: [String] = []
         @Option(help: "A culture feature: respectful-dialogue, confronting-failure, rewarding-suggestions, efficient-structures (repeatable).")
         var culture: [String] = []
+        @Flag(name: .customLong("allow-future"), help: "Accept a --date after today.") var allowFuture = false
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             let fields = ["text": text, "initiative": initiative, "pdsa": pdsa, "date": date, "effect": effect].compactMapValues { $0 }
-            context.show(try context.records.add(.learning, fields: fields, tags: ["sofft": sofft, "skill": skill, "culture": culture]), json: globals.json)
+            context.show(try context.records.add(.learning, fields: fields, tags: ["sofft": sofft, "skill": skill, "culture": culture],
+                                                 allowFuture: allowFuture), json: globals.json)
         }
     }
 
@@ -131,7 +137,7 @@ struct LogCommand: ParsableCommand {
             filter.from = from
             filter.to = to
             filter.includeDeleted = deleted
-            filter.limit = limit
+            filter.limit = try ListFilter.checked(limit: limit)
             context.list(try context.records.list(.learning, filter: filter), kind: .learning, json: globals.json)
         }
     }
@@ -159,12 +165,14 @@ struct LogCommand: ParsableCommand {
         @Option(name: .customLong("remove-skill"), help: "Remove a skill kind (repeatable).") var removeSkill: [String] = []
         @Option(name: .customLong("add-culture"), help: "Add a culture feature (repeatable).") var addCulture: [String] = []
         @Option(name: .customLong("remove-culture"), help: "Remove a culture feature (repeatable).") var removeCulture: [String] = []
+        @Flag(name: .customLong("allow-future"), help: "Accept a --date after today.") var allowFuture = false
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             let fields = ["text": text, "initiative": initiative, "pdsa": pdsa, "date": date, "effect": effect].compactMapValues { $0 }
             context.show(try context.records.set(record.id, as: .learning, fields: fields,
                                                  addTags: ["sofft": addSofft, "skill": addSkill, "culture": addCulture],
-                                                 removeTags: ["sofft": removeSofft, "skill": removeSkill, "culture": removeCulture]),
+                                                 removeTags: ["sofft": removeSofft, "skill": removeSkill, "culture": removeCulture],
+                                                 allowFuture: allowFuture),
                          json: globals.json)
         }
     }

@@ -22,7 +22,7 @@ public struct QisyncCommand: ParsableCommand {
         version: QisyncCommand.version,
         subcommands: [
             InitCommand.self, ShellCommand.self, StatusCommand.self, VerifyCommand.self,
-            InitiativeCommand.self, PDSACommand.self, LogCommand.self, AdaptCommand.self, LineageCommand.self,
+            InitiativeCommand.self, PDSACommand.self, LogCommand.self, AdaptCommand.self, AdaptationCommand.self, LineageCommand.self,
             ShareCommand.self, UnshareCommand.self, ConflictsCommand.self, ResolveCommand.self, HistoryCommand.self,
             SQLCommand.self, ServeCommand.self, PeerCommand.self, SyncCommand.self,
             BundleCommand.self, WhoamiCommand.self, EnrolCommand.self, RevokeCommand.self, TrustCommand.self, AuditCommand.self,

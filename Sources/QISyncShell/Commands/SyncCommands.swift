@@ -154,7 +154,7 @@ enum ServingState {
     /// A logger appending to serve.log, for a server running in the shell's background.
     static func fileLogger(home: URL) -> Logger {
         let path = logURL(home: home).path
-        if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
         let handle = FileHandle(forWritingAtPath: path)
         _ = try? handle?.seekToEnd()
         var logger = Logger(label: "qisync") { label in FileLogHandler(handle: handle, label: label) }
@@ -176,8 +176,8 @@ struct FileLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String, function: String, line: UInt) {
-        let text = "\(Times.json(UInt64(Date().timeIntervalSince1970 * 1000))) \(level) \(message)\n"
+    func log(event: LogEvent) {
+        let text = "\(Times.json(UInt64(Date().timeIntervalSince1970 * 1000))) \(event.level) \(event.message)\n"
         Self.lock.lock()
         defer { Self.lock.unlock() }
         try? handle?.write(contentsOf: Data(text.utf8))

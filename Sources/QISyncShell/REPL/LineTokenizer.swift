@@ -1,4 +1,6 @@
-/// Splits a shell line into words: spaces separate, '…' and "…" quote, \ escapes the next character.
+/// Splits a shell line into words: spaces separate, '…' and "…" quote, \ escapes the next
+/// character; outside single quotes `\n` is a new line and `\t` a tab (so learning text can
+/// hold paragraphs). Within single quotes every character stands for itself.
 public enum LineTokenizer {
     /// An unclosed quote or a trailing backslash.
     public struct Error: Swift.Error, CustomStringConvertible {
@@ -14,7 +16,7 @@ public enum LineTokenizer {
         var escaped = false
         for char in line {
             if escaped {
-                current.append(char)
+                current.append(char == "n" ? "\n" : char == "t" ? "\t" : char)
                 escaped = false
                 continue
             }

@@ -141,7 +141,8 @@ public final class Shell {
             rows.append(["exit", "Leave the shell (or press Ctrl-D)."])
             let width = rows.map { $0[0].count }.max() ?? 0
             for row in rows { context.out.line("  " + row[0].padding(toLength: width, withPad: " ", startingAt: 0) + "  " + row[1]) }
-            context.out.line("Every command takes --json. Ids can be shortened to any unique start. Quote text with spaces.")
+            context.out.line("Every command takes --json. Ids can be shortened to any unique start. Quote text with spaces;")
+            context.out.line("within \"double quotes\" \\n starts a new paragraph (log add \"First.\\nSecond.\"); 'single quotes' keep every character as typed.")
             return .success
         }
         let (type, used) = Self.command(for: words)
