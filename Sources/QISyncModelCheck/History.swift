@@ -196,7 +196,9 @@ struct Step {
     mutating func resolve(at site: Site) throws {
         guard let conflict = pick(try site.records.conflicts()) else { return }
         summary = "\(site.name) resolves \(conflict.kind.rawValue) \(conflict.id.short) \(conflict.field)"
-        if conflict.field == "exists" {
+        if conflict.isNumberClash {
+            try site.records.resolve(conflict.id.hex, field: "number", pick: nil, value: String(Int(rng.next() % 12) + 1))
+        } else if conflict.field == "exists" {
             try site.records.resolve(conflict.id.hex, field: "exists", pick: nil, value: chance(70) ? "keep" : "delete")
         } else {
             try site.records.resolve(conflict.id.hex, field: conflict.field, pick: Int(rng.next() % UInt64(conflict.heads.count)) + 1, value: nil)

@@ -66,8 +66,25 @@ struct IdentityCommandTests {
         let ward = try ShellHarness(site: "ward-3", membership: .joining(key.fingerprint))
         #expect(hub.run("enrol \(ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines))").outcome == .success)
         #expect(hub.run("revoke nowhere").err.contains("no enrolled site is called"))
+        // Where no one can answer (a script, a pipe), revoking needs --yes.
+        let records = try hub.records.replica.directoryRecords()
+        #expect(hub.run("revoke ward-3").err.contains("add --yes"))
+        // At a terminal it asks; anything but y or yes leaves the site enrolled.
+        var asked: [String] = []
+        hub.shell.context.ask = { asked.append($0); return "n" }
+        #expect(hub.run("revoke ward-3").out.contains("not revoked"))
+        #expect(asked.first?.contains("Revoke RXH/ward-3") == true && asked.first?.contains("cannot be undone") == true)
+        #expect(try hub.records.replica.directoryRecords() == records, "declining changed nothing")
+        hub.shell.context.ask = { _ in "yes" }
         #expect(hub.run("revoke ward-3").out.contains("revoked RXH/ward-3"))
         #expect(try hub.records.replica.directory().revocations[ward.records.replica.identity.origin] != nil)
+        hub.shell.context.ask = nil
+        #expect(hub.run("revoke ward-3 --yes").out.contains("already revoked"))
+        let trusts = hub.run("trust list").out
+        #expect(trusts.contains("revoked") && trusts.contains("pinned"), "\(trusts)")
+        #expect(try hub.records.replica.trustPins().first?.revokedSites == 1)
+        let sites = hub.run("site list").out
+        #expect(sites.split(separator: "\n").contains { $0.contains("RXH/ward-3") && $0.contains("revoked") }, "\(sites)")
         #expect(hub.run("enrol \(ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines))").err.contains("revoked"))
         #expect(ward.run("revoke hub").err.contains("only the hub"))
     }

@@ -140,7 +140,8 @@ struct ProcessSyncTests {
         let first = try QisyncProcess.run(["sync", "hub", "--home", ward.path])
         #expect(first.code == 0, "\(first.err)")
         #expect(first.out.contains("received") && first.out.contains("ok"))
-        #expect(try QisyncProcess.run(["sync", otherAddress, "--home", hub.path]).code == 0)
+        #expect(try QisyncProcess.run(["peer", "add", "ryj", otherAddress, "--home", hub.path]).code == 0)
+        #expect(try QisyncProcess.run(["sync", "ryj", "--home", hub.path]).code == 0)
         #expect(try QisyncProcess.run(["sync", "hub", "--home", ward.path]).code == 0)
         #expect(hubServer.stop() == 0)
         #expect(otherServer.stop() == 0)
@@ -153,6 +154,23 @@ struct ProcessSyncTests {
         #expect(try QIRecords.open(home: hub).list(.learning).count == 1)
         let peers = try QisyncProcess.run(["peer", "list", "--home", ward.path])
         #expect(peers.out.contains("hub") && peers.out.contains("ok") && peers.out.contains("up to date"))
+        // The hub lists the ward that syncs with it, and counts toward another trust's hub only
+        // what may go there: its trust-scope entries never will.
+        let hubPeers = try QisyncProcess.run(["peer", "list", "--json", "--home", hub.path])
+        let listed = try #require(try JSONSerialization.jsonObject(with: Data(hubPeers.out.utf8)) as? [String: [[String: Any]]])
+        #expect(listed["peers"]?.first { $0["name"] as? String == "ryj" }?["behind"] as? Int == 0, "\(hubPeers.out)")
+        let visitor = try #require(listed["synced_with_us"]?.first { $0["name"] as? String == "RXH/ward" }, "\(hubPeers.out)")
+        #expect(visitor["behind"] as? Int == 0 && visitor["outcome"] as? String == "ok")
+        let otherPeers = try QisyncProcess.run(["peer", "list", "--home", other.path]).out
+        #expect(otherPeers.contains("sites that sync with this replica") && otherPeers.contains("RXH/hub") && otherPeers.contains("up to date"), "\(otherPeers)")
+        // site list names every site with its state and when it was last heard from.
+        let sites = try #require(try JSONSerialization.jsonObject(with: Data(try QisyncProcess.run(["site", "list", "--json", "--home", hub.path]).out.utf8)) as? [[String: Any]])
+        let byName = Dictionary(uniqueKeysWithValues: sites.compactMap { site in (site["site"] as? String).map { ($0, site) } })
+        #expect(Set(byName.keys) == ["RXH/hub", "RXH/ward", "RYJ/other"], "\(sites)")
+        #expect(byName["RXH/hub"]?["status"] as? String == "this site")
+        #expect(byName["RXH/ward"]?["status"] as? String == "enrolled" && byName["RXH/ward"]?["last_seen"] != nil)
+        #expect((byName["RXH/ward"]?["entries"] as? Int ?? 0) >= 2)
+        #expect(byName["RYJ/other"]?["kind"] as? String == "hub" && byName["RYJ/other"]?["last_seen"] != nil)
     }
 
     @Test("a server process serves several client processes at once")

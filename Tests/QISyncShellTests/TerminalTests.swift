@@ -81,4 +81,40 @@ struct TerminalTests {
         let sessions = try replica.syncHistory()
         #expect(sessions.first?.outcome.hasPrefix("cancelled") == true, "\(sessions.map(\.outcome))")
     }
+
+    @Test("revoke asks before it acts and takes only y or yes; paragraphs typed with \\n are kept")
+    func confirmationAndParagraphs() throws {
+        defer { try? FileManager.default.removeItem(at: home) }
+        let who = try QisyncProcess.run(["whoami", "--json", "--home", home.path])
+        let fingerprint = try #require((try JSONSerialization.jsonObject(with: Data(who.out.utf8)) as? [String: Any])?["trust_fingerprint"] as? String)
+        let ward = home.appendingPathComponent("ward-9")
+        let joined = try QisyncProcess.run(["init", "--home", ward.path, "--trust", "RXH", "--trust-name", "Ysbyty Gwynedd", "--site", "ward-9",
+                                            "--join", fingerprint, "--json"])
+        let request = try #require((try JSONSerialization.jsonObject(with: Data(joined.out.utf8)) as? [String: Any])?["enrolment_request"] as? String)
+        #expect(try QisyncProcess.run(["enrol", request, "--home", home.path]).code == 0)
+
+        let terminal = try TerminalSession(["shell", "--home", home.path], environment: ["LANG": "C.UTF-8"])
+        try terminal.wait(for: "RXH/ward-7> ")
+        terminal.type("revoke ward-9\r")
+        let question = try terminal.wait(for: "[y/N] ")
+        #expect(TerminalSession.plain(question).contains("Revoke RXH/ward-9"))
+        terminal.type("\r")
+        try terminal.wait(for: "RXH/ward-7> ")
+        terminal.type("revoke ward-9\r")
+        try terminal.wait(for: "[y/N] ")
+        terminal.type("y\r")
+        let done = try terminal.wait(for: "RXH/ward-7> ")
+        #expect(TerminalSession.plain(done).contains("revoked RXH/ward-9"))
+        terminal.type("log add \"Huddles helped.\\nNext: nights.\"\r")
+        try terminal.wait(for: "RXH/ward-7> ")
+        terminal.type("exit\r")
+        #expect(try terminal.waitForExit() == 0)
+        let plain = TerminalSession.plain(terminal.transcript)
+        #expect(plain.contains("not revoked"), "an empty answer declines: \(plain)")
+        let replica = try Replica.open(home: home, schema: QISchema.schema)
+        #expect(try replica.directory().revocations.count == 1)
+        #expect(try QIRecords(replica: replica).list(.learning).map { $0.text("text") } == ["Huddles helped.\nNext: nights."])
+        let history = try String(contentsOf: home.appendingPathComponent("shell_history"), encoding: .utf8)
+        #expect(!history.split(separator: "\n").contains("y"), "answers stay out of the shell's history")
+    }
 }

@@ -28,7 +28,7 @@ struct WhoamiCommand: ReplicaCommand {
             ("trust key", own?.fingerprint.description ?? "unknown"),
             ("site", "\(identity.siteName) (\(identity.kind.rawValue))"),
             ("site key", site.description),
-            ("enrolled", enrolled ? "yes" : "not yet: the hub runs 'enrol' with this site's request ('whoami --request' prints it)"),
+            ("enrolled", enrolled ? "yes" : "not yet: the hub runs 'enrol' with this site's request ('enrol --request' prints it)"),
             ("trust key file", holdsKey ? "held here (this is the hub that enrols sites)" : "not here"),
         ])
     }
@@ -104,11 +104,22 @@ struct RevokeCommand: ReplicaCommand {
         commandName: "revoke",
         abstract: "On the hub: revoke a site of this trust (lost or retired machine). It can no longer connect, and entries it wrote after what this hub holds are refused everywhere.")
     @Argument(help: ArgumentHelp("The site: its name, TRUST/name, or a prefix of its key in hex.", valueName: "SITE")) var site: String
+    @Flag(help: "Revoke without asking (needed in scripts).") var yes = false
     @OptionGroup var globals: GlobalOptions
     func run(in context: CommandContext) throws {
         let replica = context.records.replica
         guard try replica.trustKey() != nil else { throw DomainError("only the hub that holds the trust key can revoke sites") }
         let enrolment = try replica.enrolledSite(named: site)
+        if try replica.directory().revocations[enrolment.site] != nil {
+            context.out.line(globals.json ? "{\"revoked\": \"\(enrolment.name)\", \"already\": true}" : "\(enrolment.name) was already revoked; nothing changed")
+            return
+        }
+        let question = "Revoke \(enrolment.name) (\(enrolment.kind), enrolled \(context.times.text(UInt64(enrolment.issued.timeIntervalSince1970 * 1000))))? "
+            + "It can no longer sync, and this cannot be undone (it would need enrolling again with a new key)."
+        guard try context.confirm(question, yes: yes, what: "revoking \(enrolment.name)") else {
+            context.out.line("not revoked; nothing changed")
+            return
+        }
         guard let revocation = try replica.revoke(site: enrolment.site) else {
             context.out.line(globals.json ? "{\"revoked\": \"\(enrolment.name)\", \"already\": true}" : "\(enrolment.name) was already revoked; nothing changed")
             return
@@ -184,11 +195,13 @@ struct TrustCommand: ParsableCommand {
             let pins = try context.records.replica.trustPins()
             if globals.json {
                 context.out.json(pins.map { ["code": $0.code, "fingerprint": $0.fingerprint.description, "own": $0.isOwn, "sites": $0.sites,
-                                             "pinned_by": $0.isTrustWide ? "hub" : "here"] as [String: Any] })
+                                             "revoked_sites": $0.revokedSites, "pinned_by": $0.isTrustWide ? "hub" : "here"] as [String: Any] })
                 return
             }
-            context.out.table(["trust", "", "sites", "key fingerprint"], pins.map { [$0.code, $0.isOwn ? "own" : $0.isTrustWide ? "by hub" : "", String($0.sites), $0.fingerprint.description] },
-                              wholeLastColumn: true)
+            context.out.table(["trust", "pinned", "sites", "revoked", "key fingerprint"], pins.map {
+                [$0.code, $0.isOwn ? "own trust" : $0.isTrustWide ? "by our hub" : "here", String($0.sites), String($0.revokedSites), $0.fingerprint.description]
+            }, wholeLastColumn: true)
+            context.out.line("sites: enrolled and not revoked; 'site list' shows each one.")
         }
     }
 
@@ -199,6 +212,50 @@ struct TrustCommand: ParsableCommand {
         func run(in context: CommandContext) throws {
             try context.records.replica.unpinTrust(code: code)
             context.out.line(globals.json ? "{\"removed\": \"\(code)\"}" : "removed trust \(code): its sites can no longer sync with this replica")
+        }
+    }
+}
+
+/// `site list`: every site this replica knows, of every trust.
+struct SiteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "site",
+        abstract: "List every enrolled site known here: its trust, kind, key fingerprint, enrolled and revoked dates, and when it was last heard from.",
+        subcommands: [List.self],
+        defaultSubcommand: List.self)
+
+    struct List: ReplicaCommand {
+        static let configuration = CommandConfiguration(abstract: "List the sites enrolled in this trust and in the trusts pinned here.")
+        @OptionGroup var globals: GlobalOptions
+        func run(in context: CommandContext) throws {
+            let sites = try context.records.replica.sites()
+            let own = context.records.replica.identity.origin
+            func status(_ site: SiteSummary) -> String {
+                if site.enrolment.site == own { return "this site" }
+                if site.revokedMilliseconds != nil { return "revoked" }
+                return site.trustPinned ? "enrolled" : "trust not pinned"
+            }
+            if globals.json {
+                context.out.json(sites.map { site -> [String: Any] in
+                    var json: [String: Any] = ["site": site.enrolment.name, "trust": site.enrolment.trustCode, "name": site.enrolment.siteName,
+                                               "kind": site.enrolment.kind, "status": status(site),
+                                               "fingerprint": KeyFingerprint(publicKey: site.enrolment.site.bytes).description,
+                                               "enrolled": Times.json(UInt64(site.enrolment.issued.timeIntervalSince1970 * 1000)), "entries": site.entries]
+                    if let revoked = site.revokedMilliseconds { json["revoked"] = Times.json(revoked) }
+                    if let seen = site.lastSeenMilliseconds { json["last_seen"] = Times.json(seen) }
+                    if let entry = site.lastEntryMilliseconds { json["last_entry"] = Times.json(entry) }
+                    return json
+                })
+                return
+            }
+            context.out.table(["site", "kind", "status", "enrolled", "revoked", "last seen", "last entry", "entries", "key fingerprint"], sites.map { site in
+                [site.enrolment.name, site.enrolment.kind, status(site), context.times.text(UInt64(site.enrolment.issued.timeIntervalSince1970 * 1000)),
+                 site.revokedMilliseconds.map { context.times.text($0) } ?? "",
+                 site.enrolment.site == own ? "" : site.lastSeenMilliseconds.map { context.times.text($0) } ?? "never",
+                 site.lastEntryMilliseconds.map { context.times.text($0) } ?? "", String(site.entries),
+                 KeyFingerprint(publicKey: site.enrolment.site.bytes).description]
+            }, wholeLastColumn: true)
+            context.out.line("last seen: its last sync with this replica, or bundle or receipt from it; last entry: when it wrote the newest entry held here.")
         }
     }
 }

@@ -25,7 +25,7 @@ public struct QisyncCommand: ParsableCommand {
             InitiativeCommand.self, PDSACommand.self, LogCommand.self, AdaptCommand.self, AdaptationCommand.self, LineageCommand.self,
             ShareCommand.self, UnshareCommand.self, ConflictsCommand.self, ResolveCommand.self, HistoryCommand.self,
             SQLCommand.self, ServeCommand.self, PeerCommand.self, SyncCommand.self,
-            BundleCommand.self, WhoamiCommand.self, EnrolCommand.self, RevokeCommand.self, TrustCommand.self, AuditCommand.self,
+            BundleCommand.self, WhoamiCommand.self, EnrolCommand.self, RevokeCommand.self, TrustCommand.self, SiteCommand.self, AuditCommand.self,
         ]
     )
 
@@ -131,6 +131,18 @@ public final class CommandContext {
     var backgroundServer: SyncServer?
     /// How times are shown (set from each command's `--utc`).
     var times = Times(utc: false)
+    /// Asks the person a question and returns their answer, when someone is at a terminal to
+    /// answer; nil in scripts and pipes, where commands that need confirming need `--yes`.
+    var ask: ((String) -> String?)?
+
+    /// Whether the person confirms `question` (typing y or yes); with `yes` given, true without
+    /// asking. Where no one can answer, an error saying to give `--yes`.
+    func confirm(_ question: String, yes: Bool, what: String) throws -> Bool {
+        if yes { return true }
+        guard let ask else { throw DomainError("\(what) needs confirming: add --yes (nothing was changed)") }
+        let answer = ask(question + " [y/N] ")?.trimmingCharacters(in: .whitespaces).lowercased() ?? ""
+        return answer == "y" || answer == "yes"
+    }
 
     /// Creates a context.
     public init(records: QIRecords, out: OutputSink, notices: OutputSink = .standardError(), inShell: Bool = false) {
@@ -174,6 +186,12 @@ extension ReplicaCommand {
         do {
             let context = CommandContext(records: try QIRecords.open(home: globals.homeURL), out: .standardOutput())
             context.times = Times(utc: globals.utc)
+            if isatty(STDIN_FILENO) == 1 {
+                context.ask = { question in
+                    FileHandle.standardError.write(Data(question.utf8))
+                    return Swift.readLine()
+                }
+            }
             for warning in context.records.replica.keyWarnings { context.notices.line(warning) }
             try run(in: context)
         } catch {

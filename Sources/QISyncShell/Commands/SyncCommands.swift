@@ -206,14 +206,24 @@ struct PeerCommand: ParsableCommand {
     }
 
     struct List: ReplicaCommand {
-        static let configuration = CommandConfiguration(abstract: "List peers with their last sync, its outcome and how far behind each is.")
+        static let configuration = CommandConfiguration(
+            abstract: "List peers with their last sync, its outcome and how far behind each is; then the sites that sync with this replica (a hub's wards).",
+            discussion: "'behind' counts the entries held here that the peer did not hold after the last good sync, of those it may receive: another trust is sent shared records only.")
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             let peers = try context.records.replica.peers()
+            let visitors = try context.records.replica.visitors()
             if globals.json {
-                context.out.json(peers.map(PeerRendering.json))
-            } else {
-                context.out.table(["name", "address", "last sync", "outcome", "behind"], peers.map { PeerRendering.row($0, times: context.times) })
+                context.out.json(["peers": peers.map(PeerRendering.json), "synced_with_us": visitors.map(PeerRendering.json)])
+                return
+            }
+            context.out.line("peers (this replica syncs with them)")
+            context.out.table(["name", "address", "last sync", "outcome", "behind"], peers.map { PeerRendering.row($0, times: context.times) })
+            if peers.isEmpty { context.out.line("  add one with: peer add NAME HOST:PORT") }
+            if !visitors.isEmpty {
+                context.out.line()
+                context.out.line("sites that sync with this replica")
+                context.out.table(["site", "from", "last sync", "outcome", "behind"], visitors.map { PeerRendering.row($0, times: context.times) })
             }
         }
     }

@@ -46,6 +46,14 @@ struct EditLineReader: LineReader {
         if setlocale(LC_CTYPE, "C.UTF-8") == nil { _ = setlocale(LC_CTYPE, "C.utf8") }
     }
 
+    /// Asks a question mid-command (kept out of the history); nil on Ctrl-D or Ctrl-C.
+    static func ask(_ prompt: String) -> String? {
+        _ = qisync_take_interrupt()
+        guard let raw = readline(prompt) else { return nil }
+        defer { free(raw) }
+        return String(cString: raw)
+    }
+
     mutating func readLine(prompt: String) -> String? {
         // A Ctrl-C pressed while the last command ran is spent; it does not cancel the next.
         _ = qisync_take_interrupt()

@@ -111,6 +111,7 @@ public final class Shell {
     /// Runs lines from a reader until end of input or `exit`, reporting errors and carrying on.
     public func runInteractive<Reader: LineReader>(_ reader: inout Reader) {
         context.out.line("qisync shell on \(context.records.replica.home.path). Type 'help' for commands, 'exit' to leave.")
+        if Reader.self == EditLineReader.self { context.ask = EditLineReader.ask }
         while let line = reader.readLine(prompt: prompt) {
             if execute(line) == .exit { break }
         }

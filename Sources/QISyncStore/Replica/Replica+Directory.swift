@@ -20,10 +20,12 @@ public struct TrustPin: Equatable, Sendable {
     public let fingerprint: KeyFingerprint
     /// Whether it is this replica's own trust.
     public let isOwn: Bool
-    /// How many of its sites are enrolled here.
+    /// How many of its sites are enrolled here (revoked ones not counted).
     public let sites: Int
     /// Whether it is pinned by the trust's hub for all its sites, not on this replica itself.
     public var isTrustWide = false
+    /// How many of its sites were revoked.
+    public var revokedSites = 0
 }
 
 /// An entry or change this replica refused, for `audit`.
@@ -137,18 +139,21 @@ extension Replica {
     /// for the whole trust.
     public func trustPins() throws -> [TrustPin] {
         let directory = try directory()
-        func sites(_ code: String, _ fingerprint: KeyFingerprint) -> Int {
-            directory.enrolments.values.filter { $0.trustCode == code && $0.trustFingerprint == fingerprint && directory.revocations[$0.site] == nil }.count
+        func sites(_ code: String, _ fingerprint: KeyFingerprint, revoked: Bool) -> Int {
+            directory.enrolments.values.filter { $0.trustCode == code && $0.trustFingerprint == fingerprint && (directory.revocations[$0.site] != nil) == revoked }.count
         }
         let local = try database.read { db in
             try Row.fetchAll(db, sql: "SELECT code, fingerprint, own FROM trust_pin ORDER BY own DESC, code").map { row in
                 let fingerprint = try KeyFingerprint(bytes: Array(row[1] as Data))
-                return TrustPin(code: row[0], fingerprint: fingerprint, isOwn: row[2], sites: sites(row[0], fingerprint))
+                var pin = TrustPin(code: row[0], fingerprint: fingerprint, isOwn: row[2], sites: sites(row[0], fingerprint, revoked: false))
+                pin.revokedSites = sites(row[0], fingerprint, revoked: true)
+                return pin
             }
         }
         let wide = directory.pins.filter { code, _ in !local.contains { $0.code == code } }.sorted { $0.key < $1.key }.map { code, fingerprint in
-            var pin = TrustPin(code: code, fingerprint: fingerprint, isOwn: false, sites: sites(code, fingerprint))
+            var pin = TrustPin(code: code, fingerprint: fingerprint, isOwn: false, sites: sites(code, fingerprint, revoked: false))
             pin.isTrustWide = true
+            pin.revokedSites = sites(code, fingerprint, revoked: true)
             return pin
         }
         return local + wide

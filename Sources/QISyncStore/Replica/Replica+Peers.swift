@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import QISyncCore
+import QISyncIdentity
 
 /// A peer this replica syncs with, by name.
 public struct Peer: Sendable, Equatable {
@@ -44,12 +45,15 @@ public struct SyncRecord: Sendable, Equatable {
     public var peerVector: VersionVector?
     /// Received entries refused here.
     public var refused: UInt64 = 0
+    /// The peer site's key, when the session learnt it.
+    public var peerSite: OriginID?
 
     /// Creates a record.
     public init(peer: String?, address: String, role: String, startedMilliseconds: UInt64, seconds: Double, direction: String,
                 sent: UInt64, received: UInt64, rawBytes: UInt64, wireBytes: UInt64, conflicts: UInt64, outcome: String, peerVector: VersionVector?,
-                refused: UInt64 = 0) {
+                refused: UInt64 = 0, peerSite: OriginID? = nil) {
         self.refused = refused
+        self.peerSite = peerSite
         self.peer = peer
         self.address = address
         self.role = role
@@ -92,14 +96,43 @@ extension Replica {
     /// Every named peer, with its last sync and how far behind it is.
     public func peers() throws -> [Peer] {
         let ours = try versionVector()
+        let directory = try directory()
         return try database.read { db in
             try Row.fetchAll(db, sql: "SELECT name, address FROM peer ORDER BY name").map { row in
                 let name: String = row[0]
                 let last = try Row.fetchOne(db, sql: "SELECT * FROM sync_session WHERE peer = ? ORDER BY id DESC LIMIT 1", arguments: [name]).map(Self.record)
                 let lastGood = try Row.fetchOne(db, sql: "SELECT * FROM sync_session WHERE peer = ? AND outcome = 'ok' ORDER BY id DESC LIMIT 1", arguments: [name]).map(Self.record)
-                return Peer(name: name, address: row[1], lastSync: last, behind: lastGood?.peerVector.map { Self.behind(ours, $0) })
+                return Peer(name: name, address: row[1], lastSync: last,
+                            behind: lastGood?.peerVector.map { Self.behind(ours, $0, scopes: sendableScopes(to: lastGood?.peerSite, in: directory)) })
             }
         }
+    }
+
+    /// Sites that synced with this replica as clients (a hub's wards, another trust's hub),
+    /// each with its last session and how far behind it is in what may be sent to it.
+    public func visitors() throws -> [Peer] {
+        let ours = try versionVector()
+        let directory = try directory()
+        return try database.read { db in
+            let sites = try Data.fetchAll(db, sql: "SELECT DISTINCT peer_site FROM sync_session WHERE role = 'server' AND peer_site IS NOT NULL")
+            return try sites.compactMap { key -> Peer? in
+                guard let site = try? OriginID(bytes: Array(key)) else { return nil }
+                let last = try Row.fetchOne(db, sql: "SELECT * FROM sync_session WHERE peer_site = ? AND role = 'server' ORDER BY id DESC LIMIT 1",
+                                            arguments: [key]).map(Self.record)
+                let lastGood = try Row.fetchOne(db, sql: "SELECT * FROM sync_session WHERE peer_site = ? AND role = 'server' AND outcome = 'ok' ORDER BY id DESC LIMIT 1",
+                                                arguments: [key]).map(Self.record)
+                let name = directory.heldEnrolments[site]?.name ?? directory.enrolments[site]?.name ?? last?.peer ?? "site \(site.short)"
+                return Peer(name: name, address: last?.address ?? "", lastSync: last,
+                            behind: lastGood?.peerVector.map { Self.behind(ours, $0, scopes: sendableScopes(to: site, in: directory)) })
+            }.sorted { $0.name < $1.name }
+        }
+    }
+
+    /// The scopes this replica sends to a site: everything to its own trust, shared records
+    /// to another trust (and everything when the site is not known).
+    func sendableScopes(to site: OriginID?, in directory: TrustDirectory) -> Set<Scope> {
+        guard let site, let trust = directory.heldTrust(of: site) ?? directory.enrolments[site]?.trustCode else { return Set(Scope.allCases) }
+        return trust == identity.trustCode ? Set(Scope.allCases) : [.shared]
     }
 
     /// The named peer, or nil.
@@ -111,11 +144,11 @@ extension Replica {
     public func recordSync(_ record: SyncRecord) throws {
         try database.write { db in
             try db.execute(sql: """
-                INSERT INTO sync_session (peer, address, role, started_ms, seconds, direction, sent, received, raw_bytes, wire_bytes, conflicts, outcome, peer_vector, refused)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO sync_session (peer, address, role, started_ms, seconds, direction, sent, received, raw_bytes, wire_bytes, conflicts, outcome, peer_vector, refused, peer_site)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [record.peer, record.address, record.role, Int64(record.startedMilliseconds), record.seconds, record.direction,
                                  Int64(record.sent), Int64(record.received), Int64(record.rawBytes), Int64(record.wireBytes), Int64(record.conflicts),
-                                 record.outcome, record.peerVector.map { Data(Self.encode($0)) }, Int64(record.refused)])
+                                 record.outcome, record.peerVector.map { Data(Self.encode($0)) }, Int64(record.refused), record.peerSite.map { Data($0.bytes) }])
         }
     }
 
@@ -126,8 +159,11 @@ extension Replica {
         }
     }
 
-    static func behind(_ ours: VersionVector, _ theirs: VersionVector) -> UInt64 {
-        ours.positions.reduce(0) { total, item in total + (item.value.seq > theirs.seq(of: item.key) ? item.value.seq - theirs.seq(of: item.key) : 0) }
+    static func behind(_ ours: VersionVector, _ theirs: VersionVector, scopes: Set<Scope> = Set(Scope.allCases)) -> UInt64 {
+        ours.positions.reduce(0) { total, item in
+            guard scopes.contains(item.key.scope) else { return total }
+            return total + (item.value.seq > theirs.seq(of: item.key) ? item.value.seq - theirs.seq(of: item.key) : 0)
+        }
     }
 
     static func record(_ row: Row) -> SyncRecord {
@@ -136,7 +172,8 @@ extension Replica {
                    received: UInt64(max(0, row["received"] as Int64)), rawBytes: UInt64(max(0, row["raw_bytes"] as Int64)),
                    wireBytes: UInt64(max(0, row["wire_bytes"] as Int64)), conflicts: UInt64(max(0, row["conflicts"] as Int64)),
                    outcome: row["outcome"], peerVector: (row["peer_vector"] as Data?).flatMap { try? decode(Array($0)) },
-                   refused: UInt64(max(0, (row["refused"] as Int64?) ?? 0)))
+                   refused: UInt64(max(0, (row["refused"] as Int64?) ?? 0)),
+                   peerSite: (row["peer_site"] as Data?).flatMap { try? OriginID(bytes: Array($0)) })
     }
 
     static func encode(_ vector: VersionVector) -> [UInt8] {

@@ -87,8 +87,14 @@ enum StoreSchema {
                 id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT, origin BLOB NOT NULL, scope INTEGER NOT NULL,
                 seq INTEGER NOT NULL, stored INTEGER NOT NULL, reason TEXT NOT NULL, UNIQUE (origin, scope, seq));
             """)
-        if try !db.columns(in: "sync_session").contains(where: { $0.name == "refused" }) {
+        let sessionColumns = try db.columns(in: "sync_session").map(\.name)
+        if !sessionColumns.contains("refused") {
             try db.execute(sql: "ALTER TABLE sync_session ADD COLUMN refused INTEGER NOT NULL DEFAULT 0")
+        }
+        if !sessionColumns.contains("peer_site") {
+            // The peer site's key, when the session got as far as its HELLO.
+            try db.execute(sql: "ALTER TABLE sync_session ADD COLUMN peer_site BLOB")
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS sync_session_site ON sync_session(peer_site, id)")
         }
     }
 

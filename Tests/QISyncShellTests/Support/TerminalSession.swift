@@ -85,6 +85,13 @@ final class TerminalSession {
             if count > 0 { transcript += String(decoding: chunk[0..<count], as: UTF8.self) } else { usleep(5000) }
         }
         guard !process.isRunning else { throw QisyncTestError("the shell did not exit; the terminal showed:\n\(Self.plain(transcript))") }
+        // What it wrote just before it ended is still in the terminal: read it all.
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        for _ in 0..<100 {
+            let count = read(master, &chunk, chunk.count)
+            if count <= 0 { break }
+            transcript += String(decoding: chunk[0..<count], as: UTF8.self)
+        }
         return process.terminationStatus
     }
 
