@@ -173,6 +173,37 @@ struct ProcessSyncTests {
         #expect(byName["RYJ/other"]?["kind"] as? String == "hub" && byName["RYJ/other"]?["last_seen"] != nil)
     }
 
+    @Test("a site that joined with another trust name, or none, takes the hub's name at its first sync, says so and records it")
+    func trustNameFromHub() throws {
+        defer { try? FileManager.default.removeItem(at: root) }
+        let made = try hub("hub")
+        for (name, given) in [("ward-a", ["--trust-name", "Betsi Cadwaladr"]), ("ward-b", [])] {
+            let home = root.appendingPathComponent(name)
+            let joined = try QisyncProcess.run(["init", "--home", home.path, "--trust", "RXH", "--site", name, "--join", made.fingerprint, "--json"] + given)
+            #expect(joined.code == 0, "\(name): \(joined.err) \(joined.out)")
+            let request = try #require((try JSONSerialization.jsonObject(with: Data(joined.out.utf8)) as? [String: Any])?["enrolment_request"] as? String)
+            #expect(try QisyncProcess.run(["enrol", request, "--home", made.home.path]).code == 0)
+        }
+        #expect(try QisyncProcess.run(["init", "--home", root.appendingPathComponent("nameless").path, "--trust", "RXH", "--site", "hub"]).err
+            .contains("needs --trust-name"), "founding a trust needs its name")
+        let (server, address) = try QisyncProcess.serve(home: made.home)
+        defer { _ = server.stop() }
+        for name in ["ward-a", "ward-b"] {
+            let home = root.appendingPathComponent(name)
+            let synced = try QisyncProcess.run(["sync", address, "--home", home.path])
+            #expect(synced.code == 0, "\(synced.err)")
+            #expect(synced.err.contains("Trust RXH"), "the sync says which name is now used: \(synced.err)")
+            let status = try #require(try JSONSerialization.jsonObject(with: Data(try QisyncProcess.run(["status", "--json", "--home", home.path]).out.utf8)) as? [String: Any])
+            #expect(status["trust_name"] as? String == "Trust RXH")
+            #expect(try QIRecords.open(home: home).replica.identity.trustName == "Trust RXH")
+            #expect(try QisyncProcess.run(["audit", "--home", home.path]).out.contains("trust name"))
+            #expect(try QisyncProcess.run(["sync", address, "--home", home.path]).err.contains("Trust RXH") == false, "said once")
+        }
+        // The hub now holds each ward's site row with the trust's own name.
+        let names = try QIRecords.open(home: made.home).replica.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT trust_name FROM site") }
+        #expect(names == ["Trust RXH"])
+    }
+
     @Test("a server process serves several client processes at once")
     func severalClients() throws {
         defer { try? FileManager.default.removeItem(at: root) }

@@ -75,6 +75,7 @@ struct BundleCommand: ParsableCommand {
             let receiptPath = receipt ?? file + ".receipt"
             try FileText.write(bytes: result.receipt, to: receiptPath)
             let report = result.report
+            context.adoptHubTrustName()
             let waiting = try result.missing.map { "\(try BundleCommand.logName($0.log, replica: replica)) needs entries \($0.held + 1)–\($0.bundleStarts - 1) first" }
             if globals.json {
                 context.out.json(["from": result.bundle.senderName, "applied": report.applied + report.released, "already_held": report.duplicates,

@@ -24,7 +24,7 @@ struct WhoamiCommand: ReplicaCommand {
             return
         }
         context.out.fields([
-            ("trust", "\(identity.trustCode) — \(identity.trustName)"),
+            ("trust", "\(identity.trustCode) — \(try replica.currentTrustName().isEmpty ? "(its name comes from the hub with the first sync)" : try replica.currentTrustName())"),
             ("trust key", own?.fingerprint.description ?? "unknown"),
             ("site", "\(identity.siteName) (\(identity.kind.rawValue))"),
             ("site key", site.description),
@@ -65,6 +65,7 @@ struct EnrolCommand: ReplicaCommand {
             do { (enrolment, others) = try Enrolment.read(fileText: text) } catch { throw DomainError("\(accept): \(error.message)") }
             try replica.acceptEnrolment(enrolment)
             try replica.importDirectory(others)
+            context.adoptHubTrustName()
             context.out.line("enrolled: this site is \(enrolment.name) (\(enrolment.kind)) of trust \(enrolment.trustCode), key \(enrolment.trustFingerprint)")
             return
         }

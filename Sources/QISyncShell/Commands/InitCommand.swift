@@ -23,8 +23,8 @@ struct InitCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The trust's ODS code, 3-5 capital letters or digits (e.g. RXH).", valueName: "CODE"))
     var trust: String
 
-    @Option(name: .customLong("trust-name"), help: ArgumentHelp("The trust's name.", valueName: "NAME"))
-    var trustName: String
+    @Option(name: .customLong("trust-name"), help: ArgumentHelp("The trust's name (needed when founding; a joining site takes its hub's name, which wins over one given here).", valueName: "NAME"))
+    var trustName: String?
 
     @Option(help: ArgumentHelp("This site's name (e.g. hub, ward-7b).", valueName: "NAME"))
     var site: String
@@ -43,7 +43,10 @@ struct InitCommand: ParsableCommand {
             do { membership = .joining(try KeyFingerprint(parsing: join)) } catch { throw DomainError(error.message) }
         }
         let kind = self.kind ?? (join == nil ? .hub : .ward)
-        let records = try QIRecords.create(home: globals.homeURL, trustCode: trust, trustName: trustName, siteName: site,
+        guard join != nil || trustName != nil else {
+            throw ValidationError("founding a trust needs --trust-name NAME (a joining site, with --join, takes its hub's)")
+        }
+        let records = try QIRecords.create(home: globals.homeURL, trustCode: trust, trustName: trustName ?? "", siteName: site,
                                            kind: kind, membership: membership)
         let replica = records.replica
         let out = OutputSink.standardOutput()
@@ -63,6 +66,7 @@ struct InitCommand: ParsableCommand {
         out.line("site key fingerprint:  \(KeyFingerprint(publicKey: identity.origin.bytes))")
         if let request {
             out.line("joining trust \(identity.trustCode), key fingerprint \(trustFingerprint?.description ?? "?")")
+            out.line("The trust's name comes from the hub with the first sync\(trustName == nil ? "" : " (if it differs from '\(identity.trustName)', the hub's is used)").")
             out.line()
             out.line("Give this enrolment request to the hub's administrator, who runs 'qisync enrol REQUEST':")
             out.line(request.text)

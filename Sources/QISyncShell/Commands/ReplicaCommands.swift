@@ -13,9 +13,10 @@ struct StatusCommand: ReplicaCommand {
     func run(in context: CommandContext) throws {
         let status = try context.records.status()
         let identity = status.identity
+        let trustName = try context.records.replica.currentTrustName()
         if globals.json {
             context.out.json([
-                "trust": identity.trustCode, "trust_name": identity.trustName, "site": identity.siteName, "kind": identity.kind.rawValue,
+                "trust": identity.trustCode, "trust_name": trustName, "site": identity.siteName, "kind": identity.kind.rawValue,
                 "site_key": Hex.encode(identity.origin.bytes), "home": status.home, "file_bytes": status.fileBytes,
                 "waiting_entries": status.waiting, "conflicts": status.conflicts,
                 "records": Dictionary(uniqueKeysWithValues: status.counts.map { ($0.kind, ["live": $0.live, "deleted": $0.deleted]) }),
@@ -27,7 +28,7 @@ struct StatusCommand: ReplicaCommand {
             return
         }
         context.out.fields([
-            ("trust", "\(identity.trustCode) — \(identity.trustName)"),
+            ("trust", "\(identity.trustCode) — \(trustName.isEmpty ? "(its name comes from the hub with the first sync)" : trustName)"),
             ("site", "\(identity.siteName) (\(identity.kind.rawValue))"),
             ("site key", Hex.encode(identity.origin.bytes)),
             ("home", status.home),

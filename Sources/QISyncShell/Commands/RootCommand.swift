@@ -135,6 +135,14 @@ public final class CommandContext {
     /// answer; nil in scripts and pipes, where commands that need confirming need `--yes`.
     var ask: ((String) -> String?)?
 
+    /// Takes the hub's name for the trust when a sync, bundle or enrolment brought a different
+    /// one, and says so.
+    func adoptHubTrustName() {
+        guard let (old, new) = try? records.replica.adoptHubTrustName() else { return }
+        notices.line(old.isEmpty ? "this trust is '\(new)' (as its hub names it)"
+                                 : "this trust is '\(new)' at its hub, not '\(old)' as given at init; the hub's name is used from now on")
+    }
+
     /// Whether the person confirms `question` (typing y or yes); with `yes` given, true without
     /// asking. Where no one can answer, an error saying to give `--yes`.
     func confirm(_ question: String, yes: Bool, what: String) throws -> Bool {

@@ -353,6 +353,7 @@ struct SyncCommand: ParsableCommand {
         if report.error == nil, let site = report.peer?.origin, let holds = report.peerHolds {
             try replica.rememberPeerVector(site: site, vector: holds, source: "sync")
         }
+        if report.error == nil { context.adoptHubTrustName() }
         let conflicts = try context.records.conflicts().count
         if json {
             context.out.json(SyncRendering.json(report, direction: direction, conflictsNow: conflicts))

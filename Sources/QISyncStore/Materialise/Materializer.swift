@@ -183,6 +183,16 @@ final class Materializer {
         return id
     }
 
+    /// Materialises an entry already in the log (row `id`) again, for a rebuild of the tables.
+    func replay(_ entry: LogEntry, id: Int64, change: Change) throws {
+        let origin = try originID(entry.origin)
+        stamps[id] = Stamp(hlc: entry.hlc, origin: entry.origin)
+        let stamp = EntryStamp(origin: origin, scope: entry.scope, seq: entry.seq, hlc: entry.hlc)
+        for row in change.rows {
+            try materialise(row, change: id, entry: stamp)
+        }
+    }
+
     /// Where an applied entry sits: its local origin number, log, number and clock.
     struct EntryStamp {
         let origin: Int64

@@ -74,7 +74,12 @@ public final class Replica: Sendable {
         now: @escaping @Sendable () -> UInt64 = systemClock
     ) throws -> Replica {
         try ReplicaIdentity.validateTrustCode(trustCode)
-        guard !trustName.isEmpty, Value.length(of: trustName) <= 200 else { throw StoreError("the trust name must be 1 to 200 characters") }
+        // A joining site may leave the name empty: it takes its hub's.
+        let joining: Bool
+        if case .joining = membership { joining = true } else { joining = false }
+        guard joining || !trustName.trimmingCharacters(in: .whitespaces).isEmpty, Value.length(of: trustName) <= 200 else {
+            throw StoreError("the trust name must be 1 to 200 characters")
+        }
         guard !siteName.isEmpty, Value.length(of: siteName) <= 100 else { throw StoreError("the site name must be 1 to 100 characters") }
         let files = FileManager.default
         let databaseURL = home.appendingPathComponent(databaseName)
@@ -163,8 +168,14 @@ public final class Replica: Sendable {
             siteName: String.fromDatabaseValue(meta["site"] ?? .null) ?? "",
             kind: SiteKind(rawValue: String.fromDatabaseValue(meta["kind"] ?? .null) ?? "") ?? .ward,
             origin: signer.origin)
-        let replica = Replica(home: home, identity: identity, schema: schema, signer: signer, database: database, now: now, keyWarnings: warnings)
+        var replica = Replica(home: home, identity: identity, schema: schema, signer: signer, database: database, now: now, keyWarnings: warnings)
         replica.removeScratchFiles()
+        // A site that joined its trust takes the trust's name from the hub once it holds the
+        // hub's record (the name typed at 'init --join' may differ, or be missing).
+        if identity.kind != .hub || (try? replica.trustKey()) == nil, let (_, name) = try? replica.adoptHubTrustName() {
+            let renamed = ReplicaIdentity(trustCode: identity.trustCode, trustName: name, siteName: identity.siteName, kind: identity.kind, origin: identity.origin)
+            replica = Replica(home: home, identity: renamed, schema: schema, signer: signer, database: database, now: now, keyWarnings: warnings)
+        }
         return replica
     }
 

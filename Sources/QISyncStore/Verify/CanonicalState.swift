@@ -7,19 +7,28 @@ import QISyncCore
 ///
 /// Two replicas that hold the same entries have equal canonical states, byte for byte.
 public struct CanonicalState: Equatable, Sendable {
-    /// Lines per section (a table name, `heads` or `conflicts`), sorted.
+    /// Lines per section (a table name, `heads` or `conflicts`), sorted. A table's lines hold
+    /// its key columns, `live`, `updated_hlc` and its columns, quoted and separated by U+001F.
     public let sections: [String: [String]]
+    /// Each table's column names, in the order its lines hold them, and how many are its key.
+    public var columns: [String: (names: [String], keys: Int)] = [:]
+
+    public static func == (lhs: CanonicalState, rhs: CanonicalState) -> Bool { lhs.sections == rhs.sections }
+
+    static let separator = "\u{1F}"
 
     /// Reads the canonical state of a database.
     static func read(_ db: Database, schema: ReplicatedSchema) throws -> CanonicalState {
         var sections: [String: [String]] = [:]
+        var names: [String: (names: [String], keys: Int)] = [:]
         var heads: [String] = []
         var conflicts: [String] = []
         for table in schema.tables {
             let keys = StoreSchema.keyColumns(of: table)
             let columns = keys + ["live", "updated_hlc"] + table.columns.map(\.name)
+            names[table.name] = (columns, keys.count)
             let keyExpression = keys.map { "quote(t.\($0))" }.joined(separator: " || '/' || ")
-            sections[table.name] = try Row.fetchAll(db, sql: "SELECT \(columns.map { "quote(\($0))" }.joined(separator: " || '|' || ")) FROM \(table.name) ORDER BY \(keys.joined(separator: ", "))")
+            sections[table.name] = try Row.fetchAll(db, sql: "SELECT \(columns.map { "quote(\($0))" }.joined(separator: " || char(31) || ")) FROM \(table.name) ORDER BY \(keys.joined(separator: ", "))")
                 .map { $0[0] as String }
             heads += try String.fetchAll(db, sql: """
                 SELECT '\(table.name)|' || \(keyExpression) || '|' || hex(origin.key) || '|' || log.scope || '|' || log.seq || '|' || rv.heads
@@ -35,20 +44,54 @@ public struct CanonicalState: Equatable, Sendable {
         }
         sections["heads"] = heads.sorted()
         sections["conflicts"] = conflicts.sorted()
-        return CanonicalState(sections: sections)
+        var state = CanonicalState(sections: sections)
+        state.columns = names
+        return state
     }
 
-    /// Short descriptions of where two states differ.
-    public func differences(from other: CanonicalState) -> [String] {
+    /// Where two states differ, naming each record and field: `self` is the replica's tables,
+    /// `other` the rebuild from its logs. At most `limit` lines, then a count of the rest.
+    public func differences(from other: CanonicalState, limit: Int = 40) -> [String] {
         var out: [String] = []
         for name in Set(sections.keys).union(other.sections.keys).sorted() {
             let mine = Set(sections[name] ?? [])
             let theirs = Set(other.sections[name] ?? [])
-            let missing = theirs.subtracting(mine).count
-            let extra = mine.subtracting(theirs).count
-            if missing + extra > 0 { out.append("\(name): \(extra) rows only here, \(missing) rows only in the rebuild") }
+            let onlyHere = mine.subtracting(theirs), onlyRebuilt = theirs.subtracting(mine)
+            guard !onlyHere.isEmpty || !onlyRebuilt.isEmpty else { continue }
+            guard let (columns, keyCount) = columns[name] ?? other.columns[name] else {
+                // Heads and conflicts: their lines name the table and row themselves.
+                out += onlyHere.sorted().map { "\(name): \(Self.readable($0)) is in the tables but not in the rebuild" }
+                out += onlyRebuilt.sorted().map { "\(name): \(Self.readable($0)) is missing from the tables" }
+                continue
+            }
+            func split(_ line: String) -> [String] { line.components(separatedBy: Self.separator) }
+            func key(_ fields: [String]) -> String { fields.prefix(keyCount).map(Self.readable).joined(separator: "/") }
+            let here = Dictionary(onlyHere.map { (key(split($0)), split($0)) }, uniquingKeysWith: { first, _ in first })
+            let rebuilt = Dictionary(onlyRebuilt.map { (key(split($0)), split($0)) }, uniquingKeysWith: { first, _ in first })
+            for row in Set(here.keys).union(rebuilt.keys).sorted() {
+                switch (here[row], rebuilt[row]) {
+                case (_?, nil): out.append("\(name) \(row): in the tables, but no entry held writes it")
+                case (nil, _?): out.append("\(name) \(row): its entries are held, but the row is missing from the tables")
+                case (let a?, let b?):
+                    let fields = columns.indices.filter { $0 >= keyCount && $0 < min(a.count, b.count) && a[$0] != b[$0] }.map { index in
+                        "\(columns[index]) is \(Self.readable(a[index])) (the logs give \(Self.readable(b[index])))"
+                    }
+                    out.append("\(name) \(row): " + (fields.isEmpty ? "differs" : fields.joined(separator: "; ")))
+                default: break
+                }
+            }
         }
+        if out.count > limit { out = Array(out.prefix(limit)) + ["…and \(out.count - limit) more"] }
         return out
+    }
+
+    /// A quoted SQL value as people read it: blobs (ids) as their first 8 hex digits, text at most 60 characters.
+    static func readable(_ quoted: String) -> String {
+        if quoted.hasPrefix("X'"), quoted.hasSuffix("'") {
+            return String(quoted.dropFirst(2).dropLast().prefix(8)).lowercased()
+        }
+        let text = quoted.replacingOccurrences(of: Self.separator, with: "|")
+        return text.count > 60 ? String(text.prefix(57)) + "…" : text
     }
 }
 

@@ -55,6 +55,12 @@ extension Replica {
         report.directoryRecords = directory.enrolments.count + directory.revocations.count
         // Entries held stay with their sites' trust even when that trust has been unpinned since.
         func trust(of origin: OriginID) -> String? { origin == identity.origin ? identity.trustCode : directory.heldTrust(of: origin) }
+        // Logs named as people know their sites: "RXH/ward-7's trust log (site 1a2b3c4d)".
+        func name(_ log: LogID) -> String {
+            let site = log.origin == identity.origin ? "\(identity.trustCode)/\(identity.siteName)"
+                : (directory.enrolments[log.origin] ?? directory.heldEnrolments[log.origin])?.name
+            return "\(site.map { "\($0)'s" } ?? "an unknown site's") \(log.scope) log (site \(log.origin.short))"
+        }
         report.integrity = integrity
         report.logs = vector.positions.count
         report.entries = entries.count
@@ -63,32 +69,32 @@ extension Replica {
         for entry in entries {
             let log = LogID(origin: entry.origin, scope: entry.scope)
             let seq = (expected[log] ?? 0) + 1
-            if entry.seq != seq { report.logProblems.append("\(log): entry \(seq) is missing") }
+            if entry.seq != seq { report.logProblems.append("\(name(log)): entry \(seq) is missing") }
             expected[log] = entry.seq
             if let before = previous[log], before.hash != entry.previousHash {
-                report.logProblems.append("\(entry.ref): does not chain onto the entry before it")
+                report.logProblems.append("\(name(log)), entry \(entry.seq): does not chain onto entry \(before.seq) (its previous-entry hash differs)")
             }
-            if entry.signature != nil, !entry.hasValidSignature { report.logProblems.append("\(entry.ref): bad signature") }
+            if entry.signature != nil, !entry.hasValidSignature { report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)") }
             previous[log] = entry
         }
         for log in previous.keys {
             guard let trust = trust(of: log.origin) else {
-                report.logProblems.append("\(log): its site has no enrolment held here")
+                report.logProblems.append("\(name(log)): its site has no enrolment held here")
                 continue
             }
             if log.scope == .trust, trust != identity.trustCode {
-                report.logProblems.append("\(log): a trust-scope log of another trust (\(trust))")
+                report.logProblems.append("\(name(log)): a trust-scope log of another trust (\(trust))")
             }
             if log.origin != identity.origin, let revocation = directory.revocations[log.origin], let last = previous[log],
                revocation.refuses(scope: log.scope, seq: last.seq) {
-                report.logProblems.append("\(log): holds entries past its site's revocation")
+                report.logProblems.append("\(name(log)): holds entries past its site's revocation (up to \(last.seq))")
             }
         }
         for (log, last) in previous where last.signature == nil && directory.revocations[log.origin]?.lastAccepted[log.scope]?.hash != last.hash {
-            report.logProblems.append("\(log): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
+            report.logProblems.append("\(name(log)): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
         }
         for (log, position) in vector.positions where previous[log]?.hash != position.hash || previous[log]?.seq != position.seq {
-            report.logProblems.append("\(log): the version vector's head does not match the log")
+            report.logProblems.append("\(name(log)): the version vector says it ends at entry \(position.seq), the log at \(previous[log]?.seq ?? 0)")
         }
 
         // The scratch rebuild lives beside the replica (as private as it is), and is removed
@@ -113,5 +119,30 @@ extension Replica {
         }
         report.differences = live.differences(from: rebuilt)
         return report
+    }
+
+    /// Rebuilds the materialised tables in place from the logs, in one transaction: every
+    /// row, head and conflict is cleared, then each held entry whose change its site's trust
+    /// may make is applied again, exactly as `verify`'s rebuild does. The logs are not touched.
+    public func rebuildTables() throws {
+        try database.write { db in
+            let directory = try self.directory(db)
+            let entries = try Self.entries(db, after: VersionVector(), scopes: Set(Scope.allCases), maxEntries: .max, maxBytes: .max)
+            for table in schema.tables { try db.execute(sql: "DELETE FROM \(table.name)") }
+            try db.execute(sql: "DELETE FROM row_version; DELETE FROM conflict; DELETE FROM pending_supersede")
+            let materializer = try Materializer(db: db, schema: schema)
+            let findEntry = try db.makeStatement(sql: """
+                SELECT log.id FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
+                """)
+            for entry in entries {
+                let change = try entry.change()
+                let trust = entry.origin == identity.origin ? identity.trustCode : directory.heldTrust(of: entry.origin)
+                guard let trust, schema.ownershipViolation(of: change, origin: entry.origin, trust: trust,
+                                                           trustKey: trustKey(ofSite: entry.origin, in: directory)) == nil,
+                      let id = try Int64.fetchOne(findEntry, arguments: [Data(entry.origin.bytes), Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq)])
+                else { continue }
+                try materializer.replay(entry, id: id, change: change)
+            }
+        }
     }
 }
