@@ -158,7 +158,7 @@ let package = Package(
             name: "QISyncStoreTests",
             dependencies: ["QISyncCore", "QISyncStore", "QISyncDomain", "QISyncIdentity", .product(name: "GRDB", package: "GRDB.swift")]
         ),
-        .testTarget(name: "QISyncShellTests", dependencies: ["QISyncShell", "QISyncDomain", "QISyncStore", "QISyncIdentity"]),
+        .testTarget(name: "QISyncShellTests", dependencies: ["QISyncShell", "QISyncDomain", "QISyncStore", "QISyncIdentity", "QISyncTransport"]),
         .testTarget(
             name: "QISyncProtocolTests",
             dependencies: [

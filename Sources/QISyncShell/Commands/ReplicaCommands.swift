@@ -34,6 +34,7 @@ struct StatusCommand: ReplicaCommand {
             ("home", status.home),
             ("file size", ByteCountFormatter.string(fromByteCount: Int64(status.fileBytes), countStyle: .file)),
             ("conflicts", String(status.conflicts)),
+            ("writing", try context.records.replica.writesHeldSince().map { "HELD since \(context.times.text($0)) (restored from a backup): sync with a peer first" } ?? "open"),
             ("waiting", "\(Plural.count(status.waiting, "entry", "entries")) waiting for a missing predecessor"),
             ("serving", ServingState.read(home: context.records.replica.home).map { "on \($0.address)\($0.pid == getpid() ? " (this shell)" : " (process \($0.pid))")" } ?? "no"),
         ])
@@ -69,6 +70,115 @@ struct VerifyCommand: ReplicaCommand {
             for difference in report.differences { context.out.line("  - \(difference)") }
         }
         guard report.isSound else { throw DomainError("verify found problems (listed above)") }
+    }
+}
+
+/// `repair`: rebuilds the materialised tables from the logs, after showing what would change.
+struct RepairCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repair",
+        abstract: "Rebuild the tables from the logs when 'verify' finds they differ, after showing what would change.",
+        discussion: """
+            The logs are the record; the tables are worked out from them. When the tables were changed outside qisync             (or damaged), repair lists each record and field that differs, asks, and rebuilds them in one transaction.             It cannot mend damaged logs themselves: for those, restore a backup or sync a fresh replica from a peer.
+            """)
+    @Flag(help: "Rebuild without asking (needed in scripts).") var yes = false
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        let replica = context.records.replica
+        let report = try replica.verify()
+        guard report.integrity == "ok", report.logProblems.isEmpty else {
+            for problem in report.logProblems { context.out.line("  - \(problem)") }
+            if report.integrity != "ok" { context.out.line("  - SQLite integrity check: \(report.integrity)") }
+            throw DomainError("the logs or the database file themselves are damaged, and repair rebuilds from the logs, so it cannot mend this: restore a backup ('restore FILE') or make a new replica and sync it from a peer")
+        }
+        guard !report.differences.isEmpty else {
+            context.out.line(globals.json ? "{\"repaired\": false, \"differences\": []}" : "nothing to repair: the tables match the logs (\(Plural.count(report.entries, "entry", "entries")) in \(Plural.count(report.logs, "log", "logs")))")
+            return
+        }
+        if !globals.json {
+            context.out.line("The tables differ from a rebuild from the logs:")
+            for difference in report.differences { context.out.line("  - \(difference)") }
+        }
+        guard try context.confirm("Rebuild the tables from the logs (the logs stay as they are)?", yes: yes, what: "repair") else {
+            context.out.line("not repaired; nothing changed")
+            return
+        }
+        try replica.rebuildTables()
+        let after = try replica.verify()
+        try replica.recordAdminEvent(kind: "repair", subject: "tables", detail: "rebuilt from the logs; \(report.differences.count) differences before, \(after.differences.count) after")
+        if globals.json {
+            context.out.json(["repaired": after.isSound, "differences": report.differences])
+        } else {
+            context.out.line(after.isSound ? "repaired: the tables now match the logs" : "rebuilt, but verify still finds: \(after.differences.joined(separator: "; "))")
+        }
+        guard after.isSound else { throw DomainError("the tables still differ after the rebuild") }
+    }
+}
+
+/// `backup FILE`: a consistent copy of the live replica.
+struct BackupCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Write a consistent copy of this replica to a new file, while it stays in use (SQLite's online backup).",
+        discussion: "The copy holds the records, logs, directory and audit; not the site key or trust key, which stay in the replica's folder: keep copies of those safely apart.")
+    @Argument(help: ArgumentHelp("The file to write (it must not exist).", valueName: "FILE")) var file: String
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        let summary = try context.records.replica.backup(to: file)
+        try context.records.replica.recordAdminEvent(kind: "backup", subject: (file as NSString).lastPathComponent,
+                                                     detail: "\(summary.entries) entries in \(summary.logs) logs written to \(file)")
+        if globals.json {
+            context.out.json(["file": file, "entries": summary.entries, "logs": summary.logs, "bytes": summary.bytes])
+            return
+        }
+        context.out.line("wrote \(file): \(Plural.count(Int(summary.entries), "entry", "entries")) in \(Plural.count(summary.logs, "log", "logs")), \(ByteCountFormatter.string(fromByteCount: Int64(summary.bytes), countStyle: .file))")
+        context.out.line("It holds no keys: keep site.key\(try context.records.replica.trustKey() != nil ? " and trust.key" : "") from \(context.records.replica.home.path) safe separately. 'restore \(file) --check' checks it.")
+    }
+}
+
+/// `restore FILE`: checks a backup and puts it back.
+struct RestoreCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Check a backup of this replica (--check), or put it back in place of the replica's content.",
+        discussion: """
+            A backup is checked whole first (integrity, every chain and signature, tables against the logs) and must be             of this site. After a restore, writing is held until a sync with a peer brings back any entries this site wrote             after the backup (writing before that would fork its log); --resume-writing ends the hold when no peer has them.
+            """)
+    @Argument(help: ArgumentHelp("The backup file ('backup FILE' wrote it).", valueName: "FILE")) var file: String?
+    @Flag(help: "Only check the backup; change nothing.") var check = false
+    @Flag(help: "Restore without asking (needed in scripts).") var yes = false
+    @Flag(name: .customLong("resume-writing"), help: "End the hold on writing after a restore (only when no other replica holds newer entries of this site).")
+    var resumeWriting = false
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        let replica = context.records.replica
+        if resumeWriting {
+            guard file == nil, !check else { throw DomainError("--resume-writing takes no file") }
+            guard try replica.writesHeldSince() != nil else { throw DomainError("writing is not held; nothing to resume") }
+            try replica.resumeWrites(reason: "resumed by hand ('restore --resume-writing')")
+            context.out.line("writing resumed")
+            return
+        }
+        guard let file else { throw DomainError("give the backup file: restore FILE (or --check FILE)") }
+        let summary = try replica.summary(ofBackup: file)
+        let report = try replica.verifyBackup(file)
+        let current = try replica.versionVector()
+        let newest = summary.newestMilliseconds.map { context.times.text($0) } ?? "no entries"
+        context.out.fields([
+            ("backup", "\(file): \(summary.site), \(Plural.count(Int(summary.entries), "entry", "entries")) in \(Plural.count(summary.logs, "log", "logs")), newest \(newest)"),
+            ("this replica", "\(Plural.count(Int(current.positions.values.reduce(0) { $0 + $1.seq }), "entry", "entries")) in \(Plural.count(current.positions.count, "log", "logs"))"),
+            ("check", report.isSound ? "sound: integrity, chains, signatures and tables all check out"
+                                     : "DAMAGED: " + (report.logProblems + report.differences + (report.integrity == "ok" ? [] : [report.integrity])).joined(separator: "; ")),
+        ])
+        guard report.isSound else { throw DomainError("the backup \(file) is damaged; nothing was restored") }
+        if check { return }
+        guard try context.confirm("Replace this replica's content with the backup? Entries held here and not in it come back only from peers.",
+                                  yes: yes, what: "restoring \(file)") else {
+            context.out.line("not restored; nothing changed")
+            return
+        }
+        try replica.restore(from: file)
+        context.out.line("restored from \(file). Writing is held until a sync with a peer (it may hold entries this site wrote since the backup): run 'sync hub'.")
     }
 }
 

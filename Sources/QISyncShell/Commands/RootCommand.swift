@@ -21,7 +21,7 @@ public struct QisyncCommand: ParsableCommand {
             """,
         version: QisyncCommand.version,
         subcommands: [
-            InitCommand.self, ShellCommand.self, StatusCommand.self, VerifyCommand.self,
+            InitCommand.self, ShellCommand.self, StatusCommand.self, VerifyCommand.self, RepairCommand.self, BackupCommand.self, RestoreCommand.self,
             InitiativeCommand.self, PDSACommand.self, LogCommand.self, AdaptCommand.self, AdaptationCommand.self, LineageCommand.self,
             ShareCommand.self, UnshareCommand.self, ConflictsCommand.self, ResolveCommand.self, HistoryCommand.self,
             SQLCommand.self, ServeCommand.self, PeerCommand.self, SyncCommand.self,

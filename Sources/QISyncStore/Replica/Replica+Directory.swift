@@ -458,4 +458,10 @@ final class DirectoryCache: @unchecked Sendable {
         defer { lock.unlock() }
         entry = (version, directory)
     }
+
+    func clear() {
+        lock.lock()
+        defer { lock.unlock() }
+        entry = nil
+    }
 }

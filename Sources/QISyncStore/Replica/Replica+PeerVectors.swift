@@ -12,6 +12,7 @@ extension Replica {
                 ON CONFLICT (site) DO UPDATE SET vector = excluded.vector, updated_ms = excluded.updated_ms, source = excluded.source
                 """, arguments: [Data(site.bytes), Data(Self.encode(vector)), Int64(bitPattern: now()), source])
         }
+        try resumeWritesIfCaughtUp(with: vector, peer: try directory().enrolments[site]?.name ?? "site \(site.short)")
     }
 
     /// What a peer site held when this replica last learnt it, and how it learnt it.

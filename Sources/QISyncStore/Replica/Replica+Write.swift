@@ -34,6 +34,11 @@ extension Replica {
     @discardableResult
     public func write(_ build: (Database) throws -> (Scope, [RowEdit])?) throws -> LogEntry? {
         try database.write { db -> LogEntry? in
+            if try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'writes_held'")) != nil {
+                throw StoreError("""
+                    this replica was restored from a backup, so writing is held: sync with a peer first (it may hold entries                     this site wrote after the backup; writing before they are back would fork this site's log, and peers would                     refuse what follows). If no other replica ever received this site's later entries, 'restore --resume-writing' ends the hold
+                    """)
+            }
             guard let (scope, edits) = try build(db), !edits.isEmpty else { return nil }
             let materializer = try Materializer(db: db, schema: schema)
             var rows: [RowWrite] = []

@@ -37,7 +37,7 @@ public final class Replica: Sendable {
     /// The wall clock in milliseconds since 1970.
     public static let systemClock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
 
-    private init(home: URL, identity: ReplicaIdentity, schema: ReplicatedSchema, signer: SiteSigner, database: DatabaseQueue,
+    init(home: URL, identity: ReplicaIdentity, schema: ReplicatedSchema, signer: SiteSigner, database: DatabaseQueue,
                  now: @escaping @Sendable () -> UInt64, keyWarnings: [String] = []) {
         self.keyWarnings = keyWarnings
         self.home = home

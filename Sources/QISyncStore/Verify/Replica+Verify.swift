@@ -108,7 +108,11 @@ extension Replica {
             try StoreSchema.create(db, schema: schema)
             let materializer = try Materializer(db: db, schema: schema)
             for entry in entries {
-                let change = try entry.change()
+                let change: Change
+                do { change = try entry.change() } catch {
+                    report.logProblems.append("\(name(LogID(origin: entry.origin, scope: entry.scope))), entry \(entry.seq): its change cannot be read (\(error))")
+                    continue
+                }
                 let allowed = trust(of: entry.origin).map {
                     schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey(ofSite: entry.origin, in: directory)) == nil
                 } ?? false
