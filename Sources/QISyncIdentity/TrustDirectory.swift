@@ -59,6 +59,9 @@ public struct TrustDirectory: Sendable {
     /// Each site's latest enrolment among all held, whether its trust is pinned now or not: a
     /// trust unpinned after its entries were accepted leaves them, and their sites' trust, here.
     public var heldEnrolments: [OriginID: Enrolment] = [:]
+    /// Redactions signed by the key of the trust their entry's site belongs to, by entry,
+    /// latest first (`redactedMs`, then digest): the first is in force.
+    public var redactions: [VersionRef: [Redaction]] = [:]
 
     /// Creates a directory from decisions already made (tests and tools).
     public init(ownTrust: String, ownSite: OriginID, pins: [String: KeyFingerprint] = [:],
@@ -86,12 +89,14 @@ public struct TrustDirectory: Sendable {
         var revocationRecords: [(Revocation, [UInt8])] = []
         var pinRecords: [(TrustWidePin, [UInt8])] = []
         var keys: [TrustBundleKey] = []
+        var redactionRecords: [(Redaction, [UInt8])] = []
         for record in records {
             switch VerifiedRecord.verify(record) {
             case .success(.enrolment(let e)): enrolmentRecords.append((e, record.digest))
             case .success(.revocation(let r)): revocationRecords.append((r, record.digest))
             case .success(.trustPin(let p)): pinRecords.append((p, record.digest))
             case .success(.bundleKey(let k)): keys.append(k)
+            case .success(.redaction(let r)): redactionRecords.append((r, record.digest))
             case .failure: continue
             }
         }
@@ -129,6 +134,22 @@ public struct TrustDirectory: Sendable {
         revocations = inForce.mapValues(\.0)
         let pinned = Set(pins.values)
         for key in keys where pinned.contains(key.trustFingerprint) { bundleKeys[key.trustFingerprint] = key }
+        var byEntry: [VersionRef: [(Redaction, [UInt8])]] = [:]
+        for (redaction, digest) in redactionRecords {
+            guard let trust = heldTrust(of: redaction.entry.origin), pins[trust] == redaction.trustFingerprint else { continue }
+            byEntry[redaction.entry, default: []].append((redaction, digest))
+        }
+        redactions = byEntry.mapValues { list in
+            list.sorted { isAtOrAfter($0.0.redactedMilliseconds, $0.1, $1.0.redactedMilliseconds, $1.1) }.map(\.0)
+        }
+    }
+
+    /// The redaction in force for an entry, if any.
+    public func redaction(of entry: VersionRef) -> Redaction? { redactions[entry]?.first }
+
+    /// Whether a redacted entry is vouched for by a redaction its site's trust signed.
+    public func vouches(forRedacted entry: LogEntry) -> Bool {
+        redactions[entry.ref]?.contains { $0.vouches(for: entry) } ?? false
     }
 
     /// The trusts' public keys, by code, as their enrolments carry them (the key that signs
@@ -154,6 +175,8 @@ public struct TrustDirectory: Sendable {
             guard let own = pins[ownTrust], pin.trustFingerprint == own else { return IdentityError("a trust pin made by another trust") }
         case .success(.bundleKey(let key)):
             guard pins.values.contains(key.trustFingerprint) else { return IdentityError("a bundle key signed by a key not pinned here") }
+        case .success(.redaction(let redaction)):
+            guard pins.values.contains(redaction.trustFingerprint) else { return IdentityError("a redaction signed by a key not pinned here") }
         }
         return nil
     }

@@ -7,6 +7,7 @@ public enum VerifiedRecord: Sendable {
     case revocation(Revocation)
     case trustPin(TrustWidePin)
     case bundleKey(TrustBundleKey)
+    case redaction(Redaction)
 
     /// Reads and verifies a record (X.509 parsing and Ed25519 checks), or says why it fails.
     /// Results are kept by the record's digest for the life of the process, so a directory of
@@ -21,6 +22,7 @@ public enum VerifiedRecord: Sendable {
             case .revocation: result = .success(.revocation(try Revocation(record: record)))
             case .trustPin: result = .success(.trustPin(try TrustWidePin(record: record)))
             case .bundleKey: result = .success(.bundleKey(try TrustBundleKey(record: record)))
+            case .redaction: result = .success(.redaction(try Redaction(record: record)))
             }
         } catch {
             result = .failure(error)

@@ -19,6 +19,9 @@ public struct DirectoryRecord: Hashable, Sendable {
         case bundleKey = 3
         /// A trust key pins (or unpins) another trust for all of its own sites.
         case trustPin = 4
+        /// A trust key replaces cells of an entry of one of its sites with a marker (patient
+        /// details typed by mistake), vouching for the entry's redacted body.
+        case redaction = 5
     }
 
     /// What it says.

@@ -100,6 +100,16 @@ public struct Change: Hashable, Sendable {
     }
 
     /// Decodes a change body, refusing anything malformed, over a limit, or with bytes left over.
+    /// Decodes an entry's body: a change, or a redacted body (SPEC 3) whose change follows
+    /// its prefix and original hash.
+    public init(decodingBody body: [UInt8]) throws(DecodingError) {
+        if LogEntry.isRedacted(body) {
+            try self.init(decoding: Array(body[34...]))
+        } else {
+            try self.init(decoding: body)
+        }
+    }
+
     public init(decoding bytes: [UInt8]) throws(DecodingError) {
         guard bytes.count <= Self.maximumBodyBytes else { throw DecodingError("change body over \(Self.maximumBodyBytes) bytes") }
         var reader = ByteReader(bytes)

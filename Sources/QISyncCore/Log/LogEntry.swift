@@ -68,10 +68,38 @@ public struct LogEntry: Hashable, Sendable {
         LogEntry(origin: origin, scope: scope, seq: seq, previousHash: previousHash, hlc: hlc, body: body, signature: nil)
     }
 
-    /// Decodes the change this entry carries.
-    public func change() throws(DecodingError) -> Change { try Change(decoding: body) }
+    /// Decodes the change this entry carries (for a redacted entry, the change as redacted).
+    public func change() throws(DecodingError) -> Change { try Change(decodingBody: body) }
+
+    // MARK: Redaction
+
+    /// A redacted entry's body begins with these two bytes, then the entry's original hash,
+    /// then the change as redacted. No change can begin with them (they read as an origin
+    /// count of 10,623, over the limit of 4,096), so the two kinds of body never mix.
+    public static let redactedPrefix: [UInt8] = [0xFF, 0x52]
+
+    /// Whether a body is a redacted one.
+    public static func isRedacted(_ body: [UInt8]) -> Bool {
+        body.count >= 34 && body[0] == redactedPrefix[0] && body[1] == redactedPrefix[1]
+    }
+
+    /// Whether this entry's body was redacted (its hash is the one its body names, vouched for
+    /// by a redaction record of its trust: SPEC 12).
+    public var isRedacted: Bool { Self.isRedacted(body) }
+
+    /// The body of an entry with hash `hash` whose change is replaced by `change`.
+    public static func redactedBody(hash: [UInt8], change: Change) -> [UInt8] {
+        redactedPrefix + hash + change.encoded()
+    }
+
+    /// The same entry with its body redacted: same place, clock, hash and signature.
+    public func redacted(to change: Change) -> LogEntry {
+        LogEntry(origin: origin, scope: scope, seq: seq, previousHash: previousHash, hlc: hlc,
+                 body: Self.redactedBody(hash: hash, change: change), signature: signature)
+    }
 
     static func hash(origin: OriginID, scope: Scope, seq: UInt64, previousHash: [UInt8], hlc: HLC, body: [UInt8]) -> [UInt8] {
+        if isRedacted(body) { return Array(body[2..<34]) }
         var header = ByteWriter(capacity: 96)
         header.write(raw: Array("qisync-entry-1".utf8))
         header.write(raw: origin.bytes)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import QISyncDomain
+import QISyncIdentity
 
 /// `adapt`: records how an improvement from elsewhere was changed to fit here (SOFFT S6).
 struct AdaptCommand: ReplicaCommand {
@@ -179,5 +180,45 @@ struct AdaptationCommand: ParsableCommand {
         func run(in context: CommandContext) throws {
             try context.setExists(record.id, as: .adaptation, exists: true, json: globals.json)
         }
+    }
+}
+
+/// `redact ID FIELD… --reason`: the IG lead removes text typed by mistake, everywhere.
+struct RedactCommand: ReplicaCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redact",
+        abstract: "On the hub (IG lead): replace a record's text fields, now and in its history, with [redacted] on every replica, with a reason.",
+        discussion: """
+            For patient details or an NHS number typed by mistake. Every value the fields have held is replaced             here at once, and on each replica as the signed redaction reaches it with syncs and bundles; the             logs still verify, and each replica records the redaction for audit. It cannot be undone.
+            """)
+    @OptionGroup var record: RecordArgument
+    @Argument(help: ArgumentHelp("The text fields to redact (e.g. text, title, aim).", valueName: "FIELD")) var fields: [String]
+    @Option(help: "Why (10 to 500 characters; recorded on every replica).") var reason: String?
+    @Flag(help: "Redact without asking (needed in scripts).") var yes = false
+    @OptionGroup var globals: GlobalOptions
+    func run(in context: CommandContext) throws {
+        guard let reason else { throw DomainError("redact needs --reason \"why\" (10 to 500 characters; it is recorded on every replica)") }
+        let (view, values) = try context.records.redactionPreview(record.id, fields: fields)
+        guard values.contains(where: { !$0.values.isEmpty }) else {
+            throw DomainError("nothing to redact: \(fields.joined(separator: ", ")) of \(view.kind.rawValue) \(view.id.short) hold no text")
+        }
+        if !globals.json {
+            context.out.line("These values of \(view.kind.rawValue) \(view.id.short) will be replaced by \(Redaction.marker), here and on every replica:")
+            for (field, texts) in values {
+                for text in texts { context.out.line("  \(field): \(text.count > 100 ? String(text.prefix(97)) + "…" : text)") }
+            }
+        }
+        guard try context.confirm("Redact them? This cannot be undone.", yes: yes, what: "redacting") else {
+            context.out.line("not redacted; nothing changed")
+            return
+        }
+        let (after, entries) = try context.records.redact(record.id, fields: fields, reason: reason)
+        if globals.json {
+            var json = RecordRendering.json(after)
+            json["redacted_entries"] = entries
+            context.out.json(json)
+            return
+        }
+        context.out.line("redacted \(fields.joined(separator: ", ")) of \(after.kind.rawValue) \(after.id.short) in \(Plural.count(entries, "entry", "entries")); the redaction reaches every replica with its next sync or bundle, and 'audit' records it")
     }
 }

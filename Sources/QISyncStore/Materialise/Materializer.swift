@@ -105,7 +105,7 @@ final class Materializer {
         guard let body = try Data.fetchOne(db, sql: "SELECT body FROM log WHERE id = ?", arguments: [id]) else {
             throw StoreError("internal: log entry \(id) is missing")
         }
-        let change = try Change(decoding: Array(body))
+        let change = try Change(decodingBody: Array(body))
         if changes.count > 1024 { changes.removeAll(keepingCapacity: true) }
         changes[id] = change
         return change

@@ -93,6 +93,10 @@ extension Replica {
         let directory = try directory(db)
         var maxHLC = HLC(rawValue: 0)
         for (run, fullChanges) in zip(runs, decoded) {
+            // A redacted body names its own hash: only a redaction its site's trust signed makes it good.
+            if let forged = run.entries.first(where: { $0.isRedacted && !directory.vouches(forRedacted: $0) }) {
+                throw LogRejection(ref: forged.ref, reason: "a redacted entry without a redaction record of its trust that vouches for its body")
+            }
             let admitted = try admitted(db, run.entries, directory: directory, source: source, report: &report)
             guard admitted > 0 else { continue }
             let kept = Array(run.entries.prefix(admitted))
@@ -135,6 +139,8 @@ extension Replica {
                                report: &report, maxHLC: &maxHLC)
         }
         try db.execute(sql: "UPDATE meta SET value = max(value, ?) WHERE key = 'hlc'", arguments: [Int64(bitPattern: maxHLC.rawValue)])
+        // Entries that arrived whole after their redaction did take it now.
+        if !directory.redactions.isEmpty { try enforceRedactions(db) }
         report.newConflicts = max(0, (try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0) - conflictsBefore)
         return report
     }

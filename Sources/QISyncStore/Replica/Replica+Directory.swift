@@ -113,7 +113,7 @@ extension Replica {
             var current = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: pins, records: held)
             // What the importer would keep, kind by kind, as importDirectory does.
             var kept = held
-            for kind: DirectoryRecord.Kind in [.trustPin, .enrolment, .bundleKey, .revocation] {
+            for kind: DirectoryRecord.Kind in [.trustPin, .enrolment, .bundleKey, .revocation, .redaction] {
                 kept += extra.filter { $0.kind == kind && current.relevance(of: $0) == nil }
                 current = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: pins, records: kept)
             }
@@ -239,7 +239,7 @@ extension Replica {
         var result = DirectoryImport()
         // The trust's own pin decisions first: they decide which other trusts' records to keep;
         // then enrolments, before the revocations judged against them.
-        for kind: DirectoryRecord.Kind in [.trustPin, .enrolment, .bundleKey, .revocation] {
+        for kind: DirectoryRecord.Kind in [.trustPin, .enrolment, .bundleKey, .revocation, .redaction] {
             let current = try directory(db)
             var added = false
             for record in records where record.kind == kind {
@@ -258,7 +258,10 @@ extension Replica {
             }
             if added { try bumpDirectoryVersion(db) }
         }
-        if result.added > 0 { try enforceRevocations(db) }
+        if result.added > 0 {
+            try enforceRevocations(db)
+            try enforceRedactions(db)
+        }
         return result
     }
 

@@ -170,7 +170,7 @@ extension Replica {
         try database.read { db in
             try Data.fetchOne(db, sql: """
                 SELECT log.body FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
-                """, arguments: [Data(ref.origin.bytes), Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq)]).map { try Change(decoding: Array($0)) }
+                """, arguments: [Data(ref.origin.bytes), Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq)]).map { try Change(decodingBody: Array($0)) }
         }
     }
 

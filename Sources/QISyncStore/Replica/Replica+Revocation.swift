@@ -57,7 +57,7 @@ extension Replica {
         guard !rows.isEmpty else { return }
         for row in rows {
             removed.insert(row[0])
-            if let change = try? Change(decoding: Array(row[2] as Data)) {
+            if let change = try? Change(decodingBody: Array(row[2] as Data)) {
                 for write in change.rows { touched.insert(RowName(table: write.table, key: write.key)) }
             }
             try recordRefusal(db, entry: LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[1]), previousHash: [],

@@ -74,6 +74,9 @@ extension Replica {
             if let before = previous[log], before.hash != entry.previousHash {
                 report.logProblems.append("\(name(log)), entry \(entry.seq): does not chain onto entry \(before.seq) (its previous-entry hash differs)")
             }
+            if entry.isRedacted, !directory.vouches(forRedacted: entry) {
+                report.logProblems.append("\(name(log)), entry \(entry.seq): redacted, but no redaction record of its trust vouches for its body")
+            }
             if entry.signature != nil, !entry.hasValidSignature { report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)") }
             previous[log] = entry
         }
