@@ -85,9 +85,9 @@ struct BundleCommand: ParsableCommand {
             }
             context.out.fields([
                 ("from", result.bundle.senderName),
-                ("applied", "\(report.applied + report.released) entries"),
-                ("already held", "\(report.duplicates) entries"),
-                ("waiting", report.waiting == 0 ? "none" : "\(report.waiting) entries, for earlier ones: " + waiting.joined(separator: "; ")),
+                ("applied", Plural.count(report.applied + report.released, "entry", "entries")),
+                ("already held", Plural.count(report.duplicates, "entry", "entries")),
+                ("waiting", report.waiting == 0 ? "none" : Plural.count(report.waiting, "entry", "entries") + ", for earlier ones: " + waiting.joined(separator: "; ")),
                 ("refused", report.refused == 0 ? "none" : "\(report.refused): " + report.refusalReasons.joined(separator: "; ") + " (see 'audit')"),
                 ("conflicts", "\(report.newConflicts) appeared (see 'conflicts')"),
                 ("receipt", "\(receiptPath): carry it back to \(result.bundle.senderName) for its next 'bundle export --since-vector'"),
@@ -201,7 +201,7 @@ enum PlanRendering {
         var fields: [(String, String)] = [
             ("peer", peer),
             ("would take", "\(incoming.applied + incoming.released) entries touching \(records) records (\(incoming.duplicates) already held)"),
-            ("would wait", incoming.waiting == 0 ? "none" : "\(incoming.waiting) entries, for earlier ones this replica lacks"),
+            ("would wait", incoming.waiting == 0 ? "none" : Plural.count(incoming.waiting, "entry", "entries") + ", for earlier ones this replica lacks"),
             ("would refuse", incoming.refused == 0 ? "none" : "\(incoming.refused): " + incoming.refusalReasons.joined(separator: "; ")),
             ("conflicts", "\(incoming.newConflicts) would appear here"),
         ]

@@ -76,7 +76,7 @@ struct InitCommand: ParsableCommand {
         } else {
             out.line("trust key fingerprint: \(trustFingerprint?.description ?? "?")")
             out.line("trust key:             \(replica.home.appendingPathComponent(TrustKey.fileName).path) (keep it safe; back it up offline)")
-            out.line("Wards join with: qisync init --trust \(identity.trustCode) --trust-name '\(identity.trustName)' --site NAME --join \(trustFingerprint?.description ?? "FINGERPRINT")")
+            out.line("Wards join with: qisync init --trust \(identity.trustCode) --site NAME --join \(trustFingerprint?.description ?? "FINGERPRINT")")
         }
         out.line("Open it with: qisync shell\(globals.home.map { " --home \($0)" } ?? "")")
     }

@@ -64,7 +64,7 @@ struct VerifyCommand: ReplicaCommand {
                               "log_problems": report.logProblems, "differences": report.differences])
         } else {
             context.out.line("integrity check:   \(report.integrity)")
-            context.out.line("logs and entries:  \(report.logs) logs, \(report.entries) entries, chains and signatures \(report.logProblems.isEmpty ? "ok" : "FAILED")")
+            context.out.line("logs and entries:  \(Plural.count(report.logs, "log", "logs")), \(Plural.count(report.entries, "entry", "entries")), chains and signatures \(report.logProblems.isEmpty ? "ok" : "FAILED")")
             for problem in report.logProblems { context.out.line("  - \(problem)") }
             context.out.line("rebuild from logs: \(report.differences.isEmpty ? "matches the tables" : "DIFFERS")")
             for difference in report.differences { context.out.line("  - \(difference)") }

@@ -245,7 +245,7 @@ enum PeerRendering {
         [peer.name, peer.address,
          peer.lastSync.map { times.text($0.startedMilliseconds) } ?? "never",
          peer.lastSync?.outcome ?? "",
-         peer.behind.map { $0 == 0 ? "up to date" : "\($0) entries" } ?? "unknown"]
+         peer.behind.map { $0 == 0 ? "up to date" : Plural.count($0, "entry", "entries") } ?? "unknown"]
     }
 
     static func json(_ peer: Peer) -> [String: Any] {
@@ -426,14 +426,14 @@ enum SyncRendering {
         let c = report.counters
         var refused: [(String, String)] = []
         if c.refusedIn > 0 {
-            refused.append(("refused here", "\(c.refusedIn) entries: " + report.refusals.joined(separator: "; ") + " (see 'audit')"))
+            refused.append(("refused here", Plural.count(c.refusedIn, "entry", "entries") + ": " + report.refusals.joined(separator: "; ") + " (see 'audit')"))
         }
-        if c.refusedOut > 0 { refused.append(("refused there", "\(c.refusedOut) entries (the peer's 'audit' says why)")) }
+        if c.refusedOut > 0 { refused.append(("refused there", Plural.count(c.refusedOut, "entry", "entries") + " (the peer's 'audit' says why)")) }
         out.fields([
             ("peer", peer),
             ("direction", direction.rawValue),
-            ("received", "\(c.entriesIn) entries (\(bytes(c.bytesIn)))"),
-            ("sent", "\(c.entriesOut) entries (\(bytes(c.bytesOut)))"),
+            ("received", Plural.count(c.entriesIn, "entry", "entries") + " (\(bytes(c.bytesIn)))"),
+            ("sent", Plural.count(c.entriesOut, "entry", "entries") + " (\(bytes(c.bytesOut)))"),
             ("on the wire", "\(bytes(report.wireIn)) in, \(bytes(report.wireOut)) out"),
             ("time", String(format: "%.2f s", report.seconds)),
             ("conflicts", "\(c.conflictsIn) appeared here, \(c.conflictsOut) at the peer; \(conflictsNow) open here\(conflictsNow > 0 ? " (see 'conflicts')" : "")"),
