@@ -69,7 +69,7 @@ struct RecordCommandTests {
 
         let plain = h.run("share \(id)")
         #expect(plain.outcome == .success)
-        #expect(plain.out.contains("2 PDSA cycles, 1 learning entry are not shared"), "\(plain.out)")
+        #expect(plain.out.contains("Not shared with it: 2 PDSA cycles and 1 learning entry"), "\(plain.out)")
         #expect(plain.out.contains("share \(id) --with-related"))
         #expect(h.run("unshare \(id)").outcome == .success)
 

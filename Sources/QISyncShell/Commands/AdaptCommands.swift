@@ -102,7 +102,8 @@ struct ShareCommand: ReplicaCommand {
                     let count = left.filter { $0.kind == kind }.count
                     if count > 0, let name = names[kind] { counts.append(Plural.count(count, name.0, name.1)) }
                 }
-                context.out.line("Its \(counts.joined(separator: ", ")) are not shared: 'share \(view.id.short) --with-related' shares them too.")
+                let list = counts.count > 1 ? counts.dropLast().joined(separator: ", ") + " and " + counts.last! : counts[0]
+                context.out.line("Not shared with it: \(list); 'share \(view.id.short) --with-related' shares them too.")
             }
         }
     }
