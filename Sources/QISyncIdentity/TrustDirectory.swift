@@ -59,8 +59,8 @@ public struct TrustDirectory: Sendable {
     /// Each site's latest enrolment among all held, whether its trust is pinned now or not: a
     /// trust unpinned after its entries were accepted leaves them, and their sites' trust, here.
     public var heldEnrolments: [OriginID: Enrolment] = [:]
-    /// Redactions signed by the key of the trust their entry's site belongs to, by entry,
-    /// latest first (`redactedMs`, then digest): the first is in force.
+    /// Redactions signed by the key of the trust their entry's site belongs to, by entry, the
+    /// one in force first (most cells, then latest `redactedMs`, then greater digest).
     public var redactions: [VersionRef: [Redaction]] = [:]
 
     /// Creates a directory from decisions already made (tests and tools).
@@ -139,8 +139,13 @@ public struct TrustDirectory: Sendable {
             guard let trust = heldTrust(of: redaction.entry.origin), pins[trust] == redaction.trustFingerprint else { continue }
             byEntry[redaction.entry, default: []].append((redaction, digest))
         }
+        // A later redaction of an entry names every cell redacted before, so the one naming the
+        // most cells is in force (then the latest, then the greater digest).
         redactions = byEntry.mapValues { list in
-            list.sorted { isAtOrAfter($0.0.redactedMilliseconds, $0.1, $1.0.redactedMilliseconds, $1.1) }.map(\.0)
+            list.sorted { a, b in
+                a.0.cells.count != b.0.cells.count ? a.0.cells.count > b.0.cells.count
+                    : isAtOrAfter(a.0.redactedMilliseconds, a.1, b.0.redactedMilliseconds, b.1)
+            }.map(\.0)
         }
     }
 

@@ -91,8 +91,31 @@ public enum Checker {
         for site in world.sites { for entry in try site.replica.entries(after: VersionVector()) { all[entry.ref] = entry } }
         var trustOf: [OriginID: String] = [:]
         for site in world.sites { trustOf[site.replica.identity.origin] = site.trust }
-        let model = ReferenceModel(trustOf: trustOf, trustKeys: Dictionary(uniqueKeysWithValues: world.trusts.map { ($0.code, $0.key.publicKey) }),
+        var model = ReferenceModel(trustOf: trustOf, trustKeys: Dictionary(uniqueKeysWithValues: world.trusts.map { ($0.code, $0.key.publicKey) }),
                                    cuts: world.revocations.mapValues(\.lastAccepted), schema: QISchema.schema)
+        // Redactions: every record any replica holds that the entry's own trust signed.
+        var redactions: [VersionRef: [Redaction]] = [:]
+        for site in world.sites {
+            for record in try site.replica.directoryRecords() where record.kind == .redaction {
+                guard let redaction = try? Redaction(record: record), let trust = trustOf[redaction.entry.origin],
+                      let key = world.trusts.first(where: { $0.code == trust })?.key.publicKey, redaction.trustKey == key,
+                      !(redactions[redaction.entry]?.contains(redaction) ?? false) else { continue }
+                redactions[redaction.entry, default: []].append(redaction)
+                for cell in redaction.cells {
+                    model.redacted[redaction.entry, default: []].insert(ReferenceModel.Cell(row: RowName(table: cell.table, key: cell.key), column: cell.column))
+                }
+            }
+        }
+        // After the final exchange no replica holds a redacted entry's text: its body is the one the latest redaction vouches for.
+        for site in world.sites where !site.revoked {
+            for entry in try site.replica.entries(after: VersionVector()) {
+                guard let list = redactions[entry.ref] else { continue }
+                let latest = list.max { ($0.cells.count, $0.redactedMilliseconds, Hex.encode($0.record.digest)) < ($1.cells.count, $1.redactedMilliseconds, Hex.encode($1.record.digest)) }
+                if let latest, !latest.vouches(for: entry) {
+                    problems.append("\(site.name) holds entry \(entry.ref) \(entry.isRedacted ? "with an earlier redaction" : "unredacted") after its redaction reached everyone")
+                }
+            }
+        }
         for trust in world.trusts {
             let members = trust.sites.filter { !$0.revoked }
             let states = try members.map { try $0.replica.canonicalState() }

@@ -72,6 +72,7 @@ struct Step {
 
     mutating func perform() {
         guard let site = pick(world.sites) else { return }
+        summary = "operation \(choice) at \(site.name):"
         do {
             switch choice {
             case 0..<12: try add(.initiative, at: site)
@@ -92,6 +93,7 @@ struct Step {
             case 91..<93: try revokeWard()
             case 93..<96: try togglePin()
             case 96..<97: try makeWardHub()
+            case 97..<99: try redact(at: site)
             default:
                 let step = rng.next() % 10_000
                 world.clock.advance(step)
@@ -193,6 +195,15 @@ struct Step {
         try site.records.unshare(id.hex)
     }
 
+    /// The trust's hub redacts a text field of one of its trust's records (its value now and in history).
+    mutating func redact(at site: Site) throws {
+        guard site.isHub, let kind = pick([RecordKind.initiative, .learning]), let id = pick(try ids(kind, at: site, owned: true, live: nil)) else { return }
+        // Fields every record of the kind has text in (the title, the entry's text).
+        let field = kind == .initiative ? "title" : "text"
+        summary = "\(site.name) redacts \(field) of \(kind.rawValue) \(id.short)"
+        try site.records.redact(id.hex, fields: [field], reason: "patient details typed by mistake")
+    }
+
     mutating func resolve(at site: Site) throws {
         guard let conflict = pick(try site.records.conflicts()) else { return }
         summary = "\(site.name) resolves \(conflict.kind.rawValue) \(conflict.id.short) \(conflict.field)"
@@ -271,6 +282,11 @@ struct Step {
         var generator = rng
         delivered.shuffle(using: &generator)
         rng = generator
+        // A redacted entry travels with its redaction records, as DIRECTORY precedes batches in a
+        // session or a bundle (SPEC 9, 15); without them it would be refused as forged.
+        if delivered.contains(where: \.isRedacted) {
+            try peer.replica.importDirectory(try site.replica.directoryRecords().filter { $0.kind == .redaction })
+        }
         let report = try peer.replica.apply(delivered, source: "raw from \(site.name)")
         summary = "raw \(site.name) → \(peer.name): \(delivered.count) entries, \(report.applied) applied, \(report.refused) refused, \(report.waiting) waiting"
     }

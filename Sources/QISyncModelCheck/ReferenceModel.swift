@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import QISyncCore
+import QISyncIdentity
 import QISyncStore
 
 /// The rules of protocol/SPEC.md sections 4–6 and 14, written again as plainly as possible,
@@ -37,6 +38,8 @@ struct ReferenceModel {
     let trustKeys: [String: [UInt8]]
     let cuts: [OriginID: [Scope: LogPosition]]
     let schema: ReplicatedSchema
+    /// Cells each entry's trust has redacted (SPEC 12): their value is the marker, whatever the entry held.
+    var redacted: [VersionRef: Set<Cell>] = [:]
 
     /// Section 14, rule 1, for a replica of `viewer`: may it hold this entry at all?
     func admits(_ entry: LogEntry, viewer: String, hashes: [VersionRef: [UInt8]]) -> Bool {
@@ -105,8 +108,10 @@ struct ReferenceModel {
                 rowsWritten[name, default: []].insert(entry.ref)
                 rowHLC[name] = max(rowHLC[name] ?? 0, entry.hlc.rawValue)
                 for cell in row.cells {
-                    writes[Cell(row: name, column: cell.column), default: []].append(
-                        Write(ref: entry.ref, stamp: Stamp(hlc: entry.hlc, origin: entry.origin), value: cell.value, supersedes: cell.supersedes))
+                    let key = Cell(row: name, column: cell.column)
+                    let value = redacted[entry.ref]?.contains(key) == true ? Value.text(Redaction.marker) : cell.value
+                    writes[key, default: []].append(
+                        Write(ref: entry.ref, stamp: Stamp(hlc: entry.hlc, origin: entry.origin), value: value, supersedes: cell.supersedes))
                 }
             }
         }

@@ -34,6 +34,8 @@ struct ModelConvergenceTests {
     static let regressions: [(String, UInt64, Int, Int, [UInt64])] = [
         ("a trust unpinned at a ward after its entries arrived: verify lost those sites' trust", 159, 3, 2,
          [0x6da3f41c29b679e0, 0x38f40026d4fd9a7, 0x6f77484939512bc9, 0x6f4943f45a057387, 0x2ba0db7da0f36a52, 0x28288a2fb6cf5814]),
+        ("a redacted entry relayed to another trust's ward that does not pin its trust: refused as forged before being refused as unknown", 905, 2, 2,
+         [0x5e13e3d443ec477b, 0xe406c69346584141, 0x29443a52ea2e1d66, 0x279ec0c23d687c38]),
     ]
 
     @Test("histories that once failed stay fixed", arguments: 0..<regressions.count)

@@ -51,7 +51,7 @@ struct ChaosCommand: ParsableCommand {
                 if !result.failures.isEmpty { print("FAILED \(kind) seed \(trialSeed):\n  " + result.failures.joined(separator: "\n  ")) }
             }
             rows.append((kind, count, faults, failures, Date().timeIntervalSince(started)))
-            print("\(kind.rawValue): \(count) trials, \(faults) faults, \(failures) failures, \(String(format: "%.0f", Date().timeIntervalSince(started))) s")
+            print("\(kind.rawValue): \(count) \(count == 1 ? "trial" : "trials"), \(faults) \(faults == 1 ? "fault" : "faults"), \(failures) \(failures == 1 ? "failure" : "failures"), \(String(format: "%.0f", Date().timeIntervalSince(started))) s")
         }
         let width = rows.map { $0.kind.rawValue.count }.max() ?? 10
         print("")

@@ -93,13 +93,13 @@ extension Replica {
         let directory = try directory(db)
         var maxHLC = HLC(rawValue: 0)
         for (run, fullChanges) in zip(runs, decoded) {
-            // A redacted body names its own hash: only a redaction its site's trust signed makes it good.
-            if let forged = run.entries.first(where: { $0.isRedacted && !directory.vouches(forRedacted: $0) }) {
-                throw LogRejection(ref: forged.ref, reason: "a redacted entry without a redaction record of its trust that vouches for its body")
-            }
             let admitted = try admitted(db, run.entries, directory: directory, source: source, report: &report)
             guard admitted > 0 else { continue }
             let kept = Array(run.entries.prefix(admitted))
+            // A redacted body names its own hash: only a redaction its site's trust signed makes it good.
+            if let forged = kept.first(where: { $0.isRedacted && !directory.vouches(forRedacted: $0) }) {
+                throw LogRejection(ref: forged.ref, reason: "a redacted entry without a redaction record of its trust that vouches for its body")
+            }
             let changes = Array(fullChanges.prefix(admitted))
             let first = kept[0]
             let log = LogID(origin: first.origin, scope: first.scope)
