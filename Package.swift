@@ -49,6 +49,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Measures' statistics and charts: XmR, run, p and u charts, their rules and verdicts,
+        // drawn for a terminal or as SVG. Numbers in, numbers and text out: no I/O.
+        .target(name: "QISyncCharts"),
         // The sync protocol: messages, framing, the compressed payload stream and the session
         // state machine. Values in, actions out: no sockets, no files, no database.
         .target(
@@ -158,6 +161,7 @@ let package = Package(
             name: "QISyncStoreTests",
             dependencies: ["QISyncCore", "QISyncStore", "QISyncDomain", "QISyncIdentity", .product(name: "GRDB", package: "GRDB.swift")]
         ),
+        .testTarget(name: "QISyncChartsTests", dependencies: ["QISyncCharts"]),
         .testTarget(name: "QISyncShellTests", dependencies: ["QISyncShell", "QISyncDomain", "QISyncStore", "QISyncIdentity", "QISyncTransport"]),
         .testTarget(
             name: "QISyncProtocolTests",

@@ -46,13 +46,15 @@ enum TLSSetup {
 
     /// The handshake's check of the peer's certificates, against the replica's directory as it is now.
     ///
-    /// It runs on a global dispatch queue, not the replica's thread pool: a handshake must not
-    /// wait behind other sessions' long batches. Reading the directory is a short read (WAL
-    /// readers do not wait for writers) and usually served from memory.
+    /// It runs on threads of its own, neither the replica's thread pool (a handshake must not
+    /// wait behind other sessions' long batches) nor a global dispatch queue (whose few threads
+    /// Swift concurrency shares, so a process busy with blocking work would stall handshakes
+    /// until the peer gives up). Reading the directory is a short read (WAL readers do not wait
+    /// for writers) and usually served from memory.
     static func verificationCallback(replica: Replica, verification: PeerVerification) -> NIOSSLCustomVerificationCallback {
         { certificates, promise in
             let chain = certificates.compactMap { try? $0.toDERBytes() }
-            DispatchQueue.global().async {
+            handshakeChecks.submit { _ in
                 let result: Result<PeerIdentity, IdentityError>
                 do { result = try replica.directory().verifyPeer(chain: chain) } catch {
                     result = .failure(IdentityError("could not read this replica's directory: \(error)"))
@@ -62,6 +64,13 @@ enum TLSSetup {
             }
         }
     }
+
+    /// The threads that check peers' certificates during handshakes.
+    static let handshakeChecks: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        return pool
+    }()
 
     /// Whether a host is a loopback address, where the plaintext test mode may run.
     static func isLoopback(_ host: String) -> Bool {

@@ -51,7 +51,7 @@ final class TerminalSession {
     /// Reads until `pattern` appears in what was read since the last wait, or `timeout` passes;
     /// returns what was read (escape sequences left in).
     @discardableResult
-    func wait(for pattern: String, timeout: Double = 10) throws -> String {
+    func wait(for pattern: String, timeout: Double = 30) throws -> String {
         let deadline = Date().addingTimeInterval(timeout)
         var seen = ""
         while Date() < deadline {
@@ -77,7 +77,7 @@ final class TerminalSession {
     }
 
     /// Waits for the process to end (up to `timeout`), returning its exit code.
-    func waitForExit(timeout: Double = 10) throws -> Int32 {
+    func waitForExit(timeout: Double = 30) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
         while process.isRunning, Date() < deadline {
             var chunk = [UInt8](repeating: 0, count: 4096)
