@@ -86,7 +86,7 @@ let package = Package(
         .target(
             name: "QISyncDomain",
             dependencies: [
-                "QISyncCore", "QISyncStore", "QISyncIdentity",
+                "QISyncCore", "QISyncStore", "QISyncIdentity", "QISyncCharts",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -103,7 +103,7 @@ let package = Package(
         .target(
             name: "QISyncShell",
             dependencies: [
-                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport", "QISyncIdentity", "CEditLine", "CTerminal",
+                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport", "QISyncIdentity", "QISyncCharts", "CEditLine", "CTerminal",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

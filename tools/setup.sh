@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages qisync builds against, only those that are missing.
+#   bash tools/setup.sh         what building and running qisync needs
+#   bash tools/setup.sh test    and what the tests need too: headless Chromium and poppler-utils
+#                               (reports are rendered in a real browser, to PDF and images)
 set -euo pipefail
 
 packages=(libsqlite3-dev libedit-dev pkg-config openssl faketime)
+if [ "${1:-}" = "test" ]; then
+    packages+=(chromium poppler-utils)
+fi
 missing=()
 for package in "${packages[@]}"; do
     dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -143,6 +143,16 @@ struct Step {
             if chance(50), let initiative = try pick(ids(.initiative, at: site, owned: true)) { fields["initiative"] = initiative.hex }
             tags["sofft"] = (0..<Int(rng.next() % 3)).map { _ in pick(Vocabulary.soffts.map(\.code))! }
         case .adaptation: return
+        case .measure:
+            guard let initiative = try pick(ids(.initiative, at: site, owned: true)) else { return }
+            fields = ["initiative": initiative.hex, "name": text(), "direction": pick(Vocabulary.directions)!, "chart": pick(["xmr", "run"])!]
+        case .datapoint:
+            guard let measure = try pick(ids(.measure, at: site, owned: true)) else { return }
+            // Few periods, so two sites often add the same one offline.
+            fields = ["measure": measure.hex, "period": String(format: "2026-0%d-01", Int(rng.next() % 6) + 1), "value": String(rng.next() % 50)]
+        case .chartEvent:
+            guard let measure = try pick(ids(.measure, at: site, owned: true)) else { return }
+            fields = ["measure": measure.hex, "type": "annotation", "date": "2026-03-01", "text": text()]
         }
         let view = try site.records.add(kind, fields: fields, tags: tags)
         summary = "\(site.name) adds \(kind.rawValue) \(view.id.short)"
@@ -163,6 +173,9 @@ struct Step {
         case .pdsa: field = pick([("prediction", text()), ("as-planned", "yes"), ("number", String(rng.next() % 4 + 1))])!
         case .learning: field = pick([("text", text()), ("effect", pick(Vocabulary.effects)!)])!
         case .adaptation: field = pick([("kept", text()), ("fidelity", pick(Vocabulary.fidelity)!)])!
+        case .measure: field = pick([("name", text()), ("target", String(rng.next() % 40))])!
+        case .datapoint: field = pick([("value", String(rng.next() % 50)), ("note", text()), ("period", String(format: "2026-0%d-01", Int(rng.next() % 6) + 1))])!
+        case .chartEvent: field = ("text", text())
         }
         try site.records.set(id.hex, as: kind, fields: [field.0: field.1])
         summary = "\(site.name) sets \(kind.rawValue) \(id.short) \(field.0)"
@@ -207,8 +220,9 @@ struct Step {
     mutating func resolve(at site: Site) throws {
         guard let conflict = pick(try site.records.conflicts()) else { return }
         summary = "\(site.name) resolves \(conflict.kind.rawValue) \(conflict.id.short) \(conflict.field)"
-        if conflict.isNumberClash {
-            try site.records.resolve(conflict.id.hex, field: "number", pick: nil, value: String(Int(rng.next() % 12) + 1))
+        if conflict.isUniqueClash {
+            let value = conflict.kind == .pdsa ? String(Int(rng.next() % 12) + 1) : String(format: "2026-%02d-01", Int(rng.next() % 12) + 1)
+            try site.records.resolve(conflict.id.hex, field: conflict.field, pick: nil, value: value)
         } else if conflict.field == "exists" {
             try site.records.resolve(conflict.id.hex, field: "exists", pick: nil, value: chance(70) ? "keep" : "delete")
         } else {

@@ -36,6 +36,13 @@ struct DomainConflictTests {
         case .adaptation:
             id = try a.adapt(source: initiative.id.hex, sourceTrust: nil, sourceID: nil, sourceHash: nil, into: nil, title: "Falls at night",
                              fields: ["nature": "tailor"], reasons: ["staffing"]).adaptation.id
+        case .measure: id = try a.add(.measure, fields: ["initiative": initiative.id.hex, "name": "Falls per 1,000 bed days"]).id
+        case .datapoint:
+            let measure = try a.add(.measure, fields: ["initiative": initiative.id.hex, "name": "Falls"])
+            id = try a.add(.datapoint, fields: ["measure": measure.id.hex, "period": "2026-01-05", "value": "4"]).id
+        case .chartEvent:
+            let measure = try a.add(.measure, fields: ["initiative": initiative.id.hex, "name": "Falls"])
+            id = try a.add(.chartEvent, fields: ["measure": measure.id.hex, "type": "annotation", "date": "2026-01-05", "text": "huddles start"]).id
         }
         try sync()
         return id
@@ -44,6 +51,7 @@ struct DomainConflictTests {
     static let edits: [RecordKind: (String, String)] = [
         .initiative: ("title", "Reduce falls at night"), .pdsa: ("prediction", "fewer falls"),
         .learning: ("text", "Huddles helped a lot"), .adaptation: ("kept", "handover check"),
+        .measure: ("target", "5"), .datapoint: ("value", "4.5"), .chartEvent: ("text", "huddles on nights too"),
     ]
 
     @Test("a delete against a concurrent edit is a conflict on exists at both sites, naming both; keeping it keeps the edit", arguments: RecordKind.allCases)

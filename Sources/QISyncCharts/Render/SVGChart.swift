@@ -7,9 +7,11 @@ import Foundation
 public enum SVGChart {
     public static func render(_ analysis: ChartAnalysis, title: String, format: ValueFormat = .plain, target: Double? = nil,
                               direction: ImprovementDirection = .neither, annotations: [TerminalChart.Annotation] = [],
-                              width: Double = 760, height: Double = 360) -> String {
+                              width: Double = 760, height plotAreaHeight: Double = 360) -> String {
         let points = analysis.points
-        let left = 64.0, right = 70.0, top = 40.0, bottom = 54.0
+        let placed = annotations.filter { annotation in points.contains { $0.date >= annotation.date } }
+        let height = plotAreaHeight + Double(placed.count) * 14
+        let left = 64.0, right = 104.0, top = 40.0, bottom = 54.0 + Double(placed.count) * 14
         let plotWidth = width - left - right, plotHeight = height - top - bottom
         let values = points.map(\.plotted)
         let candidates = values.compactMap { $0 } + analysis.centre.compactMap { $0 } + analysis.lower.compactMap { $0 }
@@ -124,7 +126,11 @@ public enum SVGChart {
             }
         }
         let verdicts = ChartWords.verdictLines(analysis).joined(separator: " · ")
-        svg += "<text x=\"\(n(left))\" y=\"\(n(height - 12))\">\(escape(verdicts.isEmpty ? "\(points.count) points" : verdicts))</text>\n"
+        svg += "<text x=\"\(n(left))\" y=\"\(n(top + plotHeight + 34))\">\(escape(verdicts.isEmpty ? "\(points.count) points" : verdicts))</text>\n"
+        for (number, annotation) in annotations.enumerated() where placed.contains(where: { $0.date == annotation.date && $0.text == annotation.text }) {
+            let line = placed.firstIndex { $0.date == annotation.date && $0.text == annotation.text } ?? 0
+            svg += "<text class=\"note\" x=\"\(n(left))\" y=\"\(n(top + plotHeight + 50 + Double(line) * 14))\">\(number + 1) \(annotation.date): \(escape(annotation.text))</text>\n"
+        }
         svg += "</svg>\n"
         return svg
     }

@@ -17,7 +17,9 @@ public enum TerminalChart {
     public static func render(_ analysis: ChartAnalysis, title: String, format: ValueFormat = .plain, target: Double? = nil,
                               annotations: [Annotation] = [], width: Int, height: Int = 14) -> [String] {
         let points = analysis.points
-        var lines = [title, ChartWords.kindLine(analysis)]
+        let width = max(40, width)
+        func wrapped(_ text: String, indent: String = "") -> [String] { wrap(text, width: width, indent: indent) }
+        var lines = wrapped(title) + wrapped(ChartWords.kindLine(analysis))
         guard !points.isEmpty else { return lines + ["(no data points yet: add some with 'data add')"] }
         let values = points.map(\.plotted)
         let candidates = values.compactMap { $0 } + analysis.centre.compactMap { $0 } + analysis.lower.compactMap { $0 }
@@ -99,15 +101,40 @@ public enum TerminalChart {
         lines.append(String(repeating: " ", count: gutter + 1) + String(axis).trimmingTrailingSpaces())
         if !annotationNotes.isEmpty {
             lines.append(String(repeating: " ", count: gutter + 1) + String(annotationLine).trimmingTrailingSpaces())
-            lines += annotationNotes.map { "  " + $0 }
+            lines += annotationNotes.flatMap { wrapped("  " + $0, indent: "    ") }
         }
-        lines.append("● point  ▲▼ signal above/below the \(centreName)  ◆ signal  ○ excluded  ─ \(centreName)\(analysis.kind.hasLimits ? "  ┄ limits" : "")\(target == nil ? "" : "  · target")")
+        lines += wrapped("● point  ▲▼ signal above/below the \(centreName)  ◆ signal  ○ excluded  ─ \(centreName)\(analysis.kind.hasLimits ? "  ┄ limits" : "")\(target == nil ? "" : "  · target")")
         let signalLines = ChartWords.signalLines(analysis)
         lines.append(signalLines.isEmpty ? "No signals." : "Signals:")
-        lines += signalLines.map { "  " + $0 }
-        lines += ChartWords.verdictLines(analysis)
-        lines += analysis.notes.map { "Note: " + $0 }
+        lines += signalLines.flatMap { wrapped("  " + $0, indent: "    ") }
+        lines += ChartWords.verdictLines(analysis).flatMap { wrapped($0, indent: "  ") }
+        lines += analysis.notes.flatMap { wrapped("Note: " + $0, indent: "  ") }
         return lines
+    }
+
+    /// Text broken at spaces into lines of at most `width` characters, later lines indented.
+    static func wrap(_ text: String, width: Int, indent: String) -> [String] {
+        var lines: [String] = []
+        var current = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            let candidate = current.isEmpty ? String(word) : current + " " + word
+            if candidate.count <= width || current.trimmingCharacters(in: .whitespaces).isEmpty {
+                current = candidate
+            } else {
+                lines.append(current)
+                current = indent + word
+            }
+        }
+        if !current.isEmpty { lines.append(current) }
+        // A single word longer than the width is cut.
+        return lines.flatMap { line -> [String] in
+            guard line.count > width else { return [line] }
+            var pieces: [String] = []
+            var rest = Substring(line)
+            while rest.count > width { pieces.append(String(rest.prefix(width))); rest = rest.dropFirst(width) }
+            if !rest.isEmpty { pieces.append(String(rest)) }
+            return pieces
+        }
     }
 }
 

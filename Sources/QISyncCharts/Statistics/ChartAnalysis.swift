@@ -72,8 +72,8 @@ public enum Ruleset: String, Sendable, CaseIterable {
 /// A rule that fired.
 public enum Rule: String, Sendable, Equatable {
     case beyondLimit = "beyond a process limit"
-    case shiftOfSeven = "7 points on one side of the mean"
-    case trendOfSeven = "7 points rising or falling"
+    case shiftOfSeven = "shift (7 or more points on one side of the mean)"
+    case trendOfSeven = "trend (7 or more points rising or falling)"
     case twoOfThree = "2 of 3 points beyond two-thirds of the way to a limit"
     case shiftOfSix = "shift: 6 or more points on one side of the median"
     case trendOfFive = "trend: 5 or more points rising or falling"

@@ -15,6 +15,8 @@ public enum FieldKind: Sendable, Equatable {
     case flag
     /// A whole number.
     case integer
+    /// A number (a measure's value, target, numerator or denominator).
+    case number
     /// The id of another record of the given kind.
     case reference(RecordKind)
     /// Set by qisync itself, not typed; stored with the given type.
@@ -54,7 +56,7 @@ public struct Field: Sendable, Equatable {
         switch kind {
         case .text(let max): .text(maxLength: max)
         case .choice, .date: .text(maxLength: 40)
-        case .score: .real
+        case .score, .number: .real
         case .flag, .integer: .integer
         case .system(let type): type
         case .reference: .blob
@@ -100,6 +102,12 @@ public struct Field: Sendable, Equatable {
         case .integer:
             guard let number = Int64(text), number >= 0 else { throw DomainError("'\(text)' is not a whole number (for \(name))") }
             return .integer(number)
+        case .number:
+            let cleaned = text.replacingOccurrences(of: ",", with: "").replacingOccurrences(of: "−", with: "-")
+            guard let number = Double(cleaned), number.isFinite else {
+                throw DomainError("'\(text)' is not a number (for \(name)); write it like 12, 0.5 or -3")
+            }
+            return .real(number)
         case .reference, .system:
             throw DomainError("internal: \(name) is not parsed from text")
         }

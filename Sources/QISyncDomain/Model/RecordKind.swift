@@ -7,9 +7,31 @@ public enum RecordKind: String, Sendable, CaseIterable {
     case pdsa
     case learning
     case adaptation
+    case measure
+    case datapoint
+    case chartEvent = "chart_event"
 
-    /// The shell command that works on this kind: `initiative`, `pdsa`, `log` (learning entries), `adaptation`.
-    public var commandName: String { self == .learning ? "log" : rawValue }
+    /// The shell command that works on this kind: `initiative`, `pdsa`, `log` (learning entries),
+    /// `adaptation`, `measure`, `data` (data points), `event` (chart events).
+    public var commandName: String {
+        switch self {
+        case .learning: "log"
+        case .datapoint: "data"
+        case .chartEvent: "event"
+        default: rawValue
+        }
+    }
+
+    /// What one of them is called in messages.
+    public var noun: String {
+        switch self {
+        case .pdsa: "PDSA cycle"
+        case .learning: "learning entry"
+        case .datapoint: "data point"
+        case .chartEvent: "chart event"
+        default: rawValue
+        }
+    }
 
     /// Fields every record has: owner, scope and creation time.
     static let common: [Field] = [
@@ -27,9 +49,15 @@ public enum RecordKind: String, Sendable, CaseIterable {
         case .pdsa: Self.pdsaFields
         case .learning: Self.learningFields
         case .adaptation: Self.adaptationFields
+        case .measure: Self.measureFields
+        case .datapoint: Self.datapointFields
+        case .chartEvent: Self.chartEventFields
         }
     }
 
+    private static let measureFields = RecordKind.measure.makeFields()
+    private static let datapointFields = RecordKind.datapoint.makeFields()
+    private static let chartEventFields = RecordKind.chartEvent.makeFields()
     private static let initiativeFields = RecordKind.initiative.makeFields()
     private static let pdsaFields = RecordKind.pdsa.makeFields()
     private static let learningFields = RecordKind.learning.makeFields()
@@ -85,6 +113,48 @@ public enum RecordKind: String, Sendable, CaseIterable {
             Field("goal", 16, .text(max: 1000), columnName: "frame_goal", "FRAME: the goal of the modification"),
             Field("outcome", 17, .text(max: 2000), "the outcome"),
         ]
+        case .measure: [
+            Field("initiative", 4, .reference(.initiative), required: true, "the initiative it measures"),
+            Field("name", 5, .text(max: 200), required: true, "what is measured, e.g. 'falls per 1,000 bed days'"),
+            Field("kind", 6, .choice(Vocabulary.measureKinds), columnName: "measure_kind", "outcome, process or balancing"),
+            Field("definition", 7, .text(max: 2000), "the operational definition: exactly what is counted, and how"),
+            Field("numerator", 8, .text(max: 1000), "for a proportion or rate: what the numerator counts"),
+            Field("denominator", 9, .text(max: 1000), "for a proportion or rate: what the denominator counts"),
+            Field("unit", 10, .choice(Vocabulary.units), "count, percent, rate, time or days-between"),
+            Field("per", 11, .integer, columnName: "rate_per", "for a rate: per how many (e.g. 1000 bed days)"),
+            Field("direction", 12, .choice(Vocabulary.directions), "which way is better: up, down or neither"),
+            Field("frequency", 13, .choice(Vocabulary.frequencies), "how often data are collected: day, week or month"),
+            Field("target", 14, .number, "the target, in the measure's unit (a percent as 0 to 100)"),
+            Field("source", 15, .text(max: 500), columnName: "data_source", "where the data come from"),
+            Field("chart", 16, .choice(Vocabulary.charts), columnName: "default_chart", "the chart drawn unless told: xmr, run, p or u"),
+        ]
+        case .datapoint: [
+            Field("measure", 4, .reference(.measure), required: true, "the measure it is a value of"),
+            Field("period", 5, .date, required: true, "the period it covers, by its first day (YYYY-MM-DD)"),
+            Field("value", 6, .number, "the value (or give a numerator and denominator)"),
+            Field("numerator", 7, .number, "for a proportion or rate: the count"),
+            Field("denominator", 8, .number, "for a proportion or rate: out of how many"),
+            Field("note", 9, .text(max: 1000), "a note: no patient details"),
+            Field("excluded", 10, .text(max: 500), "why it is left out of the calculations (empty: included)"),
+        ]
+        case .chartEvent: [
+            Field("measure", 4, .reference(.measure), required: true, "the measure whose chart it marks"),
+            Field("type", 5, .choice(Vocabulary.eventTypes), required: true, columnName: "event_type", "rebase, baseline or annotation"),
+            Field("date", 6, .date, columnName: "event_date", "a rebase's or annotation's date"),
+            Field("points", 7, .integer, "a baseline's number of points"),
+            Field("pdsa", 8, .reference(.pdsa), "the PDSA cycle an annotation names"),
+            Field("text", 9, .text(max: 500), "what an annotation says"),
+        ]
+        }
+    }
+
+    /// For kinds unique by a field within a parent: the parent field and the unique one (a PDSA
+    /// cycle's number within its initiative, a data point's period within its measure).
+    public var uniqueKey: (parent: String, field: String)? {
+        switch self {
+        case .pdsa: ("initiative", "number")
+        case .datapoint: ("measure", "period")
+        default: nil
         }
     }
 
@@ -110,6 +180,9 @@ public enum RecordKind: String, Sendable, CaseIterable {
         case .pdsa: 3
         case .learning: 4
         case .adaptation: 8
+        case .measure: 10
+        case .datapoint: 11
+        case .chartEvent: 12
         }
         return TableSpec(id: id, name: rawValue, columns: allFields.map { ColumnSpec($0.column, $0.columnName, $0.columnType) },
                          ownership: .record(ownerColumn: 1), overrideColumns: PIIOverride.standardColumns)
@@ -158,5 +231,6 @@ public enum QISchema {
         RecordKind.initiative.table, RecordKind.pdsa.table, RecordKind.learning.table,
         TagSet.soffts.table, TagSet.skills.table, TagSet.culture.table,
         RecordKind.adaptation.table, TagSet.reasons.table,
+        RecordKind.measure.table, RecordKind.datapoint.table, RecordKind.chartEvent.table,
     ])
 }

@@ -34,6 +34,19 @@ public enum Vocabulary {
     /// Contextual reasons for an adaptation.
     public static let reasons = ["staffing", "patient-population", "estate", "it", "culture", "resources"]
 
+    /// Measures: what a measure tells (DOMAIN.md, Measurement).
+    public static let measureKinds = ["outcome", "process", "balancing"]
+    /// Measures: what a value is.
+    public static let units = ["count", "percent", "rate", "time", "days-between"]
+    /// Measures: which way is better.
+    public static let directions = ["up", "down", "neither"]
+    /// Measures: how often data are collected.
+    public static let frequencies = ["day", "week", "month"]
+    /// Measures: the chart drawn unless told otherwise.
+    public static let charts = ["xmr", "run", "p", "u"]
+    /// Chart events: a new phase, a baseline fixed after some points, or a note on a date.
+    public static let eventTypes = ["rebase", "baseline", "annotation"]
+
     /// The IHI progress score's meaning at each half step.
     public static let ihiScores: [Double: String] = [
         0.5: "intent", 1.0: "charter and team", 1.5: "planning", 2.0: "activity, no changes", 2.5: "changes tested",

@@ -47,8 +47,9 @@ public struct ConflictView: Sendable {
     public let owner: String
     /// Whether this replica's trust owns the record (and so may settle it).
     public let isOwn: Bool
-    /// Whether this is PDSA cycles sharing a number (its values are the cycles), not a cell's concurrent values.
-    public var isNumberClash = false
+    /// Whether this is records that must be unique sharing a value (PDSA cycles sharing a number,
+    /// data points sharing a period; its values are the records), not a cell's concurrent values.
+    public var isUniqueClash = false
 }
 
 extension QIRecords {
@@ -128,37 +129,42 @@ extension QIRecords {
     /// against a concurrent edit), each value says what its write did: deleted the record, or
     /// edited which fields and tags.
     public func conflicts() throws -> [ConflictView] {
-        try cellConflicts() + numberClashes()
+        try cellConflicts() + uniqueClashes()
     }
 
-    /// PDSA cycles of one initiative sharing a number (two sites each added "cycle 4" offline):
-    /// one conflict per clash, on field `number`, its values the cycles that share it.
-    /// Settled by giving one of them a new number (`pdsa set ID --number N`, or
-    /// `resolve ID number --value N`).
-    func numberClashes() throws -> [ConflictView] {
-        let pdsa = RecordKind.pdsa
-        let numberColumn = pdsa.field(named: "number")!.column
-        let groups = try replica.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT initiative, number FROM pdsa WHERE live = 1 AND number IS NOT NULL
-                GROUP BY initiative, number HAVING count(*) > 1 ORDER BY initiative, number
-                """).map { (initiative: $0[0] as Data, number: $0[1] as Int64) }
-        }
-        return try groups.map { group in
-            let ids = try replica.read { db in
-                try Data.fetchAll(db, sql: "SELECT id FROM pdsa WHERE initiative = ? AND number = ? AND live = 1 ORDER BY created_ms, id",
-                                  arguments: [group.initiative, group.number]).map { try RecordID(bytes: Array($0)) }
+    /// Records that must be unique within a parent but are not, because two sites each added
+    /// one offline (PDSA cycles sharing a number within an initiative, data points sharing a
+    /// period within a measure): one conflict per clash, on the unique field, its values the
+    /// records that share it. Settled by giving one of them another value (`pdsa set ID --number
+    /// N`, `data set ID --period DATE`, or `resolve ID FIELD --value V`) or deleting one.
+    func uniqueClashes() throws -> [ConflictView] {
+        var clashes: [ConflictView] = []
+        for kind in RecordKind.allCases {
+            guard let key = kind.uniqueKey, let parent = kind.field(named: key.parent), let field = kind.field(named: key.field) else { continue }
+            let groups = try replica.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT \(parent.columnName), \(field.columnName) FROM \(kind.rawValue) WHERE live = 1 AND \(field.columnName) IS NOT NULL
+                    GROUP BY \(parent.columnName), \(field.columnName) HAVING count(*) > 1 ORDER BY 1, 2
+                    """).map { ($0[0] as DatabaseValue, $0[1] as DatabaseValue) }
             }
-            let cycles = try ids.map { try record(pdsa, $0) }
-            let heads = try cycles.map { cycle in
-                let head = try replica.heads(table: pdsa.table.id, key: cycle.id.bytes, column: numberColumn).first
-                let site = try head.map { head in try replica.read { db in try siteName(head.ref.origin, db: db) } } ?? "?"
-                return (value: "#\(group.number)", site: site, milliseconds: head?.hlc.milliseconds ?? 0,
-                        detail: "cycle \(cycle.id.short) \(cycle.text("change-idea"))")
+            for (parentValue, value) in groups {
+                let ids = try replica.read { db in
+                    try Data.fetchAll(db, sql: """
+                        SELECT id FROM \(kind.rawValue) WHERE \(parent.columnName) = ? AND \(field.columnName) = ? AND live = 1 ORDER BY created_ms, id
+                        """, arguments: [parentValue, value]).map { try RecordID(bytes: Array($0)) }
+                }
+                let records = try ids.map { try record(kind, $0) }
+                let heads = try records.map { member in
+                    let head = try replica.heads(table: kind.table.id, key: member.id.bytes, column: field.column).first
+                    let site = try head.map { head in try replica.read { db in try siteName(head.ref.origin, db: db) } } ?? "?"
+                    let shown = kind == .pdsa ? "#\(member.text(key.field))" : member.text(key.field)
+                    return (value: shown, site: site, milliseconds: head?.hlc.milliseconds ?? 0, detail: "\(kind.noun) \(member.id.short) \(member.headline)")
+                }
+                let owner = records[0].ownerTrust
+                clashes.append(ConflictView(kind: kind, id: records[0].id, field: key.field, heads: heads, owner: owner, isOwn: owner == trust, isUniqueClash: true))
             }
-            let owner = cycles[0].ownerTrust
-            return ConflictView(kind: pdsa, id: cycles[0].id, field: "number", heads: heads, owner: owner, isOwn: owner == trust, isNumberClash: true)
         }
+        return clashes
     }
 
     private func cellConflicts() throws -> [ConflictView] {
@@ -222,13 +228,13 @@ extension QIRecords {
             }
             return (kind.table.id, id.bytes, field.column, field)
         }()
-        if kind == .pdsa, name == "number", current.conflictedFields.contains("number"),
+        if let unique = kind.uniqueKey, name == unique.field, current.conflictedFields.contains(name),
            !MultiValueRegister.isConflict(try replica.heads(table: table, key: key, column: column).map(\.value)) {
-            // Cycles sharing a number: settled by renumbering this one.
+            // Records sharing a unique value: settled by giving this one another.
             guard pick == nil, let text else {
-                throw DomainError("cycle \(id.short) shares its number with another cycle of the initiative: give it a new one with --value N")
+                throw DomainError("\(kind.noun) \(id.short) shares its \(name) with another of its \(unique.parent): give it a new one with --value \(kind == .pdsa ? "N" : "DATE")")
             }
-            return try set(reference, as: .pdsa, fields: ["number": text])
+            return try set(reference, as: kind, fields: [name: text])
         }
         let heads = try replica.heads(table: table, key: key, column: column)
         guard MultiValueRegister.isConflict(heads.map(\.value)) else {

@@ -5,8 +5,10 @@ import QISyncStore
 
 /// Which records `list` shows.
 public struct ListFilter: Sendable {
-    /// Only records of this initiative (PDSA cycles, learning entries, adaptations).
+    /// Only records of this initiative (PDSA cycles, learning entries, adaptations, measures).
     public var initiative: String?
+    /// Only records of this measure (data points, chart events).
+    public var measure: String?
     /// Only learning entries tagged with this SOFFT.
     public var sofft: String?
     /// Only learning entries tagged with this skill kind.
@@ -43,9 +45,15 @@ extension QIRecords {
         var arguments: [DatabaseValueConvertible] = []
         if !filter.includeDeleted { conditions.append("t.live = 1") }
         if let initiative = filter.initiative {
-            guard kind != .initiative else { throw DomainError("--initiative filters pdsa, learning and adaptation lists") }
+            guard kind.field(named: "initiative") != nil else { throw DomainError("--initiative filters PDSA cycles, learning entries, adaptations and measures") }
             let (_, id) = try locate(initiative, as: .initiative)
             conditions.append("t.initiative = ?")
+            arguments.append(Data(id.bytes))
+        }
+        if let measure = filter.measure {
+            guard kind.field(named: "measure") != nil else { throw DomainError("--measure filters data points and chart events") }
+            let (_, id) = try locate(measure, as: .measure)
+            conditions.append("t.measure = ?")
             arguments.append(Data(id.bytes))
         }
         let tagFilters: [(String?, TagSet)] = [(filter.sofft, TagSet.soffts), (filter.skill, TagSet.skills), (filter.culture, TagSet.culture)]
@@ -76,7 +84,13 @@ extension QIRecords {
             arguments.append(bound)
         }
         let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-        let order = kind == .learning ? "t.date DESC, t.created_ms DESC" : kind == .pdsa ? "t.initiative, t.number" : "t.created_ms DESC"
+        let order = switch kind {
+        case .learning: "t.date DESC, t.created_ms DESC"
+        case .pdsa: "t.initiative, t.number"
+        case .datapoint: "t.measure, t.period"
+        case .chartEvent: "t.measure, t.event_date"
+        default: "t.created_ms DESC"
+        }
         return try replica.read { db in
             try Row.fetchAll(db, sql: "SELECT t.rowid, t.* FROM \(kind.rawValue) t \(whereClause) ORDER BY \(order), t.id LIMIT \(max(filter.limit, 0))",
                              arguments: StatementArguments(arguments))

@@ -18,10 +18,12 @@ extension QIRecords {
         let (kind, id) = try locate(reference)
         let current = try record(kind, id)
         try requireOwned(current)
-        guard !withRelated || kind == .initiative else { throw DomainError("--with-related shares an initiative's PDSA cycles, learning and adaptations; \(id.short) is not an initiative") }
+        guard !withRelated || kind == .initiative || kind == .measure else {
+            throw DomainError("--with-related shares an initiative's PDSA cycles, learning, adaptations and measures, or a measure's data; \(id.short) is a \(kind.noun)")
+        }
         guard current.scope == .trust || withRelated else { throw DomainError("\(kind.rawValue) \(id.short) is already shared") }
         guard current.live else { throw DomainError("\(kind.rawValue) \(id.short) is deleted; restore it before sharing") }
-        let records = (current.scope == .trust ? [current] : []) + (withRelated ? try unsharedRelated(of: id) : [])
+        let records = (current.scope == .trust ? [current] : []) + (withRelated ? try unsharedRelated(of: id, kind: kind) : [])
         guard !records.isEmpty else { throw DomainError("initiative \(id.short) and everything related to it are already shared") }
         var overrides: [RecordID: (text: String, signature: [UInt8])] = [:]
         if let reason = overrideReason {
@@ -77,11 +79,24 @@ extension QIRecords {
     }
 
     /// An initiative's live PDSA cycles, learning entries and adaptations not yet shared.
-    public func unsharedRelated(of initiative: RecordID) throws -> [RecordView] {
+    public func unsharedRelated(of parent: RecordID, kind: RecordKind = .initiative) throws -> [RecordView] {
         var filter = ListFilter()
-        filter.initiative = initiative.hex
-        filter.limit = 100_000
-        return try [RecordKind.pdsa, .learning, .adaptation].flatMap { try list($0, filter: filter) }.filter { $0.scope == .trust && $0.ownerTrust == trust }
+        filter.limit = 1_000_000
+        if kind == .measure {
+            filter.measure = parent.hex
+            return try (list(.datapoint, filter: filter) + list(.chartEvent, filter: filter)).filter { $0.scope == .trust && $0.ownerTrust == trust }
+        }
+        filter.initiative = parent.hex
+        let measures = try list(.measure, filter: filter)
+        // A measure travels with its data and chart events, so its charts can be drawn elsewhere.
+        let measured = try measures.flatMap { measure -> [RecordView] in
+            var byMeasure = ListFilter()
+            byMeasure.measure = measure.id.hex
+            byMeasure.limit = 1_000_000
+            return try list(.datapoint, filter: byMeasure) + list(.chartEvent, filter: byMeasure)
+        }
+        return try ([RecordKind.pdsa, .learning, .adaptation].flatMap { try list($0, filter: filter) } + measures + measured)
+            .filter { $0.scope == .trust && $0.ownerTrust == trust }
     }
 
     /// What the PII guard finds in a record's text fields.

@@ -100,11 +100,12 @@ public final class QIRecords: Sendable {
         let rowid: Int64 = row["rowid"]
         var conflicted = try Int64.fetchAll(db, sql: "SELECT col FROM conflict WHERE tbl = ? AND rid = ? ORDER BY col", arguments: [Int64(kind.table.id), rowid])
             .map { col in col == 0 ? "exists" : kind.allFields.first { Int64($0.column) == col }?.name ?? "column \(col)" }
-        if kind == .pdsa, (row["live"] as Int64) == 1, !conflicted.contains("number"),
-           try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM pdsa WHERE initiative = ? AND number = ? AND live = 1 AND id != ?)",
-                             arguments: [row["initiative"] as DatabaseValue, row["number"] as DatabaseValue, Data(id.bytes)]) == true {
-            // Two sites each added "cycle 4" offline: a clash of numbers, shown like a conflict.
-            conflicted.append("number")
+        if let key = kind.uniqueKey, let parent = kind.field(named: key.parent), let field = kind.field(named: key.field),
+           (row["live"] as Int64) == 1, !conflicted.contains(key.field),
+           try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(kind.rawValue) WHERE \(parent.columnName) = ? AND \(field.columnName) = ? AND live = 1 AND id != ?)",
+                             arguments: [row[parent.columnName] as DatabaseValue, row[field.columnName] as DatabaseValue, Data(id.bytes)]) == true {
+            // Two sites each added "cycle 4" (or the March data point) offline: a clash, shown like a conflict.
+            conflicted.append(key.field)
         }
         return RecordView(kind: kind, id: id, values: values, tags: tags, live: (row["live"] as Int64) == 1,
                           updated: HLC(rawValue: UInt64(bitPattern: row["updated_hlc"])), conflictedFields: conflicted)
@@ -132,15 +133,12 @@ public final class QIRecords: Sendable {
         /// with a number already taken in its initiative is refused).
         func edits(_ db: Database) throws -> [RowEdit] {
             var values = self.values
-            if kind == .pdsa, case .blob(let initiative)? = values["initiative"] {
-                if case .integer(let number)? = values["number"] {
-                    try QIRecords.requireFreeNumber(number, initiative: initiative, excluding: id, db: db)
-                } else {
-                    // Deleted cycles keep their numbers, so restoring one never clashes with a newer cycle.
-                    let highest = try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(initiative)]) ?? 0
-                    values["number"] = .integer(highest + 1)
-                }
+            if kind == .pdsa, values["number"] == nil, case .blob(let initiative)? = values["initiative"] {
+                // Deleted cycles keep their numbers, so restoring one never clashes with a newer cycle.
+                let highest = try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(initiative)]) ?? 0
+                values["number"] = .integer(highest + 1)
             }
+            try QIRecords.requireUnique(kind, values: values, excluding: id, db: db)
             var edit = RowEdit(table: kind.table.id, key: id.bytes, values: [(0, .integer(1))])
             for field in kind.allFields {
                 if let value = values[field.name], value != .null { edit.values.append((field.column, value)) }
@@ -205,7 +203,7 @@ public final class QIRecords: Sendable {
         for (set, members) in added { edits += members.map { RowEdit(table: set.table.id, key: set.key(parent: id, tag: $0), values: [(0, .integer(1))]) } }
         for (set, members) in removed { edits += members.map { RowEdit(table: set.table.id, key: set.key(parent: id, tag: $0), values: [(0, .integer(0))]) } }
         try replica.write { db in
-            try self.checkedNumber(kind, id: id, current: current, values: values, db: db)
+            try self.checkedUnique(kind, id: id, current: current, values: values, db: db)
             return (current.scope, edits)
         }
         return try record(kind, id)
@@ -227,11 +225,9 @@ public final class QIRecords: Sendable {
         cells += kind.allFields.compactMap { field in values[field.name].map { (field.column, $0) } }
         try replica.write { db in
             if exists {
-                var check = values
-                if check["number"] == nil { check["number"] = current.values["number"] }
                 do {
-                    try self.checkedNumber(kind, id: id, current: current, values: check, db: db)
-                } catch let error as DomainError where values["number"] == nil {
+                    try QIRecords.requireUnique(kind, values: current.values.merging(values) { _, new in new }, excluding: id, db: db)
+                } catch let error as DomainError where kind == .pdsa && values["number"] == nil {
                     throw DomainError(error.message + ". Restore it with a new number: 'pdsa restore \(id.short) --number N'")
                 }
             }
@@ -248,23 +244,30 @@ public final class QIRecords: Sendable {
         return try set(reference, as: .pdsa, fields: all, system: ["closed": .integer(Int64(now().timeIntervalSince1970 * 1000))])
     }
 
-    /// Refuses a PDSA cycle number that a live cycle of the same initiative (other than
-    /// `excluding`) already has: numbers are unique within an initiative.
-    static func requireFreeNumber(_ number: Int64, initiative: [UInt8], excluding: RecordID, db: Database) throws {
-        guard let holder = try Data.fetchOne(db, sql: "SELECT id FROM pdsa WHERE initiative = ? AND number = ? AND live = 1 AND id != ?",
-                                             arguments: [Data(initiative), number, Data(excluding.bytes)]) else { return }
-        let next = (try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(initiative)]) ?? 0) + 1
+    /// Refuses a record whose unique field a live record of the same parent (other than
+    /// `excluding`) already has: a PDSA cycle's number within its initiative, a data point's
+    /// period within its measure.
+    static func requireUnique(_ kind: RecordKind, values: [String: Value], excluding: RecordID, db: Database) throws {
+        guard let key = kind.uniqueKey, let parentField = kind.field(named: key.parent), let field = kind.field(named: key.field),
+              case .blob(let parent)? = values[key.parent], let value = values[key.field], value != .null else { return }
+        guard let holder = try Data.fetchOne(db, sql: """
+            SELECT id FROM \(kind.rawValue) WHERE \(parentField.columnName) = ? AND \(field.columnName) = ? AND live = 1 AND id != ?
+            """, arguments: [Data(parent), value.databaseValue, Data(excluding.bytes)]) else { return }
         let other = try RecordID(bytes: Array(holder))
-        throw DomainError("this initiative already has a PDSA cycle #\(number) (\(other.short)); cycle numbers are unique within an initiative. The next free number is \(next)")
+        switch kind {
+        case .pdsa:
+            let next = (try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(parent)]) ?? 0) + 1
+            throw DomainError("this initiative already has a PDSA cycle #\(Display.text(value)) (\(other.short)); cycle numbers are unique within an initiative. The next free number is \(next)")
+        default:
+            throw DomainError("this measure already has a data point for \(Display.text(value)) (\(other.short)); change that one with 'data set \(other.short) --value …', or delete it first")
+        }
     }
 
-    /// The write of a PDSA cycle's new number or initiative checked for a clash, in the same
-    /// transaction as the write.
-    private func checkedNumber(_ kind: RecordKind, id: RecordID, current: RecordView, values: [String: Value], db: Database) throws {
-        guard kind == .pdsa, values["number"] != nil || values["initiative"] != nil else { return }
-        guard case .integer(let number) = values["number"] ?? current.values["number"] ?? .null,
-              case .blob(let initiative) = values["initiative"] ?? current.values["initiative"] ?? .null else { return }
-        try QIRecords.requireFreeNumber(number, initiative: initiative, excluding: id, db: db)
+    /// A write that changes a record's unique field or its parent, checked for a clash in the
+    /// same transaction as the write.
+    private func checkedUnique(_ kind: RecordKind, id: RecordID, current: RecordView, values: [String: Value], db: Database) throws {
+        guard let key = kind.uniqueKey, values[key.field] != nil || values[key.parent] != nil else { return }
+        try QIRecords.requireUnique(kind, values: current.values.merging(values) { _, new in new }, excluding: id, db: db)
     }
 
     func requireOwned(_ view: RecordView) throws {
@@ -298,7 +301,7 @@ public final class QIRecords: Sendable {
                 let value = try field.parse(text)
                 let today = DateText.today(now: now())
                 if !allowFuture, text > today {
-                    throw DomainError("--\(name) \(text) is in the future (today is \(today)); learning records what happened. Give --allow-future if you mean it")
+                    throw DomainError("--\(name) \(text) is in the future (today is \(today)); give --allow-future if you mean it")
                 }
                 values[name] = value
             default:

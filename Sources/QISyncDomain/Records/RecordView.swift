@@ -19,7 +19,16 @@ public struct RecordView: Sendable {
     public let conflictedFields: [String]
 
     /// The value of a field as display text ("" when empty).
-    public func text(_ field: String) -> String { Display.text(values[field] ?? .null) }
+    public func text(_ field: String) -> String { Display.text(values[field] ?? .null, field: kind.field(named: field)) }
+
+    /// The value of a number field, when it has one.
+    public func number(_ field: String) -> Double? {
+        switch values[field] {
+        case .real(let d)?: d
+        case .integer(let i)?: Double(i)
+        default: nil
+        }
+    }
 
     /// The owning trust.
     public var ownerTrust: String { text("owner-trust") }
@@ -34,6 +43,9 @@ public struct RecordView: Sendable {
         case .pdsa: "#\(text("number")) \(text("change-idea"))"
         case .learning: text("text")
         case .adaptation: "from \(text("source-trust"))/\(String(text("source-id").prefix(RecordID.shortLength)))"
+        case .measure: text("name")
+        case .datapoint: "\(text("period")): \(text("value").isEmpty ? "\(text("numerator"))/\(text("denominator"))" : text("value"))"
+        case .chartEvent: "\(text("type")) \(text("date"))\(text("points").isEmpty ? "" : " after \(text("points")) points") \(text("text"))"
         }
     }
 }
@@ -56,6 +68,7 @@ public enum Display {
         guard let field else { return text(value) }
         switch (field.kind, value) {
         case (.flag, .integer(let i)): return i == 0 ? "no" : "yes"
+        case (.number, .real(let d)) where d == d.rounded() && abs(d) < 1e15: return String(format: "%.0f", d)
         case (.system, .integer(let ms)) where field.columnName.hasSuffix("_ms"): return time(UInt64(max(ms, 0)))
         case (.system(.blob), .blob(let bytes)): return Hex.encode(bytes)
         default: return text(value)

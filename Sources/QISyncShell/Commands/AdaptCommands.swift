@@ -84,7 +84,7 @@ struct ShareCommand: ReplicaCommand {
     @OptionGroup var record: RecordArgument
     @Flag(name: .customLong("override-pii"), help: "IG lead only: share despite the PII guard (needs --reason).") var overridePII = false
     @Option(help: "Why the override is safe (10 to 500 characters); recorded with the record.") var reason: String?
-    @Flag(name: .customLong("with-related"), help: "For an initiative: share its PDSA cycles, learning entries and adaptations with it.") var withRelated = false
+    @Flag(name: .customLong("with-related"), help: "For an initiative: share its PDSA cycles, learning entries, adaptations and measures (with their data) with it.") var withRelated = false
     @OptionGroup var globals: GlobalOptions
     func run(in context: CommandContext) throws {
         guard overridePII == (reason != nil) else {
@@ -92,13 +92,14 @@ struct ShareCommand: ReplicaCommand {
         }
         let view = try context.records.share(record.id, overrideReason: reason, withRelated: withRelated)
         context.show(view, json: globals.json)
-        if view.kind == .initiative, !globals.json {
-            let left = try context.records.unsharedRelated(of: view.id)
+        if view.kind == .initiative || view.kind == .measure, !globals.json {
+            let left = try context.records.unsharedRelated(of: view.id, kind: view.kind)
             if !left.isEmpty {
                 let names: [RecordKind: (String, String)] = [.pdsa: ("PDSA cycle", "PDSA cycles"), .learning: ("learning entry", "learning entries"),
-                                                             .adaptation: ("adaptation", "adaptations")]
+                                                             .adaptation: ("adaptation", "adaptations"), .measure: ("measure", "measures"),
+                                                             .datapoint: ("data point", "data points"), .chartEvent: ("chart event", "chart events")]
                 var counts: [String] = []
-                for kind in [RecordKind.pdsa, .learning, .adaptation] {
+                for kind in [RecordKind.pdsa, .learning, .adaptation, .measure, .datapoint, .chartEvent] {
                     let count = left.filter { $0.kind == kind }.count
                     if count > 0, let name = names[kind] { counts.append(Plural.count(count, name.0, name.1)) }
                 }

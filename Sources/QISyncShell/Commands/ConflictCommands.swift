@@ -13,7 +13,7 @@ struct ConflictsCommand: ReplicaCommand {
         if globals.json {
             context.out.json(conflicts.map { conflict -> [String: Any] in
                 ["kind": conflict.kind.rawValue, "id": conflict.id.hex, "field": conflict.field, "owner": conflict.owner, "yours_to_settle": conflict.isOwn,
-                 "type": conflict.isNumberClash ? "shared-number" : "concurrent-values",
+                 "type": conflict.isUniqueClash ? (conflict.kind == .pdsa ? "shared-number" : "shared-period") : "concurrent-values",
                  "values": conflict.heads.map { ["value": $0.value, "site": $0.site, "time": Times.json($0.milliseconds), "detail": $0.detail] }]
             })
             return
@@ -34,10 +34,13 @@ struct ConflictsCommand: ReplicaCommand {
         if own.contains(where: { $0.field == "exists" }) {
             context.out.line("A record deleted at one site while edited at another: 'resolve ID exists --keep' keeps it with every edit, '--delete' deletes it.")
         }
-        if own.contains(where: \.isNumberClash) {
+        if own.contains(where: { $0.isUniqueClash && $0.kind == .pdsa }) {
             context.out.line("PDSA cycles of one initiative sharing a number: give one of them a new number with 'pdsa set ID --number N'.")
         }
-        if own.contains(where: { !$0.isNumberClash }) { context.out.line("Resolve with: resolve ID FIELD --use N   (or --value TEXT)") }
+        if own.contains(where: { $0.isUniqueClash && $0.kind == .datapoint }) {
+            context.out.line("Data points of one measure sharing a period: give one another period with 'data set ID --period DATE', or delete one.")
+        }
+        if own.contains(where: { !$0.isUniqueClash }) { context.out.line("Resolve with: resolve ID FIELD --use N   (or --value TEXT)") }
         if !theirs.isEmpty {
             context.out.line()
             context.out.line("Conflicts on other trusts' records (theirs to settle; they will reach you when they do):")

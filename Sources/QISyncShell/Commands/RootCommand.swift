@@ -23,6 +23,7 @@ public struct QisyncCommand: ParsableCommand {
         subcommands: [
             InitCommand.self, ShellCommand.self, StatusCommand.self, VerifyCommand.self, RepairCommand.self, BackupCommand.self, RestoreCommand.self,
             InitiativeCommand.self, PDSACommand.self, LogCommand.self, AdaptCommand.self, AdaptationCommand.self, LineageCommand.self,
+            MeasureCommand.self, DataCommand.self, EventCommand.self, ChartCommand.self, ReportCommand.self,
             ShareCommand.self, UnshareCommand.self, RedactCommand.self, ConflictsCommand.self, ResolveCommand.self, HistoryCommand.self,
             SQLCommand.self, ServeCommand.self, PeerCommand.self, SyncCommand.self,
             BundleCommand.self, WhoamiCommand.self, EnrolCommand.self, RevokeCommand.self, TrustCommand.self, SiteCommand.self, AuditCommand.self,

@@ -47,6 +47,9 @@ enum RecordRendering {
         case .pdsa: ["id", "initiative", "no", "act", "change idea"]
         case .learning: ["id", "date", "effect", "soffts", "skills", "text"]
         case .adaptation: ["id", "initiative", "source", "nature", "fidelity"]
+        case .measure: ["id", "initiative", "kind", "unit", "better", "chart", "target", "name"]
+        case .datapoint: ["id", "period", "value", "numerator", "denominator", "excluded", "note"]
+        case .chartEvent: ["id", "type", "date", "points", "pdsa", "text"]
         }
     }
 
@@ -60,6 +63,11 @@ enum RecordRendering {
                                 (view.tags["skill"] ?? []).joined(separator: ","), view.text("text")]
         case .adaptation: return [id, view.text("initiative"), "\(view.text("source-trust"))/\(view.text("source-id").prefix(RecordID.shortLength))",
                                   view.text("nature"), view.text("fidelity")]
+        case .measure: return [id, view.text("initiative"), view.text("kind"), view.text("unit"), view.text("direction"), view.text("chart"),
+                               view.text("target"), view.text("name")]
+        case .datapoint: return [id, view.text("period"), view.text("value"), view.text("numerator"), view.text("denominator"),
+                                 view.text("excluded"), view.text("note")]
+        case .chartEvent: return [id, view.text("type"), view.text("date"), view.text("points"), view.text("pdsa"), view.text("text")]
         }
     }
 }

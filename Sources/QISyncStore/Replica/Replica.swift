@@ -161,7 +161,10 @@ public final class Replica: Sendable {
         guard let originData = Data.fromDatabaseValue(meta["origin"] ?? .null), Array(originData) == signer.origin.bytes else {
             throw StoreError("the site key in \(home.path) does not belong to this replica")
         }
-        try database.write { db in try StoreSchema.createLocalTables(db) }
+        try database.write { db in
+            try StoreSchema.createLocalTables(db)
+            try StoreSchema.createMissingTables(db, schema: schema)
+        }
         let identity = ReplicaIdentity(
             trustCode: String.fromDatabaseValue(meta["trust"] ?? .null) ?? "",
             trustName: String.fromDatabaseValue(meta["trust_name"] ?? .null) ?? "",

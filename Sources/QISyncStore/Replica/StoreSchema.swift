@@ -121,6 +121,14 @@ enum StoreSchema {
         try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'schema_version'", arguments: [Self.version])
     }
 
+    /// Creates the materialised tables of schema tables a replica made by an earlier version
+    /// does not have yet (they start empty: no entry held can have written them).
+    static func createMissingTables(_ db: Database, schema: ReplicatedSchema) throws {
+        for table in schema.tables where try !db.tableExists(table.name) {
+            try db.execute(sql: ddl(for: table))
+        }
+    }
+
     static func ddl(for table: TableSpec) -> String {
         let columns = table.columns.map { "\($0.name) \($0.type.sqlName)" }
         switch table.kind {
