@@ -178,5 +178,26 @@ struct MeasureTests {
         let clash = try #require(try hub.records.list(.datapoint, filter: ListFilter()).first { $0.text("period") == "2026-01-05" && $0.number("value") == 3.9 })
         #expect(hub.run("data delete \(clash.id.short)").outcome == .success)
         #expect(try hub.records.conflicts().isEmpty)
+
+        // Data added after the measure was shared is shared as it is made, and reaches the partner;
+        // a note that would carry a patient's details out of the trust is refused first.
+        let refused = hub.run("data add \(measure) 2026-01-12 3.2 --note 'Mr Jones, NHS number 943 476 5919'")
+        #expect(refused.outcome != .success && refused.err.contains("shared"), "\(refused.err)")
+        #expect(hub.run("data add \(measure) 2026-01-12 3.2 --note 'Sensor mats on all bays £40 each'").outcome == .success)
+        #expect(LocalSync.run(client: partner.records.replica, server: hub.records.replica).client.error == nil)
+        let arrived = try partner.records.list(.datapoint, filter: ListFilter()).first { $0.text("period") == "2026-01-12" }
+        #expect(arrived?.text("note") == "Sensor mats on all bays £40 each")
+    }
+
+    @Test("tab completion offers the measure vocabularies, and measures' ids where a command takes a measure")
+    func completion() throws {
+        let h = try ShellHarness()
+        let (_, measure) = try Self.measured(h)
+        #expect(h.shell.candidates(line: "measure add x --unit ", word: "").map(\.text) == Vocabulary.units)
+        #expect(h.shell.candidates(line: "chart \(measure) --rules ", word: "").map(\.text) == ["mdc", "ihi", "anhoej"])
+        for line in ["data add ", "chart ", "event add "] {
+            let found = h.shell.candidates(line: line, word: "")
+            #expect(found.map(\.text) == [measure] && found.first?.detail == "measure: Falls per 1,000 bed days", "\(line): \(found)")
+        }
     }
 }

@@ -108,12 +108,16 @@ public struct TableSpec: Sendable, Equatable {
 public struct ReplicatedSchema: Sendable {
     /// The tables, by number.
     public let tables: [TableSpec]
+    /// Indexes of the materialised tables, for the queries the application runs (a table and
+    /// its columns, in order). Local only: they change nothing that replicates.
+    public let indexes: [(table: String, columns: [String])]
     private let byID: [UInt16: Int]
     private let byName: [String: Int]
 
     /// Creates a schema.
-    public init(tables: [TableSpec]) {
+    public init(tables: [TableSpec], indexes: [(table: String, columns: [String])] = []) {
         self.tables = tables
+        self.indexes = indexes
         byID = Dictionary(uniqueKeysWithValues: tables.enumerated().map { ($1.id, $0) })
         byName = Dictionary(uniqueKeysWithValues: tables.enumerated().map { ($1.name, $0) })
     }

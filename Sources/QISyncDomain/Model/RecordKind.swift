@@ -232,5 +232,9 @@ public enum QISchema {
         TagSet.soffts.table, TagSet.skills.table, TagSet.culture.table,
         RecordKind.adaptation.table, TagSet.reasons.table,
         RecordKind.measure.table, RecordKind.datapoint.table, RecordKind.chartEvent.table,
+    ], indexes: [
+        ("pdsa", ["initiative", "number"]), ("learning", ["initiative"]), ("learning", ["date"]), ("adaptation", ["initiative"]),
+        ("adaptation", ["source_id"]), ("measure", ["initiative"]), ("datapoint", ["measure", "period"]), ("chart_event", ["measure"]),
+        ("initiative", ["created_ms"]),
     ])
 }

@@ -69,7 +69,7 @@ extension QIRecords {
         if let excluded { fields["excluded"] = excluded }
         let prepared = try prepare(.datapoint, fields: fields, preset: ["measure": .blob(measureID.bytes)], allowFuture: allowFuture)
         try checkDataPoint(prepared.values, measure: measure)
-        try replica.write { db in (.trust, try prepared.edits(db)) }
+        try replica.write { db in (prepared.scope, try prepared.edits(db)) }
         return try record(.datapoint, prepared.id)
     }
 
@@ -139,7 +139,7 @@ extension QIRecords {
                     throw DomainError("\(record.values["period"]?.text ?? "?"): \(error.message). Nothing was imported")
                 }
             }
-            return (.trust, edits)
+            return (prepared.first?.scope ?? .trust, edits)
         }
         return prepared.count
     }

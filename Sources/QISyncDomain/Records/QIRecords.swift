@@ -117,7 +117,7 @@ public final class QIRecords: Sendable {
     @discardableResult
     public func add(_ kind: RecordKind, fields: [String: String], tags: [String: [String]] = [:], allowFuture: Bool = false) throws -> RecordView {
         let record = try prepare(kind, fields: fields, tags: tags, allowFuture: allowFuture)
-        try replica.write { db in (.trust, try record.edits(db)) }
+        try replica.write { db in (record.scope, try record.edits(db)) }
         return try self.record(kind, record.id)
     }
 
@@ -128,6 +128,9 @@ public final class QIRecords: Sendable {
         let id: RecordID
         var values: [String: Value]
         let tags: [(TagSet, [String])]
+
+        /// The log it is written to.
+        var scope: Scope { values["scope"]?.text.flatMap(Scope.init(name:)) ?? .trust }
 
         /// The edits that create it (a PDSA cycle without a number gets the next free one; one
         /// with a number already taken in its initiative is refused).
@@ -170,6 +173,17 @@ public final class QIRecords: Sendable {
         values["owner-trust"] = .text(trust)
         values["scope"] = .text(Scope.trust.description)
         values["created"] = .integer(Int64(now().timeIntervalSince1970 * 1000))
+        // A chart travels with what it measures: a measure of a shared initiative, and the data
+        // and chart events of a shared measure, are shared as they are made (the PII guard first).
+        let parentKind: RecordKind? = kind == .measure ? .initiative : (kind == .datapoint || kind == .chartEvent) ? .measure : nil
+        if let parentKind, case .blob(let bytes)? = values[parentKind.rawValue], let parentID = try? RecordID(bytes: bytes),
+           let parent = try? record(parentKind, parentID), parent.scope == .shared, parent.ownerTrust == trust {
+            for field in kind.fields {
+                guard case .text = field.kind, let text = values[field.name]?.text, let finding = PIIGuard.scan(text).first else { continue }
+                throw DomainError("refused: \(parentKind.noun) \(parentID.short) is shared, so this \(kind.noun) would be too, and its \(field.name) holds what looks like \(finding)")
+            }
+            values["scope"] = .text(Scope.shared.description)
+        }
         return NewRecord(kind: kind, id: newID(replica.identity.trustCode), values: values, tags: parsedTags)
     }
 

@@ -189,10 +189,19 @@ public final class Shell {
         "--when": Vocabulary.frameWhen, "--planned": Vocabulary.framePlanned, "--what": Vocabulary.frameWhat,
         "--nature": Vocabulary.frameNature, "--fidelity": Vocabulary.fidelity, "--reason": Vocabulary.reasons,
         "--as-planned": ["yes", "no"], "--format": ["csv", "json"], "--score": Vocabulary.ihiScores.keys.sorted().map { String($0) },
+        "--kind": Vocabulary.measureKinds, "--unit": Vocabulary.units, "--direction": Vocabulary.directions,
+        "--frequency": Vocabulary.frequencies, "--chart": Vocabulary.charts, "--rules": ["mdc", "ihi", "anhoej"], "--by": ["sofft", "skill", "culture"],
     ]
 
     /// Options whose value is a record's id, and of which kind.
-    static let idOptions: [String: RecordKind] = ["--initiative": .initiative, "--pdsa": .pdsa, "--into": .initiative]
+    static let idOptions: [String: RecordKind] = ["--initiative": .initiative, "--pdsa": .pdsa, "--into": .initiative, "--measure": .measure]
+
+    /// Commands whose first argument is a record of another kind than their own (`data add MEASURE …`).
+    static let firstArgumentKinds: [String: RecordKind] = [
+        "data add": .measure, "data list": .measure, "data import": .measure, "event add": .measure, "event list": .measure,
+        "chart": .measure, "measure add": .initiative, "pdsa add": .initiative, "report": .initiative, "report initiative": .initiative,
+        "adapt": .initiative, "lineage": .initiative,
+    ]
 
     /// Completions with what they are: command names, option names, an option's vocabulary, or
     /// ids of live records (of the kind the command works on) with their titles.
@@ -210,6 +219,10 @@ public final class Shell {
         if typed.isEmpty { names += ["help", "exit"] }
         if word.hasPrefix("-") { return Self.optionNames(commandType).filter { $0.hasPrefix(word) }.sorted().map { Candidate(text: $0, detail: nil) } }
         if !names.isEmpty { return names.filter { $0.hasPrefix(word) }.sorted().map { Candidate(text: $0, detail: nil) } }
+        // `data add MEASURE`, `chart MEASURE`: the kind the command's first argument names.
+        for length in [2, 1] where typed.count == length {
+            if let kind = Self.firstArgumentKinds[typed.prefix(length).joined(separator: " ")] { return idCandidates(prefix: word, kind: kind) }
+        }
         // `initiative show …`, `pdsa close …`: ids of that kind; elsewhere any record.
         let kind = typed.count >= 2 ? RecordKind.allCases.first { $0.commandName == typed[0] } : nil
         return idCandidates(prefix: word, kind: kind)

@@ -61,6 +61,7 @@ enum StoreSchema {
         for table in schema.tables {
             try db.execute(sql: ddl(for: table))
         }
+        try createMissingTables(db, schema: schema)
         try createLocalTables(db)
     }
 
@@ -126,6 +127,10 @@ enum StoreSchema {
     static func createMissingTables(_ db: Database, schema: ReplicatedSchema) throws {
         for table in schema.tables where try !db.tableExists(table.name) {
             try db.execute(sql: ddl(for: table))
+        }
+        for index in schema.indexes {
+            let name = "\(index.table)_by_\(index.columns.joined(separator: "_"))"
+            try db.execute(sql: "CREATE INDEX IF NOT EXISTS \(name) ON \(index.table)(\(index.columns.joined(separator: ", ")))")
         }
     }
 

@@ -25,6 +25,20 @@ extension Replica {
     }
 }
 
+/// The threads that do sessions' replica work (reading, applying, recording).
+///
+/// The work blocks — on fsync, and on SQLite's write lock while another writer (a shell, a
+/// second session) holds it, for up to its busy timeout — so the pool has more threads than
+/// the machine has cores: NIO's shared pool (one thread per core) let two sessions waiting on
+/// the lock stall every other session's handshake and HELLO on a two-core machine.
+public enum SyncWorkers {
+    public static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: max(8, 2 * System.coreCount))
+        pool.start()
+        return pool
+    }()
+}
+
 /// How long a peer may stay silent before the session fails.
 public let defaultSyncTimeout = TimeAmount.seconds(60)
 
@@ -88,7 +102,7 @@ public final class SyncServer: Sendable {
     /// replica's sync history, then passed to `onSession` with the client's address.
     public static func start(replica: Replica, address: PeerAddress, security: TransportSecurity = .mutualTLS,
                              group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                             threadPool: NIOThreadPool = .singleton, logger: Logger, timeout: TimeAmount = defaultSyncTimeout,
+                             threadPool: NIOThreadPool = SyncWorkers.pool, logger: Logger, timeout: TimeAmount = defaultSyncTimeout,
                              onSession: (@Sendable (String, SyncReport) -> Void)? = nil) -> EventLoopFuture<SyncServer> {
         let connections = ConnectionRegistry()
         let contexts: ServerTLSContexts
@@ -211,7 +225,7 @@ public enum SyncClient {
     /// ``SyncReport/plan`` says what a real sync would do.
     public static func sync(replica: Replica, address: PeerAddress, direction: SyncDirection = .both, security: TransportSecurity = .mutualTLS,
                             dryRun: Bool = false,
-                            group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, threadPool: NIOThreadPool = .singleton,
+                            group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, threadPool: NIOThreadPool = SyncWorkers.pool,
                             logger: Logger, timeout: TimeAmount = defaultSyncTimeout, cancellation: SyncCancellation? = nil,
                             progress: (@Sendable (SyncCounters) -> Void)? = nil) -> EventLoopFuture<SyncReport> {
         let completion = SyncCompletion(group.next().makePromise(of: SyncReport.self))
