@@ -17,15 +17,15 @@ struct ModelConvergenceTests {
     @Test("random histories converge to the reference model", .timeLimit(.minutes(20)))
     func histories() async {
         await propertyCheck(count: Self.histories, input: Gen.uint64().array(of: 10...40)) { codes in
-            let finding = Checker.check(History(codes: codes), shape: Checker.Shape(trusts: 2, wards: 1))
+            let finding = await onOwnThread { Checker.check(History(codes: codes), shape: Checker.Shape(trusts: 2, wards: 1)) }
             #expect(finding.problems.isEmpty, "\(finding)\n\(History(codes: codes))\n\(finding.log.joined(separator: "\n"))")
         }
     }
 
     @Test("three trusts, longer histories", arguments: 0..<12)
-    func threeTrusts(seed: UInt64) {
+    func threeTrusts(seed: UInt64) async {
         let history = History.random(seed: 10_000 + seed, length: 90)
-        let finding = Checker.check(history, shape: Checker.Shape(trusts: 3, wards: 2), seed: seed)
+        let finding = await onOwnThread { Checker.check(history, shape: Checker.Shape(trusts: 3, wards: 2), seed: seed) }
         #expect(finding.problems.isEmpty, "\(finding)\n\(history)\n\(finding.log.joined(separator: "\n"))")
     }
 

@@ -8,7 +8,7 @@ import Testing
 @Suite("Faults injected into real processes (short)")
 struct ChaosTests {
     @Test("every trial of the short fault suite holds", .timeLimit(.minutes(15)))
-    func short() throws {
+    func short() async throws {
         let chaos = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qisync-chaos")
         let process = Process()
         process.executableURL = chaos
@@ -17,8 +17,11 @@ struct ChaosTests {
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let output = await onOwnThread {
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return output
+        }
         #expect(process.terminationStatus == 0, "\(output)")
         #expect(output.contains("total") && output.contains("kill -9 during a sync"), "\(output)")
     }
