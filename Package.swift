@@ -144,7 +144,7 @@ let package = Package(
         .executableTarget(
             name: "qisync-bench",
             dependencies: [
-                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncTransport", "QISyncIdentity", "QISyncCharts",
+                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncTransport", "QISyncIdentity", "QISyncCharts", "QISyncShell",
                 .product(name: "Logging", package: "swift-log"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -88,6 +88,21 @@ struct ShellTests {
         #expect(try h.records.list(.initiative).map { $0.text("title") } == ["one"])
     }
 
+    @Test("a script's record lines are written in windows around other commands; output keeps the lines' order; a failure mid-window keeps the lines before it")
+    func scriptWindows() throws {
+        let h = try ShellHarness()
+        let code = h.script(["initiative add --title 'one £5'", "initiative add --title 'two at 37°C'", "status",
+                             "initiative add --title 'three, Ysbyty Gwynedd'", "initiative add --title four --status flying", "initiative add --title five"])
+        #expect(code != 0)
+        #expect(h.err.contains { $0.contains("line 5") })
+        #expect(Set(try h.records.list(.initiative).map { $0.text("title") }) == ["one £5", "two at 37°C", "three, Ysbyty Gwynedd"])
+        let text = h.out.joined(separator: "\n")
+        let positions = ["one £5", "two at 37°C", "file size", "three, Ysbyty Gwynedd"].map { text.range(of: $0)?.lowerBound }
+        #expect(positions.allSatisfy { $0 != nil } && positions.map { $0! } == positions.map { $0! }.sorted(), "\(text)")
+        #expect(!text.contains("five"))
+        #expect(try h.records.replica.verify().isSound)
+    }
+
     @Test("--keep-going runs every line but still exits non-zero")
     func scriptKeepsGoing() throws {
         let h = try ShellHarness()

@@ -85,10 +85,11 @@ struct ChartBenchmark: ParsableCommand {
         return formatter.string(from: Date(timeIntervalSince1970: 946_684_800 + Double(day) * 86_400))   // from 2000-01-01
     }
 
-    static func time(_ executable: URL, _ arguments: [String]) throws -> Double {
+    static func time(_ executable: URL, _ arguments: [String], input: URL? = nil) throws -> Double {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
+        if let input { process.standardInput = try FileHandle(forReadingFrom: input) }
         process.standardOutput = FileHandle.nullDevice
         let errors = Pipe()
         process.standardError = errors

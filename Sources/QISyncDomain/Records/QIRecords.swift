@@ -82,7 +82,7 @@ public final class QIRecords: Sendable {
     /// Reads one record, deleted or not.
     public func record(_ kind: RecordKind, _ id: RecordID) throws -> RecordView {
         try replica.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT rowid, * FROM \(kind.rawValue) WHERE id = ?", arguments: [Data(id.bytes)]) else {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT rowid, * FROM \(kind.rawValue) WHERE id = ?"), arguments: [Data(id.bytes)]) else {
                 throw DomainError("no \(kind.rawValue) \(id.short)")
             }
             return try view(kind, row: row, db: db)
@@ -95,14 +95,14 @@ public final class QIRecords: Sendable {
         for field in kind.allFields { values[field.name] = Value(row[field.columnName] as DatabaseValue) }
         var tags: [String: [String]] = [:]
         for set in kind.tagSets {
-            tags[set.name] = try String.fetchAll(db, sql: "SELECT value FROM \(set.table.name) WHERE parent = ? AND live = 1 ORDER BY value", arguments: [Data(id.bytes)])
+            tags[set.name] = try String.fetchAll(db.cachedStatement(sql: "SELECT value FROM \(set.table.name) WHERE parent = ? AND live = 1 ORDER BY value"), arguments: [Data(id.bytes)])
         }
         let rowid: Int64 = row["rowid"]
-        var conflicted = try Int64.fetchAll(db, sql: "SELECT col FROM conflict WHERE tbl = ? AND rid = ? ORDER BY col", arguments: [Int64(kind.table.id), rowid])
+        var conflicted = try Int64.fetchAll(db.cachedStatement(sql: "SELECT col FROM conflict WHERE tbl = ? AND rid = ? ORDER BY col"), arguments: [Int64(kind.table.id), rowid])
             .map { col in col == 0 ? "exists" : kind.allFields.first { Int64($0.column) == col }?.name ?? "column \(col)" }
         if let key = kind.uniqueKey, let parent = kind.field(named: key.parent), let field = kind.field(named: key.field),
            (row["live"] as Int64) == 1, !conflicted.contains(key.field),
-           try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM \(kind.rawValue) WHERE \(parent.columnName) = ? AND \(field.columnName) = ? AND live = 1 AND id != ?)",
+           try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM \(kind.rawValue) WHERE \(parent.columnName) = ? AND \(field.columnName) = ? AND live = 1 AND id != ?)"),
                              arguments: [row[parent.columnName] as DatabaseValue, row[field.columnName] as DatabaseValue, Data(id.bytes)]) == true {
             // Two sites each added "cycle 4" (or the March data point) offline: a clash, shown like a conflict.
             conflicted.append(key.field)
@@ -138,7 +138,7 @@ public final class QIRecords: Sendable {
             var values = self.values
             if kind == .pdsa, values["number"] == nil, case .blob(let initiative)? = values["initiative"] {
                 // Deleted cycles keep their numbers, so restoring one never clashes with a newer cycle.
-                let highest = try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(initiative)]) ?? 0
+                let highest = try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(number) FROM pdsa WHERE initiative = ?"), arguments: [Data(initiative)]) ?? 0
                 values["number"] = .integer(highest + 1)
             }
             try QIRecords.requireUnique(kind, values: values, excluding: id, db: db)
@@ -270,7 +270,7 @@ public final class QIRecords: Sendable {
         let other = try RecordID(bytes: Array(holder))
         switch kind {
         case .pdsa:
-            let next = (try Int64.fetchOne(db, sql: "SELECT max(number) FROM pdsa WHERE initiative = ?", arguments: [Data(parent)]) ?? 0) + 1
+            let next = (try Int64.fetchOne(db.cachedStatement(sql: "SELECT max(number) FROM pdsa WHERE initiative = ?"), arguments: [Data(parent)]) ?? 0) + 1
             throw DomainError("this initiative already has a PDSA cycle #\(Display.text(value)) (\(other.short)); cycle numbers are unique within an initiative. The next free number is \(next)")
         default:
             throw DomainError("this measure already has a data point for \(Display.text(value)) (\(other.short)); change that one with 'data set \(other.short) --value …', or delete it first")

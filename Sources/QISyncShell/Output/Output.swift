@@ -3,28 +3,54 @@ import Foundation
 /// Where a command's output goes: standard output for the CLI, a buffer in tests.
 public final class OutputSink {
     private let emit: (String) -> Void
+    private let emitMany: (([String]) -> Void)?
     private let measure: () -> Int?
+    /// Lines kept back until ``release()``, while held.
+    private var held: [String]?
 
     /// Creates a sink that hands each line to `emit`; lines fit `width` columns when it gives
     /// one (a terminal), and are written whole when it gives nil (a pipe, a file, a test).
-    public init(width: @escaping () -> Int? = { nil }, _ emit: @escaping (String) -> Void) {
+    /// `emitMany`, when given, writes many held lines at once.
+    public init(width: @escaping () -> Int? = { nil }, emitMany: (([String]) -> Void)? = nil, _ emit: @escaping (String) -> Void) {
         self.emit = emit
+        self.emitMany = emitMany
         measure = width
     }
+
+    /// Keeps lines back from now on, until ``release()`` writes them or ``discard()`` drops
+    /// them: a script's output of lines whose writes are not yet committed.
+    func hold() {
+        if held == nil { held = [] }
+    }
+
+    /// Writes the lines held back, and stops holding.
+    func release() {
+        guard let lines = held else { return }
+        held = nil
+        guard !lines.isEmpty else { return }
+        if let emitMany { emitMany(lines) } else { lines.forEach(emit) }
+    }
+
+    /// Drops the lines held back, and stops holding.
+    func discard() { held = nil }
 
     /// The width lines must fit now, when known.
     public var width: Int? { measure() }
 
     /// A sink writing to standard output, fitting the terminal when it is one.
     public static func standardOutput() -> OutputSink {
-        OutputSink(width: { terminalWidth(STDOUT_FILENO) }) { line in
+        OutputSink(width: { terminalWidth(STDOUT_FILENO) }, emitMany: { lines in
+            FileHandle.standardOutput.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        }) { line in
             FileHandle.standardOutput.write(Data((line + "\n").utf8))
         }
     }
 
     /// A sink writing to standard error.
     public static func standardError() -> OutputSink {
-        OutputSink(width: { terminalWidth(STDERR_FILENO) }) { line in
+        OutputSink(width: { terminalWidth(STDERR_FILENO) }, emitMany: { lines in
+            FileHandle.standardError.write(Data((lines.joined(separator: "\n") + "\n").utf8))
+        }) { line in
             FileHandle.standardError.write(Data((line + "\n").utf8))
         }
     }
@@ -38,7 +64,9 @@ public final class OutputSink {
     }
 
     /// Writes one line (or several joined by newlines).
-    public func line(_ text: String = "") { emit(text) }
+    public func line(_ text: String = "") {
+        if held != nil { held!.append(text) } else { emit(text) }
+    }
 
     /// Writes rows as an aligned table with a header. On a terminal the widest columns are cut
     /// (with "…") until the table fits its width; elsewhere every cell is written whole. With

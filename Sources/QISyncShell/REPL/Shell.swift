@@ -31,27 +31,52 @@ public final class Shell {
 
     /// Runs one line.
     public func execute(_ line: String) -> Outcome {
+        run(Self.prepare(line))
+    }
+
+    /// A line read and parsed, not yet run: the part of a line that depends on nothing but
+    /// its text, so a script can parse lines ahead on another thread while it runs earlier ones.
+    enum PreparedLine {
+        case nothing
+        case exit
+        case help([String])
+        case refused(String)
+        case command(ParsableCommand, words: [String])
+        case failed(Error)
+    }
+
+    static func prepare(_ line: String) -> PreparedLine {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
-        if trimmed.isEmpty || trimmed.hasPrefix("#") { return .success }
+        if trimmed.isEmpty || trimmed.hasPrefix("#") { return .nothing }
         let words: [String]
-        do { words = try LineTokenizer.words(trimmed) } catch {
-            err.line("error: \(error.description)")
-            return .failure(exitCode: ExitCode.validationFailure.rawValue)
-        }
+        do { words = try LineTokenizer.words(trimmed) } catch { return .refused(error.description) }
         switch words.first {
         case "exit", "quit": return .exit
-        case "help": return help(Array(words.dropFirst()))
+        case "help": return .help(Array(words.dropFirst()))
         default: break
         }
         if words.contains("--help") || words.contains("-h") {
-            return help(words.filter { $0 != "--help" && $0 != "-h" })
+            return .help(words.filter { $0 != "--help" && $0 != "-h" })
         }
         if let problem = QisyncCommand.unknownCommand(Array(words.prefix { !$0.hasPrefix("-") }.prefix(2)), extra: ["help", "exit", "quit"]) {
-            err.line("error: \(problem)")
-            return .failure(exitCode: ExitCode.validationFailure.rawValue)
+            return .refused(problem)
         }
+        do { return .command(try parse(words), words: words) } catch { return .failed(error) }
+    }
+
+    func run(_ prepared: PreparedLine) -> Outcome {
         do {
-            let parsed = try QisyncCommand.parseAsRoot(words)
+            let parsed: ParsableCommand, words: [String]
+            switch prepared {
+            case .nothing: return .success
+            case .exit: return .exit
+            case .help(let words): return help(words)
+            case .refused(let problem):
+                err.line("error: \(problem)")
+                return .failure(exitCode: ExitCode.validationFailure.rawValue)
+            case .failed(let error): throw error
+            case .command(let command, let lineWords): (parsed, words) = (command, lineWords)
+            }
             let subcommands = type(of: parsed).configuration.subcommands
             if !subcommands.isEmpty {
                 let names = subcommands.map { $0.configuration.commandName ?? Self.defaultName($0) }
@@ -83,29 +108,119 @@ public final class Shell {
     }
 
     /// Runs a script: stops at the first failing line unless `keepGoing`; returns the exit code.
+    ///
+    /// Runs of record commands are written in windows of one transaction each (up to
+    /// ``windowLines`` lines or a quarter of a second), not one per line: each line stays
+    /// atomic, a failing line leaves nothing and stops the script with everything before it
+    /// kept, and other commands (sync, serve, bundle, backup…) run between windows.
     public func runScript(_ input: Data, keepGoing: Bool) -> Int32 {
         var status: Int32 = 0
         var lines = input.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         if lines.last?.isEmpty == true { lines.removeLast() }
-        for (index, raw) in lines.enumerated() {
-            let number = index + 1
+        var index = 0
+        let texts = lines.map { raw -> String? in
             var bytes = Array(raw)
             if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
-            guard let line = String(validating: bytes, as: UTF8.self) else {
+            return String(validating: bytes, as: UTF8.self)
+        }
+        let parser = ScriptParser(texts)
+        defer { parser.stop() }
+
+        /// Runs line `index` and moves past it; false when the script must stop.
+        func step() -> Bool {
+            let number = index + 1
+            let prepared = parser.take(index)
+            index += 1
+            guard let line = texts[number - 1], let prepared else {
                 err.line("line \(number): not valid UTF-8; nothing on this line was run")
                 status = 65
-                if keepGoing { continue } else { return status }
+                return keepGoing
             }
-            switch execute(line) {
-            case .success: continue
-            case .exit: return status
+            switch run(prepared) {
+            case .success: return true
+            case .exit: return false
             case .failure(let code):
                 err.line("line \(number): failed: \(line)")
                 status = code
-                if !keepGoing { return status }
+                return keepGoing
             }
         }
+
+        while index < lines.count {
+            guard Self.windowable(lines[index]) else {
+                if !step() { return status }
+                continue
+            }
+            let first = index
+            var goOn = true
+            // What the window's lines print is shown once their writes are committed: a line
+            // reported done is a line kept, even if the process is killed in the window.
+            let sinks = [context.out, err, context.notices]
+            sinks.forEach { $0.hold() }
+            do {
+                try context.records.replica.writeWindow {
+                    let started = DispatchTime.now().uptimeNanoseconds
+                    repeat {
+                        goOn = step()
+                    } while goOn && index < lines.count && Self.windowable(lines[index]) && index - first < Self.windowLines
+                        && DispatchTime.now().uptimeNanoseconds - started < 250_000_000
+                }
+                sinks.forEach { $0.release() }
+            } catch {
+                sinks.forEach { $0.discard() }
+                let what = index - first <= 1 ? "line \(first + 1) could not be saved" : "lines \(first + 1) to \(index) could not be saved, so none of them were kept"
+                err.line("error: \(what): \(FailureMessages.explain(error))")
+                return 74
+            }
+            if !goOn { return status }
+        }
         return status
+    }
+
+    /// Parses a line's words as the command they name. A line naming a command directly
+    /// (`initiative add …`) is parsed by that command alone: rebuilding the whole command tree
+    /// for every line was most of a script line's cost. Anything else, and every error, goes
+    /// through the whole tree, so messages and usage are the same either way.
+    static func parse(_ words: [String]) throws -> ParsableCommand {
+        for length in [2, 1] where words.count >= length {
+            if let command = leaves[words.prefix(length).joined(separator: " ")],
+               let parsed = try? command.parse(Array(words.dropFirst(length))) {
+                return parsed
+            }
+        }
+        return try QisyncCommand.parseAsRoot(words)
+    }
+
+    /// Every command without subcommands, by the words that name it.
+    static let leaves: [String: ParsableCommand.Type] = {
+        var found: [String: ParsableCommand.Type] = [:]
+        for command in QisyncCommand.configuration.subcommands {
+            let name = command.configuration.commandName ?? defaultName(command)
+            let subcommands = command.configuration.subcommands
+            if subcommands.isEmpty { found[name] = command }
+            for subcommand in subcommands where subcommand.configuration.subcommands.isEmpty {
+                found["\(name) \(subcommand.configuration.commandName ?? defaultName(subcommand))"] = subcommand
+            }
+        }
+        return found
+    }()
+
+    /// The most lines one write window of a script holds.
+    static let windowLines = 5_000
+
+    /// The commands a script runs inside a write window: the record commands, which work on
+    /// this replica alone on the shell's own thread (not sync, serve, bundles, backups, the
+    /// directory or `sql`).
+    static let windowedCommands: Set<String> = [
+        "initiative", "pdsa", "log", "adapt", "adaptation", "lineage", "measure", "data", "event", "chart", "report",
+        "share", "unshare", "conflicts", "resolve", "history", "whoami",
+    ]
+
+    static func windowable(_ line: Data.SubSequence) -> Bool {
+        let word = line.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            .prefix { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\t") && $0 != UInt8(ascii: "\r") }
+        guard let text = String(bytes: word, encoding: .utf8) else { return false }
+        return windowedCommands.contains(text)
     }
 
     /// Runs lines from a reader until end of input or `exit`, reporting errors and carrying on.
@@ -281,5 +396,68 @@ struct ShellCommand: ParsableCommand {
             shell.stopBackgroundServer()
             if code != 0 { throw ExitCode(code) }
         }
+    }
+}
+
+/// Parses a script's lines ahead, on a thread of its own, while the shell runs earlier ones:
+/// parsing (the argument parser reflects over every option of a command, each time) took half
+/// of a script line's time, and depends on nothing but the line's text.
+final class ScriptParser: @unchecked Sendable {
+    private let lines: [String?]
+    private var parsed: [Shell.PreparedLine?]
+    private var next = 0
+    private var taken = 0
+    private var stopped = false
+    private let condition = NSCondition()
+    /// How far ahead of the line being run the parser may go.
+    private let ahead = 2_048
+
+    init(_ lines: [String?]) {
+        self.lines = lines
+        parsed = Array(repeating: nil, count: lines.count)
+        guard lines.count > 1 else { return }
+        let thread = Thread { [self] in work() }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while !stopped && next < lines.count && next - taken >= ahead { condition.wait() }
+            guard !stopped, next < lines.count else {
+                condition.unlock()
+                return
+            }
+            let index = next
+            condition.unlock()
+            let prepared = lines[index].map(Shell.prepare)
+            condition.lock()
+            parsed[index] = prepared
+            next = index + 1
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    /// Line `index` parsed (nil when it is not valid UTF-8), parsing it here if the parser
+    /// has not reached it. Lines are taken in order.
+    func take(_ index: Int) -> Shell.PreparedLine? {
+        condition.lock()
+        defer { condition.unlock() }
+        taken = index + 1
+        condition.broadcast()
+        if lines.count <= 1 || stopped { return lines[index].map(Shell.prepare) }
+        while next <= index { condition.wait() }
+        let prepared = parsed[index]
+        parsed[index] = nil
+        return prepared
+    }
+
+    func stop() {
+        condition.lock()
+        stopped = true
+        condition.broadcast()
+        condition.unlock()
     }
 }

@@ -57,7 +57,7 @@ final class Materializer {
         if let id = originIDs[origin] { return id }
         let data = Data(origin.bytes)
         let id: Int64
-        if let existing = try Int64.fetchOne(db, sql: "SELECT id FROM origin WHERE key = ?", arguments: [data]) {
+        if let existing = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM origin WHERE key = ?"), arguments: [data]) {
             id = existing
         } else {
             try db.execute(sql: "INSERT INTO origin (key) VALUES (?)", arguments: [data])
@@ -71,7 +71,7 @@ final class Materializer {
     func localChange(_ ref: VersionRef) throws -> Int64? {
         var known = originIDs[ref.origin]
         if known == nil {
-            known = try Int64.fetchOne(db, sql: "SELECT id FROM origin WHERE key = ?", arguments: [Data(ref.origin.bytes)])
+            known = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM origin WHERE key = ?"), arguments: [Data(ref.origin.bytes)])
         }
         guard let origin = known else { return nil }
         originIDs[ref.origin] = origin
@@ -83,7 +83,7 @@ final class Materializer {
     /// The stamp (HLC, origin) of an applied entry.
     func stamp(of change: Int64) throws -> Stamp {
         if let stamp = stamps[change] { return stamp }
-        guard let row = try Row.fetchOne(db, sql: "SELECT log.hlc, origin.key FROM log JOIN origin ON origin.id = log.origin WHERE log.id = ?", arguments: [change]) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT log.hlc, origin.key FROM log JOIN origin ON origin.id = log.origin WHERE log.id = ?"), arguments: [change]) else {
             throw StoreError("internal: log entry \(change) is missing")
         }
         let stamp = Stamp(hlc: HLC(rawValue: UInt64(bitPattern: row[0])), origin: try OriginID(bytes: Array(row[1] as Data)))
@@ -93,7 +93,7 @@ final class Materializer {
 
     /// The version name of an applied entry.
     func ref(of change: Int64) throws -> VersionRef {
-        guard let row = try Row.fetchOne(db, sql: "SELECT origin.key, log.scope, log.seq FROM log JOIN origin ON origin.id = log.origin WHERE log.id = ?", arguments: [change]) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT origin.key, log.scope, log.seq FROM log JOIN origin ON origin.id = log.origin WHERE log.id = ?"), arguments: [change]) else {
             throw StoreError("internal: log entry \(change) is missing")
         }
         return VersionRef(origin: try OriginID(bytes: Array(row[0] as Data)), scope: Scope(rawValue: UInt8(row[1] as Int64))!, seq: UInt64(bitPattern: row[2]))
@@ -102,7 +102,7 @@ final class Materializer {
     /// The change an applied entry carries.
     func change(_ id: Int64) throws -> Change {
         if let change = changes[id] { return change }
-        guard let body = try Data.fetchOne(db, sql: "SELECT body FROM log WHERE id = ?", arguments: [id]) else {
+        guard let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM log WHERE id = ?"), arguments: [id]) else {
             throw StoreError("internal: log entry \(id) is missing")
         }
         let change = try Change(decodingBody: Array(body))

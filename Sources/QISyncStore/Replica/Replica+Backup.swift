@@ -103,7 +103,7 @@ extension Replica {
         }
         let (queue, _) = try openBackup(path)
         defer { try? queue.close() }
-        try queue.backup(to: database)
+        try database.restore(from: queue)
         try database.write { db in
             try StoreSchema.createLocalTables(db)
             // A new directory version, so no process keeps a directory it read before the restore.

@@ -15,7 +15,7 @@ public final class Replica: Sendable {
     /// The tables it materialises.
     public let schema: ReplicatedSchema
     let signer: SiteSigner
-    let database: DatabaseQueue
+    let database: ReplicaDatabase
     let now: @Sendable () -> UInt64
     let directoryCache = DirectoryCache()
     /// Warnings about the key files found when the replica was opened (readable by others).
@@ -44,7 +44,7 @@ public final class Replica: Sendable {
         self.identity = identity
         self.schema = schema
         self.signer = signer
-        self.database = database
+        self.database = ReplicaDatabase(database)
         self.now = now
     }
 
@@ -55,6 +55,8 @@ public final class Replica: Sendable {
         var configuration = Configuration()
         configuration.readonly = readonly
         configuration.busyMode = .timeout(10)
+        // A script's write window keeps one transaction open across accesses (ReplicaDatabase).
+        configuration.allowsUnsafeTransactions = true
         configuration.prepareDatabase { db in
             if !db.configuration.readonly {
                 try db.execute(sql: "PRAGMA journal_mode = WAL")
@@ -182,8 +184,17 @@ public final class Replica: Sendable {
         return replica
     }
 
-    /// Runs a read-only query. SQLite refuses any write attempted inside.
+    /// Reads, from one snapshot. (For people's own SQL, `ReadOnlyQuery` opens a read-only connection.)
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
         try database.read(body)
+    }
+
+    /// Runs `body` with its writes in one transaction (a write window), committed when it
+    /// returns or throws: each write stays atomic (a failed write leaves nothing, the writes
+    /// before it stand), and a sync or server on another thread waits until the window commits,
+    /// so nothing uncommitted is ever sent or acknowledged. For scripts; keep windows short.
+    /// If the commit fails, none of the window's writes are kept and the error is thrown.
+    public func writeWindow<T>(_ body: () throws -> T) throws -> T {
+        try database.window(body)
     }
 }

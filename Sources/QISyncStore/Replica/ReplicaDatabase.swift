@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+
+/// The replica's one SQLite connection, with write windows.
+///
+/// Outside a window every write is a transaction of its own, as GRDB's queue makes it.
+/// Inside a window (``Replica/writeWindow(_:)``, used by scripts) one transaction spans many
+/// writes: each write is a savepoint in it, so a write that fails leaves nothing and the
+/// writes before it stand, and the window commits at its end. While a window is open it is
+/// the only user of the connection: a sync session or server on another thread waits for it
+/// to commit (windows are kept short), so nothing uncommitted is ever read, sent or
+/// acknowledged.
+final class ReplicaDatabase: @unchecked Sendable {
+    let queue: DatabaseQueue
+    /// Held by a window for its whole length, and by every access for its own (reentrant, so
+    /// the window's own thread passes).
+    private let gate = NSRecursiveLock()
+    /// Whether a window is open; read and written only with `gate` held.
+    private var windowOpen = false
+    /// Why the open window could not commit part-way (its writes so far are lost), if it could not.
+    private var failedCommit: Error?
+
+    init(_ queue: DatabaseQueue) { self.queue = queue }
+
+    private func gated<T>(_ body: () throws -> T) rethrows -> T {
+        gate.lock()
+        defer { gate.unlock() }
+        return try body()
+    }
+
+    /// A read, in a transaction of its own (one snapshot) or in the open window.
+    ///
+    /// Not GRDB's `read`: on a queue it switches `PRAGMA query_only` on and off around each
+    /// read, and SQLite expires every prepared statement when a flag pragma changes, so every
+    /// cached statement was compiled again after each read (a fifth of a script line's time).
+    /// Reads here are the replica's own code; people's SQL (`sql`) runs on a read-only connection of its own.
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try gated {
+            try queue.inDatabase { db in
+                if db.isInsideTransaction { return try body(db) }
+                var result: T?
+                try db.inTransaction(.deferred) {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        }
+    }
+
+    /// One write: a transaction, or a savepoint inside an open window.
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        try gated {
+            guard windowOpen else { return try queue.write(body) }
+            return try queue.writeWithoutTransaction { db in
+                var result: T?
+                try db.inSavepoint {
+                    result = try body(db)
+                    return .commit
+                }
+                return result!
+            }
+        }
+    }
+
+    /// A write that decides itself whether to commit: a transaction, or a savepoint inside a window.
+    func inTransaction(_ body: (Database) throws -> Database.TransactionCompletion) throws {
+        try gated {
+            guard windowOpen else { return try queue.inTransaction(nil, body) }
+            try queue.writeWithoutTransaction { db in try db.inSavepoint { try body(db) } }
+        }
+    }
+
+    func writeWithoutTransaction<T>(_ body: (Database) throws -> T) throws -> T {
+        try gated {
+            // A checkpoint or other statement outside a transaction first commits an open window.
+            if windowOpen { try commitWindow(reopen: true) }
+            return try queue.writeWithoutTransaction(body)
+        }
+    }
+
+    func backup(to copy: DatabaseQueue) throws {
+        try gated {
+            if windowOpen { try commitWindow(reopen: true) }
+            try queue.backup(to: copy)
+        }
+    }
+
+    /// Replaces the content with a copy of `source`'s (SQLite's backup, in the other direction).
+    func restore(from source: DatabaseQueue) throws {
+        try gated {
+            if windowOpen { try commitWindow(reopen: false) }
+            try source.backup(to: queue)
+        }
+    }
+
+    /// Runs `body` with one transaction around all its writes, committed when it returns or
+    /// throws (what each write left stands; a failed write left nothing). A window inside a
+    /// window joins it. If the commit fails, nothing of the window is kept and the error is thrown.
+    func window<T>(_ body: () throws -> T) throws -> T {
+        gate.lock()
+        defer { gate.unlock() }
+        if windowOpen { return try body() }
+        do {
+            try queue.writeWithoutTransaction { db in try db.beginTransaction(.immediate) }
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_READONLY {
+            // A read-only replica: reads go on, and each write fails as it would anyway.
+            return try body()
+        }
+        windowOpen = true
+        failedCommit = nil
+        let result: Result<T, Error> = Result { try body() }
+        if windowOpen { try commitWindow(reopen: false) }
+        if let failedCommit { throw failedCommit }
+        return try result.get()
+    }
+
+    /// Commits the open window; with `reopen`, starts a new transaction for the rest of it.
+    private func commitWindow(reopen: Bool) throws {
+        do {
+            try queue.writeWithoutTransaction { db in
+                if db.isInsideTransaction { try db.commit() }
+                if reopen { try db.beginTransaction(.immediate) }
+            }
+            windowOpen = reopen
+        } catch {
+            windowOpen = false
+            failedCommit = error
+            try? queue.writeWithoutTransaction { db in if db.isInsideTransaction { try db.rollback() } }
+            throw error
+        }
+    }
+}
