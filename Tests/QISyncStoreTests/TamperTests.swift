@@ -132,6 +132,33 @@ struct TamperTests {
         #expect(report.differences.contains { $0.hasPrefix("initiative") })
     }
 
+    @Test("verify checks each log's last signature, which vouches for the chain: an altered middle entry is named; a damaged middle signature only with --all-signatures")
+    func verifyFindsAlteredLog() throws {
+        let (_, source, _, entries) = try setUp()
+        #expect(entries.count >= 4)
+        let queue = try DatabaseQueue(path: source.databasePath)
+        let middle = Int64(entries[1].seq)
+        let clause = "scope = \(Scope.trust.rawValue) AND seq = \(middle) AND origin = (SELECT id FROM origin WHERE key = ?)"
+        let original = try queue.read { db in try Row.fetchOne(db, sql: "SELECT body, sig FROM log WHERE \(clause)", arguments: [Data(source.identity.origin.bytes)]) }
+        let body: Data = try #require(original?["body"]), signature: Data = try #require(original?["sig"])
+
+        // A changed byte in a middle entry's body: its hash changes, so the last signature fails, and the entry is named.
+        var altered = body
+        altered[altered.count - 1] ^= 0x01
+        try queue.write { db in try db.execute(sql: "UPDATE log SET body = ? WHERE \(clause)", arguments: [altered, Data(source.identity.origin.bytes)]) }
+        let report = try source.verify()
+        #expect(!report.isSound && report.logProblems.contains { $0.contains("entry \(middle): its signature does not match") }, "\(report.logProblems)")
+
+        // The body put back, its signature damaged: the chain is intact and the last signature vouches for it,
+        // but a peer sent a batch ending at this entry would refuse it: --all-signatures finds it.
+        var damaged = signature
+        damaged[0] ^= 0x01
+        try queue.write { db in try db.execute(sql: "UPDATE log SET body = ?, sig = ? WHERE \(clause)", arguments: [body, damaged, Data(source.identity.origin.bytes)]) }
+        #expect(try source.verify().isSound)
+        let full = try source.verify(allSignatures: true)
+        #expect(!full.isSound && full.logProblems.contains { $0.contains("entry \(middle)") }, "\(full.logProblems)")
+    }
+
     @Test("an entry dated more than a day ahead of the receiver's clock is refused until the clocks agree")
     func clockFarAhead() throws {
         let source = try harness.make("ahead"), receiver = try harness.make("behind")

@@ -55,16 +55,22 @@ struct StatusCommand: ReplicaCommand {
 struct VerifyCommand: ReplicaCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check SQLite integrity, every chain and signature, and rebuild the tables from the logs to compare.")
+        abstract: "Check SQLite integrity, every log's chain and signature, and rebuild the tables from the logs to compare.",
+        discussion: """
+            Each entry's hash covers the one before it, so the signature on a log's last entry vouches for the whole \
+            log: that one is checked (and, if it fails, every signature in the log, to name the altered entry). \
+            --all-signatures checks every signature held, which takes longer.
+            """)
+    @Flag(name: .customLong("all-signatures"), help: "Check every signature held, not only each log's last.") var allSignatures = false
     @OptionGroup var globals: GlobalOptions
     func run(in context: CommandContext) throws {
-        let report = try context.records.replica.verify()
+        let report = try context.records.replica.verify(allSignatures: allSignatures)
         if globals.json {
             context.out.json(["sound": report.isSound, "integrity": report.integrity, "logs": report.logs, "entries": report.entries,
                               "log_problems": report.logProblems, "differences": report.differences])
         } else {
             context.out.line("integrity check:   \(report.integrity)")
-            context.out.line("logs and entries:  \(Plural.count(report.logs, "log", "logs")), \(Plural.count(report.entries, "entry", "entries")), chains and signatures \(report.logProblems.isEmpty ? "ok" : "FAILED")")
+            context.out.line("logs and entries:  \(Plural.count(report.logs, "log", "logs")), \(Plural.count(report.entries, "entry", "entries")), chains and signatures \(report.logProblems.isEmpty ? "ok" : "FAILED")\(allSignatures ? " (every signature checked)" : "")")
             for problem in report.logProblems { context.out.line("  - \(problem)") }
             context.out.line("rebuild from logs: \(report.differences.isEmpty ? "matches the tables" : "DIFFERS")")
             for difference in report.differences { context.out.line("  - \(difference)") }

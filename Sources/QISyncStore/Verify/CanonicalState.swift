@@ -17,9 +17,10 @@ public struct CanonicalState: Equatable, Sendable {
 
     static let separator = "\u{1F}"
 
-    /// Reads the canonical state of a database.
-    static func read(_ db: Database, schema: ReplicatedSchema) throws -> CanonicalState {
-        var sections: [String: [String]] = [:]
+    /// The queries that write a database's canonical state out: each section's name and its
+    /// SQL, which yields one line per row, head or conflict, in byte order.
+    static func sectionQueries(schema: ReplicatedSchema) -> (queries: [(String, String)], columns: [String: (names: [String], keys: Int)]) {
+        var queries: [(String, String)] = []
         var names: [String: (names: [String], keys: Int)] = [:]
         var heads: [String] = []
         var conflicts: [String] = []
@@ -28,25 +29,72 @@ public struct CanonicalState: Equatable, Sendable {
             let columns = keys + ["live", "updated_hlc"] + table.columns.map(\.name)
             names[table.name] = (columns, keys.count)
             let keyExpression = keys.map { "quote(t.\($0))" }.joined(separator: " || '/' || ")
-            sections[table.name] = try Row.fetchAll(db, sql: "SELECT \(columns.map { "quote(\($0))" }.joined(separator: " || char(31) || ")) FROM \(table.name) ORDER BY \(keys.joined(separator: ", "))")
-                .map { $0[0] as String }
-            heads += try String.fetchAll(db, sql: """
-                SELECT '\(table.name)|' || \(keyExpression) || '|' || hex(origin.key) || '|' || log.scope || '|' || log.seq || '|' || rv.heads
+            queries.append((table.name, "SELECT \(columns.map { "quote(\($0))" }.joined(separator: " || char(31) || ")) AS line FROM \(table.name) ORDER BY line"))
+            heads.append("""
+                SELECT '\(table.name)|' || \(keyExpression) || '|' || hex(origin.key) || '|' || log.scope || '|' || log.seq || '|' || rv.heads AS line
                 FROM row_version rv JOIN \(table.name) t ON t.rowid = rv.rid JOIN log ON log.id = rv.chg JOIN origin ON origin.id = log.origin
                 WHERE rv.tbl = \(table.id)
                 UNION ALL
                 SELECT '\(table.name)|' || \(keyExpression) || '|' || hex(origin.key) || '|' || log.scope || '|' || log.seq || '|' || t.base_heads
                 FROM \(table.name) t JOIN log ON log.id = t.base_chg JOIN origin ON origin.id = log.origin
                 """)
-            conflicts += try String.fetchAll(db, sql: """
-                SELECT '\(table.name)|' || \(keyExpression) || '|' || c.col FROM conflict c JOIN \(table.name) t ON t.rowid = c.rid WHERE c.tbl = \(table.id)
+            conflicts.append("""
+                SELECT '\(table.name)|' || \(keyExpression) || '|' || c.col AS line FROM conflict c JOIN \(table.name) t ON t.rowid = c.rid WHERE c.tbl = \(table.id)
                 """)
         }
-        sections["heads"] = heads.sorted()
-        sections["conflicts"] = conflicts.sorted()
+        queries.append(("heads", "SELECT line FROM (\(heads.joined(separator: " UNION ALL "))) ORDER BY line"))
+        queries.append(("conflicts", "SELECT line FROM (\(conflicts.joined(separator: " UNION ALL "))) ORDER BY line"))
+        return (queries, names)
+    }
+
+    /// Reads the canonical state of a database.
+    static func read(_ db: Database, schema: ReplicatedSchema) throws -> CanonicalState {
+        let (queries, names) = sectionQueries(schema: schema)
+        var sections: [String: [String]] = [:]
+        for (name, sql) in queries { sections[name] = try String.fetchAll(db, sql: sql) }
         var state = CanonicalState(sections: sections)
         state.columns = names
         return state
+    }
+
+    /// Where two databases' canonical states differ (`live` the replica's tables, `rebuilt` the
+    /// rebuild from its logs), read side by side in order rather than held in memory: at most
+    /// `limit` lines, then a count of the rest.
+    static func differences(live: Database, rebuilt: Database, schema: ReplicatedSchema, limit: Int = 40) throws -> [String] {
+        let (queries, names) = sectionQueries(schema: schema)
+        var onlyHere: [String: [String]] = [:], onlyRebuilt: [String: [String]] = [:]
+        var kept = 0, beyond = 0
+        func note(_ line: String, _ into: inout [String: [String]], _ section: String) {
+            // Each differing row gives a line on each side: keep enough to name `limit` of them.
+            if kept < 4 * limit {
+                into[section, default: []].append(line)
+                kept += 1
+            } else {
+                beyond += 1
+            }
+        }
+        for (section, sql) in queries {
+            let mine = try String.fetchCursor(live, sql: sql), theirs = try String.fetchCursor(rebuilt, sql: sql)
+            var a = try mine.next(), b = try theirs.next()
+            while a != nil || b != nil {
+                if let x = a, let y = b, x == y {
+                    a = try mine.next()
+                    b = try theirs.next()
+                } else if let x = a, b == nil || x.utf8.lexicographicallyPrecedes(b!.utf8) {
+                    note(x, &onlyHere, section)
+                    a = try mine.next()
+                } else if let y = b {
+                    note(y, &onlyRebuilt, section)
+                    b = try theirs.next()
+                }
+            }
+        }
+        var here = CanonicalState(sections: onlyHere), there = CanonicalState(sections: onlyRebuilt)
+        here.columns = names
+        there.columns = names
+        var out = here.differences(from: there, limit: limit)
+        if beyond > 0, !out.contains(where: { $0.hasPrefix("…and") }) { out.append("…and more (\(beyond) further lines differ)") }
+        return out
     }
 
     /// Where two states differ, naming each record and field: `self` is the replica's tables,

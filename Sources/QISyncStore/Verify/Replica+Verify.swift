@@ -36,70 +36,20 @@ extension Replica {
         }
     }
 
-    /// Checks SQLite's integrity, every log's chain and every signature held (each log must end
-    /// with a signed entry, whose signature covers the chain before it), and rebuilds
-    /// the materialised state from the logs in a scratch database to compare it with this one.
+    /// Checks SQLite's integrity and every log's chain, and rebuilds the materialised state
+    /// from the logs in a scratch database to compare it with this one. Each entry's hash is
+    /// worked out from its content and the hash before it, so the signature on a log's last
+    /// entry vouches for every entry before it (SPEC 4): that one is checked, and when it fails
+    /// every signature in the log is, to name the entry that was altered. With `allSignatures`
+    /// every signature held is checked (each signed entry can end a batch sent to a peer).
     /// It also re-verifies every enrolment and revocation held, checks that every log's site
     /// is this one or enrolled, that no revoked site has entries past its cut-off, and (through
     /// the rebuild) that only changes their site's trust may make took effect.
-    public func verify() throws -> VerifyReport {
+    ///
+    /// It streams: entries are read a log at a time and applied to the rebuild as they come,
+    /// and the two states are compared in order, so memory stays flat however large the replica.
+    public func verify(allSignatures: Bool = false) throws -> VerifyReport {
         var report = VerifyReport()
-        // One read transaction: a consistent snapshot even while syncs write.
-        let (integrity, entries, vector, live, directory) = try database.read { db in
-            (try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; "),
-             try Self.entries(db, after: VersionVector(), scopes: Set(Scope.allCases), maxEntries: .max, maxBytes: .max),
-             try Self.versionVector(db),
-             try CanonicalState.read(db, schema: schema),
-             try self.directory(db))
-        }
-        report.directoryRecords = directory.enrolments.count + directory.revocations.count
-        // Entries held stay with their sites' trust even when that trust has been unpinned since.
-        func trust(of origin: OriginID) -> String? { origin == identity.origin ? identity.trustCode : directory.heldTrust(of: origin) }
-        // Logs named as people know their sites: "RXH/ward-7's trust log (site 1a2b3c4d)".
-        func name(_ log: LogID) -> String {
-            let site = log.origin == identity.origin ? "\(identity.trustCode)/\(identity.siteName)"
-                : (directory.enrolments[log.origin] ?? directory.heldEnrolments[log.origin])?.name
-            return "\(site.map { "\($0)'s" } ?? "an unknown site's") \(log.scope) log (site \(log.origin.short))"
-        }
-        report.integrity = integrity
-        report.logs = vector.positions.count
-        report.entries = entries.count
-        var expected: [LogID: UInt64] = [:]
-        var previous: [LogID: LogEntry] = [:]
-        for entry in entries {
-            let log = LogID(origin: entry.origin, scope: entry.scope)
-            let seq = (expected[log] ?? 0) + 1
-            if entry.seq != seq { report.logProblems.append("\(name(log)): entry \(seq) is missing") }
-            expected[log] = entry.seq
-            if let before = previous[log], before.hash != entry.previousHash {
-                report.logProblems.append("\(name(log)), entry \(entry.seq): does not chain onto entry \(before.seq) (its previous-entry hash differs)")
-            }
-            if entry.isRedacted, !directory.vouches(forRedacted: entry) {
-                report.logProblems.append("\(name(log)), entry \(entry.seq): redacted, but no redaction record of its trust vouches for its body")
-            }
-            if entry.signature != nil, !entry.hasValidSignature { report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)") }
-            previous[log] = entry
-        }
-        for log in previous.keys {
-            guard let trust = trust(of: log.origin) else {
-                report.logProblems.append("\(name(log)): its site has no enrolment held here")
-                continue
-            }
-            if log.scope == .trust, trust != identity.trustCode {
-                report.logProblems.append("\(name(log)): a trust-scope log of another trust (\(trust))")
-            }
-            if log.origin != identity.origin, let revocation = directory.revocations[log.origin], let last = previous[log],
-               revocation.refuses(scope: log.scope, seq: last.seq) {
-                report.logProblems.append("\(name(log)): holds entries past its site's revocation (up to \(last.seq))")
-            }
-        }
-        for (log, last) in previous where last.signature == nil && directory.revocations[log.origin]?.lastAccepted[log.scope]?.hash != last.hash {
-            report.logProblems.append("\(name(log)): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
-        }
-        for (log, position) in vector.positions where previous[log]?.hash != position.hash || previous[log]?.seq != position.seq {
-            report.logProblems.append("\(name(log)): the version vector says it ends at entry \(position.seq), the log at \(previous[log]?.seq ?? 0)")
-        }
-
         // The scratch rebuild lives beside the replica (as private as it is), and is removed
         // afterwards, or when the replica is next opened if a crash left it behind.
         let scratchURL = home.appendingPathComponent("\(Self.scratchPrefix)\(UUID().uuidString).sqlite")
@@ -107,25 +57,100 @@ extension Replica {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratchURL.path + suffix) }
         }
         let scratch = try DatabaseQueue(path: scratchURL.path, configuration: Self.configuration())
-        let rebuilt = try scratch.write { db in
-            try StoreSchema.create(db, schema: schema)
-            let materializer = try Materializer(db: db, schema: schema)
-            for entry in entries {
-                let change: Change
-                do { change = try entry.change() } catch {
-                    report.logProblems.append("\(name(LogID(origin: entry.origin, scope: entry.scope))), entry \(entry.seq): its change cannot be read (\(error))")
-                    continue
-                }
-                let allowed = trust(of: entry.origin).map {
-                    schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey(ofSite: entry.origin, in: directory)) == nil
-                } ?? false
-                if !allowed { report.refusedChanges += 1 }
-                try materializer.append(entry, change: change, materialises: allowed)
+        try scratch.write { db in try StoreSchema.create(db, schema: schema) }
+        // One read transaction: a consistent snapshot even while syncs write.
+        try database.read { db in
+            report.integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
+            let vector = try Self.versionVector(db)
+            let directory = try self.directory(db)
+            report.directoryRecords = directory.enrolments.count + directory.revocations.count
+            report.logs = vector.positions.count
+            // Entries held stay with their sites' trust even when that trust has been unpinned since.
+            func trust(of origin: OriginID) -> String? { origin == identity.origin ? identity.trustCode : directory.heldTrust(of: origin) }
+            // Logs named as people know their sites: "RXH/ward-7's trust log (site 1a2b3c4d)".
+            func name(_ log: LogID) -> String {
+                let site = log.origin == identity.origin ? "\(identity.trustCode)/\(identity.siteName)"
+                    : (directory.enrolments[log.origin] ?? directory.heldEnrolments[log.origin])?.name
+                return "\(site.map { "\($0)'s" } ?? "an unknown site's") \(log.scope) log (site \(log.origin.short))"
             }
-            return try CanonicalState.read(db, schema: schema)
+            try scratch.write { rebuild in
+                let materializer = try Materializer(db: rebuild, schema: schema)
+                for (log, position) in vector.positions.sorted(by: { $0.key < $1.key }) {
+                    let logTrust = trust(of: log.origin)
+                    let trustKey = self.trustKey(ofSite: log.origin, in: directory)
+                    var last: LogEntry?
+                    try Self.forEachEntry(db, log: log) { entry in
+                        report.entries += 1
+                        let seq = (last?.seq ?? 0) + 1
+                        if entry.seq != seq { report.logProblems.append("\(name(log)): entry \(seq) is missing") }
+                        if entry.isRedacted, !directory.vouches(forRedacted: entry) {
+                            report.logProblems.append("\(name(log)), entry \(entry.seq): redacted, but no redaction record of its trust vouches for its body")
+                        }
+                        if allSignatures, entry.signature != nil, !entry.hasValidSignature {
+                            report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
+                        }
+                        last = entry
+                        let change: Change
+                        do { change = try entry.change() } catch {
+                            report.logProblems.append("\(name(log)), entry \(entry.seq): its change cannot be read (\(error))")
+                            return
+                        }
+                        let allowed = logTrust.map {
+                            schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey) == nil
+                        } ?? false
+                        if !allowed { report.refusedChanges += 1 }
+                        try materializer.append(entry, change: change, materialises: allowed)
+                    }
+                    if !allSignatures, let last, last.signature != nil, !last.hasValidSignature {
+                        // Name the entry that was altered: every signature of this log, once.
+                        try Self.forEachEntry(db, log: log) { entry in
+                            if entry.signature != nil, !entry.hasValidSignature {
+                                report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
+                            }
+                        }
+                    }
+                    if let logTrust {
+                        if log.scope == .trust, logTrust != identity.trustCode {
+                            report.logProblems.append("\(name(log)): a trust-scope log of another trust (\(logTrust))")
+                        }
+                    } else if last != nil {
+                        report.logProblems.append("\(name(log)): its site has no enrolment held here")
+                    }
+                    if let last {
+                        if log.origin != identity.origin, let revocation = directory.revocations[log.origin], revocation.refuses(scope: log.scope, seq: last.seq) {
+                            report.logProblems.append("\(name(log)): holds entries past its site's revocation (up to \(last.seq))")
+                        }
+                        if last.signature == nil, directory.revocations[log.origin]?.lastAccepted[log.scope]?.hash != last.hash {
+                            report.logProblems.append("\(name(log)): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
+                        }
+                    }
+                    if last?.hash != position.hash || last?.seq != position.seq {
+                        report.logProblems.append("\(name(log)): the version vector says it ends at entry \(position.seq), the log at \(last?.seq ?? 0)")
+                    }
+                }
+            }
+            try scratch.read { rebuilt in
+                report.differences = try CanonicalState.differences(live: db, rebuilt: rebuilt, schema: schema)
+            }
         }
-        report.differences = live.differences(from: rebuilt)
         return report
+    }
+
+    /// Calls `body` with each entry of one log in order, read with a cursor (one at a time),
+    /// each entry's previous hash the hash worked out for the one before it.
+    static func forEachEntry(_ db: Database, log: LogID, _ body: (LogEntry) throws -> Void) throws {
+        var previous = LogEntry.genesisHash
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+            SELECT log.seq, log.hlc, log.body, log.sig FROM log JOIN origin ON origin.id = log.origin
+            WHERE origin.key = ? AND log.scope = ? ORDER BY log.seq
+            """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue)])
+        while let row = try rows.next() {
+            let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
+                                 hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data),
+                                 signature: (row[3] as Data?).map(Array.init))
+            previous = entry.hash
+            try body(entry)
+        }
     }
 
     /// Rebuilds the materialised tables in place from the logs, in one transaction: every
