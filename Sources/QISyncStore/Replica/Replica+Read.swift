@@ -209,8 +209,8 @@ extension Replica {
     public func logSizes() throws -> [LogSize] {
         try database.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT origin.key, log.scope, count(*), sum(length(log.body)) FROM log JOIN origin ON origin.id = log.origin
-                GROUP BY log.origin, log.scope
+                SELECT origin.key, log_size.scope, log_size.entries, log_size.bytes FROM log_size JOIN origin ON origin.id = log_size.origin
+                WHERE log_size.entries > 0
                 """).map { row in
                 LogSize(log: LogID(origin: try OriginID(bytes: Array(row[0] as Data)), scope: Scope(rawValue: UInt8(row[1] as Int64)) ?? .trust),
                         entries: row[2], bytes: row[3])

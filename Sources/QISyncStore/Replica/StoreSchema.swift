@@ -132,6 +132,74 @@ enum StoreSchema {
             let name = "\(index.table)_by_\(index.columns.joined(separator: "_"))"
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS \(name) ON \(index.table)(\(index.columns.joined(separator: ", ")))")
         }
+        try createCounters(db, schema: schema)
+    }
+
+    /// Running counts that `status` reads instead of scanning: each table's live and deleted
+    /// rows and each log's entries and bytes, kept by triggers in the same transaction as the
+    /// rows they count (so they cannot drift; `verify` checks them). Counted once when a
+    /// replica made before them is first opened.
+    static func createCounters(_ db: Database, schema: ReplicatedSchema) throws {
+        let fresh = try !db.tableExists("log_size")
+        try db.execute(sql: """
+            CREATE TABLE IF NOT EXISTS log_size (
+                origin INTEGER NOT NULL, scope INTEGER NOT NULL, entries INTEGER NOT NULL, bytes INTEGER NOT NULL,
+                PRIMARY KEY (origin, scope)) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS row_count (tbl TEXT PRIMARY KEY NOT NULL, live INTEGER NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TRIGGER IF NOT EXISTS log_size_insert AFTER INSERT ON log BEGIN
+                INSERT INTO log_size VALUES (NEW.origin, NEW.scope, 1, length(NEW.body))
+                ON CONFLICT (origin, scope) DO UPDATE SET entries = entries + 1, bytes = bytes + length(NEW.body);
+            END;
+            CREATE TRIGGER IF NOT EXISTS log_size_delete AFTER DELETE ON log BEGIN
+                UPDATE log_size SET entries = entries - 1, bytes = bytes - length(OLD.body) WHERE origin = OLD.origin AND scope = OLD.scope;
+            END;
+            CREATE TRIGGER IF NOT EXISTS log_size_update AFTER UPDATE OF body ON log BEGIN
+                UPDATE log_size SET bytes = bytes - length(OLD.body) + length(NEW.body) WHERE origin = OLD.origin AND scope = OLD.scope;
+            END;
+            """)
+        for table in schema.tables {
+            let name = table.name
+            try db.execute(sql: """
+                CREATE TRIGGER IF NOT EXISTS \(name)_count_insert AFTER INSERT ON \(name) BEGIN
+                    INSERT INTO row_count VALUES ('\(name)', coalesce(NEW.live = 1, 0), coalesce(NEW.live = 0, 0))
+                    ON CONFLICT (tbl) DO UPDATE SET live = live + coalesce(NEW.live = 1, 0), deleted = deleted + coalesce(NEW.live = 0, 0);
+                END;
+                CREATE TRIGGER IF NOT EXISTS \(name)_count_update AFTER UPDATE OF live ON \(name) WHEN OLD.live IS NOT NEW.live BEGIN
+                    UPDATE row_count SET live = live + coalesce(NEW.live = 1, 0) - coalesce(OLD.live = 1, 0),
+                        deleted = deleted + coalesce(NEW.live = 0, 0) - coalesce(OLD.live = 0, 0) WHERE tbl = '\(name)';
+                END;
+                CREATE TRIGGER IF NOT EXISTS \(name)_count_delete AFTER DELETE ON \(name) BEGIN
+                    UPDATE row_count SET live = live - coalesce(OLD.live = 1, 0), deleted = deleted - coalesce(OLD.live = 0, 0) WHERE tbl = '\(name)';
+                END;
+                """)
+        }
+        guard fresh else { return }
+        try db.execute(sql: """
+            INSERT INTO log_size SELECT origin, scope, count(*), sum(length(body)) FROM log GROUP BY origin, scope;
+            DELETE FROM row_count;
+            """)
+        for table in schema.tables {
+            try db.execute(sql: "INSERT INTO row_count SELECT '\(table.name)', coalesce(sum(live = 1), 0), coalesce(sum(live = 0), 0) FROM \(table.name)")
+        }
+    }
+
+    /// Where the running counts differ from the rows and entries they count (for `verify`).
+    static func counterDifferences(_ db: Database, schema: ReplicatedSchema) throws -> [String] {
+        var out: [String] = []
+        for table in schema.tables {
+            let counted = try Row.fetchOne(db, sql: "SELECT live, deleted FROM row_count WHERE tbl = ?", arguments: [table.name])
+            let actual = try Row.fetchOne(db, sql: "SELECT coalesce(sum(live = 1), 0), coalesce(sum(live = 0), 0) FROM \(table.name)")!
+            let (live, deleted) = (counted?[0] as Int? ?? 0, counted?[1] as Int? ?? 0)
+            if live != actual[0] as Int || deleted != actual[1] as Int {
+                out.append("counts: \(table.name) is counted as \(live) live and \(deleted) deleted, but holds \(actual[0] as Int) and \(actual[1] as Int)")
+            }
+        }
+        let wrongLogs = try Int.fetchOne(db, sql: """
+            SELECT count(*) FROM (SELECT origin, scope, count(*) AS n, sum(length(body)) AS b FROM log GROUP BY origin, scope) AS actual
+            LEFT JOIN log_size USING (origin, scope) WHERE log_size.entries IS NOT actual.n OR log_size.bytes IS NOT actual.b
+            """) ?? 0
+        if wrongLogs > 0 { out.append("counts: \(wrongLogs) logs' entry or byte counts differ from the entries held") }
+        return out
     }
 
     static func ddl(for table: TableSpec) -> String {

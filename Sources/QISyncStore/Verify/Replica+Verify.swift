@@ -131,6 +131,7 @@ extension Replica {
             }
             try scratch.read { rebuilt in
                 report.differences = try CanonicalState.differences(live: db, rebuilt: rebuilt, schema: schema)
+                    + StoreSchema.counterDifferences(db, schema: schema)
             }
         }
         return report

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import QISyncCore
+import QISyncDomain
+import QISyncStore
+
+/// `qisync-bench scale`: what people run on a large replica, at two sizes — each read command
+/// and `status` through the `qisync` executable (process start and opening the replica
+/// included; the start alone is shown beside), and `verify` with its time, rate and peak memory.
+/// The replica is the synthetic trust (initiatives, learning entries with SOFFT and skill
+/// tags, later edits), written in write windows of about 112,000 entries each.
+struct ScaleBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scale",
+        abstract: "Benchmark reads, status and verify through qisync at two replica sizes.")
+
+    @Option(help: "Replica sizes, in entries (rounded to whole synthetic batches of about 112,000).") var entries = "112000,1000000"
+    @Option(help: "Working folder (emptied first).") var dir = "/tmp/qisync-bench-scale"
+    @Option(help: "Repetitions of each read (medians are reported).") var repetitions = 5
+
+    mutating func run() throws {
+        let root = URL(fileURLWithPath: dir)
+        try? FileManager.default.removeItem(at: root)
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let qisync = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qisync")
+        guard FileManager.default.isExecutableFile(atPath: qisync.path) else { throw ValidationError("build qisync beside qisync-bench first: swift build -c release") }
+        let sizes = entries.split(separator: ",").compactMap { Int($0) }
+        var results: [(Int, [(String, Double, String)])] = []
+        for size in sizes {
+            let home = root.appendingPathComponent("r\(size)")
+            let replica = try SyntheticSites.hub(at: home)
+            var written = 0, batch: UInt64 = 0, ids: [[UInt8]] = []
+            let started = Date()
+            while written < size {
+                try replica.writeWindow {
+                    let stats = try SyntheticTrust.generate(into: replica, scale: 0.5, seed: 77 + batch)
+                    written += stats.changes
+                    ids += stats.initiativeIDs
+                }
+                batch += 1
+            }
+            try replica.checkpoint()
+            let entriesHeld = try replica.versionVector().positions.values.reduce(0) { $0 + Int($1.seq) }
+            print(String(format: "size %d: wrote %d entries in %.0f s (%.0f entries/s, write windows); file %.0f MB", size, entriesHeld,
+                         Date().timeIntervalSince(started), Double(written) / Date().timeIntervalSince(started), Double(replica.fileSize()) / 1e6))
+            let initiative = Hex.encode(ids[ids.count / 2])
+            var rows: [(String, Double, String)] = []
+            func measure(_ name: String, _ arguments: [String]) throws {
+                let runs = try (0..<repetitions).map { _ in try Spawned.run(qisync, arguments + ["--home", home.path]).seconds }
+                rows.append((name, runs.sorted()[runs.count / 2], ""))
+            }
+            try measure("qisync --version (process start alone)", ["--version"])
+            try measure("status", ["status"])
+            try measure("initiative list", ["initiative", "list"])
+            try measure("initiative show ID", ["initiative", "show", initiative])
+            try measure("log list --sofft S4", ["log", "list", "--sofft", "S4"])
+            try measure("log list --initiative ID", ["log", "list", "--initiative", initiative])
+            try measure("history ID", ["history", initiative])
+            try measure("conflicts", ["conflicts"])
+            try measure("audit", ["audit"])
+            let verify = try Spawned.run(qisync, ["verify", "--home", home.path])
+            rows.append(("verify", verify.seconds, String(format: "%.0f entries/s, peak %.0f MB resident", Double(entriesHeld) / verify.seconds, verify.peakMB)))
+            results.append((entriesHeld, rows))
+            try? FileManager.default.removeItem(at: home)
+        }
+        print("")
+        print("| command (through the qisync executable) | " + results.map { "\($0.0) entries" }.joined(separator: " | ") + " |")
+        print("|---|" + results.map { _ in "---|" }.joined())
+        for (index, row) in results[0].1.enumerated() {
+            let cells = results.map { result in
+                let (_, seconds, note) = result.1[index]
+                return String(format: "%.0f ms", seconds * 1000) + (note.isEmpty ? "" : " (\(note))")
+            }
+            print("| \(row.0) | " + cells.joined(separator: " | ") + " |")
+        }
+    }
+}
+
+/// A child process started with posix_spawn and reaped with wait4, for its wall time and peak resident memory.
+enum Spawned {
+    static func run(_ executable: URL, _ arguments: [String]) throws -> (seconds: Double, peakMB: Double) {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+        let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let started = Date()
+        guard posix_spawn(&pid, executable.path, &actions, nil, argv, environ) == 0 else { throw ValidationError("could not start \(executable.path)") }
+        var status: Int32 = 0
+        var usage = rusage()
+        guard wait4(pid, &status, 0, &usage) == pid else { throw ValidationError("could not wait for qisync") }
+        let seconds = Date().timeIntervalSince(started)
+        guard status == 0 else { throw ValidationError("qisync \(arguments.joined(separator: " ")) failed (status \(status))") }
+        return (seconds, Double(usage.ru_maxrss) / 1024)
+    }
+}
