@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRDB
 import QISyncCore
@@ -60,8 +61,16 @@ public struct CanonicalState: Equatable, Sendable {
     /// Where two databases' canonical states differ (`live` the replica's tables, `rebuilt` the
     /// rebuild from its logs), read side by side in order rather than held in memory: at most
     /// `limit` lines, then a count of the rest.
+    ///
+    /// Each section is first compared by a digest of its lines that does not depend on their
+    /// order (the sum of their SHA-256 hashes), read without sorting; only a section whose
+    /// digests differ is sorted and read side by side to name what differs.
     static func differences(live: Database, rebuilt: Database, schema: ReplicatedSchema, limit: Int = 40) throws -> [String] {
-        let (queries, names) = sectionQueries(schema: schema)
+        var (queries, names) = sectionQueries(schema: schema)
+        queries = try queries.filter { _, sql in
+            let unordered = sql.replacingOccurrences(of: " ORDER BY line", with: "")
+            return try digest(live, unordered) != digest(rebuilt, unordered)
+        }
         var onlyHere: [String: [String]] = [:], onlyRebuilt: [String: [String]] = [:]
         var kept = 0, beyond = 0
         func note(_ line: String, _ into: inout [String: [String]], _ section: String) {
@@ -95,6 +104,26 @@ public struct CanonicalState: Equatable, Sendable {
         var out = here.differences(from: there, limit: limit)
         if beyond > 0, !out.contains(where: { $0.hasPrefix("…and") }) { out.append("…and more (\(beyond) further lines differ)") }
         return out
+    }
+
+    /// A digest of the lines a query yields, whatever their order: the sum, modulo 2^256, of
+    /// each line's SHA-256, with the number of lines.
+    static func digest(_ db: Database, _ sql: String) throws -> [UInt64] {
+        var sum = [UInt64](repeating: 0, count: 4)
+        var count: UInt64 = 0
+        let lines = try String.fetchCursor(db, sql: sql)
+        while let line = try lines.next() {
+            count += 1
+            let words = SHA256.hash(data: Data(line.utf8)).withUnsafeBytes { raw in (0..<4).map { raw.load(fromByteOffset: $0 * 8, as: UInt64.self) } }
+            var carry: UInt64 = 0
+            for index in 0..<4 {
+                let (partial, overflow1) = sum[index].addingReportingOverflow(words[index])
+                let (total, overflow2) = partial.addingReportingOverflow(carry)
+                sum[index] = total
+                carry = (overflow1 ? 1 : 0) + (overflow2 ? 1 : 0)
+            }
+        }
+        return sum + [count]
     }
 
     /// Where two states differ, naming each record and field: `self` is the replica's tables,
