@@ -376,7 +376,11 @@ struct ShellCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shell",
         abstract: "Open the interactive shell on the replica; from a pipe or file, run its lines as a script.",
-        discussion: "A script stops at the first failing line and exits non-zero, naming the line; --keep-going runs every line.")
+        discussion: """
+            A script stops at the first failing line and exits non-zero, naming the line, with every line before it kept; \
+            --keep-going runs every line. Runs of record commands are written in windows of one transaction each (every \
+            line still all or nothing), and a window's output is printed once it is committed.
+            """)
 
     @Flag(name: .customLong("keep-going"), help: "In a script, run every line even after one fails (still exit non-zero).")
     var keepGoing = false
