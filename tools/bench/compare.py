@@ -139,16 +139,17 @@ def child_yrs(n, work, phase):
 def timed(command, stdin=None):
     """Runs a command; returns (wall seconds, peak resident MB, stdout).
 
-    Started with posix_spawn (no fork of this Python process, whose memory a forked child's
-    peak would include), its output to a file, and reaped with wait4 for its own peak memory.
+    Peak memory comes from GNU time, which starts the command itself: a child forked (or
+    vforked) from this Python process would count this process's own peak as its own.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile() as peak:
+        command = ["/usr/bin/time", "-f", "%M", "-o", peak.name, *command]
         actions = [(os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
         if stdin is not None:
             actions.append((os.POSIX_SPAWN_DUP2, stdin.fileno(), 0))
         else:
             actions.append((os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0))
-        executable = command[0] if os.sep in command[0] else shutil.which(command[0])
+        executable = command[0]
         start = time.perf_counter()
         pid = os.posix_spawn(executable, command, os.environ, file_actions=actions)
         _, status, usage = os.wait4(pid, 0)
@@ -158,7 +159,7 @@ def timed(command, stdin=None):
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             raise SystemExit(f"{' '.join(command)} failed ({code}): {err.read().decode(errors='replace')[-2000:]}")
-        return seconds, usage.ru_maxrss / 1024, out.read().decode(errors="replace")
+        return seconds, int(open(peak.name).read().split()[-1]) / 1024, out.read().decode(errors="replace")
 
 
 def python_child(kind, n, work, phase=""):

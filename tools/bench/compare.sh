@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash tools/setup.sh
+# GNU time measures each path's peak memory.
+if ! dpkg -s time >/dev/null 2>&1; then
+    sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq time >/dev/null
+fi
 venv=.build/bench-venv
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import apsw, pycrdt" 2>/dev/null; then
     python3 -m venv "$venv"
