@@ -103,6 +103,18 @@ struct ShellTests {
         #expect(try h.records.replica.verify().isSound)
     }
 
+    @Test("a list shows a page of 100 by default and says when there may be more; --limit shows more")
+    func listPages() throws {
+        let h = try ShellHarness()
+        #expect(h.script((0...100).map { "initiative add --title 'Falls £\($0) at 37°C'" }) == 0)
+        let page = h.run("initiative list")
+        #expect(page.out.split(separator: "\n").count == 102 && page.err.contains("the first 100 shown") && page.err.contains("--limit"), "\(page.err)")
+        let all = h.run("initiative list --limit 200")
+        #expect(all.out.split(separator: "\n").count == 103 && all.err.isEmpty)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(h.run("initiative list --json --limit 101").out.utf8)) as? [[String: Any]])
+        #expect(json.count == 101)
+    }
+
     @Test("--keep-going runs every line but still exits non-zero")
     func scriptKeepsGoing() throws {
         let h = try ShellHarness()

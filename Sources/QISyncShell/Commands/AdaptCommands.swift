@@ -134,14 +134,14 @@ struct AdaptationCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List adaptations, newest first.")
         @Option(help: "Only the adaptations held by this local initiative.") var initiative: String?
         @Flag(help: "Include deleted adaptations.") var deleted = false
-        @Option(help: "Show at most this many.") var limit = 1000
+        @Option(help: "Show at most this many (default 100).") var limit = CommandContext.pageSize
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             var filter = ListFilter()
             filter.initiative = initiative
             filter.includeDeleted = deleted
             filter.limit = try ListFilter.checked(limit: limit)
-            context.list(try context.records.list(.adaptation, filter: filter), kind: .adaptation, json: globals.json)
+            context.list(try context.records.list(.adaptation, filter: filter), kind: .adaptation, json: globals.json, limit: filter.limit)
         }
     }
 

@@ -82,12 +82,20 @@ extension CommandContext {
         show(try records.setExists(reference, as: kind, exists: exists), json: json)
     }
 
-    /// Prints a list of records, as JSON or a table.
-    func list(_ views: [RecordView], kind: RecordKind, json: Bool) {
+    /// Prints a list of records, as JSON or a table; when it filled its page (`limit`), says
+    /// so on standard error, with how to see more.
+    func list(_ views: [RecordView], kind: RecordKind, json: Bool, limit: Int? = nil) {
         if json {
             out.json(views.map(RecordRendering.json))
         } else {
             out.table(RecordRendering.listColumns(kind), views.map(RecordRendering.listRow))
         }
+        if let limit, views.count >= limit {
+            notices.line("(the first \(limit) shown; there may be more: --limit N shows up to N)")
+        }
     }
+
+    /// How many records a list shows unless `--limit` says otherwise: a page that reads at a
+    /// terminal and comes back at once from a replica of any size.
+    static let pageSize = 100
 }

@@ -22,14 +22,14 @@ struct InitiativeCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List initiatives, newest first.")
         @Option(help: "Only initiatives with this status.") var status: String?
         @Flag(help: "Include deleted initiatives.") var deleted = false
-        @Option(help: "Show at most this many.") var limit = 1000
+        @Option(help: "Show at most this many (default 100).") var limit = CommandContext.pageSize
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             var filter = ListFilter()
             filter.status = status
             filter.includeDeleted = deleted
             filter.limit = try ListFilter.checked(limit: limit)
-            context.list(try context.records.list(.initiative, filter: filter), kind: .initiative, json: globals.json)
+            context.list(try context.records.list(.initiative, filter: filter), kind: .initiative, json: globals.json, limit: filter.limit)
         }
     }
 

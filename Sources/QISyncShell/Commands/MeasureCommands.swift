@@ -49,14 +49,14 @@ struct MeasureCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List measures (of one initiative with --initiative).")
         @Option(help: "Only the measures of this initiative.") var initiative: String?
         @Flag(help: "Include deleted measures.") var deleted = false
-        @Option(help: "Show at most this many.") var limit = 1000
+        @Option(help: "Show at most this many (default 100).") var limit = CommandContext.pageSize
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             var filter = ListFilter()
             filter.initiative = initiative
             filter.includeDeleted = deleted
             filter.limit = try ListFilter.checked(limit: limit)
-            context.list(try context.records.list(.measure, filter: filter), kind: .measure, json: globals.json)
+            context.list(try context.records.list(.measure, filter: filter), kind: .measure, json: globals.json, limit: filter.limit)
         }
     }
 
@@ -149,7 +149,7 @@ struct DataCommand: ParsableCommand {
             filter.measure = measure
             filter.includeDeleted = deleted
             filter.limit = try ListFilter.checked(limit: limit)
-            context.list(try context.records.list(.datapoint, filter: filter), kind: .datapoint, json: globals.json)
+            context.list(try context.records.list(.datapoint, filter: filter), kind: .datapoint, json: globals.json, limit: filter.limit)
         }
     }
 
@@ -253,7 +253,7 @@ struct EventCommand: ParsableCommand {
             var filter = ListFilter()
             filter.measure = measure
             filter.includeDeleted = deleted
-            context.list(try context.records.list(.chartEvent, filter: filter), kind: .chartEvent, json: globals.json)
+            context.list(try context.records.list(.chartEvent, filter: filter), kind: .chartEvent, json: globals.json, limit: filter.limit)
         }
     }
 

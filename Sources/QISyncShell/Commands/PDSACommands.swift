@@ -31,7 +31,7 @@ struct PDSACommand: ParsableCommand {
             var filter = ListFilter()
             filter.initiative = initiative
             filter.includeDeleted = deleted
-            context.list(try context.records.list(.pdsa, filter: filter), kind: .pdsa, json: globals.json)
+            context.list(try context.records.list(.pdsa, filter: filter), kind: .pdsa, json: globals.json, limit: filter.limit)
         }
     }
 
@@ -125,7 +125,7 @@ struct LogCommand: ParsableCommand {
         @Option(help: "Entries on or after this date (YYYY-MM-DD).") var from: String?
         @Option(help: "Entries on or before this date (YYYY-MM-DD).") var to: String?
         @Flag(help: "Include deleted entries.") var deleted = false
-        @Option(help: "Show at most this many.") var limit = 1000
+        @Option(help: "Show at most this many (default 100).") var limit = CommandContext.pageSize
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             var filter = ListFilter()
@@ -138,7 +138,7 @@ struct LogCommand: ParsableCommand {
             filter.to = to
             filter.includeDeleted = deleted
             filter.limit = try ListFilter.checked(limit: limit)
-            context.list(try context.records.list(.learning, filter: filter), kind: .learning, json: globals.json)
+            context.list(try context.records.list(.learning, filter: filter), kind: .learning, json: globals.json, limit: filter.limit)
         }
     }
 

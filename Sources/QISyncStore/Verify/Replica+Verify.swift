@@ -73,60 +73,78 @@ extension Replica {
                     : (directory.enrolments[log.origin] ?? directory.heldEnrolments[log.origin])?.name
                 return "\(site.map { "\($0)'s" } ?? "an unknown site's") \(log.scope) log (site \(log.origin.short))"
             }
-            try scratch.write { rebuild in
-                let materializer = try Materializer(db: rebuild, schema: schema)
-                for (log, position) in vector.positions.sorted(by: { $0.key < $1.key }) {
-                    let logTrust = trust(of: log.origin)
-                    let trustKey = self.trustKey(ofSite: log.origin, in: directory)
-                    var last: LogEntry?
-                    try Self.forEachEntry(db, log: log) { entry in
-                        report.entries += 1
-                        let seq = (last?.seq ?? 0) + 1
-                        if entry.seq != seq { report.logProblems.append("\(name(log)): entry \(seq) is missing") }
-                        if entry.isRedacted, !directory.vouches(forRedacted: entry) {
-                            report.logProblems.append("\(name(log)), entry \(entry.seq): redacted, but no redaction record of its trust vouches for its body")
-                        }
-                        if allSignatures, entry.signature != nil, !entry.hasValidSignature {
-                            report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
-                        }
-                        last = entry
-                        let change: Change
-                        do { change = try entry.change() } catch {
-                            report.logProblems.append("\(name(log)), entry \(entry.seq): its change cannot be read (\(error))")
-                            return
-                        }
-                        let allowed = logTrust.map {
-                            schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey) == nil
-                        } ?? false
-                        if !allowed { report.refusedChanges += 1 }
-                        try materializer.append(entry, change: change, materialises: allowed)
-                    }
-                    if !allSignatures, let last, last.signature != nil, !last.hasValidSignature {
-                        // Name the entry that was altered: every signature of this log, once.
+            // The rebuild commits every `chunk` entries with a fresh materializer, whose caches
+            // would otherwise grow with the replica.
+            let chunk = 50_000
+            try scratch.writeWithoutTransaction { rebuild in
+                do {
+                    try rebuild.beginTransaction()
+                    var materializer = try Materializer(db: rebuild, schema: schema)
+                    var sinceCommit = 0
+                    for (log, position) in vector.positions.sorted(by: { $0.key < $1.key }) {
+                        let logTrust = trust(of: log.origin)
+                        let trustKey = self.trustKey(ofSite: log.origin, in: directory)
+                        var last: LogEntry?
                         try Self.forEachEntry(db, log: log) { entry in
-                            if entry.signature != nil, !entry.hasValidSignature {
+                            report.entries += 1
+                            let seq = (last?.seq ?? 0) + 1
+                            if entry.seq != seq { report.logProblems.append("\(name(log)): entry \(seq) is missing") }
+                            if entry.isRedacted, !directory.vouches(forRedacted: entry) {
+                                report.logProblems.append("\(name(log)), entry \(entry.seq): redacted, but no redaction record of its trust vouches for its body")
+                            }
+                            if allSignatures, entry.signature != nil, !entry.hasValidSignature {
                                 report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
                             }
+                            last = entry
+                            let change: Change
+                            do { change = try entry.change() } catch {
+                                report.logProblems.append("\(name(log)), entry \(entry.seq): its change cannot be read (\(error))")
+                                return
+                            }
+                            let allowed = logTrust.map {
+                                schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey) == nil
+                            } ?? false
+                            if !allowed { report.refusedChanges += 1 }
+                            try materializer.append(entry, change: change, materialises: allowed)
+                            sinceCommit += 1
+                            if sinceCommit >= chunk {
+                                try rebuild.commit()
+                                try rebuild.beginTransaction()
+                                materializer = try Materializer(db: rebuild, schema: schema)
+                                sinceCommit = 0
+                            }
+                        }
+                        if !allSignatures, let last, last.signature != nil, !last.hasValidSignature {
+                            // Name the entry that was altered: every signature of this log, once.
+                            try Self.forEachEntry(db, log: log) { entry in
+                                if entry.signature != nil, !entry.hasValidSignature {
+                                    report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
+                                }
+                            }
+                        }
+                        if let logTrust {
+                            if log.scope == .trust, logTrust != identity.trustCode {
+                                report.logProblems.append("\(name(log)): a trust-scope log of another trust (\(logTrust))")
+                            }
+                        } else if last != nil {
+                            report.logProblems.append("\(name(log)): its site has no enrolment held here")
+                        }
+                        if let last {
+                            if log.origin != identity.origin, let revocation = directory.revocations[log.origin], revocation.refuses(scope: log.scope, seq: last.seq) {
+                                report.logProblems.append("\(name(log)): holds entries past its site's revocation (up to \(last.seq))")
+                            }
+                            if last.signature == nil, directory.revocations[log.origin]?.lastAccepted[log.scope]?.hash != last.hash {
+                                report.logProblems.append("\(name(log)): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
+                            }
+                        }
+                        if last?.hash != position.hash || last?.seq != position.seq {
+                            report.logProblems.append("\(name(log)): the version vector says it ends at entry \(position.seq), the log at \(last?.seq ?? 0)")
                         }
                     }
-                    if let logTrust {
-                        if log.scope == .trust, logTrust != identity.trustCode {
-                            report.logProblems.append("\(name(log)): a trust-scope log of another trust (\(logTrust))")
-                        }
-                    } else if last != nil {
-                        report.logProblems.append("\(name(log)): its site has no enrolment held here")
-                    }
-                    if let last {
-                        if log.origin != identity.origin, let revocation = directory.revocations[log.origin], revocation.refuses(scope: log.scope, seq: last.seq) {
-                            report.logProblems.append("\(name(log)): holds entries past its site's revocation (up to \(last.seq))")
-                        }
-                        if last.signature == nil, directory.revocations[log.origin]?.lastAccepted[log.scope]?.hash != last.hash {
-                            report.logProblems.append("\(name(log)): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
-                        }
-                    }
-                    if last?.hash != position.hash || last?.seq != position.seq {
-                        report.logProblems.append("\(name(log)): the version vector says it ends at entry \(position.seq), the log at \(last?.seq ?? 0)")
-                    }
+                    try rebuild.commit()
+                } catch {
+                    if rebuild.isInsideTransaction { try? rebuild.rollback() }
+                    throw error
                 }
             }
             try scratch.read { rebuilt in
