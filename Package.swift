@@ -149,7 +149,8 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            path: "tools/bench"
+            path: "tools/bench",
+            exclude: ["compare.py", "compare.sh"]
         ),
         .testTarget(name: "QISyncCoreTests", dependencies: ["QISyncCore"]),
         .testTarget(

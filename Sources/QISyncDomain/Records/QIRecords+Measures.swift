@@ -125,7 +125,7 @@ extension QIRecords {
             var fields = cells.count == 2 ? ["value": cells[1]] : ["numerator": cells[1], "denominator": cells[2]]
             fields["period"] = date
             do {
-                let record = try prepare(.datapoint, fields: fields, preset: ["measure": .blob(measureID.bytes)], allowFuture: allowFuture)
+                let record = try prepare(.datapoint, fields: fields, preset: ["measure": .blob(measureID.bytes)], allowFuture: allowFuture, parent: measure)
                 try checkDataPoint(record.values, measure: measure)
                 prepared.append(record)
             } catch let error as DomainError {

@@ -156,8 +156,9 @@ public final class QIRecords: Sendable {
 
     /// Checks typed fields and tags for a new record of `kind` (with `preset` values already
     /// decided, such as the initiative a new adaptation belongs to) and gives it an id.
+    /// `parent`, when given, is the record it belongs to, already read (a bulk import reads it once).
     func prepare(_ kind: RecordKind, fields: [String: String], tags: [String: [String]] = [:], preset: [String: Value] = [:],
-                 allowFuture: Bool = false) throws -> NewRecord {
+                 allowFuture: Bool = false, parent known: RecordView? = nil) throws -> NewRecord {
         var values = try parse(kind, fields: fields, forAdd: true, allowFuture: allowFuture).merging(preset) { _, new in new }
         for field in kind.fields where field.required && values[field.name] == nil {
             throw DomainError("\(kind.commandName) add needs --\(field.name) (\(field.help))")
@@ -177,7 +178,7 @@ public final class QIRecords: Sendable {
         // and chart events of a shared measure, are shared as they are made (the PII guard first).
         let parentKind: RecordKind? = kind == .measure ? .initiative : (kind == .datapoint || kind == .chartEvent) ? .measure : nil
         if let parentKind, case .blob(let bytes)? = values[parentKind.rawValue], let parentID = try? RecordID(bytes: bytes),
-           let parent = try? record(parentKind, parentID), parent.scope == .shared, parent.ownerTrust == trust {
+           let parent = known?.id == parentID ? known : try? record(parentKind, parentID), parent.scope == .shared, parent.ownerTrust == trust {
             for field in kind.fields {
                 guard case .text = field.kind, let text = values[field.name]?.text, let finding = PIIGuard.scan(text).first else { continue }
                 throw DomainError("refused: \(parentKind.noun) \(parentID.short) is shared, so this \(kind.noun) would be too, and its \(field.name) holds what looks like \(finding)")
