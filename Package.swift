@@ -152,6 +152,14 @@ let package = Package(
             path: "tools/bench",
             exclude: ["compare.py", "compare.sh"]
         ),
+        .executableTarget(
+            name: "qisync-sim",
+            dependencies: [
+                "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncTransport", "QISyncIdentity", "QISyncProtocol",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "tools/sim"
+        ),
         .testTarget(name: "QISyncCoreTests", dependencies: ["QISyncCore"]),
         .testTarget(
             name: "QISyncModelTests",

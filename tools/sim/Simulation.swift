@@ -1,0 +1,230 @@
+import Foundation
+import QISyncCore
+import QISyncDomain
+import QISyncIdentity
+import QISyncProtocol
+import QISyncStore
+import QISyncTransport
+
+/// The NHS in one process: trusts of a hub and wards, each a real SQLite replica, syncing on
+/// demand through the real session state machines (``LocalSync``: every message encoded,
+/// compressed, framed and decoded as on the wire, no sockets) or by bundle files.
+final class Simulation {
+    struct Options {
+        var trusts = 5
+        var wards = 3
+        /// Wards per trust that only ever exchange bundles with their hub.
+        var bundleWards = 1
+        /// Rounds in which sites make changes.
+        var activeRounds = 5
+        /// Changes made per round, across all sites.
+        var editsPerRound = 20
+        /// Of the initiatives made, the share of them shared with other trusts (percent).
+        var sharePercent = 30
+        /// Chance a ward meets its hub in a round (percent).
+        var wardSyncPercent = 60
+        /// Chance a hub meets a random other hub in a round (percent).
+        var hubSyncPercent = 60
+        /// Rounds after the last change before giving up on convergence.
+        var quietRoundsLimit = 200
+        var seed: UInt64 = 1
+    }
+
+    final class Site {
+        let name: String
+        let trust: Int
+        let isHub: Bool
+        let bundleOnly: Bool
+        let records: QIRecords
+        var replica: Replica { records.replica }
+        init(name: String, trust: Int, isHub: Bool, bundleOnly: Bool, records: QIRecords) {
+            self.name = name
+            self.trust = trust
+            self.isHub = isHub
+            self.bundleOnly = bundleOnly
+            self.records = records
+        }
+    }
+
+    struct Report {
+        var replicas = 0
+        var rounds = 0
+        var roundsToHubs: Int?
+        var roundsToAll: Int?
+        var syncs = 0
+        var bundles = 0
+        var bytes: UInt64 = 0
+        var bytesPerRound: [UInt64] = []
+        var edits = 0
+        var shared = 0
+        var largestReplica = 0
+        var converged = false
+        var problems: [String] = []
+        var setupSeconds = 0.0
+        var seconds = 0.0
+    }
+
+    let options: Options
+    let root: URL
+    var rng: SplitMix64
+    var trusts: [[Site]] = []
+    var hubs: [Site] { trusts.map { $0[0] } }
+    var sites: [Site] { trusts.flatMap { $0 } }
+    var sharedIDs: Set<RecordID> = []
+    var bundleCount = 0
+    var clock: UInt64 = 1_800_000_000_000
+
+    init(options: Options, root: URL) {
+        self.options = options
+        self.root = root
+        rng = SplitMix64(seed: options.seed)
+    }
+
+    func chance(_ percent: Int) -> Bool { Int(rng.next() % 100) < percent }
+    func pick<T>(_ items: [T]) -> T { items[Int(rng.next() % UInt64(items.count))] }
+
+    static func trustCode(_ index: Int) -> String { String(format: "S%03d", index) }
+
+    /// Makes the trusts: each hub founds its trust and enrols its wards (handing each the
+    /// enrolment and directory, as `enrol --out` and `enrol --accept` do); every hub pins every
+    /// other trust.
+    func setUp() throws {
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        var keys: [TrustKey] = []
+        for index in 0..<options.trusts {
+            let code = Self.trustCode(index)
+            let key = TrustKey()
+            keys.append(key)
+            let hub = try Replica.create(home: root.appendingPathComponent("\(code)-hub"), trustCode: code, trustName: "Trust \(code)",
+                                         siteName: "hub", kind: .hub, schema: QISchema.schema, membership: .founding(key))
+            var members = [Site(name: "\(code)/hub", trust: index, isHub: true, bundleOnly: false, records: QIRecords(replica: hub))]
+            for ward in 0..<options.wards {
+                let replica = try Replica.create(home: root.appendingPathComponent("\(code)-ward-\(ward)"), trustCode: code,
+                                                 trustName: "Trust \(code)", siteName: "ward-\(ward)", kind: .ward,
+                                                 schema: QISchema.schema, membership: .joining(key.fingerprint))
+                let (enrolment, _) = try hub.enrol(replica.enrolmentRequest())
+                try replica.acceptEnrolment(enrolment)
+                try replica.importDirectory(try hub.directoryRecords())
+                members.append(Site(name: "\(code)/ward-\(ward)", trust: index, isHub: false, bundleOnly: ward < options.bundleWards,
+                                    records: QIRecords(replica: replica)))
+            }
+            trusts.append(members)
+        }
+        for (index, members) in trusts.enumerated() {
+            for (other, key) in keys.enumerated() where other != index {
+                try members[0].replica.pinTrust(code: Self.trustCode(other), fingerprint: key.fingerprint)
+            }
+        }
+    }
+
+    /// One site records an initiative; some are shared with other trusts.
+    func edit(_ report: inout Report) throws {
+        let site = pick(sites)
+        let wards = ["Ward 7b", "Ysbyty Gwynedd AMU", "Café & discharge lounge", "Llandudno ED"]
+        let made = try site.records.add(.initiative, fields: [
+            "title": "Reduce falls at 37°C, £\(rng.next() % 900) a month (\(site.name) #\(report.edits))",
+            "team": pick(wards), "aim": "Fewer falls by March, measured weekly",
+        ])
+        report.edits += 1
+        if chance(options.sharePercent) {
+            _ = try site.records.share(made.id.hex)
+            sharedIDs.insert(made.id)
+            report.shared += 1
+        }
+    }
+
+    /// A ward and its hub exchange bundles both ways, each export starting from what the
+    /// other's last receipt said it holds.
+    func exchangeBundles(_ ward: Site, _ hub: Site, _ report: inout Report) throws -> UInt64 {
+        var bytes: UInt64 = 0
+        for (from, to) in [(ward, hub), (hub, ward)] {
+            let target = BundleTarget(trust: Self.trustCode(to.trust), site: String(to.name.split(separator: "/").last!),
+                                      siteKey: to.replica.identity.origin)
+            let since = try from.replica.knownVector(of: to.replica.identity.origin)?.vector ?? VersionVector()
+            let path = root.appendingPathComponent("bundle-\(bundleCount).bundle").path
+            bundleCount += 1
+            try BundleCarrier.export(replica: from.replica, for: target, since: since, now: clock, to: path)
+            bytes += UInt64((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
+            let imported = try BundleCarrier.importBundle(replica: to.replica, path: path, now: clock)
+            let receipt = try BundleReceipt(parsing: imported.receipt)
+            try from.replica.rememberPeerVector(site: receipt.origin, vector: receipt.vector, source: "receipt")
+            bytes += UInt64(imported.receipt.count)
+            try? FileManager.default.removeItem(atPath: path)
+            report.bundles += 1
+        }
+        return bytes
+    }
+
+    func sync(_ client: Site, _ server: Site, _ report: inout Report) -> UInt64 {
+        let outcome = LocalSync.run(client: client.replica, server: server.replica)
+        report.syncs += 1
+        if let error = outcome.client.error ?? outcome.server.error {
+            report.problems.append("\(client.name) with \(server.name): \(error)")
+        }
+        return outcome.client.wireIn + outcome.client.wireOut
+    }
+
+    /// How many of the shared initiatives each replica holds.
+    func sharedHeld(_ site: Site) throws -> Int {
+        try site.replica.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM initiative WHERE scope = 'shared' AND live = 1") ?? 0
+        }
+    }
+
+    /// The shared initiatives a replica holds, as one line each, sorted.
+    func sharedState(_ site: Site) throws -> [String] {
+        try site.replica.read { db in
+            try String.fetchAll(db, sql: "SELECT hex(id) || char(31) || title || char(31) || team FROM initiative WHERE scope = 'shared' AND live = 1 ORDER BY id")
+        }
+    }
+
+    func run() throws -> Report {
+        var report = Report()
+        let started = Date()
+        try setUp()
+        report.setupSeconds = Date().timeIntervalSince(started)
+        report.replicas = sites.count
+        var round = 0
+        var quiet = 0
+        while true {
+            round += 1
+            clock += 60_000
+            var bytes: UInt64 = 0
+            if round <= options.activeRounds {
+                for _ in 0..<options.editsPerRound { try edit(&report) }
+            }
+            for members in trusts {
+                let hub = members[0]
+                for ward in members.dropFirst() where chance(options.wardSyncPercent) {
+                    bytes += ward.bundleOnly ? try exchangeBundles(ward, hub, &report) : sync(ward, hub, &report)
+                }
+            }
+            if hubs.count > 1 {
+                for hub in hubs where chance(options.hubSyncPercent) {
+                    let other = pick(hubs.filter { $0 !== hub })
+                    bytes += sync(hub, other, &report)
+                }
+            }
+            report.bytes += bytes
+            report.bytesPerRound.append(bytes)
+            guard round >= options.activeRounds else { continue }
+            quiet += 1
+            let total = sharedIDs.count
+            if report.roundsToHubs == nil, try hubs.allSatisfy({ try sharedHeld($0) == total }) { report.roundsToHubs = quiet }
+            if try sites.allSatisfy({ try sharedHeld($0) == total }) {
+                report.roundsToAll = quiet
+                break
+            }
+            if quiet >= options.quietRoundsLimit { break }
+        }
+        report.rounds = round
+        let states = try sites.map(sharedState)
+        report.converged = report.roundsToAll != nil && states.allSatisfy { $0 == states[0] } && states[0].count == sharedIDs.count
+        for (site, state) in zip(sites, states) where state != states[0] {
+            report.problems.append("\(site.name) holds \(state.count) shared initiatives, \(sites[0].name) \(states[0].count), and they differ")
+        }
+        report.largestReplica = sites.map { $0.replica.fileSize() }.max() ?? 0
+        report.seconds = Date().timeIntervalSince(started)
+        return report
+    }
+}
