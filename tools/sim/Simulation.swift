@@ -62,6 +62,9 @@ final class Simulation {
         var problems: [String] = []
         var setupSeconds = 0.0
         var seconds = 0.0
+        /// Bytes of a sync with nothing to move, once converged: a ward with its hub, and two hubs.
+        var quietWardSync: UInt64 = 0
+        var quietHubSync: UInt64 = 0
     }
 
     let options: Options
@@ -224,6 +227,10 @@ final class Simulation {
             report.problems.append("\(site.name) holds \(state.count) shared initiatives, \(sites[0].name) \(states[0].count), and they differ")
         }
         report.largestReplica = sites.map { $0.replica.fileSize() }.max() ?? 0
+        if let members = trusts.first, let ward = members.dropFirst().first(where: { !$0.bundleOnly }) {
+            report.quietWardSync = sync(ward, members[0], &report)
+        }
+        if hubs.count > 1 { report.quietHubSync = sync(hubs[0], hubs[1], &report) }
         report.seconds = Date().timeIntervalSince(started)
         return report
     }

@@ -51,6 +51,7 @@ struct Sim: ParsableCommand {
         print("  rounds after the last change until every hub holds every shared change: \(report.roundsToHubs.map(String.init) ?? "never")")
         print("  rounds after the last change until every replica does: \(report.roundsToAll.map(String.init) ?? "never (limit \(quietRoundsLimit))")")
         print("  syncs: \(report.syncs), bundles: \(report.bundles), bytes moved: \(report.bytes) (\(String(format: "%.0f", perReplicaRound)) per replica per round; busiest round \(report.bytesPerRound.max() ?? 0))")
+        print("  a sync with nothing to move, once converged: ward with its hub \(report.quietWardSync) bytes, hub with a hub \(report.quietHubSync) bytes")
         print("  largest replica: \(String(format: "%.1f", Double(report.largestReplica) / 1e6)) MB")
         print("  converged to identical shared state: \(report.converged ? "yes" : "NO")")
         for problem in report.problems.prefix(10) { print("  problem: \(problem)") }
