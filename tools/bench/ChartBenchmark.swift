@@ -18,11 +18,8 @@ struct ChartBenchmark: ParsableCommand {
     @Option(help: "Repetitions (medians are reported).") var repetitions = 7
 
     mutating func run() throws {
-        let root = URL(fileURLWithPath: dir)
-        try? FileManager.default.removeItem(at: root)
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        let qisync = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qisync")
-        guard FileManager.default.isExecutableFile(atPath: qisync.path) else { throw ValidationError("build qisync beside qisync-bench first: swift build -c release") }
+        let root = try BenchSupport.emptyFolder(dir)
+        let qisync = try BenchSupport.qisync()
         let home = root.appendingPathComponent("hub")
         let made = try QIRecords.create(home: home, trustCode: "RXH", trustName: "Bench", siteName: "hub", kind: .hub, membership: .founding(TrustKey()))
         let initiative = try made.add(.initiative, fields: ["title": "Reduce falls"]).id.hex
@@ -36,7 +33,7 @@ struct ChartBenchmark: ParsableCommand {
         var measure = ""
         for run in 0..<repetitions {
             measure = try made.add(.measure, fields: ["initiative": initiative, "name": "Import \(run)"]).id.hex
-            importRuns.append(try Self.time(qisync, ["data", "import", measure, file.path, "--allow-future", "--home", home.path]))
+            importRuns.append(try Spawned.run(qisync, ["data", "import", measure, file.path, "--allow-future", "--home", home.path]).seconds)
             plainRuns.append(try Self.plainInsert(rows: 10_000, path: root.appendingPathComponent("plain-\(run).sqlite").path))
         }
         Self.report("data import, 10,000 rows", importRuns, target: 1.0, floor: ("plain SQLite insert of the rows", plainRuns))
@@ -47,7 +44,7 @@ struct ChartBenchmark: ParsableCommand {
         _ = try made.importData(measure: chartMeasure, csv: thousand, allowFuture: true)
         var chartRuns: [Double] = [], inProcess: [Double] = [], readRuns: [Double] = []
         for _ in 0..<repetitions {
-            chartRuns.append(try Self.time(qisync, ["chart", chartMeasure, "--width", "120", "--home", home.path]))
+            chartRuns.append(try Spawned.run(qisync, ["chart", chartMeasure, "--width", "120", "--home", home.path]).seconds)
             let started = Date()
             let chart = try made.chart(measure: chartMeasure)
             _ = TerminalChart.render(chart.analysis, title: chart.title, format: chart.format, target: chart.target, annotations: chart.annotations, width: 120)
@@ -69,9 +66,9 @@ struct ChartBenchmark: ParsableCommand {
         }
         var reportRuns: [Double] = []
         for run in 0..<repetitions {
-            reportRuns.append(try Self.time(qisync, ["report", reported, "--html", root.appendingPathComponent("report-\(run).html").path, "--home", home.path]))
+            reportRuns.append(try Spawned.run(qisync, ["report", reported, "--html", root.appendingPathComponent("report-\(run).html").path, "--home", home.path]).seconds)
         }
-        let startup = (0..<repetitions).map { _ in (try? Self.time(qisync, ["status", "--home", home.path])) ?? 0 }
+        let startup = (0..<repetitions).map { _ in (try? Spawned.run(qisync, ["status", "--home", home.path]).seconds) ?? 0 }
         Self.report("report, 10 measures × 200 points (qisync report --html)", reportRuns, target: 1.0, floor: ("qisync status (start and open alone)", startup))
         let size = (try? FileManager.default.attributesOfItem(atPath: root.appendingPathComponent("report-0.html").path)[.size] as? Int) ?? 0
         print(String(format: "  report file: %.0f KB", Double(size) / 1024))
@@ -83,24 +80,6 @@ struct ChartBenchmark: ParsableCommand {
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyy-MM-dd"
         return formatter.string(from: Date(timeIntervalSince1970: 946_684_800 + Double(day) * 86_400))   // from 2000-01-01
-    }
-
-    static func time(_ executable: URL, _ arguments: [String], input: URL? = nil) throws -> Double {
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        if let input { process.standardInput = try FileHandle(forReadingFrom: input) }
-        process.standardOutput = FileHandle.nullDevice
-        let errors = Pipe()
-        process.standardError = errors
-        let start = Date()
-        try process.run()
-        process.waitUntilExit()
-        let seconds = Date().timeIntervalSince(start)
-        guard process.terminationStatus == 0 else {
-            throw ValidationError("qisync \(arguments.joined(separator: " ")) failed: \(String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
-        }
-        return seconds
     }
 
     static func plainInsert(rows: Int, path: String) throws -> Double {

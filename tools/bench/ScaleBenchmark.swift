@@ -19,11 +19,8 @@ struct ScaleBenchmark: ParsableCommand {
     @Option(help: "Repetitions of each read (medians are reported).") var repetitions = 5
 
     mutating func run() throws {
-        let root = URL(fileURLWithPath: dir)
-        try? FileManager.default.removeItem(at: root)
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        let qisync = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qisync")
-        guard FileManager.default.isExecutableFile(atPath: qisync.path) else { throw ValidationError("build qisync beside qisync-bench first: swift build -c release") }
+        let root = try BenchSupport.emptyFolder(dir)
+        let qisync = try BenchSupport.qisync()
         let sizes = entries.split(separator: ",").compactMap { Int($0) }
         var results: [(Int, [(String, Double, String)])] = []
         for size in sizes {
@@ -73,27 +70,5 @@ struct ScaleBenchmark: ParsableCommand {
             }
             print("| \(row.0) | " + cells.joined(separator: " | ") + " |")
         }
-    }
-}
-
-/// A child process started with posix_spawn and reaped with wait4, for its wall time and peak resident memory.
-enum Spawned {
-    static func run(_ executable: URL, _ arguments: [String]) throws -> (seconds: Double, peakMB: Double) {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
-        let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let started = Date()
-        guard posix_spawn(&pid, executable.path, &actions, nil, argv, environ) == 0 else { throw ValidationError("could not start \(executable.path)") }
-        var status: Int32 = 0
-        var usage = rusage()
-        guard wait4(pid, &status, 0, &usage) == pid else { throw ValidationError("could not wait for qisync") }
-        let seconds = Date().timeIntervalSince(started)
-        guard status == 0 else { throw ValidationError("qisync \(arguments.joined(separator: " ")) failed (status \(status))") }
-        return (seconds, Double(usage.ru_maxrss) / 1024)
     }
 }

@@ -21,11 +21,8 @@ struct WriteBenchmark: ParsableCommand {
     @Option(help: "Repetitions (medians are reported).") var repetitions = 3
 
     mutating func run() throws {
-        let root = URL(fileURLWithPath: dir)
-        try? FileManager.default.removeItem(at: root)
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        let qisync = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("qisync")
-        guard FileManager.default.isExecutableFile(atPath: qisync.path) else { throw ValidationError("build qisync beside qisync-bench first: swift build -c release") }
+        let root = try BenchSupport.emptyFolder(dir)
+        let qisync = try BenchSupport.qisync()
         let sizes = lines.split(separator: ",").compactMap { Int($0) }
         print("qisync-bench writes: \(repetitions) runs each, medians; the script runs through the qisync executable (start, open, print every record)")
         print("| lines | qisync shell < script | rows/s | plain insert | ratio | raw values | one interactive write after it (median of 50) |")
@@ -40,7 +37,7 @@ struct WriteBenchmark: ParsableCommand {
             for run in 0..<repetitions {
                 let home = root.appendingPathComponent("h-\(size)-\(run)")
                 _ = try QIRecords.create(home: home, trustCode: "RXH", trustName: "Bench", siteName: "hub", kind: .hub, membership: .founding(TrustKey()))
-                scriptRuns.append(try ChartBenchmark.time(qisync, ["shell", "--home", home.path], input: scriptURL))
+                scriptRuns.append(try Spawned.run(qisync, ["shell", "--home", home.path], input: scriptURL).seconds)
                 plainRuns.append(try Self.plainInsert(values, path: root.appendingPathComponent("plain-\(size)-\(run).sqlite").path))
                 if run == 0 { interactive = try Self.interactiveWrites(home: home) }
                 try? FileManager.default.removeItem(at: home)

@@ -74,6 +74,25 @@ extension Replica {
         try database.read { db in try Self.entries(db, after: vector, through: limit, scopes: scopes, maxEntries: maxEntries, maxBytes: maxBytes) }
     }
 
+    /// Calls `body` with each entry of one log after `seq` (through `last`) in order, read with a
+    /// cursor, one at a time; each entry's previous hash is the hash worked out for the one
+    /// before it (`previousHash` for the first). `body` returns false to stop.
+    static func forEachEntry(_ db: Database, log: LogID, after seq: UInt64 = 0, previousHash: [UInt8] = LogEntry.genesisHash,
+                             through last: UInt64 = UInt64(Int64.max), _ body: (LogEntry) throws -> Bool) throws {
+        var previous = previousHash
+        let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+            SELECT log.seq, log.hlc, log.body, log.sig FROM log JOIN origin ON origin.id = log.origin
+            WHERE origin.key = ? AND log.scope = ? AND log.seq > ? AND log.seq <= ? ORDER BY log.seq
+            """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: seq), Int64(bitPattern: last)])
+        while let row = try rows.next() {
+            let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
+                                 hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data),
+                                 signature: (row[3] as Data?).map(Array.init))
+            previous = entry.hash
+            guard try body(entry) else { return }
+        }
+    }
+
     static func entries(_ db: Database, after vector: VersionVector, through limit: VersionVector? = nil, scopes: Set<Scope>,
                         maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
         var ours = try versionVector(db)
@@ -97,19 +116,11 @@ extension Replica {
                     """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)]) else { continue }
                 previous = Array(hash)
             }
-            let rows = try Row.fetchCursor(db, sql: """
-                SELECT log.seq, log.hlc, log.body, log.sig FROM log JOIN origin ON origin.id = log.origin
-                WHERE origin.key = ? AND log.scope = ? AND log.seq > ? AND log.seq <= ? ORDER BY log.seq
-                """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from), Int64(bitPattern: position.seq)])
-            while let row = try rows.next() {
-                let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
-                                     hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data),
-                                     signature: (row[3] as Data?).map(Array.init))
-                previous = entry.hash
+            try forEachEntry(db, log: log, after: from, previousHash: previous, through: position.seq) { entry in
                 entries.append(entry)
                 bytes += entry.body.count
                 // Stop at a limit only on a signed entry, so every run handed out ends with a signature.
-                if (bytes >= maxBytes || entries.count >= maxEntries), entry.signature != nil { break }
+                return !((bytes >= maxBytes || entries.count >= maxEntries) && entry.signature != nil)
             }
         }
         return entries

@@ -19,7 +19,7 @@ public struct CanonicalState: Equatable, Sendable {
     static let separator = "\u{1F}"
 
     /// The queries that write a database's canonical state out: each section's name and its
-    /// SQL, which yields one line per row, head or conflict, in byte order.
+    /// SQL, which yields one line per row, head or conflict (in no order; add ` ORDER BY line`).
     static func sectionQueries(schema: ReplicatedSchema) -> (queries: [(String, String)], columns: [String: (names: [String], keys: Int)]) {
         var queries: [(String, String)] = []
         var names: [String: (names: [String], keys: Int)] = [:]
@@ -30,7 +30,7 @@ public struct CanonicalState: Equatable, Sendable {
             let columns = keys + ["live", "updated_hlc"] + table.columns.map(\.name)
             names[table.name] = (columns, keys.count)
             let keyExpression = keys.map { "quote(t.\($0))" }.joined(separator: " || '/' || ")
-            queries.append((table.name, "SELECT \(columns.map { "quote(\($0))" }.joined(separator: " || char(31) || ")) AS line FROM \(table.name) ORDER BY line"))
+            queries.append((table.name, "SELECT \(columns.map { "quote(\($0))" }.joined(separator: " || char(31) || ")) AS line FROM \(table.name)"))
             heads.append("""
                 SELECT '\(table.name)|' || \(keyExpression) || '|' || hex(origin.key) || '|' || log.scope || '|' || log.seq || '|' || rv.heads AS line
                 FROM row_version rv JOIN \(table.name) t ON t.rowid = rv.rid JOIN log ON log.id = rv.chg JOIN origin ON origin.id = log.origin
@@ -43,8 +43,8 @@ public struct CanonicalState: Equatable, Sendable {
                 SELECT '\(table.name)|' || \(keyExpression) || '|' || c.col AS line FROM conflict c JOIN \(table.name) t ON t.rowid = c.rid WHERE c.tbl = \(table.id)
                 """)
         }
-        queries.append(("heads", "SELECT line FROM (\(heads.joined(separator: " UNION ALL "))) ORDER BY line"))
-        queries.append(("conflicts", "SELECT line FROM (\(conflicts.joined(separator: " UNION ALL "))) ORDER BY line"))
+        queries.append(("heads", "SELECT line FROM (\(heads.joined(separator: " UNION ALL ")))"))
+        queries.append(("conflicts", "SELECT line FROM (\(conflicts.joined(separator: " UNION ALL ")))"))
         return (queries, names)
     }
 
@@ -52,7 +52,7 @@ public struct CanonicalState: Equatable, Sendable {
     static func read(_ db: Database, schema: ReplicatedSchema) throws -> CanonicalState {
         let (queries, names) = sectionQueries(schema: schema)
         var sections: [String: [String]] = [:]
-        for (name, sql) in queries { sections[name] = try String.fetchAll(db, sql: sql) }
+        for (name, sql) in queries { sections[name] = try String.fetchAll(db, sql: sql + " ORDER BY line") }
         var state = CanonicalState(sections: sections)
         state.columns = names
         return state
@@ -67,10 +67,7 @@ public struct CanonicalState: Equatable, Sendable {
     /// digests differ is sorted and read side by side to name what differs.
     static func differences(live: Database, rebuilt: Database, schema: ReplicatedSchema, limit: Int = 40) throws -> [String] {
         var (queries, names) = sectionQueries(schema: schema)
-        queries = try queries.filter { _, sql in
-            let unordered = sql.replacingOccurrences(of: " ORDER BY line", with: "")
-            return try digest(live, unordered) != digest(rebuilt, unordered)
-        }
+        queries = try queries.filter { _, sql in try digest(live, sql) != digest(rebuilt, sql) }
         var onlyHere: [String: [String]] = [:], onlyRebuilt: [String: [String]] = [:]
         var kept = 0, beyond = 0
         func note(_ line: String, _ into: inout [String: [String]], _ section: String) {
@@ -83,7 +80,7 @@ public struct CanonicalState: Equatable, Sendable {
             }
         }
         for (section, sql) in queries {
-            let mine = try String.fetchCursor(live, sql: sql), theirs = try String.fetchCursor(rebuilt, sql: sql)
+            let mine = try String.fetchCursor(live, sql: sql + " ORDER BY line"), theirs = try String.fetchCursor(rebuilt, sql: sql + " ORDER BY line")
             var a = try mine.next(), b = try theirs.next()
             while a != nil || b != nil {
                 if let x = a, let y = b, x == y {

@@ -99,7 +99,7 @@ extension Replica {
                             let change: Change
                             do { change = try entry.change() } catch {
                                 report.logProblems.append("\(name(log)), entry \(entry.seq): its change cannot be read (\(error))")
-                                return
+                                return true
                             }
                             let allowed = logTrust.map {
                                 schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey) == nil
@@ -113,6 +113,7 @@ extension Replica {
                                 materializer = try Materializer(db: rebuild, schema: schema)
                                 sinceCommit = 0
                             }
+                            return true
                         }
                         if !allSignatures, let last, last.signature != nil, !last.hasValidSignature {
                             // Name the entry that was altered: every signature of this log, once.
@@ -120,6 +121,7 @@ extension Replica {
                                 if entry.signature != nil, !entry.hasValidSignature {
                                     report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
                                 }
+                                return true
                             }
                         }
                         if let logTrust {
@@ -153,23 +155,6 @@ extension Replica {
             }
         }
         return report
-    }
-
-    /// Calls `body` with each entry of one log in order, read with a cursor (one at a time),
-    /// each entry's previous hash the hash worked out for the one before it.
-    static func forEachEntry(_ db: Database, log: LogID, _ body: (LogEntry) throws -> Void) throws {
-        var previous = LogEntry.genesisHash
-        let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-            SELECT log.seq, log.hlc, log.body, log.sig FROM log JOIN origin ON origin.id = log.origin
-            WHERE origin.key = ? AND log.scope = ? ORDER BY log.seq
-            """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue)])
-        while let row = try rows.next() {
-            let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
-                                 hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data),
-                                 signature: (row[3] as Data?).map(Array.init))
-            previous = entry.hash
-            try body(entry)
-        }
     }
 
     /// Rebuilds the materialised tables in place from the logs, in one transaction: every

@@ -12,3 +12,21 @@ func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
         thread.start()
     }
 }
+
+/// Runs one of the package's tools built beside the tests (`qisync-chaos`, `qisync-sim`) to the
+/// end, waiting on a thread of its own; its status and what it printed on both streams.
+func runTool(_ name: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let output = await onOwnThread {
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return output
+    }
+    return (process.terminationStatus, output)
+}
