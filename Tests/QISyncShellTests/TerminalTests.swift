@@ -59,6 +59,8 @@ struct TerminalTests {
         terminal.type("\u{03}")
         try terminal.wait(for: "RXH/ward-7> ")
         terminal.type("initiative add --title 'never typed in full")
+        // As a person does: the line is on the screen before Ctrl-C.
+        try terminal.wait(for: "never typed in full")
         terminal.type("\u{03}")
         try terminal.wait(for: "RXH/ward-7> ")
         // During a sync: cancelled, back to the prompt, recorded.
