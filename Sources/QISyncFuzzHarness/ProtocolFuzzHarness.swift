@@ -79,7 +79,7 @@ public enum ProtocolFuzzHarness {
                 var next: [SyncSession.Action] = []
                 for action in pending {
                     switch action {
-                    case .authorize: next += session.peerAuthorized(vector: VersionVector(), directory: [])
+                    case .authorize: next += session.peerAuthorized(vector: VersionVector(), directory: .empty)
                     case .applyDirectory(let records):
                         for record in records {
                             _ = try? Enrolment(record: record)

@@ -31,6 +31,19 @@ public enum VerifiedRecord: Sendable {
         return result
     }
 
+    /// The fingerprint of the trust key a record concerns (that signed it), or nil when it does
+    /// not verify.
+    public static func trust(of record: DirectoryRecord) -> KeyFingerprint? {
+        switch verify(record) {
+        case .success(.enrolment(let enrolment)): enrolment.trustFingerprint
+        case .success(.revocation(let revocation)): revocation.trustFingerprint
+        case .success(.trustPin(let pin)): pin.trustFingerprint
+        case .success(.bundleKey(let key)): key.trustFingerprint
+        case .success(.redaction(let redaction)): redaction.trustFingerprint
+        case .failure: nil
+        }
+    }
+
     /// Reads and verifies a certificate chain presented in a TLS handshake (site certificate,
     /// trust certificate), kept like records, so a site that syncs often is parsed once.
     public static func chain(site: [UInt8], trust: [UInt8]) -> Result<Enrolment, IdentityError> {

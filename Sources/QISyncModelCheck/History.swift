@@ -256,7 +256,7 @@ struct Step {
             let result = try BundleCarrier.importBundle(replica: bundle.to.replica, path: bundle.path, now: world.clock.milliseconds)
             summary += ": \(result.report.applied + result.report.released) applied, \(result.report.waiting) waiting"
             if chance(60), let receipt = try? BundleReceipt(parsing: result.receipt) {
-                try bundle.from.replica.rememberPeerVector(site: receipt.origin, vector: receipt.vector, source: "receipt")
+                try BundleCarrier.remember(receipt, at: bundle.from.replica)
             }
             return
         }
@@ -265,11 +265,16 @@ struct Step {
         let target = BundleTarget(trust: peer.trust, site: external ? "" : String(peer.name.split(separator: "/").last!),
                                   siteKey: external ? nil : peer.replica.identity.origin)
         var since = VersionVector()
-        if chance(50), let known = try site.replica.knownVector(of: peer.replica.identity.origin) { since = known.vector }
+        var peerDirectory: [DirectoryGroup]?
+        if chance(50), let known = try site.replica.knownVector(of: peer.replica.identity.origin) {
+            since = known.vector
+            peerDirectory = try site.replica.knownDirectory(of: peer.replica.identity.origin)
+        }
         summary = "\(site.name) exports a bundle for \(peer.name)"
         let path = world.root.appendingPathComponent("bundle-\(world.bundleCount).bundle").path
         world.bundleCount += 1
-        let header = try BundleCarrier.export(replica: site.replica, for: target, since: since, now: world.clock.milliseconds, to: path,
+        let header = try BundleCarrier.export(replica: site.replica, for: target, since: since, peerDirectory: peerDirectory,
+                                              now: world.clock.milliseconds, to: path,
                                               check: site.records.checkLeavingTrust)
         summary += ": \(header.entries) entries"
         // A bundle for another trust opens only at its hub.

@@ -27,7 +27,9 @@ struct BundleVectorTests {
         let bundle = BundleFile.assemble(header: header, payload: frames, sign: ward.sign)
         let receipt = BundleReceipt(origin: hub.origin, trust: "RXH", site: "hub", createdMilliseconds: 1_790_000_200_000,
                                     bundleDigest: BundleFile.digest(bundle),
-                                    vector: VersionVector([LogID(origin: ward.origin, scope: .trust): LogPosition(seq: 1, hash: entry.hash)]))
+                                    vector: VersionVector([LogID(origin: ward.origin, scope: .trust): LogPosition(seq: 1, hash: entry.hash)]),
+                                    directory: [DirectoryGroup(trust: [UInt8](repeating: 0x77, count: 32), pinned: true,
+                                                               digest: [UInt8](repeating: 0, count: 32))])
         return (bundle, receipt.encoded(sign: hub.sign), header, entry)
     }
 
@@ -41,7 +43,8 @@ struct BundleVectorTests {
                 # the hub of its trust, by hand. Not sealed (same trust); no sender enrolment in the header and no directory
                 # records (both sides hold them already); created at 1790000100000 ms. The payload runs to the last 64
                 # bytes, the ward's signature of SHA-256 of everything before them.
-                # Then the hub's receipt (key 21 22 … 40) after importing it, created at 1790000200000 ms.
+                # Then the hub's receipt (key 21 22 … 40) after importing it, created at 1790000200000 ms, format
+                # version 2: its directory by trust is one trust (fingerprint 77 77 … 77), pinned, with no records.
 
                 bundle: \(Hex.encode(made.bundle))
                 receipt: \(Hex.encode(made.receipt))
@@ -64,6 +67,18 @@ struct BundleVectorTests {
         #expect(entries == [made.entry])
         let decoded = try BundleReceipt(parsing: receipt)
         #expect(decoded.bundleDigest == BundleFile.digest(bundle) && decoded.site == "hub")
+    }
+
+    @Test("a version-1 receipt (no directory) is still read")
+    func versionOneReceipt() throws {
+        let hub = try SiteSigner(rawRepresentation: Array(33...64))
+        let receipt = BundleReceipt(origin: hub.origin, trust: "RXH", site: "hub", createdMilliseconds: 1, bundleDigest: [UInt8](repeating: 1, count: 32),
+                                    vector: VersionVector())
+        let bytes = receipt.encoded(sign: hub.sign)
+        #expect(bytes[14] == 1)
+        let parsed = try BundleReceipt(parsing: bytes)
+        #expect(parsed == receipt && parsed.directory == nil)
+        #expect(try BundleReceipt(parsing: try Self.make().receipt).directory?.count == 1)
     }
 
     @Test("every truncation of the bundle, and every flipped byte of the receipt, is refused")

@@ -44,6 +44,10 @@ struct CodecTests {
             .ack(id: 1, applied: 2, conflicts: 0, refused: 0),
             .ack(id: 2, applied: 1, conflicts: 3, refused: 1),
             .directory([DirectoryRecord(kind: .enrolment, bytes: [1, 2, 3]), DirectoryRecord(kind: .revocation, bytes: [])]),
+            .summary([DirectoryGroup(trust: [UInt8](repeating: 1, count: 32), pinned: true, digest: [UInt8](repeating: 2, count: 32)),
+                      DirectoryGroup(trust: [UInt8](repeating: 3, count: 32), pinned: false, digest: [UInt8](repeating: 0, count: 32))]),
+            .have([[UInt8](repeating: 4, count: 32)]),
+            .vectorDigests((0..<64).map { [UInt8](repeating: UInt8($0), count: 16) }),
             .done,
             .error(.timeout, "gone quiet"),
         ]
@@ -58,12 +62,25 @@ struct CodecTests {
         #expect(encoder.payloadBytes < encoder.rawBytes + 64)
     }
 
-    @Test("every truncation of a message is refused", arguments: 0..<7)
+    @Test("every truncation of a message is refused", arguments: 0..<10)
     func truncated(index: Int) {
         let bytes = Self.sampleMessages()[index].encoded()
         for length in 0..<bytes.count {
             #expect(throws: DecodingError.self) { _ = try SyncMessage(decoding: Array(bytes.prefix(length))) }
         }
+    }
+
+    @Test("a SUMMARY listing a trust twice or out of order, or with a pinned flag other than 0 or 1, is refused")
+    func summaryRules() throws {
+        let a = DirectoryGroup(trust: [UInt8](repeating: 1, count: 32), pinned: true, digest: [UInt8](repeating: 2, count: 32))
+        let b = DirectoryGroup(trust: [UInt8](repeating: 3, count: 32), pinned: false, digest: [UInt8](repeating: 2, count: 32))
+        for groups in [[a, a], [b, a]] {
+            #expect(throws: DecodingError.self) { _ = try SyncMessage(decoding: SyncMessage.summary(groups).encoded()) }
+        }
+        var flagged = SyncMessage.summary([a]).encoded()
+        flagged[2 + 32] = 2
+        #expect(throws: DecodingError.self) { _ = try SyncMessage(decoding: flagged) }
+        #expect(try SyncMessage(decoding: SyncMessage.summary([a, b]).encoded()) == .summary([a, b]))
     }
 
     @Test("a decompression bomb is refused at the cap, without inflating it all")
@@ -139,7 +156,8 @@ struct FuzzRegressionTests {
             if bytes.count % 2 == 0 { bytes.append(0) }
             return bytes
         }
-        let hello = SyncMessage.hello(Hello(origin: peer.origin, trust: "RXH", site: "hostile", kind: "ward"))
+        // Version 1, as they were found (the harness speaks 1 and 2).
+        let hello = SyncMessage.hello(Hello(versions: 1...1, origin: peer.origin, trust: "RXH", site: "hostile", kind: "ward"))
         return [
             // ACK conflict counts that overflow a 64-bit total (crashed the sender, 2026-11).
             ("ack-conflicts-overflow.bin", try stream([hello, .vector(VersionVector()), .offer(entries: 0, bytes: 0),

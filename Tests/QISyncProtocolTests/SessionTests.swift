@@ -55,15 +55,17 @@ struct Side {
     var unacknowledged = Set<UInt64>()
 
     /// Directory records this side holds, and those the peer sent it.
-    var directory: [DirectoryRecord] = []
+    var directory: DirectoryIndex = .empty
     var receivedDirectory: [DirectoryRecord] = []
+    /// Every message this side sent, in order.
+    var sent: [SyncMessage] = []
 
     init(_ signer: SiteSigner, store: MemoryStore, sends: Bool = true, receives: Bool = true, versions: ClosedRange<UInt64> = WireLimits.versions,
-         directory: [DirectoryRecord] = []) {
+         directory: DirectoryIndex = .empty) {
         self.store = store
         self.directory = directory
         session = SyncSession(hello: Hello(versions: versions, origin: signer.origin, trust: "RXH", site: "s", kind: "ward", sends: sends, receives: receives,
-                                           directoryDigest: DirectoryRecord.digest(of: directory)))
+                                           directoryDigest: DirectoryRecord.digest(of: directory.allRecords)))
     }
 
     /// Runs actions to completion, doing the store's work at once.
@@ -78,6 +80,7 @@ struct Side {
                     maxUnacknowledged = max(maxUnacknowledged, unacknowledged.count)
                 }
                 outbox.append(message)
+                sent.append(message)
             case .authorize:
                 queue += session.peerAuthorized(vector: store.vector, directory: directory)
             case .applyDirectory(let records):
@@ -205,6 +208,7 @@ struct SessionTests {
         var side = Side(signers.0, store: MemoryStore())
         side.run(side.session.start())
         side.deliver(.hello(Hello(origin: peer.origin, trust: "RXH", site: "p", kind: "ward")))
+        side.deliver(.vectorDigests(VersionVector().bucketDigests))
         side.deliver(.vector(VersionVector()))
         side.deliver(.offer(entries: offered, bytes: 100))
         return side
@@ -220,7 +224,8 @@ struct SessionTests {
     func hostileNumbers(messages: [SyncMessage]) {
         var side = receiving(offered: 3)
         if case .offer = messages[0] { side = Side(signers.0, store: MemoryStore()); side.run(side.session.start())
-            side.deliver(.hello(Hello(origin: SiteSigner().origin, trust: "RXH", site: "p", kind: "ward"))); side.deliver(.vector(VersionVector())) }
+            side.deliver(.hello(Hello(origin: SiteSigner().origin, trust: "RXH", site: "p", kind: "ward")))
+            side.deliver(.vectorDigests(VersionVector().bucketDigests)); side.deliver(.vector(VersionVector())) }
         for message in messages { side.deliver(message) }
         guard case .fail(let error)? = side.result else { Issue.record("expected a failure for \(messages)"); return }
         #expect([.unexpectedMessage, .malformedMessage].contains(error.code))

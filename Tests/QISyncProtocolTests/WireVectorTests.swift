@@ -71,6 +71,9 @@ struct WireVectorTests {
         case .batch(let id, let entries): "id=\(id) entries=\(entries.map(\.ref.description))"
         case .ack(let id, let applied, let conflicts, let refused): "id=\(id) applied=\(applied) conflicts=\(conflicts) refused=\(refused)"
         case .directory(let records): "records=\(records.count)"
+        case .summary(let groups): "trusts=\(groups.count)"
+        case .have(let digests): "records=\(digests.count)"
+        case .vectorDigests: "buckets=64"
         case .done: ""
         case .error(let code, let text): "code=\(code.rawValue) \(text)"
         }
@@ -90,15 +93,21 @@ struct WireVectorTests {
         let revocation = Revocation.issue(site: ward.origin, lastAccepted: [.trust: LogPosition(seq: 3, hash: [UInt8](repeating: 7, count: 32))],
                                           at: 1_790_000_000_000, by: key)
         let records = [enrolment.record, revocation.record]
-        let encoder = try PayloadEncoder()
-        var bytes: [UInt8] = []
-        for message: SyncMessage in [
-            .hello(Hello(origin: ward.origin, trust: "RXH", site: "ward-7", kind: "ward", directoryDigest: DirectoryRecord.digest(of: records))),
-            .directory(records), .vector(VersionVector()), .offer(entries: 0, bytes: 0), .done,
-        ] {
-            bytes += Array(FrameEncoder.frame(try encoder.payload(for: message)).readableBytesView)
+        // Version 1 sends the records at once; version 2 first SUMMARY and HAVE.
+        let group = DirectoryGroup(trust: key.fingerprint.bytes, pinned: true, digest: DirectoryRecord.digest(of: records))
+        for (versions, name, exchange) in [(1...1, "ward-to-hub-directory.bin", [SyncMessage.directory(records)]),
+                                           (2...2, "ward-to-hub-directory-v2.bin", [.summary([group]), .have([records[0].digest]), .directory(records)])]
+            as [(ClosedRange<UInt64>, String, [SyncMessage])] {
+            let encoder = try PayloadEncoder()
+            var bytes: [UInt8] = []
+            for message: SyncMessage in [.hello(Hello(versions: versions, origin: ward.origin, trust: "RXH", site: "ward-7", kind: "ward",
+                                                      directoryDigest: DirectoryRecord.digest(of: records)))]
+                + exchange + (versions == 2...2 ? [.vectorDigests(VersionVector().bucketDigests)] : [])
+                + [.vector(VersionVector()), .offer(entries: 0, bytes: 0), .done] {
+                bytes += Array(FrameEncoder.frame(try encoder.payload(for: message)).readableBytesView)
+            }
+            try Data(bytes).write(to: corpus.appendingPathComponent(name))
         }
-        try Data(bytes).write(to: corpus.appendingPathComponent("ward-to-hub-directory.bin"))
     }
 
     @Test("the recorded session decodes frame by frame to the same messages, and re-encodes to the same bytes")

@@ -146,11 +146,12 @@ final class Simulation {
             let since = try from.replica.knownVector(of: to.replica.identity.origin)?.vector ?? VersionVector()
             let path = root.appendingPathComponent("bundle-\(bundleCount).bundle").path
             bundleCount += 1
-            try BundleCarrier.export(replica: from.replica, for: target, since: since, now: clock, to: path)
+            try BundleCarrier.export(replica: from.replica, for: target, since: since,
+                                     peerDirectory: try from.replica.knownDirectory(of: to.replica.identity.origin), now: clock, to: path)
             bytes += UInt64((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
             let imported = try BundleCarrier.importBundle(replica: to.replica, path: path, now: clock)
             let receipt = try BundleReceipt(parsing: imported.receipt)
-            try from.replica.rememberPeerVector(site: receipt.origin, vector: receipt.vector, source: "receipt")
+            try BundleCarrier.remember(receipt, at: from.replica)
             bytes += UInt64(imported.receipt.count)
             try? FileManager.default.removeItem(atPath: path)
             report.bundles += 1

@@ -1,3 +1,5 @@
+import Crypto
+
 /// Where one origin's log stands at a replica: the highest contiguous entry held and its hash.
 public struct LogPosition: Hashable, Sendable {
     /// The highest sequence number held with every one before it.
@@ -51,5 +53,34 @@ public struct VersionVector: Hashable, Sendable {
             let ours = seq(of: log)
             return theirs > ours ? (log, ours + 1, theirs) : nil
         }
+    }
+}
+
+extension VersionVector {
+    /// How many buckets protocol version 2 divides a vector into before exchanging it.
+    public static let bucketCount = 64
+
+    /// A log's bucket: the top six bits of its origin's first byte.
+    public static func bucket(of log: LogID) -> Int { Int(log.origin.bytes[0] >> 2) }
+
+    /// One 16-byte digest per bucket (protocol version 2's VECTOR DIGESTS): the first 16 bytes of
+    /// `SHA-256` over the bucket's logs in log order, each as origin, scope, seq (8 bytes,
+    /// big-endian) and hash. Two sides whose digests of a bucket agree hold its logs at the same
+    /// positions, so only the buckets that differ need their positions sent.
+    public var bucketDigests: [[UInt8]] {
+        var hashers = [SHA256](repeating: SHA256(), count: Self.bucketCount)
+        for (log, position) in positions.sorted(by: { $0.key < $1.key }) {
+            let bucket = Self.bucket(of: log)
+            hashers[bucket].update(data: log.origin.bytes)
+            hashers[bucket].update(data: [log.scope.rawValue])
+            hashers[bucket].update(data: (0..<8).map { UInt8(truncatingIfNeeded: position.seq >> (56 - 8 * $0)) })
+            hashers[bucket].update(data: position.hash)
+        }
+        return hashers.map { Array($0.finalize().prefix(16)) }
+    }
+
+    /// The logs of the given buckets only.
+    public func restricted(toBuckets buckets: Set<Int>) -> VersionVector {
+        VersionVector(positions.filter { buckets.contains(Self.bucket(of: $0.key)) })
     }
 }

@@ -283,9 +283,12 @@ public struct BundlePieces {
 /// sender's next export carries exactly what is missing.
 ///
 /// ```
-/// receipt := "qisync-receipt" version:byte(1) origin:key32 trust:string site:string createdMs:u64
-///            bundle:hash32 vector signature:sig64
+/// receipt := "qisync-receipt" version:byte(2) origin:key32 trust:string site:string createdMs:u64
+///            bundle:hash32 vector directory signature:sig64
 /// ```
+/// `directory` (version 2 only) is the receiver's SUMMARY (count, then trust, pinned, digest
+/// per trust), so the sender's next bundle carries only the directory records of trusts the
+/// receiver pins whose digests differ. Version 1 receipts are read too.
 public struct BundleReceipt: Equatable, Sendable {
     static let magic = Array("qisync-receipt".utf8)
     /// The receiving site.
@@ -298,9 +301,13 @@ public struct BundleReceipt: Equatable, Sendable {
     public let bundleDigest: [UInt8]
     /// What the receiver holds now (of the logs the sender may see).
     public let vector: VersionVector
+    /// The receiver's directory by trust (nil in a version-1 receipt).
+    public let directory: [DirectoryGroup]?
 
-    /// Creates a receipt.
-    public init(origin: OriginID, trust: String, site: String, createdMilliseconds: UInt64, bundleDigest: [UInt8], vector: VersionVector) {
+    /// Creates a receipt (version 2 when it carries the receiver's directory).
+    public init(origin: OriginID, trust: String, site: String, createdMilliseconds: UInt64, bundleDigest: [UInt8], vector: VersionVector,
+                directory: [DirectoryGroup]? = nil) {
+        self.directory = directory
         self.origin = origin
         self.trust = trust
         self.site = site
@@ -312,13 +319,14 @@ public struct BundleReceipt: Equatable, Sendable {
     private var body: [UInt8] {
         var writer = ByteWriter()
         writer.write(raw: Self.magic)
-        writer.write(byte: 1)
+        writer.write(byte: directory == nil ? 1 : 2)
         writer.write(raw: origin.bytes)
         writer.write(string: trust)
         writer.write(string: site)
         writer.write(uint64: createdMilliseconds)
         writer.write(raw: bundleDigest)
         SyncMessage.write(vector, to: &writer)
+        if let directory { DirectoryGroup.write(directory, to: &writer) }
         return writer.bytes
     }
 
@@ -335,13 +343,15 @@ public struct BundleReceipt: Equatable, Sendable {
         }
         var reader = ByteReader(Array(bytes.dropLast(64)))
         _ = try reader.readBytes(Self.magic.count)
-        guard try reader.readByte() == 1 else { throw DecodingError("unknown receipt version") }
+        let version = try reader.readByte()
+        guard version == 1 || version == 2 else { throw DecodingError("unknown receipt version \(version)") }
         origin = try OriginID(bytes: try reader.readBytes(32))
         trust = try reader.readString(limit: 5, "trust")
         site = try reader.readString(limit: 100, "site")
         createdMilliseconds = try reader.readUInt64()
         bundleDigest = try reader.readBytes(32)
         vector = try SyncMessage.readVector(&reader)
+        directory = version == 2 ? try DirectoryGroup.readSummary(&reader, limit: WireLimits.directoryRecords) : nil
         guard reader.isAtEnd else { throw DecodingError("\(reader.remaining) unexpected bytes in the receipt") }
         guard SignatureCheck.isValid(Array(bytes.suffix(64)), of: Array(SHA256.hash(data: bytes.dropLast(64))), by: origin) else {
             throw DecodingError("the receipt's signature does not match the site it names: it was altered")

@@ -22,6 +22,9 @@ public struct SyncCounters: Sendable, Equatable {
     public var refusedIn: UInt64 = 0
     /// Sent entries the peer refused (see the peer's audit).
     public var refusedOut: UInt64 = 0
+    /// Directory records received from the peer, and sent to it.
+    public var directoryIn: UInt64 = 0
+    public var directoryOut: UInt64 = 0
 
     public init() {}
 
@@ -30,6 +33,7 @@ public struct SyncCounters: Sendable, Equatable {
             && lhs.bytesIn == rhs.bytesIn && lhs.entriesOut == rhs.entriesOut && lhs.bytesOut == rhs.bytesOut
             && lhs.conflictsIn == rhs.conflictsIn && lhs.conflictsOut == rhs.conflictsOut
             && lhs.refusedIn == rhs.refusedIn && lhs.refusedOut == rhs.refusedOut
+            && lhs.directoryIn == rhs.directoryIn && lhs.directoryOut == rhs.directoryOut
     }
 }
 
@@ -37,8 +41,10 @@ public struct SyncCounters: Sendable, Equatable {
 /// I/O; the transport (or a bundle reader, or a test) performs the actions it returns.
 ///
 /// Both sides run the same machine. Each sends HELLO; once the driver has accepted the peer's
-/// identity (``Action/authorize(peer:)``), each sends its directory records when the two
-/// directory digests differ, then its version vector; each then
+/// identity (``Action/authorize(peer:sendsDirectory:)``), and when the two directory digests
+/// differ, each sends its directory records (version 1), or its SUMMARY by trust, then HAVE
+/// for the trusts whose digests differ, then the records the peer keeps and lacks (version 2);
+/// then its version vector; each then
 /// sends what the other lacks (OFFER, BATCH…) and DONE once every batch is acknowledged;
 /// each applies what it receives batch by batch, acknowledging each. The session ends when
 /// both sides have sent DONE and every received batch is acknowledged.
@@ -49,7 +55,8 @@ public struct SyncSession {
         case send(SyncMessage)
         /// Check the peer's HELLO against who it proved to be, choose what it may receive, and
         /// answer with ``SyncSession/peerAuthorized(vector:directory:)`` (or ``SyncSession/failed(_:)``).
-        /// `directory` must be this side's records when `sendsDirectory` is true.
+        /// `directory` must index this side's records when `sendsDirectory` is true (trust-wide
+        /// pins left out for a peer of another trust).
         case authorize(peer: Hello, sendsDirectory: Bool)
         /// Verify and keep the peer's directory records; no answer is needed, but the driver
         /// must do this before any later replica work of the session.
@@ -76,7 +83,10 @@ public struct SyncSession {
         case idle
         case awaitingHello
         case authorizing
+        case awaitingSummary
+        case awaitingHave
         case awaitingDirectory
+        case awaitingVectorDigests
         case awaitingVector
         case exchanging
         case finished
@@ -100,6 +110,12 @@ public struct SyncSession {
     private var peerDone = false
     private var peerOffered = false
     private var deferred: [SyncMessage] = []
+    /// Version 2: this side's directory, its vector (sent after DIRECTORY), the peer's SUMMARY.
+    private var directory = DirectoryIndex.empty
+    private var pendingVector = VersionVector()
+    private var peerSummary: [DirectoryGroup] = []
+    /// Version 2: the buckets of the two vectors whose digests agreed.
+    private var agreedBuckets: Set<Int> = []
     /// The counters so far.
     public private(set) var counters = SyncCounters()
     /// The peer's HELLO, once received.
@@ -156,11 +172,33 @@ public struct SyncSession {
             guard deferred.count < 2 else { return fail(.unexpectedMessage, "\(message.name) before this side accepted the peer") }
             deferred.append(message)
             return []
+        case (.awaitingSummary, .summary(let groups)):
+            peerSummary = groups
+            state = .awaitingHave
+            return [.send(.have(directory.wanted(from: groups)))]
+        case (.awaitingHave, .have(let digests)):
+            state = .awaitingDirectory
+            let records = directory.records(for: peerSummary, peerHas: Set(digests))
+            counters.directoryOut = UInt64(records.count)
+            return [.send(.directory(records)), .send(.vectorDigests(pendingVector.bucketDigests))]
         case (.awaitingDirectory, .directory(let records)):
-            state = .awaitingVector
+            counters.directoryIn = UInt64(records.count)
+            state = isVersion2 ? .awaitingVectorDigests : .awaitingVector
             return [.applyDirectory(records)]
-        case (.awaitingVector, .vector(let peerVector)):
+        case (.awaitingVectorDigests, .vectorDigests(let digests)):
+            let own = pendingVector.bucketDigests
+            agreedBuckets = Set((0..<VersionVector.bucketCount).filter { own[$0] == digests[$0] })
+            state = .awaitingVector
+            let differing = Set(0..<VersionVector.bucketCount).subtracting(agreedBuckets)
+            return [.send(.vector(pendingVector.restricted(toBuckets: differing)))]
+        case (.awaitingVector, .vector(var peerVector)):
             state = .exchanging
+            if isVersion2 {
+                // Where the digests agreed the peer holds what this side holds.
+                for (log, position) in pendingVector.restricted(toBuckets: agreedBuckets).positions where peerVector.positions[log] == nil {
+                    peerVector.positions[log] = position
+                }
+            }
             cursor = peerVector
             if sending { return [.prepareOffer(peerVector: peerVector)] }
             sourceExhausted = true
@@ -208,21 +246,33 @@ public struct SyncSession {
         }
     }
 
+    /// Whether the session speaks version 2 (directories by trust, vectors by bucket).
+    var isVersion2: Bool { (version ?? 1) >= 2 }
+
     /// Whether the two sides hold different directory records (known after HELLO).
     var directoriesDiffer: Bool { peer.map { $0.directoryDigest != hello.directoryDigest } ?? false }
 
     /// The driver accepted the peer: `vector` is what this side holds of the logs the peer
-    /// may receive, `directory` this side's directory records (when asked for).
-    public mutating func peerAuthorized(vector: VersionVector, directory: [DirectoryRecord]) -> [Action] {
+    /// may receive, `directory` this side's directory records by trust (when asked for).
+    public mutating func peerAuthorized(vector: VersionVector, directory: DirectoryIndex) -> [Action] {
         guard state == .authorizing else { return [] }
         var actions: [Action] = []
-        if directoriesDiffer {
-            actions.append(.send(.directory(directory)))
-            state = .awaitingDirectory
-        } else {
+        pendingVector = vector
+        if isVersion2 && !directoriesDiffer {
+            state = .awaitingVectorDigests
+            actions.append(.send(.vectorDigests(vector.bucketDigests)))
+        } else if isVersion2 {
+            self.directory = directory
+            state = .awaitingSummary
+            actions.append(.send(.summary(directory.summary)))
+        } else if !directoriesDiffer {
             state = .awaitingVector
+            actions.append(.send(.vector(vector)))
+        } else {
+            state = .awaitingDirectory
+            counters.directoryOut = UInt64(directory.allRecords.count)
+            actions += [.send(.directory(directory.allRecords)), .send(.vector(vector))]
         }
-        actions.append(.send(.vector(vector)))
         let waiting = deferred
         deferred = []
         for message in waiting where !isOver { actions += received(message) }

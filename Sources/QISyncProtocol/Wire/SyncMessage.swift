@@ -57,8 +57,17 @@ public enum SyncMessage: Equatable, Sendable {
     case done
     /// The sender is ending the session because of this error (type 7).
     case error(SyncErrorCode, String)
-    /// The directory records (enrolments and revocations) the sender holds (type 8).
+    /// Directory records (type 8): in version 1 every record the sender holds; in version 2
+    /// those of the peer's pinned trusts the peer lacks (SUMMARY and HAVE say which).
     case directory([DirectoryRecord])
+    /// Version 2: the sender's directory by trust (type 9), one digest per trust key.
+    case summary([DirectoryGroup])
+    /// Version 2: the record digests the sender holds of the trusts whose digests differ
+    /// between the two SUMMARY messages and that it pins (type 10).
+    case have([[UInt8]])
+    /// Version 2: one 16-byte digest per bucket of the sender's version vector (type 11); the
+    /// VECTOR that follows lists only the buckets whose digests differ.
+    case vectorDigests([[UInt8]])
 
     static let magic = Array("qisync".utf8)
 
@@ -116,6 +125,9 @@ public enum SyncMessage: Equatable, Sendable {
         case .done: "DONE"
         case .error: "ERROR"
         case .directory: "DIRECTORY"
+        case .summary: "SUMMARY"
+        case .have: "HAVE"
+        case .vectorDigests: "VECTOR DIGESTS"
         }
     }
 
@@ -181,6 +193,16 @@ public enum SyncMessage: Equatable, Sendable {
                 writer.write(byte: record.kind.rawValue)
                 writer.write(lengthPrefixed: record.bytes)
             }
+        case .summary(let groups):
+            writer.write(byte: 9)
+            DirectoryGroup.write(groups, to: &writer)
+        case .have(let digests):
+            writer.write(byte: 10)
+            writer.write(varint: UInt64(digests.count))
+            for digest in digests { writer.write(raw: digest) }
+        case .vectorDigests(let digests):
+            writer.write(byte: 11)
+            for digest in digests { writer.write(raw: digest) }
         }
         return writer.bytes
     }
@@ -252,6 +274,15 @@ public enum SyncMessage: Equatable, Sendable {
                 records.append(DirectoryRecord(kind: kind, bytes: try reader.readLengthPrefixed(limit: DirectoryRecord.maxBytes, "directory record")))
             }
             self = .directory(records)
+        case 9:
+            self = .summary(try DirectoryGroup.readSummary(&reader, limit: WireLimits.directoryRecords))
+        case 10:
+            let count = try reader.readVarint(limit: UInt64(WireLimits.directoryRecords), "HAVE length")
+            var digests: [[UInt8]] = []
+            for _ in 0..<count { digests.append(try reader.readBytes(32)) }
+            self = .have(digests)
+        case 11:
+            self = .vectorDigests(try (0..<VersionVector.bucketCount).map { _ throws(DecodingError) in try reader.readBytes(16) })
         case let type:
             throw DecodingError("unknown message type \(type)")
         }

@@ -1,7 +1,8 @@
 /// The numbers the wire protocol is built on (protocol/SPEC.md, "Sync protocol").
 public enum WireLimits {
-    /// The protocol versions this build speaks.
-    public static let versions: ClosedRange<UInt64> = 1...1
+    /// The protocol versions this build speaks: 1, and 2, which exchanges directory records
+    /// by trust, sending only those the peer keeps and lacks (SUMMARY, HAVE).
+    public static let versions: ClosedRange<UInt64> = 1...2
     /// The largest frame payload accepted, in bytes (16 MiB).
     public static let maximumFrame = 16 << 20
     /// The largest inflated message accepted, in bytes (32 MiB).

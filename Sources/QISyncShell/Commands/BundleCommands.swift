@@ -38,20 +38,23 @@ struct BundleCommand: ParsableCommand {
             let replica = context.records.replica
             let target = try BundleCommand.target(peer, replica: replica)
             var since = VersionVector()
+            var peerDirectory: [DirectoryGroup]?
             var basis = "everything (--all)"
             if let sinceVector {
                 let receipt = try BundleCommand.receipt(sinceVector, for: target, replica: replica)
                 since = receipt.vector
+                peerDirectory = receipt.directory
                 basis = "the receipt \((sinceVector as NSString).lastPathComponent) from \(receipt.trust)/\(receipt.site)"
             } else if !all {
                 guard let key = target.siteKey, let known = try replica.knownVector(of: key) else {
                     throw DomainError("nothing is known of what \(target.name) holds: give --since-vector RECEIPT (its last import wrote one) or --all")
                 }
                 since = known.vector
+                peerDirectory = try replica.knownDirectory(of: key)
                 basis = "its last \(known.source) (\(context.times.text(known.milliseconds)))"
             }
             let now = UInt64(Date().timeIntervalSince1970 * 1000)
-            let header = try BundleCarrier.export(replica: replica, for: target, since: since, now: now, to: file,
+            let header = try BundleCarrier.export(replica: replica, for: target, since: since, peerDirectory: peerDirectory, now: now, to: file,
                                                   check: context.records.checkLeavingTrust)
             let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? UInt64) ?? 0
             if globals.json {
@@ -174,7 +177,7 @@ struct BundleCommand: ParsableCommand {
               try replica.directory().trust(of: receipt.origin) == receipt.trust else {
             throw DomainError("\(path) is a receipt from \(receipt.trust)/\(receipt.site), not from \(target.name) (or that site is not enrolled here)")
         }
-        try replica.rememberPeerVector(site: receipt.origin, vector: receipt.vector, source: "receipt")
+        try BundleCarrier.remember(receipt, at: replica)
         return receipt
     }
 

@@ -132,6 +132,27 @@ extension Replica {
         try database.read(Self.directoryRecords)
     }
 
+    /// The directory records held, by the trust each concerns, for a sync with a site of
+    /// `peerTrust` (protocol version 2). Trust-wide pins are for the trust's own sites (no
+    /// other trust keeps them), so they are left out for a peer of another trust.
+    public func directoryIndex(forPeerOfTrust peerTrust: String) throws -> DirectoryIndex {
+        let directory = try directory()
+        var groups: [[UInt8]: [DirectoryRecord]] = [:]
+        for record in try directoryRecords() where record.kind != .trustPin || peerTrust == identity.trustCode {
+            guard let trust = VerifiedRecord.trust(of: record) else { continue }
+            groups[trust.bytes, default: []].append(record)
+        }
+        // A site of this trust follows the trust-wide pins it is about to receive: the pins a
+        // site pinning only its own trust would hold with these records.
+        var peerWillPin = Set<[UInt8]>()
+        if peerTrust == identity.trustCode, let own = directory.pins[identity.trustCode] {
+            let follower = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: [identity.trustCode: own],
+                                          records: groups[own.bytes] ?? [])
+            peerWillPin = Set(follower.pins.values.map(\.bytes))
+        }
+        return DirectoryIndex(groups: groups, pinned: Set(directory.pins.values.map(\.bytes)), peerWillPin: peerWillPin)
+    }
+
     /// The digest of the directory records held (``DirectoryRecord/digest(of:)``).
     public func directoryDigest() throws -> [UInt8] { DirectoryRecord.digest(of: try directoryRecords()) }
 

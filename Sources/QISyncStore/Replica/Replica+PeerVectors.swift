@@ -25,6 +25,30 @@ extension Replica {
         }
     }
 
+    /// Keeps a peer site's directory by trust, from a receipt it sent back, so the next bundle
+    /// made for it carries only the records of trusts it pins whose digests differ from ours.
+    public func rememberPeerDirectory(site: OriginID, summary: [DirectoryGroup]) throws {
+        var writer = ByteWriter()
+        DirectoryGroup.write(summary, to: &writer)
+        try database.write { db in
+            try db.execute(sql: """
+                INSERT INTO peer_directory (site, summary, updated_ms) VALUES (?, ?, ?)
+                ON CONFLICT (site) DO UPDATE SET summary = excluded.summary, updated_ms = excluded.updated_ms
+                """, arguments: [Data(site.bytes), Data(writer.bytes), Int64(bitPattern: now())])
+        }
+    }
+
+    /// A peer site's directory by trust, as its last receipt said, if any.
+    public func knownDirectory(of site: OriginID) throws -> [DirectoryGroup]? {
+        try database.read { db in
+            guard let data = try Data.fetchOne(db, sql: "SELECT summary FROM peer_directory WHERE site = ?", arguments: [Data(site.bytes)]) else {
+                return nil
+            }
+            var reader = ByteReader(Array(data))
+            return try DirectoryGroup.readSummary(&reader, limit: 1 << 20)
+        }
+    }
+
     /// Signs the SHA-256 digest of a bundle or receipt with this site's key. Those formats
     /// begin with their own magic bytes, so the digest can never be an entry hash.
     public func signBundleDigest(_ digest: [UInt8]) -> [UInt8] { signer.sign(digest) }

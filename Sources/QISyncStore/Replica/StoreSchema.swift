@@ -84,6 +84,8 @@ enum StoreSchema {
                 id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, kind TEXT NOT NULL, subject TEXT NOT NULL, detail TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS peer_vector (
                 site BLOB PRIMARY KEY NOT NULL, vector BLOB NOT NULL, updated_ms INTEGER NOT NULL, source TEXT NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS peer_directory (
+                site BLOB PRIMARY KEY NOT NULL, summary BLOB NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS refusal (
                 id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT, origin BLOB NOT NULL, scope INTEGER NOT NULL,
                 seq INTEGER NOT NULL, stored INTEGER NOT NULL, reason TEXT NOT NULL, UNIQUE (origin, scope, seq));

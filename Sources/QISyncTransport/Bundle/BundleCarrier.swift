@@ -47,6 +47,8 @@ public struct BundleSummary: Sendable {
     public let records: Int
     /// SHA-256 of the file.
     public let digest: [UInt8]
+    /// How many directory records it carries.
+    public var directoryRecords = 0
 }
 
 /// What importing a bundle did.
@@ -90,9 +92,12 @@ public enum BundleCarrier {
     /// `target` may receive: every log for a site of this trust; shared logs only, sealed to the
     /// trust's bundle key, for another trust. `check` sees each batch first and may refuse it
     /// (the PII guard); then nothing is written.
+    /// The directory records carried are those of trusts `target` pins whose digests differ from
+    /// `peerDirectory` (its last receipt's), or, when that is unknown, every record it could keep
+    /// (trust-wide pins only for this trust's own sites).
     @discardableResult
-    public static func export(replica: Replica, for target: BundleTarget, since: VersionVector, now: UInt64, to path: String,
-                              check: ([LogEntry]) throws -> Void = { _ in }) throws -> BundleHeader {
+    public static func export(replica: Replica, for target: BundleTarget, since: VersionVector, peerDirectory: [DirectoryGroup]? = nil,
+                              now: UInt64, to path: String, check: ([LogEntry]) throws -> Void = { _ in }) throws -> BundleHeader {
         guard !FileManager.default.fileExists(atPath: path) else { throw StoreError("\(path) exists; choose a new file name") }
         let identity = replica.identity
         let external = target.trust != identity.trustCode
@@ -103,7 +108,8 @@ public enum BundleCarrier {
         do { offer = try replica.offer(for: base, scopes: scopes) } catch let error as LogRejection {
             throw StoreError("the receipt or last sync says \(target.name) holds an entry this replica holds differently (\(error.reason)); export with --all")
         }
-        let records = try replica.directoryRecords()
+        let index = try replica.directoryIndex(forPeerOfTrust: target.trust)
+        let records = peerDirectory.map { index.records(for: $0, peerHas: []) } ?? index.allRecords
         var header = BundleHeader(sender: identity.origin, senderTrust: identity.trustCode, senderSite: identity.siteName,
                                   senderEnrolment: try replica.ownEnrolment()?.record.bytes ?? [], createdMilliseconds: now,
                                   forTrust: target.trust, forSite: target.site, since: base, entries: offer.entries, bodyBytes: offer.bytes)
@@ -163,6 +169,13 @@ public enum BundleCarrier {
         return header
     }
 
+    /// Takes in a receipt the bundle's receiver sent back (already checked to be from it):
+    /// what it holds, and its directory by trust, for the next bundle made for it.
+    public static func remember(_ receipt: BundleReceipt, at replica: Replica) throws {
+        try replica.rememberPeerVector(site: receipt.origin, vector: receipt.vector, source: "receipt")
+        if let directory = receipt.directory { try replica.rememberPeerDirectory(site: receipt.origin, summary: directory) }
+    }
+
     // MARK: Reading
 
     /// Describes a bundle for `bundle show`: its header, whether its signature holds, and what
@@ -202,7 +215,9 @@ public enum BundleCarrier {
         if external { vector.positions = vector.positions.filter { $0.key.scope == .shared } }
         let identity = replica.identity
         let receipt = BundleReceipt(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, createdMilliseconds: now,
-                                    bundleDigest: summary.digest, vector: vector).encoded(sign: replica.signBundleDigest)
+                                    bundleDigest: summary.digest, vector: vector,
+                                    directory: try replica.directoryIndex(forPeerOfTrust: summary.header.senderTrust).summary)
+            .encoded(sign: replica.signBundleDigest)
         try? replica.recordAdminEvent(kind: "bundle import", subject: summary.senderName,
                                       detail: "\((path as NSString).lastPathComponent): \(report.applied + report.released) applied, \(report.duplicates) already held, \(report.waiting) waiting, \(report.refused) refused")
         return BundleImport(bundle: summary, report: report, receipt: receipt, missing: missing)
@@ -305,6 +320,7 @@ public enum BundleCarrier {
         var ranges: [LogID: BundleLogRange] = [:]
         var order: [LogID] = []
         var records = Set<[UInt8]>()
+        var directoryRecords = 0
         func malformed(_ reason: String) -> StoreError { StoreError("the bundle's messages are damaged: \(reason); nothing was applied") }
         try file.messages { message in
             switch (expecting, message) {
@@ -314,6 +330,7 @@ public enum BundleCarrier {
                 }
                 expecting = .directory
             case (.directory, .directory(let directory)):
+                directoryRecords = directory.count
                 try take(.directory(directory))
                 expecting = .vector
             case (.vector, .vector(let since)):
@@ -354,7 +371,9 @@ public enum BundleCarrier {
         guard entries == header.entries, bodyBytes == header.bodyBytes else {
             throw StoreError("the bundle holds \(entries) entries but says \(header.entries): it is truncated; nothing was applied")
         }
-        return BundleSummary(header: header, logs: order.map { ranges[$0]! }, entries: Int(entries), records: records.count, digest: file.digest)
+        var summary = BundleSummary(header: header, logs: order.map { ranges[$0]! }, entries: Int(entries), records: records.count, digest: file.digest)
+        summary.directoryRecords = directoryRecords
+        return summary
     }
 }
 

@@ -7,8 +7,8 @@ import QISyncStore
 /// What a piece of replica work gave back, for the ``SyncSession`` that asked for it.
 public enum SessionWorkResult: Sendable {
     /// The peer is accepted: the vector of the logs it may receive, and this side's directory
-    /// records when they are to be sent.
-    case authorized(vector: VersionVector, directory: [DirectoryRecord])
+    /// records by trust when they are to be exchanged.
+    case authorized(vector: VersionVector, directory: DirectoryIndex)
     /// What will be sent (entries, bytes, up to which vector).
     case offer(Offer)
     /// The next batch to send (empty when there is no more).
@@ -111,7 +111,7 @@ public final class ReplicaSessionWork: @unchecked Sendable {
         do {
             var vector = try replica.versionVector()
             vector.positions = vector.positions.filter { peerScopes.contains($0.key.scope) }
-            return .authorized(vector: vector, directory: sendsDirectory ? try replica.directoryRecords() : [])
+            return .authorized(vector: vector, directory: sendsDirectory ? try replica.directoryIndex(forPeerOfTrust: trust) : .empty)
         } catch {
             return .failed(SyncError(.internalError, "could not read the version vector: \(error)"))
         }
