@@ -46,6 +46,30 @@ struct WriteWindowTests {
         #expect(try replica.verify().isSound)
     }
 
+    @Test("a window signs only the last entry of each log it wrote; its chain verifies here and at a peer")
+    func oneSignaturePerLog() throws {
+        let hub = try harness.make("hub")
+        let single = try hub.write(scope: .trust, edits: [Self.title(hub, "on its own")])
+        #expect(single.signature != nil, "a write outside a window is signed at once")
+        try hub.writeWindow {
+            for title in ["Ward 7 £2", "Ysbyty Gwynedd", "37°C"] { try hub.write(scope: .trust, edits: [Self.title(hub, title)]) }
+            try hub.write(scope: .shared, edits: [Self.title(hub, "shared one")])
+            // A write refused inside the window leaves the last good entry to be signed.
+            #expect(throws: (any Error).self) { try hub.write(scope: .trust, edits: [Self.title(hub, String(repeating: "x", count: 300))]) }
+        }
+        let entries = try hub.entries(after: VersionVector())
+        let trust = entries.filter { $0.scope == .trust }, shared = entries.filter { $0.scope == .shared }
+        #expect(trust.map { $0.signature != nil } == [true, false, false, true])
+        #expect(shared.last?.signature != nil)
+        #expect(trust.last!.hasValidSignature && shared.last!.hasValidSignature)
+        #expect(try hub.verify(allSignatures: true).isSound)
+        let ward = try harness.make("ward")
+        let report = try ward.apply(entries)
+        #expect(report.refused == 0)
+        #expect(try Self.titles(ward) == (try Self.titles(hub)))
+        #expect(try ward.verify(allSignatures: true).isSound)
+    }
+
     @Test("a window that throws keeps what it wrote before the error")
     func throwing() throws {
         let replica = try harness.make("hub")

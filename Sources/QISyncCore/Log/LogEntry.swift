@@ -43,8 +43,9 @@ public struct LogEntry: Hashable, Sendable {
         hash = Self.hash(origin: origin, scope: scope, seq: seq, previousHash: previousHash, hlc: hlc, body: body)
     }
 
-    /// Makes and signs a new entry.
-    public init(signer: SiteSigner, scope: Scope, seq: UInt64, previousHash: [UInt8], hlc: HLC, change: Change) {
+    /// Makes and signs a new entry; with `signed` false, leaves it for a later entry's
+    /// signature to cover (a write window signs only the last entry of each log it wrote).
+    public init(signer: SiteSigner, scope: Scope, seq: UInt64, previousHash: [UInt8], hlc: HLC, change: Change, signed: Bool = true) {
         let body = change.encoded()
         let hash = Self.hash(origin: signer.origin, scope: scope, seq: seq, previousHash: previousHash, hlc: hlc, body: body)
         self.origin = signer.origin
@@ -53,7 +54,7 @@ public struct LogEntry: Hashable, Sendable {
         self.previousHash = previousHash
         self.hlc = hlc
         self.body = body
-        self.signature = signer.sign(hash)
+        self.signature = signed ? signer.sign(hash) : nil
         self.hash = hash
     }
 

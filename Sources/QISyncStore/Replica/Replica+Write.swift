@@ -82,7 +82,8 @@ extension Replica {
             try db.cachedStatement(sql: "UPDATE meta SET value = ? WHERE key = 'hlc'").execute(arguments: [Int64(bitPattern: hlc.rawValue)])
             let position = try logPosition(db, LogID(origin: identity.origin, scope: scope))
             let entry = LogEntry(signer: signer, scope: scope, seq: (position?.seq ?? 0) + 1,
-                                 previousHash: position?.hash ?? LogEntry.genesisHash, hlc: hlc, change: change)
+                                 previousHash: position?.hash ?? LogEntry.genesisHash, hlc: hlc, change: change,
+                                 signed: !database.isWindowOpen)
             try materializer.append(entry, change: change)
             return entry
         }

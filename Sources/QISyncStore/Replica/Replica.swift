@@ -46,6 +46,11 @@ public final class Replica: Sendable {
         self.signer = signer
         self.database = ReplicaDatabase(database)
         self.now = now
+        // A window's entries are written unsigned; the last of each log is signed as it commits,
+        // and its signature covers the rest through the hash chain (SPEC section 3).
+        self.database.beforeWindowCommit = { [signer, origin = identity.origin] db in
+            try Self.signLogTails(db, origin: origin, signer: signer)
+        }
     }
 
     /// The path of the database file.
@@ -196,5 +201,19 @@ public final class Replica: Sendable {
     /// If the commit fails, none of the window's writes are kept and the error is thrown.
     public func writeWindow<T>(_ body: () throws -> T) throws -> T {
         try database.window(body)
+    }
+
+    /// Signs the last entry of each of this site's logs when it is unsigned (written in a window).
+    static func signLogTails(_ db: Database, origin: OriginID, signer: SiteSigner) throws {
+        for scope in Scope.allCases {
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT log.id, log.hash FROM log JOIN origin ON origin.id = log.origin
+                WHERE origin.key = ? AND log.scope = ? AND log.sig IS NULL
+                  AND log.seq = (SELECT max(seq) FROM log l2 WHERE l2.origin = origin.id AND l2.scope = ?)
+                """), arguments: [Data(origin.bytes), Int64(scope.rawValue), Int64(scope.rawValue)]) else { continue }
+            let id: Int64 = row[0]
+            let hash = Array(row[1] as Data)
+            try db.cachedStatement(sql: "UPDATE log SET sig = ? WHERE id = ?").execute(arguments: [Data(signer.sign(hash)), id])
+        }
     }
 }

@@ -19,8 +19,14 @@ final class ReplicaDatabase: @unchecked Sendable {
     private var windowOpen = false
     /// Why the open window could not commit part-way (its writes so far are lost), if it could not.
     private var failedCommit: Error?
+    /// Runs inside a window's transaction just before it commits (the replica signs the last
+    /// entry of each log the window wrote). Set once, before any window opens.
+    var beforeWindowCommit: ((Database) throws -> Void)?
 
     init(_ queue: DatabaseQueue) { self.queue = queue }
+
+    /// Whether a write now would be part of an open window (asked from inside a write).
+    var isWindowOpen: Bool { gated { windowOpen } }
 
     private func gated<T>(_ body: () throws -> T) rethrows -> T {
         gate.lock()
@@ -119,7 +125,10 @@ final class ReplicaDatabase: @unchecked Sendable {
     private func commitWindow(reopen: Bool) throws {
         do {
             try queue.writeWithoutTransaction { db in
-                if db.isInsideTransaction { try db.commit() }
+                if db.isInsideTransaction {
+                    try beforeWindowCommit?(db)
+                    try db.commit()
+                }
                 if reopen { try db.beginTransaction(.immediate) }
             }
             windowOpen = reopen
