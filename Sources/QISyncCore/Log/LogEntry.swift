@@ -6,10 +6,10 @@ import Crypto
 /// hlc (u64 BE) ‖ body)`; the origin signs `hash` with Ed25519. Entry 1's previous
 /// hash is 32 zero bytes.
 ///
-/// The origin signs every entry it appends, but a later entry's signature covers an earlier
-/// one through the chain, so a replica that received an entry inside a run may hold it
-/// without its own signature (``signature`` is nil). The last entry of every log a replica
-/// holds is always signed.
+/// A later entry's signature covers an earlier one through the chain, so an entry may be held
+/// without its own signature (``signature`` is nil): one received inside a run, or one the
+/// origin wrote inside a write window, which signs only each log's last entry. The last entry
+/// of every log a replica holds is always signed.
 public struct LogEntry: Hashable, Sendable {
     /// The site that appended it.
     public let origin: OriginID

@@ -403,26 +403,31 @@ struct ShellCommand: ParsableCommand {
     }
 }
 
-/// Parses a script's lines ahead, on a thread of its own, while the shell runs earlier ones:
-/// parsing (the argument parser reflects over every option of a command, each time) took half
-/// of a script line's time, and depends on nothing but the line's text.
+/// Parses a script's lines ahead, on threads of their own (one per core), while the shell runs
+/// earlier ones: parsing (the argument parser reflects over every option of a command, each
+/// time) costs more than running a record line, and depends on nothing but the line's text.
 final class ScriptParser: @unchecked Sendable {
     private let lines: [String?]
     private var parsed: [Shell.PreparedLine?]
+    private var done: [Bool]
+    /// The next line no parser has claimed.
     private var next = 0
     private var taken = 0
     private var stopped = false
     private let condition = NSCondition()
-    /// How far ahead of the line being run the parser may go.
+    /// How far ahead of the line being run the parsers may go.
     private let ahead = 2_048
 
-    init(_ lines: [String?]) {
+    init(_ lines: [String?], threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.lines = lines
         parsed = Array(repeating: nil, count: lines.count)
+        done = Array(repeating: false, count: lines.count)
         guard lines.count > 1 else { return }
-        let thread = Thread { [self] in work() }
-        thread.stackSize = 8 << 20
-        thread.start()
+        for _ in 0..<max(1, min(threads, 4)) {
+            let thread = Thread { [self] in work() }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
     }
 
     private func work() {
@@ -434,25 +439,34 @@ final class ScriptParser: @unchecked Sendable {
                 return
             }
             let index = next
+            next += 1
             condition.unlock()
             let prepared = lines[index].map(Shell.prepare)
             condition.lock()
             parsed[index] = prepared
-            next = index + 1
+            done[index] = true
             condition.broadcast()
             condition.unlock()
         }
     }
 
-    /// Line `index` parsed (nil when it is not valid UTF-8), parsing it here if the parser
-    /// has not reached it. Lines are taken in order.
+    /// Line `index` parsed (nil when it is not valid UTF-8), parsing it here if no parser
+    /// has claimed it. Lines are taken in order.
     func take(_ index: Int) -> Shell.PreparedLine? {
         condition.lock()
         defer { condition.unlock() }
         taken = index + 1
         condition.broadcast()
         if lines.count <= 1 || stopped { return lines[index].map(Shell.prepare) }
-        while next <= index { condition.wait() }
+        if index >= next {
+            // Not claimed yet: parse it here rather than wait.
+            next = max(next, index + 1)
+            condition.unlock()
+            let prepared = lines[index].map(Shell.prepare)
+            condition.lock()
+            return prepared
+        }
+        while !done[index] { condition.wait() }
         let prepared = parsed[index]
         parsed[index] = nil
         return prepared
