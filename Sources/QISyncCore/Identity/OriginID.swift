@@ -18,4 +18,12 @@ public struct OriginID: Hashable, Comparable, Sendable, CustomStringConvertible 
     public var description: String { short }
 
     public static func < (lhs: OriginID, rhs: OriginID) -> Bool { lhs.bytes.lexicographicallyPrecedes(rhs.bytes) }
+
+    /// Hashes the 32 bytes in one call (an array's own hashing feeds them a byte at a time, and
+    /// origins key the dictionaries every batch is applied through).
+    public func hash(into hasher: inout Hasher) {
+        bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
+    public static func == (lhs: OriginID, rhs: OriginID) -> Bool { lhs.bytes == rhs.bytes }
 }

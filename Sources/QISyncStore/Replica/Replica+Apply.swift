@@ -245,6 +245,10 @@ public final class ReplicaImport {
     let db: Database
     /// What the batches applied so far did, together.
     public private(set) var report = ApplyReport()
+    /// The records (rows with a 16-byte id) the batches so far write to.
+    private var keys = Set<RecordKeyBits>()
+    /// How many records (rows with a 16-byte id) the batches so far write to.
+    public var recordsWritten: Int { keys.count }
 
     init(replica: Replica, db: Database) {
         self.replica = replica
@@ -261,7 +265,11 @@ public final class ReplicaImport {
     /// whole import with nothing kept.
     @discardableResult
     public func apply(_ entries: [LogEntry], source: String?) throws -> ApplyReport {
-        let batch = try replica.apply(db, entries, source: source)
+        let (runs, decoded) = try replica.verified(entries)
+        for changes in decoded {
+            for change in changes { for row in change.rows where row.key.count == 16 { keys.insert(RecordKeyBits(row.key)) } }
+        }
+        let batch = try replica.apply(db, runs: runs, decoded: decoded, source: source)
         report.applied += batch.applied
         report.duplicates += batch.duplicates
         report.waiting += batch.waiting

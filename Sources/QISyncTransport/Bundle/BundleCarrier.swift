@@ -44,7 +44,7 @@ public struct BundleSummary: Sendable {
     /// How many entries it carries.
     public let entries: Int
     /// How many records (rows with a 16-byte id) its entries write to.
-    public let records: Int
+    public internal(set) var records: Int
     /// SHA-256 of the file.
     public let digest: [UInt8]
     /// How many directory records it carries.
@@ -187,7 +187,7 @@ public enum BundleCarrier {
                                      unopened: "its signature does not match: it was altered or cut short")
         }
         do {
-            let summary = try read(replica: replica, file: try open(replica: replica, path: path)) { _ in }
+            let summary = try read(replica: replica, file: try open(replica: replica, path: path), countRecords: true) { _ in }
             return BundleDescription(header: file.header, fileBytes: file.size, signatureValid: true, summary: summary, unopened: nil)
         } catch {
             return BundleDescription(header: file.header, fileBytes: file.size, signatureValid: true, summary: nil, unopened: "\(error)")
@@ -238,12 +238,14 @@ public enum BundleCarrier {
         let source = "bundle from \(file.header.senderTrust)/\(file.header.senderSite)\(commit ? "" : " (plan)")"
         do {
             return try replica.importing(commit: commit) { transaction in
-                let summary = try read(replica: replica, file: file) { step in
+                var summary = try read(replica: replica, file: file, countRecords: false) { step in
                     switch step {
                     case .directory(let records): try transaction.importDirectory(records)
                     case .batch(let entries): try transaction.apply(entries, source: source)
                     }
                 }
+                // Counted from the changes the import decoded, rather than decoding them again.
+                summary.records = transaction.recordsWritten
                 return (summary, transaction.report)
             }
         } catch {
@@ -310,7 +312,8 @@ public enum BundleCarrier {
     /// Reads a checked bundle's messages in order, handing its directory records and batches to
     /// `take` as they come, and refuses (throwing) anything out of order, inconsistent with its
     /// header, or (from another trust) holding a trust-scope entry.
-    static func read(replica: Replica, file: BundleFileReader, take: (Step) throws -> Void) throws -> BundleSummary {
+    /// `countRecords` decodes every change to count the records written (for `bundle show`).
+    static func read(replica: Replica, file: BundleFileReader, countRecords: Bool, take: (Step) throws -> Void) throws -> BundleSummary {
         let header = file.header
         let external = header.senderTrust != replica.identity.trustCode
         enum Expecting { case hello, directory, vector, offer, batch, end }
@@ -319,7 +322,7 @@ public enum BundleCarrier {
         var entries: UInt64 = 0, bodyBytes: UInt64 = 0
         var ranges: [LogID: BundleLogRange] = [:]
         var order: [LogID] = []
-        var records = Set<[UInt8]>()
+        var records = Set<RecordKeyBits>()
         var directoryRecords = 0
         func malformed(_ reason: String) -> StoreError { StoreError("the bundle's messages are damaged: \(reason); nothing was applied") }
         try file.messages { message in
@@ -357,7 +360,9 @@ public enum BundleCarrier {
                         order.append(log)
                         ranges[log] = BundleLogRange(log: log, first: entry.seq, last: entry.seq, bytes: entry.body.count)
                     }
-                    for row in (try? entry.change().rows) ?? [] where row.key.count == 16 { records.insert(row.key) }
+                    if countRecords {
+                        for row in (try? entry.change().rows) ?? [] where row.key.count == 16 { records.insert(RecordKeyBits(row.key)) }
+                    }
                 }
                 guard entries <= header.entries else { throw malformed("it holds more entries than it says") }
                 try take(.batch(batch))
