@@ -13,8 +13,9 @@ struct BundleCommand: ParsableCommand {
         commandName: "bundle",
         abstract: "Sync by a file carried by hand: export what a peer lacks, import it there, carry the receipt back.",
         discussion: """
-            A bundle holds the protocol's own messages: the sender's identity and directory, what it \
-            assumes the receiver holds, and the signed entries beyond that. It is compressed and signed \
+            A bundle holds the protocol's own messages: the sender's identity, the directory records the \
+            receiver lacks (as far as its last receipt says; all of them without one), what it assumes \
+            the receiver holds, and the signed entries beyond that. It is compressed and signed \
             by the sending site; a bundle for another trust holds shared records only, passes the PII \
             guard and is sealed to that trust (only its hub can open it). Importing checks all of it \
             before applying anything, and writes a receipt (the receiver's new vector) for the next export.
