@@ -47,7 +47,7 @@ struct CodecTests {
             .summary([DirectoryGroup(trust: [UInt8](repeating: 1, count: 32), pinned: true, digest: [UInt8](repeating: 2, count: 32)),
                       DirectoryGroup(trust: [UInt8](repeating: 3, count: 32), pinned: false, digest: [UInt8](repeating: 0, count: 32))]),
             .have([[UInt8](repeating: 4, count: 32)]),
-            .vectorDigests((0..<64).map { [UInt8](repeating: UInt8($0), count: 16) }),
+            .vectorDigests((0..<64).map { [UInt8](repeating: UInt8($0), count: 8) }),
             .done,
             .error(.timeout, "gone quiet"),
         ]

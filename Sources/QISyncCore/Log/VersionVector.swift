@@ -59,11 +59,14 @@ public struct VersionVector: Hashable, Sendable {
 extension VersionVector {
     /// How many buckets protocol version 2 divides a vector into before exchanging it.
     public static let bucketCount = 64
+    /// The bytes of each bucket's digest: a sync between replicas in step sends 64 of them each
+    /// way (at most about 1 KB together), however many logs they hold.
+    public static let bucketDigestBytes = 8
 
     /// A log's bucket: the top six bits of its origin's first byte.
     public static func bucket(of log: LogID) -> Int { Int(log.origin.bytes[0] >> 2) }
 
-    /// One 16-byte digest per bucket (protocol version 2's VECTOR DIGESTS): the first 16 bytes of
+    /// One 8-byte digest per bucket (protocol version 2's VECTOR DIGESTS): the first 8 bytes of
     /// `SHA-256` over the bucket's logs in log order, each as origin, scope, seq (8 bytes,
     /// big-endian) and hash. Two sides whose digests of a bucket agree hold its logs at the same
     /// positions, so only the buckets that differ need their positions sent.
@@ -76,7 +79,7 @@ extension VersionVector {
             hashers[bucket].update(data: (0..<8).map { UInt8(truncatingIfNeeded: position.seq >> (56 - 8 * $0)) })
             hashers[bucket].update(data: position.hash)
         }
-        return hashers.map { Array($0.finalize().prefix(16)) }
+        return hashers.map { Array($0.finalize().prefix(Self.bucketDigestBytes)) }
     }
 
     /// The logs of the given buckets only.

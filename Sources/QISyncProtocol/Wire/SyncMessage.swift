@@ -282,7 +282,7 @@ public enum SyncMessage: Equatable, Sendable {
             for _ in 0..<count { digests.append(try reader.readBytes(32)) }
             self = .have(digests)
         case 11:
-            self = .vectorDigests(try (0..<VersionVector.bucketCount).map { _ throws(DecodingError) in try reader.readBytes(16) })
+            self = .vectorDigests(try (0..<VersionVector.bucketCount).map { _ throws(DecodingError) in try reader.readBytes(VersionVector.bucketDigestBytes) })
         case let type:
             throw DecodingError("unknown message type \(type)")
         }
