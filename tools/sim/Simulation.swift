@@ -211,6 +211,9 @@ final class Simulation {
             }
             report.bytes += bytes
             report.bytesPerRound.append(bytes)
+            // Progress on stderr, so a long run shows how far it has got.
+            FileHandle.standardError.write(Data(String(format: "round %d: %llu bytes, %.0f s so far\n", round, bytes,
+                                                        Date().timeIntervalSince(started)).utf8))
             guard round >= options.activeRounds else { continue }
             quiet += 1
             let total = sharedIDs.count
