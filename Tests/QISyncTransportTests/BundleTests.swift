@@ -62,6 +62,9 @@ struct BundleTests {
         _ = try ward.add(.initiative, fields: ["title": "Ward follow-up"])
         let second = try export(ward, to: hub, since: receipt.vector)
         #expect(try BundleCarrier.verify(replica: hub.replica, path: second).entries == 1)
+        // It says what it assumes only of the log it carries, though the receipt named more.
+        #expect(receipt.vector.positions.count > 1)
+        #expect(try BundleFile(parsing: try bytes(second)).header.since.positions.keys.map { $0.origin } == [ward.replica.identity.origin])
         _ = try BundleCarrier.importBundle(replica: hub.replica, path: second, now: now)
         // And back the other way.
         let back = try BundleCarrier.importBundle(replica: ward.replica, path: try export(hub, to: ward, since: try ward.replica.versionVector()), now: now)
