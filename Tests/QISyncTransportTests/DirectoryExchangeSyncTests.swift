@@ -52,6 +52,24 @@ struct DirectoryExchangeSyncTests {
         #expect(second.client.wireIn + second.client.wireOut < first.client.wireIn + first.client.wireOut)
     }
 
+    @Test("a peer that speaks only version 1 syncs with this build: directories whole (less other trusts' pins), vectors whole, the same outcome")
+    func versionOnePeer() throws {
+        let (rxh, ryj, _) = try hubs()
+        _ = try ryj.share(try ryj.add(.initiative, fields: ["title": "Ysbyty Gwynedd falls, £0 change"]).id.hex)
+        _ = try rxh.share(try rxh.add(.initiative, fields: ["title": "Pressure ulcers at 37°C"]).id.hex)
+        let outcome = LocalSync.run(client: ryj.replica, server: rxh.replica, clientVersions: 1...1)
+        #expect(outcome.client.error == nil && outcome.server.error == nil)
+        #expect(outcome.client.peer?.versions == WireLimits.versions && outcome.server.peer?.versions == 1...1)
+        // Version 1 sends every record the sender holds that the peer could keep: RAJ's too (RYJ
+        // sets them aside), but never RXH's trust-wide pins.
+        let rxhRecords = try rxh.replica.directoryRecords()
+        #expect(outcome.server.counters.directoryOut == UInt64(rxhRecords.filter { $0.kind != .trustPin }.count))
+        #expect(try records(ryj, signedBy: "RAJ").isEmpty)
+        let titles = { (site: QIRecords) in try site.list(.initiative).map { $0.text("title") }.sorted() }
+        #expect(try titles(ryj) == titles(rxh) && titles(ryj).count == 2)
+        #expect(try rxh.replica.verify().isSound && ryj.replica.verify().isSound)
+    }
+
     @Test("a ward receives its hub's trust-wide pins and the pinned trusts' records; a sync in step moves none")
     func wardAndHub() throws {
         let (rxh, _, _) = try hubs()

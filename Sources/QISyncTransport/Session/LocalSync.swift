@@ -26,8 +26,11 @@ public enum LocalSync {
     /// Runs one session. `cutAfterFrames` drops the connection once that many frames have
     /// crossed (both ways together). Both sides remember what the other holds afterwards,
     /// as a TCP sync does, so later bundles start from there.
-    public static func run(client: Replica, server: Replica, direction: SyncDirection = .both, cutAfterFrames: Int? = nil) -> Outcome {
+    /// `clientVersions` narrows the protocol versions the client offers (to act as an older peer).
+    public static func run(client: Replica, server: Replica, direction: SyncDirection = .both, cutAfterFrames: Int? = nil,
+                           clientVersions: ClosedRange<UInt64> = WireLimits.versions) -> Outcome {
         var a = End(replica: client, direction: direction)
+        a.work.versions = clientVersions
         var b = End(replica: server, direction: .both)
         // The handshake: each side must accept the other's certificate chain.
         for (end, peer) in [(a, server), (b, client)] {

@@ -72,9 +72,15 @@ public final class ReplicaSessionWork: @unchecked Sendable {
         self.proven = proven
     }
 
+    /// The protocol versions this side offers (all it speaks, unless a test or tool narrows them
+    /// to act as an older peer).
+    public var versions = WireLimits.versions
+
     /// This side's HELLO.
     public func hello() throws -> Hello {
-        replica.hello(direction: direction, directoryDigest: try replica.directoryDigest(), dryRun: dryRun)
+        var hello = replica.hello(direction: direction, directoryDigest: try replica.directoryDigest(), dryRun: dryRun)
+        hello.versions = versions
+        return hello
     }
 
     /// Does what `action` asks of the replica, or returns nil when it is not replica work
