@@ -136,21 +136,24 @@ extension Replica {
     /// `peerTrust` (protocol version 2). Trust-wide pins are for the trust's own sites (no
     /// other trust keeps them), so they are left out for a peer of another trust.
     public func directoryIndex(forPeerOfTrust peerTrust: String) throws -> DirectoryIndex {
-        let directory = try directory()
+        // Pins and records from one snapshot, so the index never pairs one with another's.
+        let (held, records) = try database.read { db -> (TrustDirectory, [DirectoryRecord]) in
+            (try self.directory(db), try Self.directoryRecords(db))
+        }
         var groups: [[UInt8]: [DirectoryRecord]] = [:]
-        for record in try directoryRecords() where record.kind != .trustPin || peerTrust == identity.trustCode {
+        for record in records where record.kind != .trustPin || peerTrust == identity.trustCode {
             guard let trust = VerifiedRecord.trust(of: record) else { continue }
             groups[trust.bytes, default: []].append(record)
         }
         // A site of this trust follows the trust-wide pins it is about to receive: the pins a
         // site pinning only its own trust would hold with these records.
         var peerWillPin = Set<[UInt8]>()
-        if peerTrust == identity.trustCode, let own = directory.pins[identity.trustCode] {
+        if peerTrust == identity.trustCode, let own = held.pins[identity.trustCode] {
             let follower = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: [identity.trustCode: own],
                                           records: groups[own.bytes] ?? [])
             peerWillPin = Set(follower.pins.values.map(\.bytes))
         }
-        return DirectoryIndex(groups: groups, pinned: Set(directory.pins.values.map(\.bytes)), peerWillPin: peerWillPin)
+        return DirectoryIndex(groups: groups, pinned: Set(held.pins.values.map(\.bytes)), peerWillPin: peerWillPin)
     }
 
     /// The digest of the directory records held (``DirectoryRecord/digest(of:)``).
