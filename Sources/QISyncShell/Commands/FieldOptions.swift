@@ -17,6 +17,10 @@ struct InitiativeFields: ParsableArguments {
         ["title": title, "team": team, "problem": problem, "aim": aim, "method": method, "status": status,
          "score": score, "lead": lead, "sponsor": sponsor].compactMapValues { $0 }
     }
+
+    static let slots = CommandSlots<Self>(text: [
+        "title": \.title, "team": \.team, "problem": \.problem, "aim": \.aim, "method": \.method, "status": \.status,
+        "score": \.score, "lead": \.lead, "sponsor": \.sponsor])
 }
 
 /// The typed fields of a PDSA cycle.
@@ -34,6 +38,10 @@ struct PDSAFields: ParsableArguments {
         ["change-idea": changeIdea, "objective": objective, "prediction": prediction, "plan": plan, "as-planned": asPlanned,
          "observations": observations, "results": results, "learning": learning].compactMapValues { $0 }
     }
+
+    static let slots = CommandSlots<Self>(text: [
+        "change-idea": \.changeIdea, "objective": \.objective, "prediction": \.prediction, "plan": \.plan,
+        "as-planned": \.asPlanned, "observations": \.observations, "results": \.results, "learning": \.learning])
 }
 
 /// The FRAME fields and outcome of an adaptation.
@@ -59,6 +67,8 @@ struct FrameFields: ParsableArguments {
 /// A record id or unique prefix, as a positional argument.
 struct RecordArgument: ParsableArguments {
     @Argument(help: ArgumentHelp("The record's id, or any unique start of it.", valueName: "ID")) var id: String
+
+    static let slots = CommandSlots<Self>(arguments: [\.id])
 }
 
 extension CommandContext {

@@ -9,13 +9,14 @@ struct InitiativeCommand: ParsableCommand {
         abstract: "Record and change QI initiatives.",
         subcommands: [Add.self, List.self, Show.self, Set.self, Delete.self, Restore.self])
 
-    struct Add: ReplicaCommand {
+    struct Add: ReplicaCommand, TemplatedCommand {
         static let configuration = CommandConfiguration(abstract: "Add an initiative (needs --title); prints it with its id.")
         @OptionGroup var fields: InitiativeFields
         @OptionGroup var globals: GlobalOptions
         func run(in context: CommandContext) throws {
             context.show(try context.records.add(.initiative, fields: fields.values), json: globals.json)
         }
+        static let slots = CommandSlots<Self>().including(\.fields, InitiativeFields.slots).including(\.globals, GlobalOptions.slots)
     }
 
     struct List: ReplicaCommand {
@@ -81,7 +82,7 @@ struct InitiativeCommand: ParsableCommand {
         }
     }
 
-    struct Set: ReplicaCommand {
+    struct Set: ReplicaCommand, TemplatedCommand {
         static let configuration = CommandConfiguration(abstract: "Change fields of an initiative your trust owns.")
         @OptionGroup var record: RecordArgument
         @OptionGroup var fields: InitiativeFields
@@ -89,6 +90,8 @@ struct InitiativeCommand: ParsableCommand {
         func run(in context: CommandContext) throws {
             context.show(try context.records.set(record.id, as: .initiative, fields: fields.values), json: globals.json)
         }
+        static let slots = CommandSlots<Self>().including(\.record, RecordArgument.slots)
+            .including(\.fields, InitiativeFields.slots).including(\.globals, GlobalOptions.slots)
     }
 
     struct Delete: ReplicaCommand {

@@ -23,6 +23,11 @@ struct MeasureFields: ParsableArguments {
         ["name": name, "kind": kind, "definition": definition, "numerator": numerator, "denominator": denominator, "unit": unit, "per": per,
          "direction": direction, "frequency": frequency, "target": target, "source": source, "chart": chart].compactMapValues { $0 }
     }
+
+    static let slots = CommandSlots<Self>(text: [
+        "name": \.name, "kind": \.kind, "definition": \.definition, "numerator": \.numerator, "denominator": \.denominator,
+        "unit": \.unit, "per": \.per, "direction": \.direction, "frequency": \.frequency, "target": \.target,
+        "source": \.source, "chart": \.chart])
 }
 
 /// `measure add|list|show|set|delete|restore`.
@@ -33,7 +38,7 @@ struct MeasureCommand: ParsableCommand {
         discussion: "Data points go in with 'data add' or 'data import'; 'chart MEASURE' draws them; 'event add' marks rebases, baselines and annotations.",
         subcommands: [Add.self, List.self, Show.self, Set.self, Delete.self, Restore.self])
 
-    struct Add: ReplicaCommand {
+    struct Add: ReplicaCommand, TemplatedCommand {
         static let configuration = CommandConfiguration(abstract: "Add a measure to an initiative (needs --name).")
         @Argument(help: ArgumentHelp("The initiative's id or unique start.", valueName: "INITIATIVE")) var initiative: String
         @OptionGroup var fields: MeasureFields
@@ -43,6 +48,8 @@ struct MeasureCommand: ParsableCommand {
             values["initiative"] = initiative
             context.show(try context.records.add(.measure, fields: values), json: globals.json)
         }
+        static let slots = CommandSlots<Self>(arguments: [\.initiative])
+            .including(\.fields, MeasureFields.slots).including(\.globals, GlobalOptions.slots)
     }
 
     struct List: ReplicaCommand {
@@ -123,7 +130,7 @@ struct DataCommand: ParsableCommand {
         abstract: "Record a measure's data points: one value (or NUM/DEN) per period; aggregates only, no patient details.",
         subcommands: [Add.self, List.self, Set.self, Delete.self, Restore.self, Import.self])
 
-    struct Add: ReplicaCommand {
+    struct Add: ReplicaCommand, TemplatedCommand {
         static let configuration = CommandConfiguration(abstract: "Add a data point: the period's first day and its value, or NUMERATOR/DENOMINATOR.")
         @Argument(help: ArgumentHelp("The measure's id or unique start.", valueName: "MEASURE")) var measure: String
         @Argument(help: ArgumentHelp("The period, by its first day (YYYY-MM-DD).", valueName: "DATE")) var date: String
@@ -136,6 +143,8 @@ struct DataCommand: ParsableCommand {
             context.show(try context.records.addDataPoint(measure: measure, period: date, valueText: value, note: note, excluded: exclude,
                                                           allowFuture: allowFuture), json: globals.json)
         }
+        static let slots = CommandSlots<Self>(text: ["note": \.note, "exclude": \.exclude], arguments: [\.measure, \.date, \.value],
+                                              flags: ["allow-future"]).including(\.globals, GlobalOptions.slots)
     }
 
     struct List: ReplicaCommand {

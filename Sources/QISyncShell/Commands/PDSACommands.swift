@@ -8,7 +8,7 @@ struct PDSACommand: ParsableCommand {
         abstract: "Record Plan-Do-Study-Act cycles.",
         subcommands: [Add.self, List.self, Show.self, Set.self, Close.self, Delete.self, Restore.self])
 
-    struct Add: ReplicaCommand {
+    struct Add: ReplicaCommand, TemplatedCommand {
         static let configuration = CommandConfiguration(abstract: "Add a PDSA cycle to an initiative (needs --change-idea); numbered automatically.")
         @Argument(help: ArgumentHelp("The initiative's id or unique prefix.", valueName: "INITIATIVE")) var initiative: String
         @Option(help: "The cycle's number (default: the next one).") var number: String?
@@ -20,6 +20,8 @@ struct PDSACommand: ParsableCommand {
             if let number { values["number"] = number }
             context.show(try context.records.add(.pdsa, fields: values), json: globals.json)
         }
+        static let slots = CommandSlots<Self>(text: ["number": \.number], arguments: [\.initiative])
+            .including(\.fields, PDSAFields.slots).including(\.globals, GlobalOptions.slots)
     }
 
     struct List: ReplicaCommand {
@@ -44,7 +46,7 @@ struct PDSACommand: ParsableCommand {
         }
     }
 
-    struct Set: ReplicaCommand {
+    struct Set: ReplicaCommand, TemplatedCommand {
         static let configuration = CommandConfiguration(abstract: "Change fields of a PDSA cycle (plan, observations, study…).")
         @OptionGroup var record: RecordArgument
         @Option(help: "Renumber the cycle (numbers are unique within an initiative).") var number: String?
@@ -55,6 +57,8 @@ struct PDSACommand: ParsableCommand {
             values["number"] = number
             context.show(try context.records.set(record.id, as: .pdsa, fields: values), json: globals.json)
         }
+        static let slots = CommandSlots<Self>(text: ["number": \.number]).including(\.record, RecordArgument.slots)
+            .including(\.fields, PDSAFields.slots).including(\.globals, GlobalOptions.slots)
     }
 
     struct Delete: ReplicaCommand {
@@ -95,7 +99,7 @@ struct LogCommand: ParsableCommand {
         abstract: "Record and browse the learning log.",
         subcommands: [Add.self, List.self, Show.self, Set.self, Delete.self, Restore.self])
 
-    struct Add: ReplicaCommand {
+    struct Add: ReplicaCommand, TemplatedCommand {
         static let configuration = CommandConfiguration(abstract: "Add a learning entry with its SOFFTs, skill kinds and culture features.")
         @Argument(help: "What was learnt (in the shell, \\n within double quotes starts a new paragraph).") var text: String
         @Option(help: "The initiative it belongs to.") var initiative: String?
@@ -113,6 +117,10 @@ struct LogCommand: ParsableCommand {
             context.show(try context.records.add(.learning, fields: fields, tags: ["sofft": sofft, "skill": skill, "culture": culture],
                                                  allowFuture: allowFuture), json: globals.json)
         }
+        static let slots = CommandSlots<Self>(
+            text: ["initiative": \.initiative, "pdsa": \.pdsa, "date": \.date, "effect": \.effect],
+            lists: ["sofft": \.sofft, "skill": \.skill, "culture": \.culture], arguments: [\.text], flags: ["allow-future"])
+            .including(\.globals, GlobalOptions.slots)
     }
 
     struct List: ReplicaCommand {

@@ -105,6 +105,8 @@ public struct GlobalOptions: ParsableArguments {
 
     public init() {}
 
+    static let slots = CommandSlots<Self>(text: ["home": \.home], flags: ["json", "utc"])
+
     /// The replica folder this command uses.
     var homeURL: URL { Self.resolveHome(home) }
 

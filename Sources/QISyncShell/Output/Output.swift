@@ -112,7 +112,7 @@ public final class OutputSink {
                 room.map { Self.wrap(String(paragraph), to: $0) } ?? [String(paragraph)]
             }
             for (index, text) in lines.enumerated() {
-                line((index == 0 ? key.padding(toLength: keyWidth, withPad: " ", startingAt: 0) + "  " : indent) + text)
+                line((index == 0 ? key + String(repeating: " ", count: keyWidth - key.count + 2) : indent) + text)
             }
         }
     }

@@ -16,6 +16,8 @@ public final class Shell {
 
     let context: CommandContext
     let err: OutputSink
+    /// The commands this shell has parsed, by shape: see ``CommandTemplates``.
+    let templates = CommandTemplates()
 
     /// Creates a shell on a replica's records.
     public init(records: QIRecords, out: OutputSink, err: OutputSink) {
@@ -31,7 +33,7 @@ public final class Shell {
 
     /// Runs one line.
     public func execute(_ line: String) -> Outcome {
-        run(Self.prepare(line))
+        run(Self.prepare(line, templates: templates))
     }
 
     /// A line read and parsed, not yet run: the part of a line that depends on nothing but
@@ -45,7 +47,7 @@ public final class Shell {
         case failed(Error)
     }
 
-    static func prepare(_ line: String) -> PreparedLine {
+    static func prepare(_ line: String, templates: CommandTemplates) -> PreparedLine {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
         if trimmed.isEmpty || trimmed.hasPrefix("#") { return .nothing }
         let words: [String]
@@ -61,7 +63,7 @@ public final class Shell {
         if let problem = QisyncCommand.unknownCommand(Array(words.prefix { !$0.hasPrefix("-") }.prefix(2)), extra: ["help", "exit", "quit"]) {
             return .refused(problem)
         }
-        do { return .command(try parse(words), words: words) } catch { return .failed(error) }
+        do { return .command(try parse(words, templates: templates), words: words) } catch { return .failed(error) }
     }
 
     func run(_ prepared: PreparedLine) -> Outcome {
@@ -123,7 +125,7 @@ public final class Shell {
             if bytes.last == UInt8(ascii: "\r") { bytes.removeLast() }
             return String(validating: bytes, as: UTF8.self)
         }
-        let parser = ScriptParser(texts)
+        let parser = ScriptParser(texts, templates: templates)
         defer { parser.stop() }
 
         /// Runs line `index` and moves past it; false when the script must stop.
@@ -181,10 +183,10 @@ public final class Shell {
     /// (`initiative add …`) is parsed by that command alone: rebuilding the whole command tree
     /// for every line was most of a script line's cost. Anything else, and every error, goes
     /// through the whole tree, so messages and usage are the same either way.
-    static func parse(_ words: [String]) throws -> ParsableCommand {
+    static func parse(_ words: [String], templates: CommandTemplates) throws -> ParsableCommand {
         for length in [2, 1] where words.count >= length {
             if let command = leaves[words.prefix(length).joined(separator: " ")],
-               let parsed = try? command.parse(Array(words.dropFirst(length))) {
+               let parsed = try? templates.parse(command, named: words.prefix(length).joined(separator: " "), Array(words.dropFirst(length))) {
                 return parsed
             }
         }
@@ -414,12 +416,19 @@ final class ScriptParser: @unchecked Sendable {
     private var next = 0
     private var taken = 0
     private var stopped = false
+    /// Parsers waiting for room ahead, and the line the shell waits for (if it does): who
+    /// needs waking. Waking on every line cost more than parsing one from a template.
+    private var idleParsers = 0
+    private var awaited: Int?
     private let condition = NSCondition()
     /// How far ahead of the line being run the parsers may go.
     private let ahead = 2_048
 
-    init(_ lines: [String?], threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
+    private let templates: CommandTemplates
+
+    init(_ lines: [String?], templates: CommandTemplates, threads: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.lines = lines
+        self.templates = templates
         parsed = Array(repeating: nil, count: lines.count)
         done = Array(repeating: false, count: lines.count)
         guard lines.count > 1 else { return }
@@ -433,7 +442,11 @@ final class ScriptParser: @unchecked Sendable {
     private func work() {
         while true {
             condition.lock()
-            while !stopped && next < lines.count && next - taken >= ahead { condition.wait() }
+            while !stopped && next < lines.count && next - taken >= ahead {
+                idleParsers += 1
+                condition.wait()
+                idleParsers -= 1
+            }
             guard !stopped, next < lines.count else {
                 condition.unlock()
                 return
@@ -441,11 +454,11 @@ final class ScriptParser: @unchecked Sendable {
             let index = next
             next += 1
             condition.unlock()
-            let prepared = lines[index].map(Shell.prepare)
+            let prepared = lines[index].map { Shell.prepare($0, templates: templates) }
             condition.lock()
             parsed[index] = prepared
             done[index] = true
-            condition.broadcast()
+            if awaited == index { condition.broadcast() }
             condition.unlock()
         }
     }
@@ -456,17 +469,20 @@ final class ScriptParser: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         taken = index + 1
-        condition.broadcast()
-        if lines.count <= 1 || stopped { return lines[index].map(Shell.prepare) }
+        // Parsers stop `ahead` lines on; wake them when there is room for a good many more.
+        if idleParsers > 0 && next - taken <= ahead / 2 { condition.broadcast() }
+        if lines.count <= 1 || stopped { return lines[index].map { Shell.prepare($0, templates: templates) } }
         if index >= next {
             // Not claimed yet: parse it here rather than wait.
             next = max(next, index + 1)
             condition.unlock()
-            let prepared = lines[index].map(Shell.prepare)
+            let prepared = lines[index].map { Shell.prepare($0, templates: templates) }
             condition.lock()
             return prepared
         }
+        awaited = index
         while !done[index] { condition.wait() }
+        awaited = nil
         let prepared = parsed[index]
         parsed[index] = nil
         return prepared
