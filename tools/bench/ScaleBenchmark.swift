@@ -17,6 +17,7 @@ struct ScaleBenchmark: ParsableCommand {
     @Option(help: "Replica sizes, in entries (rounded to whole synthetic batches of about 112,000).") var entries = "112000,1000000"
     @Option(help: "Working folder (emptied first).") var dir = "/tmp/qisync-bench-scale"
     @Option(help: "Repetitions of each read (medians are reported).") var repetitions = 5
+    @Flag(help: "Keep the replicas made (in --dir), to profile commands on them.") var keep = false
 
     mutating func run() throws {
         let root = try BenchSupport.emptyFolder(dir)
@@ -58,7 +59,7 @@ struct ScaleBenchmark: ParsableCommand {
             let verify = try Spawned.run(qisync, ["verify", "--home", home.path])
             rows.append(("verify", verify.seconds, String(format: "%.0f entries/s, peak %.0f MB resident", Double(entriesHeld) / verify.seconds, verify.peakMB)))
             results.append((entriesHeld, rows))
-            try? FileManager.default.removeItem(at: home)
+            if !keep { try? FileManager.default.removeItem(at: home) }
         }
         print("")
         print("| command (through the qisync executable) | " + results.map { "\($0.0) entries" }.joined(separator: " | ") + " |")
