@@ -9,7 +9,7 @@ import QISyncTransport
 import Testing
 
 @Suite("Bundles carried by hand")
-struct BundleTests {
+final class BundleTests {
     let replicas = Replicas()
     let now: UInt64 = 1_900_000_000_000
     let folder: URL
@@ -18,6 +18,8 @@ struct BundleTests {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-bundles-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     }
+
+    deinit { try? FileManager.default.removeItem(at: folder) }
 
     /// A new file name in the test's folder.
     func path(_ name: String = "b") -> String { folder.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8)).bundle").path }

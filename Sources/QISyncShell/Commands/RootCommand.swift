@@ -5,6 +5,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import QISyncDomain
+import QISyncProtocol
 import QISyncTransport
 
 /// The `qisync` command tree. The shell parses each line with this same tree, so every shell
@@ -33,7 +34,7 @@ public struct QisyncCommand: ParsableCommand {
     public init() {}
 
     /// This build's version, with the protocol and replica formats it speaks.
-    public static let version = "qisync 0.9.0 (sync protocol 1, bundle format 2, replica schema 2)"
+    public static let version = "qisync 0.9.0 (sync protocol \(WireLimits.versions.lowerBound) to \(WireLimits.versions.upperBound), bundle format \(BundleFile.version), replica schema 2)"
 
     /// The command line with options given before the command (`qisync --home DIR COMMAND`,
     /// as `git -C` or `psql -d`) moved after it, where the command tree reads them.
