@@ -32,14 +32,25 @@ public struct DirectoryRecord: Hashable, Sendable {
     /// The most bytes one record may hold.
     public static let maxBytes = 8 * 1024
 
+    public static func == (lhs: DirectoryRecord, rhs: DirectoryRecord) -> Bool {
+        lhs.digest == rhs.digest && lhs.kind == rhs.kind && lhs.bytes == rhs.bytes
+    }
+
+    /// Hashes the digest's first eight bytes, not the record's kilobyte or so of certificates.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(digest.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+    }
+
+    /// SHA-256 of the kind byte then the bytes. Worked out once, when the record is made: a
+    /// directory's summary and index hash every record at every sync.
+    public let digest: [UInt8]
+
     /// Wraps a record's bytes.
     public init(kind: Kind, bytes: [UInt8]) {
         self.kind = kind
         self.bytes = bytes
+        digest = Array(SHA256.hash(data: [kind.rawValue] + bytes))
     }
-
-    /// SHA-256 of the kind byte then the bytes.
-    public var digest: [UInt8] { Array(SHA256.hash(data: [kind.rawValue] + bytes)) }
 
     /// A digest of a set of records, the same whatever their order: SHA-256 of the sorted
     /// record digests. The digest of the empty set is 32 zero bytes.

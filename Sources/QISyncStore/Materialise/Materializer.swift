@@ -245,8 +245,8 @@ final class Materializer {
 
             var isSuperseded = false
             if hasPendingSupersede {
-                try db.execute(
-                    sql: "DELETE FROM pending_supersede WHERE origin = ? AND scope = ? AND seq = ? AND tbl = ? AND key = ? AND col = ?",
+                try db.cachedStatement(
+                    sql: "DELETE FROM pending_supersede WHERE origin = ? AND scope = ? AND seq = ? AND tbl = ? AND key = ? AND col = ?").execute(
                     arguments: [origin, Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Int64(row.table), Data(row.key), Int64(cell.column)])
                 isSuperseded = db.changesCount > 0
             }
@@ -255,8 +255,8 @@ final class Materializer {
                 if let applied = try localChange(ref) {
                     superseded.insert(applied)
                 } else {
-                    try db.execute(
-                        sql: "INSERT OR IGNORE INTO pending_supersede (origin, scope, seq, tbl, key, col) VALUES (?, ?, ?, ?, ?, ?)",
+                    try db.cachedStatement(
+                        sql: "INSERT OR IGNORE INTO pending_supersede (origin, scope, seq, tbl, key, col) VALUES (?, ?, ?, ?, ?, ?)").execute(
                         arguments: [try originID(ref.origin), Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq), Int64(row.table), Data(row.key), Int64(cell.column)])
                     hasPendingSupersede = true
                 }
@@ -279,9 +279,9 @@ final class Materializer {
             if after.count > 1, try MultiValueRegister.isConflict(after.map { head in
                 head == id ? cell.value : try value(writtenBy: head, table: row.table, key: row.key, column: cell.column)
             }) {
-                try db.execute(sql: "INSERT OR IGNORE INTO conflict (tbl, rid, col) VALUES (?, ?, ?)", arguments: [Int64(row.table), rid, Int64(cell.column)])
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO conflict (tbl, rid, col) VALUES (?, ?, ?)").execute(arguments: [Int64(row.table), rid, Int64(cell.column)])
             } else if before.count > 1 {
-                try db.execute(sql: "DELETE FROM conflict WHERE tbl = ? AND rid = ? AND col = ?", arguments: [Int64(row.table), rid, Int64(cell.column)])
+                try db.cachedStatement(sql: "DELETE FROM conflict WHERE tbl = ? AND rid = ? AND col = ?").execute(arguments: [Int64(row.table), rid, Int64(cell.column)])
             }
         }
         for (version, mask) in versions where original[version] != mask {
@@ -293,8 +293,9 @@ final class Materializer {
         }
         try insertVersion.execute([.integer(Int64(row.table)), .integer(rid), .integer(id), .integer(ownMask)])
         let sets = assignments.map { "\($0.0) = ?" } + ["updated_hlc = max(updated_hlc, ?)"]
-        try db.execute(
-            sql: "UPDATE \(table.name) SET \(sets.joined(separator: ", ")) WHERE rowid = ?",
+        // From GRDB's statement cache: a table's updates come in few shapes, and preparing one
+        // (its triggers compiled with it) cost more than running it.
+        try db.cachedStatement(sql: "UPDATE \(table.name) SET \(sets.joined(separator: ", ")) WHERE rowid = ?").execute(
             arguments: StatementArguments(assignments.map(\.1) + [hlc.databaseValue, rid.databaseValue]))
     }
 

@@ -106,10 +106,10 @@ extension Replica {
             var position = try logPosition(db, log) ?? LogPosition(seq: 0, hash: LogEntry.genesisHash)
             var startIndex = 0
             for entry in kept where entry.seq <= position.seq {
-                let held = try Data.fetchOne(db, sql: """
+                let held = try Data.fetchOne(db.cachedStatement(sql: """
                     SELECT log.hash FROM log JOIN origin ON origin.id = log.origin
                     WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
-                    """, arguments: [Data(entry.origin.bytes), Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq)])
+                    """), arguments: [Data(entry.origin.bytes), Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq)])
                 guard held.map(Array.init) == entry.hash else {
                     throw LogRejection(ref: entry.ref, reason: "it differs from the entry already held at that place (a forked log)")
                 }
@@ -120,8 +120,8 @@ extension Replica {
             let next = kept[startIndex]
             if next.seq != position.seq + 1 {
                 for entry in kept[startIndex...] {
-                    try db.execute(sql: "INSERT OR IGNORE INTO pending_entry (origin, scope, seq, entry) VALUES (?, ?, ?, ?)",
-                                   arguments: [Data(entry.origin.bytes), Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Data(entry.encoded())])
+                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO pending_entry (origin, scope, seq, entry) VALUES (?, ?, ?, ?)")
+                        .execute(arguments: [Data(entry.origin.bytes), Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Data(entry.encoded())])
                     report.waiting += 1
                 }
                 continue
@@ -204,7 +204,7 @@ extension Replica {
     /// Applies waiting entries that now chain onto the log's head.
     private func releaseWaiting(_ db: Database, log: LogID, after start: LogPosition, materializer: Materializer,
                                 directory: TrustDirectory, source: String?, report: inout ApplyReport, maxHLC: inout HLC) throws {
-        let rows = try Row.fetchAll(db, sql: "SELECT seq, entry FROM pending_entry WHERE origin = ? AND scope = ? AND seq > ? ORDER BY seq",
+        let rows = try Row.fetchAll(db.cachedStatement(sql: "SELECT seq, entry FROM pending_entry WHERE origin = ? AND scope = ? AND seq > ? ORDER BY seq"),
                                     arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: start.seq)])
         var run: [LogEntry] = []
         for row in rows {
@@ -232,8 +232,8 @@ extension Replica {
                 report.droppedForks += run.count
             }
         }
-        try db.execute(sql: "DELETE FROM pending_entry WHERE origin = ? AND scope = ? AND seq <= ?",
-                       arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: settled)])
+        try db.cachedStatement(sql: "DELETE FROM pending_entry WHERE origin = ? AND scope = ? AND seq <= ?")
+            .execute(arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: settled)])
     }
 }
 

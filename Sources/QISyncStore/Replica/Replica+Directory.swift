@@ -77,11 +77,26 @@ extension Replica {
     /// time, so the result is kept until the directory's version (bumped by every change, in
     /// this process or another) moves on.
     func directory(_ db: Database) throws -> TrustDirectory {
-        let version = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'directory_version'")) ?? 0
+        let version = try directoryVersion(db)
         if let cached = directoryCache.value(for: version) { return cached }
-        let directory = try loadDirectory(db)
+        let directory = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: try Self.ownPins(db),
+                                       records: try heldDirectoryRecords(db))
         directoryCache.store(directory, for: version)
         return directory
+    }
+
+    private func directoryVersion(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'directory_version'")) ?? 0
+    }
+
+    /// The directory records held as of `db`'s transaction, kept (like the directory) until
+    /// the directory's version moves on: every sync and bundle reads them.
+    func heldDirectoryRecords(_ db: Database) throws -> [DirectoryRecord] {
+        let version = try directoryVersion(db)
+        if let cached = directoryCache.records(for: version) { return cached }
+        let records = try Self.directoryRecords(db)
+        directoryCache.store(records, for: version)
+        return records
     }
 
     /// Marks the directory changed, inside the transaction that changes it. The new version is
@@ -90,10 +105,6 @@ extension Replica {
     func bumpDirectoryVersion(_ db: Database) throws {
         try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('directory_version', ?)",
                        arguments: [Int64.random(in: 1...Int64.max)])
-    }
-
-    private func loadDirectory(_ db: Database) throws -> TrustDirectory {
-        TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: try Self.ownPins(db), records: try Self.directoryRecords(db))
     }
 
     static func ownPins(_ db: Database) throws -> [String: KeyFingerprint] {
@@ -108,9 +119,12 @@ extension Replica {
     /// without keeping them.
     public func directory(including extra: [DirectoryRecord]) throws -> TrustDirectory {
         try database.read { db in
+            let held = try heldDirectoryRecords(db)
+            // Most bundles bring nothing new: the directory held, already made, is the answer.
+            let heldSet = Set(held)
+            guard extra.contains(where: { !heldSet.contains($0) }) else { return try directory(db) }
             let pins = try Self.ownPins(db)
-            let held = try Self.directoryRecords(db)
-            var current = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: pins, records: held)
+            var current = try directory(db)
             // What the importer would keep, kind by kind, as importDirectory does.
             var kept = held
             for kind: DirectoryRecord.Kind in [.trustPin, .enrolment, .bundleKey, .revocation, .redaction] {
@@ -129,7 +143,7 @@ extension Replica {
 
     /// The directory records held, to pass on to a peer.
     public func directoryRecords() throws -> [DirectoryRecord] {
-        try database.read(Self.directoryRecords)
+        try database.read { db in try heldDirectoryRecords(db) }
     }
 
     /// The directory records held, by the trust each concerns, for a sync with a site of
@@ -138,7 +152,7 @@ extension Replica {
     public func directoryIndex(forPeerOfTrust peerTrust: String) throws -> DirectoryIndex {
         // Pins and records from one snapshot, so the index never pairs one with another's.
         let (held, records) = try database.read { db -> (TrustDirectory, [DirectoryRecord]) in
-            (try self.directory(db), try Self.directoryRecords(db))
+            (try self.directory(db), try heldDirectoryRecords(db))
         }
         var groups: [[UInt8]: [DirectoryRecord]] = [:]
         for record in records where record.kind != .trustPin || peerTrust == identity.trustCode {
@@ -468,27 +482,30 @@ extension Enrolment {
     public var name: String { "\(trustCode)/\(siteName)" }
 }
 
-/// The last directory read, by version. Readers on several threads share it.
+/// The last directory read, and the records it was made from, by version. Readers on several
+/// threads share it.
 final class DirectoryCache: @unchecked Sendable {
     // The lock guards `entry`.
     private let lock = NSLock()
-    private var entry: (version: Int64, directory: TrustDirectory)?
+    private var entry: (version: Int64, directory: TrustDirectory?, records: [DirectoryRecord]?)?
 
     func value(for version: Int64) -> TrustDirectory? {
-        lock.lock()
-        defer { lock.unlock() }
-        return entry?.version == version ? entry?.directory : nil
+        lock.withLock { entry?.version == version ? entry?.directory : nil }
     }
 
     func store(_ directory: TrustDirectory, for version: Int64) {
-        lock.lock()
-        defer { lock.unlock() }
-        entry = (version, directory)
+        lock.withLock { entry = (version, directory, entry?.version == version ? entry?.records : nil) }
+    }
+
+    func records(for version: Int64) -> [DirectoryRecord]? {
+        lock.withLock { entry?.version == version ? entry?.records : nil }
+    }
+
+    func store(_ records: [DirectoryRecord], for version: Int64) {
+        lock.withLock { entry = (version, entry?.version == version ? entry?.directory : nil, records) }
     }
 
     func clear() {
-        lock.lock()
-        defer { lock.unlock() }
-        entry = nil
+        lock.withLock { entry = nil }
     }
 }

@@ -51,7 +51,7 @@ extension Replica {
 
     static func versionVector(_ db: Database) throws -> VersionVector {
         var vector = VersionVector()
-        for row in try Row.fetchAll(db, sql: "SELECT origin.key, vector.scope, vector.seq, vector.hash FROM vector JOIN origin ON origin.id = vector.origin") {
+        for row in try Row.fetchAll(db.cachedStatement(sql: "SELECT origin.key, vector.scope, vector.seq, vector.hash FROM vector JOIN origin ON origin.id = vector.origin")) {
             let log = LogID(origin: try OriginID(bytes: Array(row[0] as Data)), scope: Scope(rawValue: UInt8(row[1] as Int64)) ?? .trust)
             vector.positions[log] = LogPosition(seq: UInt64(bitPattern: row[2]), hash: Array(row[3] as Data))
         }
@@ -111,9 +111,9 @@ extension Replica {
             guard entries.count < maxEntries, bytes < maxBytes else { break }
             var previous = LogEntry.genesisHash
             if from > 0 {
-                guard let hash = try Data.fetchOne(db, sql: """
+                guard let hash = try Data.fetchOne(db.cachedStatement(sql: """
                     SELECT log.hash FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
-                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)]) else { continue }
+                    """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)]) else { continue }
                 previous = Array(hash)
             }
             try forEachEntry(db, log: log, after: from, previousHash: previous, through: position.seq) { entry in
@@ -141,20 +141,22 @@ extension Replica {
                 let theirs = peerVector.positions[log]
                 let from = theirs?.seq ?? 0
                 if let theirs, theirs.seq > 0, theirs.seq <= position.seq {
-                    let held = try Data.fetchOne(db, sql: """
+                    // At our own head the vector has the hash; only an older place needs the log.
+                    // (Statements from GRDB's cache: this runs once per log, thousands a sync nationally.)
+                    let held = theirs.seq == position.seq ? position.hash : try Data.fetchOne(db.cachedStatement(sql: """
                         SELECT log.hash FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
-                        """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: theirs.seq)])
-                    guard held.map(Array.init) == theirs.hash else {
+                        """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: theirs.seq)]).map(Array.init)
+                    guard held == theirs.hash else {
                         throw LogRejection(ref: VersionRef(origin: log.origin, scope: log.scope, seq: theirs.seq),
                                            reason: "the peer holds a different entry at this place (a forked log)")
                     }
                 }
                 guard position.seq > from else { continue }
                 offer.entries += position.seq - from
-                offer.bytes += UInt64(try Int64.fetchOne(db, sql: """
+                offer.bytes += UInt64(try Int64.fetchOne(db.cachedStatement(sql: """
                     SELECT coalesce(sum(length(log.body)), 0) FROM log JOIN origin ON origin.id = log.origin
                     WHERE origin.key = ? AND log.scope = ? AND log.seq > ? AND log.seq <= ?
-                    """, arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from), Int64(bitPattern: position.seq)]) ?? 0)
+                    """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from), Int64(bitPattern: position.seq)]) ?? 0)
             }
             return offer
         }
