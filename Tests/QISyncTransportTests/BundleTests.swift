@@ -61,11 +61,14 @@ final class BundleTests {
         // The receipt makes the next bundle carry only what is new.
         let receipt = try BundleReceipt(parsing: first.receipt)
         #expect(receipt.origin == hub.replica.identity.origin && receipt.bundleDigest == first.bundle.digest)
+        // Told against what the bundle expected; the ward rebuilds the hub's whole vector from it.
+        let held = try #require(try BundleCarrier.remember(receipt, at: ward.replica))
+        #expect(held == (try hub.replica.versionVector()))
         _ = try ward.add(.initiative, fields: ["title": "Ward follow-up"])
-        let second = try export(ward, to: hub, since: receipt.vector)
+        let second = try export(ward, to: hub, since: held)
         #expect(try BundleCarrier.verify(replica: hub.replica, path: second).entries == 1)
         // It says what it assumes only of the log it carries, though the receipt named more.
-        #expect(receipt.vector.positions.count > 1)
+        #expect(held.positions.count > 1)
         #expect(try BundleFile(parsing: try bytes(second)).header.since.positions.keys.map { $0.origin } == [ward.replica.identity.origin])
         _ = try BundleCarrier.importBundle(replica: hub.replica, path: second, now: now)
         // And back the other way.
@@ -238,7 +241,8 @@ final class BundleTests {
         #expect(imported.bundle.logs.allSatisfy { $0.log.scope == .shared })
         #expect(try other.list(.initiative).map { $0.text("title") } == ["Falls bundle, shared"])
         // A receipt for another trust names shared logs only.
-        #expect(try BundleReceipt(parsing: imported.receipt).vector.positions.keys.allSatisfy { $0.scope == .shared })
+        let held = try #require(try BundleCarrier.remember(try BundleReceipt(parsing: imported.receipt), at: hub.replica))
+        #expect(!held.positions.isEmpty && held.positions.keys.allSatisfy { $0.scope == .shared })
         // Patient data written straight into the shared log (below the domain's own guard) stops the export.
         let column = try #require(RecordKind.initiative.table.column(named: "problem")).id
         try hub.replica.write(scope: .shared, edits: [RowEdit(table: RecordKind.initiative.table.id, key: shared.id.bytes,
@@ -294,4 +298,44 @@ final class BundleTests {
         #expect(real.counters.entriesIn == 1 && real.counters.entriesOut == 2 && real.counters.conflictsIn == 1)
         try await server.close()
     }
+
+    @Test("a receipt lists only the buckets where the receiver differs from what the bundle expected, and rebuilds whole")
+    func receiptsTellTheDifference() throws {
+        let (hub, ward) = try pair()
+        // Other sites' logs at the hub, so the vectors have many buckets.
+        for index in 0..<12 {
+            let other = try replicas.make("ward-x\(index)")
+            try other.replica.importDirectory(try hub.replica.directoryRecords())
+            _ = try hub.replica.enrol(other.replica.enrolmentRequest())
+            _ = try other.add(.initiative, fields: ["title": "Other ward \(index)"])
+            _ = try BundleCarrier.importBundle(replica: hub.replica, path: try export(other, to: hub), now: now)
+        }
+        _ = try hub.add(.initiative, fields: ["title": "Hub work"])
+        let first = try BundleCarrier.importBundle(replica: ward.replica, path: try export(hub, to: ward), now: now)
+        let receipt = try BundleReceipt(parsing: first.receipt)
+        let difference = try #require(receipt.difference)
+        let wardVector = try ward.replica.versionVector()
+        // The ward held nothing of its own the hub did not expect (it has written nothing): the
+        // buckets that differ are its own logs' at most, and only their logs are listed.
+        let own = Set(wardVector.positions.keys.filter { $0.origin == ward.replica.identity.origin }.map(VersionVector.bucket(of:)))
+        #expect(VersionVector.buckets(in: difference.buckets).isSubset(of: own))
+        #expect(receipt.vector.positions.keys.allSatisfy { own.contains(VersionVector.bucket(of: $0)) })
+        #expect(receipt.vector.positions.count < wardVector.positions.count)
+        #expect(try BundleCarrier.remember(receipt, at: hub.replica) == wardVector)
+        #expect(try hub.replica.knownVector(of: ward.replica.identity.origin)?.vector == wardVector)
+        // A receipt for a bundle whose expectation is no longer kept: its vector is set aside
+        // (the last one known stands), its directory still taken.
+        _ = try ward.add(.initiative, fields: ["title": "Ward work"])
+        let second = try BundleCarrier.importBundle(replica: hub.replica, path: try export(ward, to: hub, since: try hub.replica.versionVector()), now: now)
+        for index in 0..<Replica.bundleExpectationsKept {
+            _ = try BundleCarrier.export(replica: ward.replica, for: target(hub), since: VersionVector(), now: now + UInt64(index) + 1, to: path("filler-\(index)"))
+        }
+        let late = try BundleReceipt(parsing: second.receipt)
+        #expect(late.difference != nil)
+        try ward.replica.rememberPeerVector(site: hub.replica.identity.origin, vector: VersionVector(), source: "receipt")
+        #expect(try BundleCarrier.remember(late, at: ward.replica) == nil)
+        #expect(try ward.replica.knownVector(of: hub.replica.identity.origin)?.vector == VersionVector())
+        #expect(try ward.replica.knownDirectory(of: hub.replica.identity.origin) == late.directory)
+    }
+
 }

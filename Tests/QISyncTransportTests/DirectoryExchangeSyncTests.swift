@@ -106,13 +106,13 @@ struct DirectoryExchangeSyncTests {
         // The receipt lists RYJ's directory by trust; the next bundle carries nothing RYJ holds.
         let groups = try #require(receipt.directory)
         #expect(groups.contains { $0.trust == replicas.trustKey("RXH").fingerprint.bytes && $0.pinned })
-        try BundleCarrier.remember(receipt, at: rxh.replica)
-        let (second, _) = try carry("second", since: receipt.vector, directory: try rxh.replica.knownDirectory(of: ryj.replica.identity.origin))
+        let held = try #require(try BundleCarrier.remember(receipt, at: rxh.replica))
+        let (second, _) = try carry("second", since: held, directory: try rxh.replica.knownDirectory(of: ryj.replica.identity.origin))
         #expect(second.bundle.directoryRecords == 0)
         // A new RXH enrolment: the next bundle carries RXH's records again, RAJ's still not.
         let ward = try replicas.make("ward-4", trust: "RXH")
         _ = try rxh.replica.enrol(ward.replica.enrolmentRequest())
-        let (third, _) = try carry("third", since: receipt.vector, directory: groups)
+        let (third, _) = try carry("third", since: held, directory: groups)
         #expect(third.bundle.directoryRecords == (try records(rxh, signedBy: "RXH").filter { $0.kind != .trustPin }.count))
         #expect(try records(ryj, signedBy: "RXH").contains { VerifiedRecord.verify($0).isEnrolment(of: ward.replica.identity.origin) })
     }

@@ -87,3 +87,39 @@ extension VersionVector {
         VersionVector(positions.filter { buckets.contains(Self.bucket(of: $0.key)) })
     }
 }
+
+extension VersionVector {
+    /// `SHA-256` of the 64 bucket digests in order: one digest of the whole vector.
+    public var digest: [UInt8] { Array(SHA256.hash(data: bucketDigests.flatMap { $0 })) }
+
+    /// The buckets whose digests differ from `digests` (another vector's), as a mask: bit `b`
+    /// (value `1 << b`) for bucket `b`.
+    public func differingBuckets(from digests: [[UInt8]]) -> UInt64 {
+        var mask: UInt64 = 0
+        for (bucket, digest) in bucketDigests.enumerated() where bucket >= digests.count || digest != digests[bucket] {
+            mask |= 1 << UInt64(bucket)
+        }
+        return mask
+    }
+
+    /// The buckets of a mask, as a set.
+    public static func buckets(in mask: UInt64) -> Set<Int> { Set((0..<bucketCount).filter { mask & (1 << UInt64($0)) != 0 }) }
+
+    /// A vector told as the difference from `expected` (a bundle receipt, SPEC section 15):
+    /// `expected`'s logs in the buckets not in `mask`, and `listed` (the logs of the buckets in
+    /// `mask`) for the rest.
+    public static func rebuilt(expected: VersionVector, differing mask: UInt64, listed: VersionVector) -> VersionVector {
+        let differing = buckets(in: mask)
+        var rebuilt = VersionVector(expected.positions.filter { !differing.contains(bucket(of: $0.key)) })
+        for (log, position) in listed.positions where differing.contains(bucket(of: log)) { rebuilt.positions[log] = position }
+        return rebuilt
+    }
+
+    /// Each log at the further of its two positions here and in `other` (`other`'s when they
+    /// stand at the same place).
+    public func merged(with other: VersionVector) -> VersionVector {
+        var merged = self
+        for (log, position) in other.positions where position.seq >= seq(of: log) { merged.positions[log] = position }
+        return merged
+    }
+}

@@ -104,12 +104,16 @@ public struct BundleHeader: Equatable, Sendable {
 /// ```
 /// The payload runs from the end of the header to the last 64 bytes of the file, which are the
 /// sender's signature over SHA-256 of every byte before them. It is the frames HELLO,
-/// DIRECTORY, VECTOR, OFFER, BATCH…, DONE exactly as a sync sends them (HELLO plain, the rest
+/// DIRECTORY, VECTOR DIGESTS (version 3), VECTOR, OFFER, BATCH…, DONE exactly as a sync sends them (HELLO plain, the rest
 /// one zlib stream); sealed to the receiving trust when the header says so, as pieces
 /// (``BundlePieces``).
 public struct BundleFile: Sendable {
     public static let magic = Array("qisync-bundle".utf8)
-    public static let version: UInt8 = 2
+    /// The version written: 3, whose payload says what its sender expects the receiver to
+    /// hold afterwards (VECTOR DIGESTS after DIRECTORY), so the receipt need list only the rest.
+    public static let version: UInt8 = 3
+    /// The versions read: 2 is 3 without VECTOR DIGESTS.
+    public static let versionsRead: ClosedRange<UInt8> = 2...3
     /// The largest header accepted (16 MiB): its `since` vector can name every log of the country.
     public static let maximumHeader = 16 << 20
 
@@ -153,8 +157,8 @@ public struct BundleFile: Sendable {
             throw DecodingError("this is not a qisync bundle (it does not start with 'qisync-bundle')")
         }
         let version = try reader.readByte()
-        guard version == Self.version else {
-            throw DecodingError("bundle format version \(version); this build reads version \(Self.version)\(version < Self.version ? " (made by an older qisync: export it again)" : "")")
+        guard versionsRead.contains(version) else {
+            throw DecodingError("bundle format version \(version); this build reads versions \(versionsRead.lowerBound) to \(versionsRead.upperBound)\(version < versionsRead.lowerBound ? " (made by an older qisync: export it again)" : "")")
         }
         let length: Int
         do { length = try reader.readVarint(limit: UInt64(maximumHeader), "bundle header length") } catch {
@@ -283,12 +287,16 @@ public struct BundlePieces {
 /// sender's next export carries exactly what is missing.
 ///
 /// ```
-/// receipt := "qisync-receipt" version:byte(2) origin:key32 trust:string site:string createdMs:u64
-///            bundle:hash32 vector directory signature:sig64
+/// receipt := "qisync-receipt" version:byte(3) origin:key32 trust:string site:string createdMs:u64
+///            bundle:hash32 [buckets:u64 vectorDigest:hash32] vector directory signature:sig64
 /// ```
-/// `directory` (version 2 only) is the receiver's SUMMARY (count, then trust, pinned, digest
+/// `directory` (versions 2 and 3) is the receiver's SUMMARY (count, then trust, pinned, digest
 /// per trust), so the sender's next bundle carries only the directory records of trusts the
-/// receiver pins whose digests differ. Version 1 receipts are read too.
+/// receiver pins whose digests differ. In version 3 (a receipt for a bundle that said what its
+/// sender expects the receiver to hold, as VECTOR DIGESTS) `vector` lists only the logs of the
+/// buckets whose digests differ from the bundle's (`buckets`, a mask), and `vectorDigest` is the
+/// receiver's whole vector's digest; in versions 1 and 2 `vector` is whole. Versions 1 and 2
+/// are read too.
 public struct BundleReceipt: Equatable, Sendable {
     static let magic = Array("qisync-receipt".utf8)
     /// The receiving site.
@@ -299,10 +307,20 @@ public struct BundleReceipt: Equatable, Sendable {
     public let createdMilliseconds: UInt64
     /// SHA-256 of the bundle file imported.
     public let bundleDigest: [UInt8]
-    /// What the receiver holds now (of the logs the sender may see).
+    /// What the receiver holds now (of the logs the sender may see): the whole vector, or with
+    /// `difference`, only the logs of the buckets that differ from what the bundle expected.
     public let vector: VersionVector
+    /// For a receipt told as a difference (version 3): the buckets that differ from the bundle's
+    /// VECTOR DIGESTS, and the digest of the receiver's whole vector, to check it rebuilt.
+    public let difference: (buckets: UInt64, digest: [UInt8])?
     /// The receiver's directory by trust (nil in a version-1 receipt).
     public let directory: [DirectoryGroup]?
+
+    public static func == (lhs: BundleReceipt, rhs: BundleReceipt) -> Bool {
+        lhs.origin == rhs.origin && lhs.trust == rhs.trust && lhs.site == rhs.site && lhs.createdMilliseconds == rhs.createdMilliseconds
+            && lhs.bundleDigest == rhs.bundleDigest && lhs.vector == rhs.vector && lhs.directory == rhs.directory
+            && lhs.difference?.buckets == rhs.difference?.buckets && lhs.difference?.digest == rhs.difference?.digest
+    }
 
     /// Creates a receipt (version 2 when it carries the receiver's directory).
     public init(origin: OriginID, trust: String, site: String, createdMilliseconds: UInt64, bundleDigest: [UInt8], vector: VersionVector,
@@ -314,17 +332,54 @@ public struct BundleReceipt: Equatable, Sendable {
         self.createdMilliseconds = createdMilliseconds
         self.bundleDigest = bundleDigest
         self.vector = vector
+        difference = nil
+    }
+
+    /// Creates a version-3 receipt: the receiver's `held` vector told against the bundle's
+    /// VECTOR DIGESTS `expected`.
+    public init(origin: OriginID, trust: String, site: String, createdMilliseconds: UInt64, bundleDigest: [UInt8], held: VersionVector,
+                expected: [[UInt8]], directory: [DirectoryGroup]) {
+        let buckets = held.differingBuckets(from: expected)
+        self.init(origin: origin, trust: trust, site: site, createdMilliseconds: createdMilliseconds, bundleDigest: bundleDigest,
+                  listed: held.restricted(toBuckets: VersionVector.buckets(in: buckets)), difference: (buckets, held.digest), directory: directory)
+    }
+
+    private init(origin: OriginID, trust: String, site: String, createdMilliseconds: UInt64, bundleDigest: [UInt8], listed: VersionVector,
+                 difference: (buckets: UInt64, digest: [UInt8]), directory: [DirectoryGroup]) {
+        self.origin = origin
+        self.trust = trust
+        self.site = site
+        self.createdMilliseconds = createdMilliseconds
+        self.bundleDigest = bundleDigest
+        vector = listed
+        self.difference = difference
+        self.directory = directory
+    }
+
+    /// The receiver's whole vector: `vector` itself, or for a version-3 receipt, rebuilt from
+    /// what the sender expected of it (the vector whose digests the bundle carried); nil when
+    /// the rebuilt vector's digest is not the one the receipt names (not the expectation the
+    /// bundle was made with).
+    public func heldVector(expected: VersionVector?) -> VersionVector? {
+        guard let difference else { return vector }
+        guard let expected else { return nil }
+        let rebuilt = VersionVector.rebuilt(expected: expected, differing: difference.buckets, listed: vector)
+        return rebuilt.digest == difference.digest ? rebuilt : nil
     }
 
     private var body: [UInt8] {
         var writer = ByteWriter()
         writer.write(raw: Self.magic)
-        writer.write(byte: directory == nil ? 1 : 2)
+        writer.write(byte: difference != nil ? 3 : directory == nil ? 1 : 2)
         writer.write(raw: origin.bytes)
         writer.write(string: trust)
         writer.write(string: site)
         writer.write(uint64: createdMilliseconds)
         writer.write(raw: bundleDigest)
+        if let difference {
+            writer.write(uint64: difference.buckets)
+            writer.write(raw: difference.digest)
+        }
         SyncMessage.write(vector, to: &writer)
         if let directory { DirectoryGroup.write(directory, to: &writer) }
         return writer.bytes
@@ -344,14 +399,15 @@ public struct BundleReceipt: Equatable, Sendable {
         var reader = ByteReader(Array(bytes.dropLast(64)))
         _ = try reader.readBytes(Self.magic.count)
         let version = try reader.readByte()
-        guard version == 1 || version == 2 else { throw DecodingError("unknown receipt version \(version)") }
+        guard (1...3).contains(version) else { throw DecodingError("unknown receipt version \(version)") }
         origin = try OriginID(bytes: try reader.readBytes(32))
         trust = try reader.readString(limit: 5, "trust")
         site = try reader.readString(limit: 100, "site")
         createdMilliseconds = try reader.readUInt64()
         bundleDigest = try reader.readBytes(32)
+        difference = version == 3 ? (try reader.readUInt64(), try reader.readBytes(32)) : nil
         vector = try SyncMessage.readVector(&reader)
-        directory = version == 2 ? try DirectoryGroup.readSummary(&reader, limit: WireLimits.directoryRecords) : nil
+        directory = version >= 2 ? try DirectoryGroup.readSummary(&reader, limit: WireLimits.directoryRecords) : nil
         guard reader.isAtEnd else { throw DecodingError("\(reader.remaining) unexpected bytes in the receipt") }
         guard SignatureCheck.isValid(Array(bytes.suffix(64)), of: Array(SHA256.hash(data: bytes.dropLast(64))), by: origin) else {
             throw DecodingError("the receipt's signature does not match the site it names: it was altered")

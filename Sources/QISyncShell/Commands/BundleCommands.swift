@@ -42,10 +42,18 @@ struct BundleCommand: ParsableCommand {
             var peerDirectory: [DirectoryGroup]?
             var basis = "everything (--all)"
             if let sinceVector {
-                let receipt = try BundleCommand.receipt(sinceVector, for: target, replica: replica)
-                since = receipt.vector
+                let (receipt, held) = try BundleCommand.receipt(sinceVector, for: target, replica: replica)
                 peerDirectory = receipt.directory
-                basis = "the receipt \((sinceVector as NSString).lastPathComponent) from \(receipt.trust)/\(receipt.site)"
+                if let held {
+                    since = held
+                    basis = "the receipt \((sinceVector as NSString).lastPathComponent) from \(receipt.trust)/\(receipt.site)"
+                } else if let known = try replica.knownVector(of: receipt.origin) {
+                    // A receipt told against a bundle this replica no longer keeps the expectation of.
+                    since = known.vector
+                    basis = "its last \(known.source) (\(context.times.text(known.milliseconds))): the receipt \((sinceVector as NSString).lastPathComponent) answers a bundle made here too long ago to read its vector"
+                } else {
+                    throw DomainError("\(sinceVector) answers a bundle made here too long ago (only the last \(Replica.bundleExpectationsKept) bundles' expectations are kept), and nothing else is known of what \(target.name) holds: use --all")
+                }
             } else if !all {
                 guard let key = target.siteKey, let known = try replica.knownVector(of: key) else {
                     throw DomainError("nothing is known of what \(target.name) holds: give --since-vector RECEIPT (its last import wrote one) or --all")
@@ -171,15 +179,15 @@ struct BundleCommand: ParsableCommand {
     }
 
     /// Reads a receipt and checks it is from the bundle's target.
-    static func receipt(_ path: String, for target: BundleTarget, replica: Replica) throws -> BundleReceipt {
+    /// Also the receiver's whole vector, when it can be read (see ``BundleCarrier/remember(_:at:)``).
+    static func receipt(_ path: String, for target: BundleTarget, replica: Replica) throws -> (BundleReceipt, VersionVector?) {
         let receipt: BundleReceipt
         do { receipt = try BundleReceipt(parsing: try FileText.readBytes(path)) } catch let error as DecodingError { throw DomainError("\(path): \(error.message)") }
         guard receipt.trust == target.trust, target.siteKey == nil || receipt.origin == target.siteKey,
               try replica.directory().trust(of: receipt.origin) == receipt.trust else {
             throw DomainError("\(path) is a receipt from \(receipt.trust)/\(receipt.site), not from \(target.name) (or that site is not enrolled here)")
         }
-        try BundleCarrier.remember(receipt, at: replica)
-        return receipt
+        return (receipt, try BundleCarrier.remember(receipt, at: replica))
     }
 
     static func logName(_ log: LogID, replica: Replica) throws -> String {

@@ -49,6 +49,31 @@ extension Replica {
         }
     }
 
+    /// Keeps what a bundle made here expects its receiver to hold once imported (the vector
+    /// whose digests it carries), by the bundle file's digest, so the receipt that comes back
+    /// need list only where the receiver differs. The newest ``bundleExpectationsKept`` are kept;
+    /// a receipt for an older bundle still gives its directory, and its vector is set aside.
+    public func rememberBundleExpectation(bundle digest: [UInt8], vector: VersionVector) throws {
+        try database.write { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO bundle_expectation (bundle, vector, created_ms) VALUES (?, ?, ?)",
+                           arguments: [Data(digest), Data(Self.encode(vector)), Int64(bitPattern: now())])
+            try db.execute(sql: """
+                DELETE FROM bundle_expectation WHERE id NOT IN (SELECT id FROM bundle_expectation ORDER BY id DESC LIMIT ?)
+                """, arguments: [Self.bundleExpectationsKept])
+        }
+    }
+
+    /// How many bundles' expectations are kept.
+    public static let bundleExpectationsKept = 64
+
+    /// What the bundle with this file digest, made here, expected its receiver to hold, if kept.
+    public func bundleExpectation(bundle digest: [UInt8]) throws -> VersionVector? {
+        try database.read { db in
+            try Data.fetchOne(db, sql: "SELECT vector FROM bundle_expectation WHERE bundle = ?", arguments: [Data(digest)])
+                .map { try Self.decode(Array($0)) }
+        }
+    }
+
     /// Signs the SHA-256 digest of a bundle or receipt with this site's key. Those formats
     /// begin with their own magic bytes, so the digest can never be an entry hash.
     public func signBundleDigest(_ digest: [UInt8]) -> [UInt8] { signer.sign(digest) }

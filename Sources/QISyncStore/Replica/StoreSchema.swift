@@ -86,6 +86,8 @@ enum StoreSchema {
                 site BLOB PRIMARY KEY NOT NULL, vector BLOB NOT NULL, updated_ms INTEGER NOT NULL, source TEXT NOT NULL) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS peer_directory (
                 site BLOB PRIMARY KEY NOT NULL, summary BLOB NOT NULL, updated_ms INTEGER NOT NULL) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS bundle_expectation (
+                id INTEGER PRIMARY KEY, bundle BLOB UNIQUE NOT NULL, vector BLOB NOT NULL, created_ms INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS refusal (
                 id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT, origin BLOB NOT NULL, scope INTEGER NOT NULL,
                 seq INTEGER NOT NULL, stored INTEGER NOT NULL, reason TEXT NOT NULL, UNIQUE (origin, scope, seq));

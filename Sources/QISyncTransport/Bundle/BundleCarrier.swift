@@ -49,6 +49,9 @@ public struct BundleSummary: Sendable {
     public let digest: [UInt8]
     /// How many directory records it carries.
     public var directoryRecords = 0
+    /// What its sender expects the receiver to hold once it is imported, as bucket digests
+    /// (VECTOR DIGESTS; nil in a version-2 bundle).
+    public var expected: [[UInt8]]?
 }
 
 /// What importing a bundle did.
@@ -112,6 +115,9 @@ public enum BundleCarrier {
         // log (as it did) cost about 70 bytes per site in the country, twice per bundle.
         let carried = Set(offer.through.positions.keys.filter { offer.through.seq(of: $0) > base.seq(of: $0) })
         let assumed = VersionVector(base.positions.filter { carried.contains($0.key) })
+        // What the receiver should hold once it has imported this: its digests travel in the
+        // bundle and the vector stays here, so the receipt lists only the buckets that differ.
+        let expected = base.merged(with: offer.through)
         let index = try replica.directoryIndex(forPeerOfTrust: target.trust)
         let records = peerDirectory.map { index.records(for: $0, peerHas: []) } ?? index.allRecords
         var header = BundleHeader(sender: identity.origin, senderTrust: identity.trustCode, senderSite: identity.siteName,
@@ -142,6 +148,7 @@ public enum BundleCarrier {
             try send(.hello(Hello(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, kind: identity.kind.rawValue,
                                   sends: true, receives: false, directoryDigest: DirectoryRecord.digest(of: records))))
             try send(.directory(records))
+            try send(.vectorDigests(expected.bucketDigests))
             try send(.vector(assumed))
             try send(.offer(entries: offer.entries, bytes: offer.bytes))
             var cursor = base
@@ -163,6 +170,7 @@ public enum BundleCarrier {
             try writer.finish(sign: replica.signBundleDigest)
             guard !FileManager.default.fileExists(atPath: path) else { throw StoreError("\(path) exists; choose a new file name") }
             try FileManager.default.moveItem(atPath: temporary, toPath: path)
+            try replica.rememberBundleExpectation(bundle: writer.fileDigest, vector: expected)
         } catch {
             writer.abandon()
             try? FileManager.default.removeItem(atPath: temporary)
@@ -175,9 +183,17 @@ public enum BundleCarrier {
 
     /// Takes in a receipt the bundle's receiver sent back (already checked to be from it):
     /// what it holds, and its directory by trust, for the next bundle made for it.
-    public static func remember(_ receipt: BundleReceipt, at replica: Replica) throws {
-        try replica.rememberPeerVector(site: receipt.origin, vector: receipt.vector, source: "receipt")
+    /// A version-3 receipt lists only where the receiver differs from what the bundle expected;
+    /// when that expectation is no longer kept here (or does not rebuild the receiver's vector),
+    /// the receipt's vector is set aside and the last one known stands: the next bundle then
+    /// carries more than it needs, never less. Returns the receiver's whole vector when taken.
+    @discardableResult
+    public static func remember(_ receipt: BundleReceipt, at replica: Replica) throws -> VersionVector? {
+        let expected = receipt.difference == nil ? nil : try replica.bundleExpectation(bundle: receipt.bundleDigest)
+        let held = receipt.heldVector(expected: expected)
+        if let held { try replica.rememberPeerVector(site: receipt.origin, vector: held, source: "receipt") }
         if let directory = receipt.directory { try replica.rememberPeerDirectory(site: receipt.origin, summary: directory) }
+        return held
     }
 
     // MARK: Reading
@@ -218,9 +234,13 @@ public enum BundleCarrier {
         var vector = held
         if external { vector.positions = vector.positions.filter { $0.key.scope == .shared } }
         let identity = replica.identity
-        let receipt = BundleReceipt(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, createdMilliseconds: now,
-                                    bundleDigest: summary.digest, vector: vector,
-                                    directory: try replica.directoryIndex(forPeerOfTrust: summary.header.senderTrust).summary)
+        let directory = try replica.directoryIndex(forPeerOfTrust: summary.header.senderTrust).summary
+        // Told against what the bundle expected when it says (version 3): only the buckets that differ.
+        let receipt = (summary.expected.map {
+            BundleReceipt(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, createdMilliseconds: now,
+                          bundleDigest: summary.digest, held: vector, expected: $0, directory: directory)
+        } ?? BundleReceipt(origin: identity.origin, trust: identity.trustCode, site: identity.siteName, createdMilliseconds: now,
+                           bundleDigest: summary.digest, vector: vector, directory: directory))
             .encoded(sign: replica.signBundleDigest)
         try? replica.recordAdminEvent(kind: "bundle import", subject: summary.senderName,
                                       detail: "\((path as NSString).lastPathComponent): \(report.applied + report.released) applied, \(report.duplicates) already held, \(report.waiting) waiting, \(report.refused) refused")
@@ -320,7 +340,7 @@ public enum BundleCarrier {
     static func read(replica: Replica, file: BundleFileReader, countRecords: Bool, take: (Step) throws -> Void) throws -> BundleSummary {
         let header = file.header
         let external = header.senderTrust != replica.identity.trustCode
-        enum Expecting { case hello, directory, vector, offer, batch, end }
+        enum Expecting { case hello, directory, vectorDigests, vector, offer, batch, end }
         var expecting = Expecting.hello
         var nextBatch: UInt64 = 1
         var entries: UInt64 = 0, bodyBytes: UInt64 = 0
@@ -328,6 +348,7 @@ public enum BundleCarrier {
         var order: [LogID] = []
         var records = Set<RecordKeyBits>()
         var directoryRecords = 0
+        var expected: [[UInt8]]?
         func malformed(_ reason: String) -> StoreError { StoreError("the bundle's messages are damaged: \(reason); nothing was applied") }
         try file.messages { message in
             switch (expecting, message) {
@@ -339,8 +360,11 @@ public enum BundleCarrier {
             case (.directory, .directory(let directory)):
                 directoryRecords = directory.count
                 try take(.directory(directory))
+                expecting = .vectorDigests
+            case (.vectorDigests, .vectorDigests(let digests)):
+                expected = digests
                 expecting = .vector
-            case (.vector, .vector(let since)):
+            case (.vector, .vector(let since)), (.vectorDigests, .vector(let since)):
                 guard since == header.since else { throw StoreError("the bundle's header and its messages disagree about what it assumes; nothing was applied") }
                 expecting = .offer
             case (.offer, .offer(let count, let bytes)):
@@ -373,7 +397,7 @@ public enum BundleCarrier {
             case (.batch, .done):
                 expecting = .end
             default:
-                throw malformed("\(message.name) out of place (a bundle is HELLO, DIRECTORY, VECTOR, OFFER, BATCH…, DONE)")
+                throw malformed("\(message.name) out of place (a bundle is HELLO, DIRECTORY, VECTOR DIGESTS, VECTOR, OFFER, BATCH…, DONE)")
             }
         }
         guard expecting == .end else { throw StoreError("the bundle is truncated: it ends before its DONE; nothing was applied") }
@@ -382,6 +406,7 @@ public enum BundleCarrier {
         }
         var summary = BundleSummary(header: header, logs: order.map { ranges[$0]! }, entries: Int(entries), records: records.count, digest: file.digest)
         summary.directoryRecords = directoryRecords
+        summary.expected = expected
         return summary
     }
 }
@@ -485,6 +510,10 @@ final class BundleFileReader {
 final class SignedFileWriter {
     private let handle: FileHandle
     private var hasher = SHA256()
+    /// Every byte written, the signature too: the file's digest, which receipts name.
+    private var whole = SHA256()
+    /// SHA-256 of the whole file, once finished.
+    private(set) var fileDigest: [UInt8] = []
 
     init(path: String) throws {
         guard FileManager.default.createFile(atPath: path, contents: nil) else {
@@ -497,12 +526,15 @@ final class SignedFileWriter {
 
     func write(_ bytes: [UInt8]) throws {
         hasher.update(data: bytes)
+        whole.update(data: bytes)
         do { try handle.write(contentsOf: bytes) } catch { throw StoreError("cannot write the bundle: \(error.localizedDescription)") }
     }
 
     /// Appends the signature of everything written and closes the file, on disk.
     func finish(sign: ([UInt8]) -> [UInt8]) throws {
         let signature = sign(Array(hasher.finalize()))
+        whole.update(data: signature)
+        fileDigest = Array(whole.finalize())
         do {
             try handle.write(contentsOf: signature)
             try handle.synchronize()
