@@ -325,14 +325,8 @@ public struct BundleReceipt: Equatable, Sendable {
     /// Creates a receipt (version 2 when it carries the receiver's directory).
     public init(origin: OriginID, trust: String, site: String, createdMilliseconds: UInt64, bundleDigest: [UInt8], vector: VersionVector,
                 directory: [DirectoryGroup]? = nil) {
-        self.directory = directory
-        self.origin = origin
-        self.trust = trust
-        self.site = site
-        self.createdMilliseconds = createdMilliseconds
-        self.bundleDigest = bundleDigest
-        self.vector = vector
-        difference = nil
+        self.init(origin: origin, trust: trust, site: site, createdMilliseconds: createdMilliseconds, bundleDigest: bundleDigest,
+                  vector: vector, difference: nil, directory: directory)
     }
 
     /// Creates a version-3 receipt: the receiver's `held` vector told against the bundle's
@@ -341,17 +335,17 @@ public struct BundleReceipt: Equatable, Sendable {
                 expected: [[UInt8]], directory: [DirectoryGroup]) {
         let buckets = held.differingBuckets(from: expected)
         self.init(origin: origin, trust: trust, site: site, createdMilliseconds: createdMilliseconds, bundleDigest: bundleDigest,
-                  listed: held.restricted(toBuckets: VersionVector.buckets(in: buckets)), difference: (buckets, held.digest), directory: directory)
+                  vector: held.restricted(toBuckets: VersionVector.buckets(in: buckets)), difference: (buckets, held.digest), directory: directory)
     }
 
-    private init(origin: OriginID, trust: String, site: String, createdMilliseconds: UInt64, bundleDigest: [UInt8], listed: VersionVector,
-                 difference: (buckets: UInt64, digest: [UInt8]), directory: [DirectoryGroup]) {
+    private init(origin: OriginID, trust: String, site: String, createdMilliseconds: UInt64, bundleDigest: [UInt8], vector: VersionVector,
+                 difference: (buckets: UInt64, digest: [UInt8])?, directory: [DirectoryGroup]?) {
         self.origin = origin
         self.trust = trust
         self.site = site
         self.createdMilliseconds = createdMilliseconds
         self.bundleDigest = bundleDigest
-        vector = listed
+        self.vector = vector
         self.difference = difference
         self.directory = directory
     }
