@@ -22,9 +22,11 @@ public struct RecordID: Hashable, Comparable, Sendable, CustomStringConvertible 
     }
 
     /// A new random id for a record owned by `trust`.
+    /// Twelve random bytes from two of the generator's words (the system generator makes a
+    /// system call per word: a byte at a time it was twelve per id, a tenth of a script line).
     public static func random<G: RandomNumberGenerator>(owner trust: String, using generator: inout G) -> RecordID {
-        var out = [UInt8](repeating: 0, count: 12)
-        for i in 0..<12 { out[i] = UInt8.random(in: 0...255, using: &generator) }
+        let first = generator.next(), second = generator.next()
+        let out = (0..<8).map { UInt8(truncatingIfNeeded: first >> (8 * $0)) } + (0..<4).map { UInt8(truncatingIfNeeded: second >> (8 * $0)) }
         return try! RecordID(bytes: out + ownerTag(ofTrust: trust))
     }
 
