@@ -65,9 +65,12 @@ enum TLSSetup {
         }
     }
 
-    /// The threads that check peers' certificates during handshakes.
+    /// The threads that check peers' certificates during handshakes. A check reads the replica's
+    /// directory, so it waits while that replica's database is busy (a large apply); with two
+    /// threads, two such waits could hold up every other handshake in the process (one test's
+    /// handshake once timed out under the full suite's load). As many as the sync workers.
     static let handshakeChecks: NIOThreadPool = {
-        let pool = NIOThreadPool(numberOfThreads: 2)
+        let pool = NIOThreadPool(numberOfThreads: max(8, 2 * System.coreCount))
         pool.start()
         return pool
     }()
