@@ -92,7 +92,7 @@ import Testing
         if !expected.hasPrefix("error:") {
             filled += 1
             // The text compared shows every value: the primer's own differs wherever the line has one.
-            #expect(shape.values.isEmpty && shape.arguments.isEmpty || String(reflecting: template) != result)
+            if !shape.values.isEmpty || !shape.arguments.isEmpty { #expect(String(reflecting: template) != result) }
         }
     }
 

@@ -90,13 +90,16 @@ extension VersionVector {
 
 extension VersionVector {
     /// `SHA-256` of the 64 bucket digests in order: one digest of the whole vector.
-    public var digest: [UInt8] { Array(SHA256.hash(data: bucketDigests.flatMap { $0 })) }
+    public var digest: [UInt8] { Self.digest(ofBuckets: bucketDigests) }
 
-    /// The buckets whose digests differ from `digests` (another vector's), as a mask: bit `b`
-    /// (value `1 << b`) for bucket `b`.
-    public func differingBuckets(from digests: [[UInt8]]) -> UInt64 {
+    /// `SHA-256` of bucket digests (a vector's `bucketDigests`) in order.
+    public static func digest(ofBuckets digests: [[UInt8]]) -> [UInt8] { Array(SHA256.hash(data: digests.flatMap { $0 })) }
+
+    /// The buckets whose digests in `mine` differ from `theirs`, as a mask: bit `b` (value
+    /// `1 << b`) for bucket `b`.
+    public static func differingBuckets(_ mine: [[UInt8]], from theirs: [[UInt8]]) -> UInt64 {
         var mask: UInt64 = 0
-        for (bucket, digest) in bucketDigests.enumerated() where bucket >= digests.count || digest != digests[bucket] {
+        for (bucket, digest) in mine.enumerated() where bucket >= theirs.count || digest != theirs[bucket] {
             mask |= 1 << UInt64(bucket)
         }
         return mask

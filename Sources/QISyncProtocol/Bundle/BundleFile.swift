@@ -333,9 +333,11 @@ public struct BundleReceipt: Equatable, Sendable {
     /// VECTOR DIGESTS `expected`.
     public init(origin: OriginID, trust: String, site: String, createdMilliseconds: UInt64, bundleDigest: [UInt8], held: VersionVector,
                 expected: [[UInt8]], directory: [DirectoryGroup]) {
-        let buckets = held.differingBuckets(from: expected)
+        let digests = held.bucketDigests
+        let buckets = VersionVector.differingBuckets(digests, from: expected)
         self.init(origin: origin, trust: trust, site: site, createdMilliseconds: createdMilliseconds, bundleDigest: bundleDigest,
-                  vector: held.restricted(toBuckets: VersionVector.buckets(in: buckets)), difference: (buckets, held.digest), directory: directory)
+                  vector: held.restricted(toBuckets: VersionVector.buckets(in: buckets)),
+                  difference: (buckets, VersionVector.digest(ofBuckets: digests)), directory: directory)
     }
 
     private init(origin: OriginID, trust: String, site: String, createdMilliseconds: UInt64, bundleDigest: [UInt8], vector: VersionVector,

@@ -185,8 +185,8 @@ public final class Shell {
     /// through the whole tree, so messages and usage are the same either way.
     static func parse(_ words: [String], templates: CommandTemplates) throws -> ParsableCommand {
         for length in [2, 1] where words.count >= length {
-            if let command = leaves[words.prefix(length).joined(separator: " ")],
-               let parsed = try? templates.parse(command, named: words.prefix(length).joined(separator: " "), Array(words.dropFirst(length))) {
+            let name = words.prefix(length).joined(separator: " ")
+            if let command = leaves[name], let parsed = try? templates.parse(command, named: name, Array(words.dropFirst(length))) {
                 return parsed
             }
         }
