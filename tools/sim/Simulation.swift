@@ -65,6 +65,11 @@ final class Simulation {
         /// Bytes of a sync with nothing to move, once converged: a ward with its hub, and two hubs.
         var quietWardSync: UInt64 = 0
         var quietHubSync: UInt64 = 0
+        /// Sync bytes by message name, and bundle and receipt bytes, over the whole run.
+        var bytesByKind: [String: UInt64] = [:]
+        /// Seconds spent in syncs and in bundle exchanges.
+        var syncSeconds = 0.0
+        var bundleSeconds = 0.0
     }
 
     let options: Options
@@ -139,6 +144,8 @@ final class Simulation {
     /// A ward and its hub exchange bundles both ways, each export starting from what the
     /// other's last receipt said it holds.
     func exchangeBundles(_ ward: Site, _ hub: Site, _ report: inout Report) throws -> UInt64 {
+        let started = Date()
+        defer { report.bundleSeconds += Date().timeIntervalSince(started) }
         var bytes: UInt64 = 0
         for (from, to) in [(ward, hub), (hub, ward)] {
             let target = BundleTarget(trust: Self.trustCode(to.trust), site: String(to.name.split(separator: "/").last!),
@@ -148,11 +155,13 @@ final class Simulation {
             bundleCount += 1
             try BundleCarrier.export(replica: from.replica, for: target, since: since,
                                      peerDirectory: try from.replica.knownDirectory(of: to.replica.identity.origin), now: clock, to: path)
-            bytes += UInt64((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
+            let size = UInt64((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
             let imported = try BundleCarrier.importBundle(replica: to.replica, path: path, now: clock)
             let receipt = try BundleReceipt(parsing: imported.receipt)
             try BundleCarrier.remember(receipt, at: from.replica)
-            bytes += UInt64(imported.receipt.count)
+            bytes += size + UInt64(imported.receipt.count)
+            report.bytesByKind["bundle file", default: 0] += size
+            report.bytesByKind["receipt", default: 0] += UInt64(imported.receipt.count)
             try? FileManager.default.removeItem(atPath: path)
             report.bundles += 1
         }
@@ -160,8 +169,11 @@ final class Simulation {
     }
 
     func sync(_ client: Site, _ server: Site, _ report: inout Report) -> UInt64 {
+        let started = Date()
         let outcome = LocalSync.run(client: client.replica, server: server.replica)
+        report.syncSeconds += Date().timeIntervalSince(started)
         report.syncs += 1
+        report.bytesByKind.merge(outcome.bytesByMessage, uniquingKeysWith: +)
         if let error = outcome.client.error ?? outcome.server.error {
             report.problems.append("\(client.name) with \(server.name): \(error)")
         }

@@ -102,9 +102,11 @@ extension Replica {
     /// Marks the directory changed, inside the transaction that changes it. The new version is
     /// random, not the next number: a change rolled back (a preview) must not leave behind a
     /// cached directory that a later, different change would seem to match.
-    func bumpDirectoryVersion(_ db: Database) throws {
-        try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('directory_version', ?)",
-                       arguments: [Int64.random(in: 1...Int64.max)])
+    @discardableResult
+    func bumpDirectoryVersion(_ db: Database) throws -> Int64 {
+        let version = Int64.random(in: 1...Int64.max)
+        try db.execute(sql: "INSERT OR REPLACE INTO meta (key, value) VALUES ('directory_version', ?)", arguments: [version])
+        return version
     }
 
     static func ownPins(_ db: Database) throws -> [String: KeyFingerprint] {
@@ -132,6 +134,13 @@ extension Replica {
                 current = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: pins, records: kept)
             }
             return current
+        }
+    }
+
+    /// Records in the order ``directoryRecords(_:)`` reads them: by kind, then digest.
+    static func sortedAsStored(_ records: [DirectoryRecord]) -> [DirectoryRecord] {
+        records.sorted { a, b in
+            a.kind.rawValue != b.kind.rawValue ? a.kind.rawValue < b.kind.rawValue : a.digest.lexicographicallyPrecedes(b.digest)
         }
     }
 
@@ -278,9 +287,12 @@ extension Replica {
         // The trust's own pin decisions first: they decide which other trusts' records to keep;
         // then enrolments, before the revocations judged against them.
         for kind: DirectoryRecord.Kind in [.trustPin, .enrolment, .bundleKey, .revocation, .redaction] {
+            let ofKind = records.filter { $0.kind == kind }
+            guard !ofKind.isEmpty else { continue }
             let current = try directory(db)
-            var added = false
-            for record in records where record.kind == kind {
+            let held = try heldDirectoryRecords(db)
+            var added: [DirectoryRecord] = []
+            for record in ofKind {
                 if let problem = current.relevance(of: record) {
                     result.ignored.append(problem.message)
                     continue
@@ -289,12 +301,17 @@ extension Replica {
                                arguments: [Data(record.digest), Int64(record.kind.rawValue), Data(record.bytes)])
                 if db.changesCount > 0 {
                     result.added += 1
-                    added = true
+                    added.append(record)
                 } else {
                     result.known += 1
                 }
             }
-            if added { try bumpDirectoryVersion(db) }
+            guard !added.isEmpty else { continue }
+            // The records held now are those before and those just added: kept for the new
+            // version as the table would give them, so the next kind (and the next sync) does
+            // not read thousands of records back.
+            let version = try bumpDirectoryVersion(db)
+            directoryCache.store(Self.sortedAsStored(held + added), for: version)
         }
         if result.added > 0 {
             try enforceRevocations(db)

@@ -46,7 +46,24 @@ public struct LogSize: Sendable {
 extension Replica {
     /// The version vector: per (origin, scope), the highest contiguous entry held and its hash.
     public func versionVector() throws -> VersionVector {
-        try database.read(Self.versionVector)
+        try database.read { db in try currentVector(db) }
+    }
+
+    /// The version vector as of `db`'s transaction, kept while nothing can have changed it: a
+    /// sync reads it for its HELLO, its offer and every batch, and nationally it has thousands
+    /// of logs. Kept only for reads of committed content (not inside a write or a window), by
+    /// this connection's write generation and SQLite's `data_version` (which moves when another
+    /// connection, in this process or another, commits).
+    func currentVector(_ db: Database) throws -> VersionVector {
+        guard let generation = database.cleanReadGeneration else { return try Self.versionVector(db) }
+        // A statement that reads the file first, so the transaction's snapshot is taken and
+        // `data_version` speaks for it.
+        _ = try Int64.fetchOne(db.cachedStatement(sql: "SELECT value FROM meta WHERE key = 'directory_version'"))
+        let key = VectorCache.Key(generation: generation, dataVersion: try Int64.fetchOne(db.cachedStatement(sql: "PRAGMA data_version")) ?? 0)
+        if let known = vectorCache.value(for: key) { return known }
+        let vector = try Self.versionVector(db)
+        vectorCache.store(vector, for: key)
+        return vector
     }
 
     static func versionVector(_ db: Database) throws -> VersionVector {
@@ -71,7 +88,9 @@ extension Replica {
     /// `through`, no log goes beyond its position there (what was offered).
     public func entries(after vector: VersionVector, through limit: VersionVector? = nil, scopes: Set<Scope> = Set(Scope.allCases),
                         maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
-        try database.read { db in try Self.entries(db, after: vector, through: limit, scopes: scopes, maxEntries: maxEntries, maxBytes: maxBytes) }
+        try database.read { db in
+            try Self.entries(db, held: try currentVector(db), after: vector, through: limit, scopes: scopes, maxEntries: maxEntries, maxBytes: maxBytes)
+        }
     }
 
     /// Calls `body` with each entry of one log after `seq` (through `last`) in order, read with a
@@ -93,9 +112,10 @@ extension Replica {
         }
     }
 
-    static func entries(_ db: Database, after vector: VersionVector, through limit: VersionVector? = nil, scopes: Set<Scope>,
-                        maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
-        var ours = try versionVector(db)
+    /// `held` is the replica's vector as of `db` (read here when not given).
+    static func entries(_ db: Database, held: VersionVector? = nil, after vector: VersionVector, through limit: VersionVector? = nil,
+                        scopes: Set<Scope>, maxEntries: Int, maxBytes: Int) throws -> [LogEntry] {
+        var ours = try held ?? versionVector(db)
         if let limit {
             var capped: [LogID: LogPosition] = [:]
             for (log, position) in ours.positions {
@@ -134,7 +154,7 @@ extension Replica {
     /// holds a different entry at a place this replica also holds.
     public func offer(for peerVector: VersionVector, scopes: Set<Scope> = Set(Scope.allCases)) throws -> Offer {
         try database.read { db in
-            let ours = try Self.versionVector(db)
+            let ours = try currentVector(db)
             var offer = Offer(entries: 0, bytes: 0, through: VersionVector())
             for (log, position) in ours.positions where scopes.contains(log.scope) {
                 offer.through.positions[log] = position
@@ -247,5 +267,25 @@ extension Replica {
     /// Writes the write-ahead log back into the main file.
     public func checkpoint() throws {
         try database.writeWithoutTransaction { db in _ = try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    }
+}
+
+/// The last version vector read, by the write generation and `data_version` it was read at.
+/// Readers on several threads share it.
+final class VectorCache: @unchecked Sendable {
+    struct Key: Equatable {
+        var generation: UInt64
+        var dataVersion: Int64
+    }
+    // The lock guards `entry`.
+    private let lock = NSLock()
+    private var entry: (key: Key, vector: VersionVector)?
+
+    func value(for key: Key) -> VersionVector? {
+        lock.withLock { entry?.key == key ? entry?.vector : nil }
+    }
+
+    func store(_ vector: VersionVector, for key: Key) {
+        lock.withLock { entry = (key, vector) }
     }
 }

@@ -18,6 +18,7 @@ public final class Replica: Sendable {
     let database: ReplicaDatabase
     let now: @Sendable () -> UInt64
     let directoryCache = DirectoryCache()
+    let vectorCache = VectorCache()
     /// Warnings about the key files found when the replica was opened (readable by others).
     public let keyWarnings: [String]
 

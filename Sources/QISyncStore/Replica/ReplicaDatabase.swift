@@ -22,6 +22,15 @@ final class ReplicaDatabase: @unchecked Sendable {
     /// Runs inside a window's transaction just before it commits (the replica signs the last
     /// entry of each log the window wrote). Set once, before any window opens.
     var beforeWindowCommit: ((Database) throws -> Void)?
+    /// Moves on at the start and at the end of every write through this connection (odd while
+    /// one runs); read and written only with `gate` held. With SQLite's `data_version`, which
+    /// moves when another connection commits, it tells a reader whether the content can have
+    /// changed since a value was worked out from it.
+    private var generation: UInt64 = 0
+    /// While a read runs in a transaction of its own (committed content, no write of this
+    /// connection under way), the generation it reads at; nil otherwise (a read inside a
+    /// write or an open window sees changes that may yet be rolled back).
+    private(set) var cleanReadGeneration: UInt64?
 
     init(_ queue: DatabaseQueue) { self.queue = queue }
 
@@ -32,6 +41,15 @@ final class ReplicaDatabase: @unchecked Sendable {
         gate.lock()
         defer { gate.unlock() }
         return try body()
+    }
+
+    /// `gated`, for work that may change the content: the generation moves before and after.
+    private func changing<T>(_ body: () throws -> T) rethrows -> T {
+        try gated {
+            generation &+= 1
+            defer { generation &+= 1 }
+            return try body()
+        }
     }
 
     /// A read, in a transaction of its own (one snapshot) or in the open window.
@@ -45,6 +63,9 @@ final class ReplicaDatabase: @unchecked Sendable {
             try queue.inDatabase { db in
                 if db.isInsideTransaction { return try body(db) }
                 var result: T?
+                let outer = cleanReadGeneration
+                cleanReadGeneration = generation
+                defer { cleanReadGeneration = outer }
                 try db.inTransaction(.deferred) {
                     result = try body(db)
                     return .commit
@@ -56,7 +77,7 @@ final class ReplicaDatabase: @unchecked Sendable {
 
     /// One write: a transaction, or a savepoint inside an open window.
     func write<T>(_ body: (Database) throws -> T) throws -> T {
-        try gated {
+        try changing {
             guard windowOpen else { return try queue.write(body) }
             return try queue.writeWithoutTransaction { db in
                 var result: T?
@@ -71,14 +92,14 @@ final class ReplicaDatabase: @unchecked Sendable {
 
     /// A write that decides itself whether to commit: a transaction, or a savepoint inside a window.
     func inTransaction(_ body: (Database) throws -> Database.TransactionCompletion) throws {
-        try gated {
+        try changing {
             guard windowOpen else { return try queue.inTransaction(nil, body) }
             try queue.writeWithoutTransaction { db in try db.inSavepoint { try body(db) } }
         }
     }
 
     func writeWithoutTransaction<T>(_ body: (Database) throws -> T) throws -> T {
-        try gated {
+        try changing {
             // A checkpoint or other statement outside a transaction first commits an open window.
             if windowOpen { try commitWindow(reopen: true) }
             return try queue.writeWithoutTransaction(body)
@@ -94,7 +115,7 @@ final class ReplicaDatabase: @unchecked Sendable {
 
     /// Replaces the content with a copy of `source`'s (SQLite's backup, in the other direction).
     func restore(from source: DatabaseQueue) throws {
-        try gated {
+        try changing {
             if windowOpen { try commitWindow(reopen: false) }
             try source.backup(to: queue)
         }
@@ -123,6 +144,8 @@ final class ReplicaDatabase: @unchecked Sendable {
 
     /// Commits the open window; with `reopen`, starts a new transaction for the rest of it.
     private func commitWindow(reopen: Bool) throws {
+        generation &+= 1
+        defer { generation &+= 1 }
         do {
             try queue.writeWithoutTransaction { db in
                 if db.isInsideTransaction {

@@ -21,6 +21,8 @@ public enum LocalSync {
         public var server: SyncReport
         /// Frames that crossed, both ways.
         public var frames: Int
+        /// Framed bytes sent, both ways, by message name (HELLO, VECTOR, BATCH…).
+        public var bytesByMessage: [String: UInt64] = [:]
     }
 
     /// Runs one session. `cutAfterFrames` drops the connection once that many frames have
@@ -69,12 +71,13 @@ public enum LocalSync {
         }
         a.close()
         b.close()
+        let tally = a.bytesByMessage.merging(b.bytesByMessage, uniquingKeysWith: +)
         for (end, peer) in [(a, b), (b, a)] where end.report.error == nil {
             if let site = peer.replica.identity.origin as OriginID?, let holds = end.report.peerHolds, end.report.counters.refusedOut == 0 {
                 try? end.replica.rememberPeerVector(site: site, vector: holds, source: "sync")
             }
         }
-        return Outcome(client: a.report, server: b.report, frames: frames)
+        return Outcome(client: a.report, server: b.report, frames: frames, bytesByMessage: tally)
     }
 
     /// One side of the session.
@@ -86,6 +89,7 @@ public enum LocalSync {
         let decoder: PayloadDecoder?
         var outbox: [ByteBuffer] = []
         var report = SyncReport(counters: SyncCounters(), started: Date())
+        var bytesByMessage: [String: UInt64] = [:]
         var over = false
 
         init(replica: Replica, direction: SyncDirection) {
@@ -149,6 +153,7 @@ public enum LocalSync {
                     }
                     let frame = FrameEncoder.frame(payload)
                     report.wireOut += UInt64(frame.readableBytes)
+                    bytesByMessage[message.name, default: 0] += UInt64(frame.readableBytes)
                     outbox.append(frame)
                 case .progress(let counters): report.counters = counters
                 case .finish(let counters):
