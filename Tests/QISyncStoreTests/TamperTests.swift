@@ -183,4 +183,39 @@ struct TamperTests {
         #expect(try receiver.apply(entries).applied == 1)
         #expect(try receiver.verify().isSound)
     }
+
+    @Test("a batch of many logs' runs (checked on every core) is refused for the first bad run in order, and a sound one applies whole")
+    func manyRuns() throws {
+        let receiver = try harness.make("receiver")
+        var batch: [LogEntry] = []
+        for index in 0..<16 {
+            let site = try harness.make("site-\(index)")
+            for round in 0..<(1 + index % 3) {
+                try site.write(scope: .shared, edits: [RowEdit(table: table, key: RecordID.random(owner: "RXH").bytes,
+                                                               values: [(0, .integer(1)), (4, .text("Ysbyty £\(index).\(round) at 37°C"))])])
+            }
+            batch += try site.entries(after: VersionVector()).filter { $0.scope == .shared }
+        }
+        let runs = try LogRun.runs(of: batch)
+        #expect(runs.count == 16)
+        // Two runs with their last signature broken: the earlier is the one named.
+        var broken = batch
+        for run in [runs[11], runs[5]] {
+            let last = broken.firstIndex { $0.ref == run.entries.last!.ref }!
+            var signature = broken[last].signature!
+            signature[3] ^= 0x40
+            broken[last] = rebuilt(broken[last], signature: signature)
+        }
+        let state = try receiver.canonicalState()
+        do {
+            _ = try receiver.apply(broken)
+            Issue.record("a batch with broken signatures was applied")
+        } catch let rejection as LogRejection {
+            #expect(rejection.ref == runs[5].entries.last!.ref)
+        }
+        #expect(try receiver.canonicalState() == state)
+        let report = try receiver.apply(batch)
+        #expect(report.refused == 0)
+        #expect(try receiver.versionVector().positions.filter { $0.key.scope == .shared }.count >= 16)
+    }
 }
