@@ -128,6 +128,35 @@ struct IdentityCommandTests {
 
 @Suite("Bundle commands")
 struct BundleCommandTests {
+    @Test("a receipt for a bundle made too long ago: refused with a way on when nothing else is known, else the last vector known is used")
+    func evictedReceipt() throws {
+        let key = TrustKey()
+        let hub = try ShellHarness(site: "hub", kind: .hub, trustKey: key)
+        let ward = try ShellHarness(site: "ward-5", membership: .joining(key.fingerprint))
+        let file = hub.root.appendingPathComponent("ward-5.enrolment").path
+        #expect(hub.run("enrol \(ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines)) --out \(file)").outcome == .success)
+        #expect(ward.run("enrol --accept \(file)").outcome == .success)
+        _ = try ward.addInitiative("Ysbyty Gwynedd: £5 at 37°C")
+        func bundle(_ name: String) -> String { ward.root.appendingPathComponent("\(name).bundle").path }
+        #expect(ward.run("bundle export \(bundle("first")) --for hub --all").outcome == .success)
+        #expect(hub.run("bundle import \(bundle("first"))").outcome == .success)
+        // The ward makes as many bundles again as it keeps expectations of: the first one's is set aside.
+        for index in 0..<Replica.bundleExpectationsKept {
+            #expect(ward.run("bundle export \(bundle("more-\(index)")) --for hub --all").outcome == .success)
+        }
+        _ = try ward.addInitiative("Café discharge lounge")
+        let refused = ward.run("bundle export \(bundle("late")) --for hub --since-vector \(bundle("first")).receipt")
+        #expect(refused.outcome != .success && refused.err.contains("too long ago") && refused.err.contains("--all"), "\(refused.err)")
+        #expect(!FileManager.default.fileExists(atPath: bundle("late")))
+        // A fresh receipt tells the ward what the hub holds; the old one then falls back to that.
+        #expect(hub.run("bundle import \(bundle("more-\(Replica.bundleExpectationsKept - 1)"))").outcome == .success)
+        #expect(ward.run("bundle export \(bundle("next")) --for hub --since-vector \(bundle("more-\(Replica.bundleExpectationsKept - 1)")).receipt").outcome == .success)
+        let fallback = ward.run("bundle export \(bundle("late-2")) --for hub --since-vector \(bundle("first")).receipt")
+        #expect(fallback.outcome == .success && fallback.out.contains("too long ago") && fallback.out.contains("1 entry "), "\(fallback.out) \(fallback.err)")
+        #expect(hub.run("bundle import \(bundle("late-2"))").outcome == .success)
+        #expect(Set(try hub.records.list(.initiative).map { $0.text("title") }) == ["Ysbyty Gwynedd: £5 at 37°C", "Café discharge lounge"])
+    }
+
     @Test("export, show, plan, import and the receipt round trip, from the shell")
     func roundTrip() throws {
         let key = TrustKey()

@@ -14,5 +14,19 @@ struct SimulationTests {
         #expect(status == 0, "seed \(seed): \(output)")
         #expect(output.contains("converged to identical shared state: yes"), "seed \(seed): \(output)")
         #expect(output.contains("12 replicas"), "\(output)")
+        // The bytes by kind (each message, bundle files, receipts) add up to the bytes moved,
+        // quiet syncs after convergence aside (they are counted by kind, not in the rounds).
+        let lines = output.split(separator: "\n")
+        let moved = lines.first { $0.contains("bytes moved:") }.flatMap { line in
+            line.split(separator: "bytes moved: ").last?.split(separator: " ").first.flatMap { UInt64($0) }
+        }
+        let quiet = lines.first { $0.contains("a sync with nothing to move") }.map { line in
+            line.split(separator: " ").compactMap { UInt64($0) }.reduce(0, +)
+        }
+        let kinds = lines.first { $0.contains("bytes by kind:") }.map { line in
+            line.split(separator: ":", maxSplits: 1)[1].split(separator: ",").compactMap { $0.split(separator: " ").last.flatMap { UInt64($0) } }
+        } ?? []
+        #expect(kinds.count >= 6, "\(output)")
+        #expect(moved != nil && quiet != nil && kinds.reduce(0, +) == moved! + quiet!, "\(output)")
     }
 }

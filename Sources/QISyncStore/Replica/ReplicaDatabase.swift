@@ -22,8 +22,8 @@ final class ReplicaDatabase: @unchecked Sendable {
     /// Runs inside a window's transaction just before it commits (the replica signs the last
     /// entry of each log the window wrote). Set once, before any window opens.
     var beforeWindowCommit: ((Database) throws -> Void)?
-    /// Moves on at the start and at the end of every write through this connection (odd while
-    /// one runs); read and written only with `gate` held. With SQLite's `data_version`, which
+    /// Moves on at the start and at the end of every write through this connection; read and
+    /// written only with `gate` held. With SQLite's `data_version`, which
     /// moves when another connection commits, it tells a reader whether the content can have
     /// changed since a value was worked out from it.
     private var generation: UInt64 = 0
