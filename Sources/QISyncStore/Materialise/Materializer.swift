@@ -60,7 +60,7 @@ final class Materializer {
         if let existing = try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM origin WHERE key = ?"), arguments: [data]) {
             id = existing
         } else {
-            try db.execute(sql: "INSERT INTO origin (key) VALUES (?)", arguments: [data])
+            try db.cachedStatement(sql: "INSERT INTO origin (key) VALUES (?)").execute(arguments: [data])
             id = db.lastInsertedRowID
         }
         originIDs[origin] = id

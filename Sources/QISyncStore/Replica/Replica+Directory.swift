@@ -137,6 +137,20 @@ extension Replica {
         }
     }
 
+    /// The held records by the trust key that signed them (records that do not verify left
+    /// out), in the order held, kept with the directory by version: every sync and bundle asks.
+    func heldRecordsByTrust(_ db: Database) throws -> [[UInt8]: [DirectoryRecord]] {
+        let version = try directoryVersion(db)
+        if let cached = directoryCache.groups(for: version) { return cached }
+        var groups: [[UInt8]: [DirectoryRecord]] = [:]
+        for record in try heldDirectoryRecords(db) {
+            guard let trust = VerifiedRecord.trust(of: record) else { continue }
+            groups[trust.bytes, default: []].append(record)
+        }
+        directoryCache.store(groups: groups, for: version)
+        return groups
+    }
+
     /// Records in the order ``directoryRecords(_:)`` reads them: by kind, then digest.
     static func sortedAsStored(_ records: [DirectoryRecord]) -> [DirectoryRecord] {
         records.sorted { a, b in
@@ -160,13 +174,15 @@ extension Replica {
     /// other trust keeps them), so they are left out for a peer of another trust.
     public func directoryIndex(forPeerOfTrust peerTrust: String) throws -> DirectoryIndex {
         // Pins and records from one snapshot, so the index never pairs one with another's.
-        let (held, records) = try database.read { db -> (TrustDirectory, [DirectoryRecord]) in
-            (try self.directory(db), try heldDirectoryRecords(db))
+        let (held, byTrust) = try database.read { db -> (TrustDirectory, [[UInt8]: [DirectoryRecord]]) in
+            (try self.directory(db), try heldRecordsByTrust(db))
         }
-        var groups: [[UInt8]: [DirectoryRecord]] = [:]
-        for record in records where record.kind != .trustPin || peerTrust == identity.trustCode {
-            guard let trust = VerifiedRecord.trust(of: record) else { continue }
-            groups[trust.bytes, default: []].append(record)
+        var groups = byTrust
+        if peerTrust != identity.trustCode {
+            for (trust, records) in groups where records.contains(where: { $0.kind == .trustPin }) {
+                let kept = records.filter { $0.kind != .trustPin }
+                groups[trust] = kept.isEmpty ? nil : kept
+            }
         }
         // A site of this trust follows the trust-wide pins it is about to receive: the pins a
         // site pinning only its own trust would hold with these records.
@@ -503,25 +519,35 @@ extension Enrolment {
 /// The last directory read, and the records it was made from, by version. Readers on several
 /// threads share it.
 final class DirectoryCache: @unchecked Sendable {
+    struct Entry {
+        var version: Int64
+        var directory: TrustDirectory?
+        var records: [DirectoryRecord]?
+        var groups: [[UInt8]: [DirectoryRecord]]?
+    }
     // The lock guards `entry`.
     private let lock = NSLock()
-    private var entry: (version: Int64, directory: TrustDirectory?, records: [DirectoryRecord]?)?
+    private var entry: Entry?
 
-    func value(for version: Int64) -> TrustDirectory? {
-        lock.withLock { entry?.version == version ? entry?.directory : nil }
+    /// Changes the entry for `version`, starting it afresh when it is of another version.
+    private func update(_ version: Int64, _ change: (inout Entry) -> Void) {
+        lock.withLock {
+            var current = entry?.version == version ? entry! : Entry(version: version)
+            change(&current)
+            entry = current
+        }
     }
 
-    func store(_ directory: TrustDirectory, for version: Int64) {
-        lock.withLock { entry = (version, directory, entry?.version == version ? entry?.records : nil) }
+    private func read<T>(_ version: Int64, _ part: KeyPath<Entry, T?>) -> T? {
+        lock.withLock { entry?.version == version ? entry?[keyPath: part] : nil }
     }
 
-    func records(for version: Int64) -> [DirectoryRecord]? {
-        lock.withLock { entry?.version == version ? entry?.records : nil }
-    }
-
-    func store(_ records: [DirectoryRecord], for version: Int64) {
-        lock.withLock { entry = (version, entry?.version == version ? entry?.directory : nil, records) }
-    }
+    func value(for version: Int64) -> TrustDirectory? { read(version, \.directory) }
+    func store(_ directory: TrustDirectory, for version: Int64) { update(version) { $0.directory = directory } }
+    func records(for version: Int64) -> [DirectoryRecord]? { read(version, \.records) }
+    func store(_ records: [DirectoryRecord], for version: Int64) { update(version) { $0.records = records } }
+    func groups(for version: Int64) -> [[UInt8]: [DirectoryRecord]]? { read(version, \.groups) }
+    func store(groups: [[UInt8]: [DirectoryRecord]], for version: Int64) { update(version) { $0.groups = groups } }
 
     func clear() {
         lock.withLock { entry = nil }
