@@ -271,20 +271,41 @@ public final class ReplicaImport {
     /// whole import with nothing kept.
     @discardableResult
     public func apply(_ entries: [LogEntry], source: String?) throws -> ApplyReport {
-        let (runs, decoded) = try replica.verified(entries)
+        try apply(try replica.verify(batch: entries), source: source)
+    }
+
+    /// Applies one batch checked already (``Replica/verify(batch:)``, perhaps on another thread).
+    @discardableResult
+    public func apply(_ batch: VerifiedBatch, source: String?) throws -> ApplyReport {
+        let (runs, decoded) = (batch.runs, batch.decoded)
         for changes in decoded {
             for change in changes { for row in change.rows where row.key.count == 16 { keys.insert(RecordKeyBits(row.key)) } }
         }
-        let batch = try replica.apply(db, runs: runs, decoded: decoded, source: source)
-        report.applied += batch.applied
-        report.duplicates += batch.duplicates
-        report.waiting += batch.waiting
-        report.released += batch.released
-        report.droppedForks += batch.droppedForks
-        report.newConflicts += batch.newConflicts
-        for reason in batch.refusalReasons { report.refuse(0, reason) }
-        report.refused += batch.refused
-        return batch
+        let applied = try replica.apply(db, runs: runs, decoded: decoded, source: source)
+        report.applied += applied.applied
+        report.duplicates += applied.duplicates
+        report.waiting += applied.waiting
+        report.released += applied.released
+        report.droppedForks += applied.droppedForks
+        report.newConflicts += applied.newConflicts
+        for reason in applied.refusalReasons { report.refuse(0, reason) }
+        report.refused += applied.refused
+        return applied
+    }
+}
+
+/// A batch of entries whose runs' chains and signatures and whose changes' encoding and schema
+/// have been checked, ready to apply: the checks need no database, so they can run ahead.
+public struct VerifiedBatch: Sendable {
+    let runs: [LogRun]
+    let decoded: [[Change]]
+}
+
+extension Replica {
+    /// Checks a batch as ``apply(_:source:)`` would before applying it (throws ``LogRejection``).
+    public func verify(batch entries: [LogEntry]) throws -> VerifiedBatch {
+        let (runs, decoded) = try verified(entries)
+        return VerifiedBatch(runs: runs, decoded: decoded)
     }
 }
 

@@ -262,10 +262,10 @@ public enum BundleCarrier {
         let source = "bundle from \(file.header.senderTrust)/\(file.header.senderSite)\(commit ? "" : " (plan)")"
         do {
             return try replica.importing(commit: commit) { transaction in
-                var summary = try read(replica: replica, file: file, countRecords: false) { step in
+                var summary = try readAhead(replica: replica, file: file) { step in
                     switch step {
                     case .directory(let records): try transaction.importDirectory(records)
-                    case .batch(let entries): try transaction.apply(entries, source: source)
+                    case .batch(let batch): try transaction.apply(batch, source: source)
                     }
                 }
                 // Counted from the changes the import decoded, rather than decoding them again.
@@ -331,6 +331,58 @@ public enum BundleCarrier {
     enum Step {
         case directory([DirectoryRecord])
         case batch([LogEntry])
+    }
+
+    /// What the reader thread of ``readAhead(replica:file:take:)`` hands on: batches checked.
+    enum CheckedStep {
+        case directory([DirectoryRecord])
+        case batch(VerifiedBatch)
+    }
+
+    /// ``read(replica:file:countRecords:take:)`` on a thread of its own — reading the file,
+    /// inflating, decoding and checking each batch (``Replica/verify(batch:)``) — a few steps
+    /// ahead of `take` on this thread, which applies them: the two cores share an import.
+    /// Whatever either side throws is thrown here, after the reader has stopped; `take`'s
+    /// error first (the reader is then only told to stop).
+    static func readAhead(replica: Replica, file: BundleFileReader, take: (CheckedStep) throws -> Void) throws -> BundleSummary {
+        struct Stopped: Error {}
+        let channel = BoundedChannel<CheckedStep>(capacity: 1)
+        let reader = ReaderThread(file: file)
+        let thread = Thread { [reader] in
+            reader.outcome = Result {
+                try read(replica: replica, file: reader.file, countRecords: false) { step in
+                    let checked: CheckedStep
+                    switch step {
+                    case .directory(let records): checked = .directory(records)
+                    case .batch(let entries): checked = .batch(try replica.verify(batch: entries))
+                    }
+                    guard channel.send(checked) else { throw Stopped() }
+                }
+            }
+            channel.finish()
+            reader.done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+        var failure: Error?
+        do {
+            while let step = channel.receive() { try take(step) }
+        } catch {
+            failure = error
+        }
+        channel.cancel()
+        reader.done.wait()
+        if let failure { throw failure }
+        return try reader.outcome!.get()
+    }
+
+    /// The reader thread's file and outcome: the file is used by that thread alone while it
+    /// runs, and the outcome read only after it signals `done`.
+    private final class ReaderThread: @unchecked Sendable {
+        let file: BundleFileReader
+        var outcome: Result<BundleSummary, Error>?
+        let done = DispatchSemaphore(value: 0)
+        init(file: BundleFileReader) { self.file = file }
     }
 
     /// Reads a checked bundle's messages in order, handing its directory records and batches to

@@ -1,0 +1,62 @@
+import Foundation
+import QISyncCore
+import Testing
+
+/// The two helpers that put a second core to work: a parallel map and a bounded channel.
+@Suite("Parallel map and bounded channel")
+struct ConcurrencyTests {
+    @Test("a parallel map keeps the order, at every size and chunk", arguments: [0, 1, 2, 7, 64, 1_000])
+    func mapKeepsOrder(count: Int) {
+        let input = (0..<count).map { "Ysbyty \($0) £\($0 % 7) °C" }
+        for minimum in [1, 3, 500] {
+            #expect(ParallelMap.map(input, minimumPerTask: minimum) { $0.uppercased() } == input.map { $0.uppercased() })
+        }
+    }
+
+    @Test("a channel hands on every value in order, the producer never more than its capacity ahead")
+    func channelOrder() {
+        let channel = BoundedChannel<Int>(capacity: 2)
+        let sent = Counter()
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            for value in 0..<500 {
+                #expect(channel.send(value))
+                sent.add()
+            }
+            channel.finish()
+            done.signal()
+        }.start()
+        var received: [Int] = []
+        while let value = channel.receive() {
+            // What the producer has sent: at most what was taken (this one too) and the two that may wait.
+            #expect(sent.value <= received.count + 1 + 2)
+            received.append(value)
+        }
+        done.wait()
+        #expect(received == Array(0..<500))
+        #expect(channel.receive() == nil)
+    }
+
+    @Test("a consumer that cancels frees a producer waiting for room, whose sends then fail")
+    func channelCancel() {
+        let channel = BoundedChannel<String>(capacity: 1)
+        let refused = DispatchSemaphore(value: 0)
+        Thread {
+            var sends = 0
+            while channel.send("Café \(sends)") { sends += 1 }
+            #expect(sends >= 1 && sends <= 3)
+            refused.signal()
+        }.start()
+        #expect(channel.receive() == "Café 0")
+        channel.cancel()
+        #expect(refused.wait(timeout: .now() + 30) == .success, "the producer was left waiting")
+        #expect(channel.receive() == nil)
+    }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var count = 0
+        var value: Int { lock.withLock { count } }
+        func add() { lock.withLock { count += 1 } }
+    }
+}
