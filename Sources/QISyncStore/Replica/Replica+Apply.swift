@@ -48,8 +48,13 @@ extension Replica {
     /// chain goes on) but changes nothing. Each refusal is recorded with `source` for `audit`.
     @discardableResult
     public func apply(_ entries: [LogEntry], source: String? = nil) throws -> ApplyReport {
-        let (runs, decoded) = try verified(entries)
-        return try database.write { db in try apply(db, runs: runs, decoded: decoded, source: source) }
+        try apply(try verify(batch: entries), source: source)
+    }
+
+    /// Applies a batch checked already (``verify(batch:)``, perhaps on another thread while
+    /// the batch before was applied), in one transaction.
+    public func apply(_ batch: VerifiedBatch, source: String? = nil) throws -> ApplyReport {
+        try database.write { db in try apply(db, runs: batch.runs, decoded: batch.decoded, source: source) }
     }
 
     /// Splits entries into runs and checks each run's chain and last signature, and every

@@ -85,7 +85,10 @@ public final class ReplicaSessionWork: @unchecked Sendable {
 
     /// Does what `action` asks of the replica, or returns nil when it is not replica work
     /// (sending, progress, the end of the session).
-    public func perform(_ action: SyncSession.Action) -> SessionWorkResult? {
+    /// With `checked`, an `apply` takes the batch as ``check(batch:)`` found it (checked ahead,
+    /// beside the apply of the batch before).
+    public func perform(_ action: SyncSession.Action, checked: Result<VerifiedBatch, SyncError>? = nil) -> SessionWorkResult? {
+        if case .apply(let batch, let entries) = action, let checked, !dryRun { return apply(batch: batch, entries: entries, checked: checked) }
         switch action {
         case .authorize(let peer, let sendsDirectory): return authorize(peer, sendsDirectory: sendsDirectory)
         case .applyDirectory(let records): return applyDirectory(records)
@@ -144,14 +147,29 @@ public final class ReplicaSessionWork: @unchecked Sendable {
         }
     }
 
-    func apply(batch id: UInt64, entries: [LogEntry]) -> SessionWorkResult {
+    /// Checks a batch as applying it would (its runs' chains and signatures, its changes'
+    /// encoding and schema), without the database: it can run while the batch before is applied.
+    public func check(batch entries: [LogEntry]) -> Result<VerifiedBatch, SyncError> {
+        do { return .success(try replica.verify(batch: entries)) } catch let error as LogRejection {
+            return .failure(SyncError(.entriesRefused, error.description))
+        } catch {
+            return .failure(SyncError(.entriesRefused, "\(error)"))
+        }
+    }
+
+    func apply(batch id: UInt64, entries: [LogEntry], checked: Result<VerifiedBatch, SyncError>? = nil) -> SessionWorkResult {
         let bytes = entries.reduce(0) { $0 + UInt64($1.body.count) }
         if dryRun {
             plannedEntries += entries
             return .applied(id: id, applied: 0, bytes: bytes, conflicts: 0, refused: UInt64(entries.count))
         }
         do {
-            let report = try replica.apply(entries, source: peerName)
+            let verified: VerifiedBatch
+            switch checked ?? check(batch: entries) {
+            case .success(let batch): verified = batch
+            case .failure(let error): return .failed(error)
+            }
+            let report = try replica.apply(verified, source: peerName)
             for reason in report.refusalReasons where !refusals.contains(reason) { refusals.append(reason) }
             return .applied(id: id, applied: UInt64(entries.count - report.refused), bytes: bytes,
                             conflicts: UInt64(report.newConflicts), refused: UInt64(report.refused))

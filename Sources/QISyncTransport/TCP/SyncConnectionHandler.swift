@@ -224,9 +224,20 @@ final class SyncConnectionHandler: ChannelInboundHandler {
 
     /// Has the replica do what the session asked, on the thread pool after any earlier job, and
     /// hands the result back to the session; new refusal reasons are logged as they appear.
+    ///
+    /// A batch to apply is checked (chains, signatures, encoding) on the pool at once, beside
+    /// the apply of the batch before, and applied after it: the TCP path's two cores share
+    /// the work as a bundle import's do.
     private func perform(_ action: SyncSession.Action) {
         let work = self.work
-        database(run: { () -> (SessionWorkResult?, String?, [String]) in (work.perform(action), work.peerName, work.refusals) }) { handler, outcome in
+        guard let context else { return }
+        var checking = context.eventLoop.makeSucceededFuture(Result<VerifiedBatch, SyncError>?.none)
+        if case .apply(_, let entries) = action, !work.dryRun {
+            checking = threadPool.runIfActive(eventLoop: context.eventLoop) { Optional(work.check(batch: entries)) }
+        }
+        database(after: checking, run: { checked -> (SessionWorkResult?, String?, [String]) in
+            (work.perform(action, checked: checked), work.peerName, work.refusals)
+        }) { handler, outcome in
             switch outcome {
             case .success(let (result, peerName, refusals)):
                 if handler.report.peerIdentity == nil { handler.report.peerIdentity = peerName }
@@ -248,12 +259,21 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     private func database<T: Sendable>(run work: @escaping @Sendable () throws -> T, afterSessionEnds: Bool = false,
                                        then: @escaping (SyncConnectionHandler, Result<T, Error>) -> [SyncSession.Action]?) {
         guard let context else { return }
+        database(after: context.eventLoop.makeSucceededVoidFuture(), run: { _ in try work() }, afterSessionEnds: afterSessionEnds, then: then)
+    }
+
+    /// `database(run:)` for work that needs `input` too: it starts once `input` is ready and
+    /// every earlier job is done.
+    private func database<Input: Sendable, T: Sendable>(after input: EventLoopFuture<Input>, run work: @escaping @Sendable (Input) throws -> T,
+                                                        afterSessionEnds: Bool = false,
+                                                        then: @escaping (SyncConnectionHandler, Result<T, Error>) -> [SyncSession.Action]?) {
+        guard let context else { return }
         let eventLoop = context.eventLoop
         let bound = NIOLoopBound(self, eventLoop: eventLoop)
         let boundThen = NIOLoopBound(then, eventLoop: eventLoop)
         let pool = threadPool
         let previous = databaseJobs ?? eventLoop.makeSucceededVoidFuture()
-        let job = previous.flatMap { pool.runIfActive(eventLoop: eventLoop, work) }
+        let job = previous.and(input).flatMap { _, value in pool.runIfActive(eventLoop: eventLoop) { try work(value) } }
         databaseJobs = job.map { _ in }.recover { _ in }
         job.whenComplete { result in
             let handler = bound.value
