@@ -37,6 +37,12 @@ struct ReadCacheTests {
             #expect(seen.positions[own]!.seq >= first.positions[own]!.seq)
         }
         #expect(try hub.versionVector() != first)
+        // What a peer holds is written without touching the log: the kept vector stays right.
+        try hub.rememberPeerVector(site: other.identity.origin, vector: try hub.versionVector(), source: "sync")
+        #expect(try hub.versionVector() == (try Self.fresh(hub)))
+        try other.write(scope: .trust, edits: [Self.edit("after the peer's vector")])
+        try hub.rememberPeerVector(site: other.identity.origin, vector: VersionVector(), source: "receipt")
+        #expect(try hub.versionVector() == (try Self.fresh(hub)))
         // And the other way round, through this connection's own writes.
         _ = try other.versionVector()
         try hub.write(scope: .trust, edits: [Self.edit("Café at 37°C")])

@@ -196,7 +196,16 @@ extension Replica {
     }
 
     /// The digest of the directory records held (``DirectoryRecord/digest(of:)``).
-    public func directoryDigest() throws -> [UInt8] { DirectoryRecord.digest(of: try directoryRecords()) }
+    /// Kept with the directory by version: every sync's HELLO carries it.
+    public func directoryDigest() throws -> [UInt8] {
+        try database.read { db in
+            let version = try directoryVersion(db)
+            if let cached = directoryCache.digest(for: version) { return cached }
+            let digest = DirectoryRecord.digest(of: try heldDirectoryRecords(db))
+            directoryCache.store(digest: digest, for: version)
+            return digest
+        }
+    }
 
     /// The trusts pinned here, own trust first, then those pinned here, then those the hub pinned
     /// for the whole trust.
@@ -524,6 +533,7 @@ final class DirectoryCache: @unchecked Sendable {
         var directory: TrustDirectory?
         var records: [DirectoryRecord]?
         var groups: [[UInt8]: [DirectoryRecord]]?
+        var digest: [UInt8]?
     }
     // The lock guards `entry`.
     private let lock = NSLock()
@@ -548,6 +558,8 @@ final class DirectoryCache: @unchecked Sendable {
     func store(_ records: [DirectoryRecord], for version: Int64) { update(version) { $0.records = records } }
     func groups(for version: Int64) -> [[UInt8]: [DirectoryRecord]]? { read(version, \.groups) }
     func store(groups: [[UInt8]: [DirectoryRecord]], for version: Int64) { update(version) { $0.groups = groups } }
+    func digest(for version: Int64) -> [UInt8]? { read(version, \.digest) }
+    func store(digest: [UInt8], for version: Int64) { update(version) { $0.digest = digest } }
 
     func clear() {
         lock.withLock { entry = nil }

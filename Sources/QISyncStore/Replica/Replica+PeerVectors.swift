@@ -6,7 +6,7 @@ extension Replica {
     /// Keeps what a peer site holds, as last learnt from a sync with it or a receipt it sent
     /// back, for the next bundle made for it.
     public func rememberPeerVector(site: OriginID, vector: VersionVector, source: String) throws {
-        try database.write { db in
+        try database.write(keepsLog: true) { db in
             try db.execute(sql: """
                 INSERT INTO peer_vector (site, vector, updated_ms, source) VALUES (?, ?, ?, ?)
                 ON CONFLICT (site) DO UPDATE SET vector = excluded.vector, updated_ms = excluded.updated_ms, source = excluded.source
@@ -30,7 +30,7 @@ extension Replica {
     public func rememberPeerDirectory(site: OriginID, summary: [DirectoryGroup]) throws {
         var writer = ByteWriter()
         DirectoryGroup.write(summary, to: &writer)
-        try database.write { db in
+        try database.write(keepsLog: true) { db in
             try db.execute(sql: """
                 INSERT INTO peer_directory (site, summary, updated_ms) VALUES (?, ?, ?)
                 ON CONFLICT (site) DO UPDATE SET summary = excluded.summary, updated_ms = excluded.updated_ms
@@ -54,7 +54,7 @@ extension Replica {
     /// need list only where the receiver differs. The newest ``bundleExpectationsKept`` are kept;
     /// a receipt for an older bundle still gives its directory, and its vector is set aside.
     public func rememberBundleExpectation(bundle digest: [UInt8], vector: VersionVector) throws {
-        try database.write { db in
+        try database.write(keepsLog: true) { db in
             try db.execute(sql: "INSERT OR REPLACE INTO bundle_expectation (bundle, vector, created_ms) VALUES (?, ?, ?)",
                            arguments: [Data(digest), Data(Self.encode(vector)), Int64(bitPattern: now())])
             try db.execute(sql: """

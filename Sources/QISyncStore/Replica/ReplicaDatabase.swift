@@ -22,8 +22,9 @@ final class ReplicaDatabase: @unchecked Sendable {
     /// Runs inside a window's transaction just before it commits (the replica signs the last
     /// entry of each log the window wrote). Set once, before any window opens.
     var beforeWindowCommit: ((Database) throws -> Void)?
-    /// Moves on at the start and at the end of every write through this connection; read and
-    /// written only with `gate` held. With SQLite's `data_version`, which
+    /// Moves on at the start and at the end of every write through this connection that may
+    /// change the log or the version vector (all but those that say they keep the log, such as
+    /// what a peer holds); read and written only with `gate` held. With SQLite's `data_version`, which
     /// moves when another connection commits, it tells a reader whether the content can have
     /// changed since a value was worked out from it.
     private var generation: UInt64 = 0
@@ -75,9 +76,11 @@ final class ReplicaDatabase: @unchecked Sendable {
         }
     }
 
-    /// One write: a transaction, or a savepoint inside an open window.
-    func write<T>(_ body: (Database) throws -> T) throws -> T {
-        try changing {
+    /// One write: a transaction, or a savepoint inside an open window. `keepsLog`: the write
+    /// touches neither the log nor the vector (a peer's vector, a bundle's expectation), so
+    /// what was read of them stays good.
+    func write<T>(keepsLog: Bool = false, _ body: (Database) throws -> T) throws -> T {
+        try (keepsLog ? gated : changing) {
             guard windowOpen else { return try queue.write(body) }
             return try queue.writeWithoutTransaction { db in
                 var result: T?
