@@ -111,4 +111,23 @@ struct ReadCacheTests {
         #expect(try follower.directory().enrolments.count == 8)
         #expect(try follower.directory().pins.count == 4)
     }
+
+    @Test("sessions receiving batches share the larger cache and rarer checkpoints; the last to end restores SQLite's defaults")
+    func receivingSettings() throws {
+        let hub = try harness.make("hub")
+        func settings() throws -> [Int] {
+            try hub.read { db in [try Int.fetchOne(db, sql: "PRAGMA cache_size") ?? 0, try Int.fetchOne(db, sql: "PRAGMA wal_autocheckpoint") ?? 0] }
+        }
+        #expect(try settings() == [-2000, 1000])
+        try hub.beginReceivingBatches()
+        try hub.beginReceivingBatches()
+        #expect(try settings() == [-65536, 10000])
+        hub.endReceivingBatches()
+        #expect(try settings() == [-65536, 10000], "one session still receives")
+        // Writes and reads go on as ever meanwhile.
+        try hub.write(scope: .trust, edits: [Self.edit("Llandudno £3 at 37°C")])
+        hub.endReceivingBatches()
+        #expect(try settings() == [-2000, 1000])
+        #expect(try hub.versionVector() == (try Self.fresh(hub)))
+    }
 }

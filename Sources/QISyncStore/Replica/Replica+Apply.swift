@@ -336,6 +336,28 @@ extension Replica {
     /// The page cache while a bundle is imported, in SQLite's units (negative: KiB).
     static let importCacheSize = -65536
 
+    /// Sets the connection up for taking in many batches, each a transaction of its own (a
+    /// sync): the import's page cache, and the write-ahead log checkpointed every 10,000 pages
+    /// rather than SQLite's 1,000 (a checkpoint copies pages to the file while the sync
+    /// waits). Sessions at once share it; when the last ends (``endReceivingBatches()``) the
+    /// defaults come back and the log is checkpointed.
+    public func beginReceivingBatches() throws {
+        guard receiving.begin() else { return }
+        try database.configure("PRAGMA cache_size = \(Self.importCacheSize)")
+        try database.configure("PRAGMA wal_autocheckpoint = 10000")
+    }
+
+    /// Ends what ``beginReceivingBatches()`` began.
+    public func endReceivingBatches() {
+        guard receiving.end() else { return }
+        try? database.configure("PRAGMA cache_size = \(Self.defaultCacheSize)")
+        try? database.configure("PRAGMA wal_autocheckpoint = 1000")
+        try? database.configure("PRAGMA wal_checkpoint(PASSIVE)")
+    }
+
+    /// SQLite's default page cache (2 MB), which replicas otherwise keep.
+    static let defaultCacheSize = -2000
+
     func apply(_ db: Database, _ entries: [LogEntry], source: String?) throws -> ApplyReport {
         let (runs, decoded) = try verified(entries)
         return try apply(db, runs: runs, decoded: decoded, source: source)

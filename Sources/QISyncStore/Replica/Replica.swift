@@ -19,6 +19,8 @@ public final class Replica: Sendable {
     let now: @Sendable () -> UInt64
     let directoryCache = DirectoryCache()
     let vectorCache = VectorCache()
+    /// Sync sessions taking in batches now (``beginReceivingBatches()``).
+    let receiving = UseCount()
     /// Warnings about the key files found when the replica was opened (readable by others).
     public let keyWarnings: [String]
 
@@ -217,4 +219,14 @@ public final class Replica: Sendable {
             try db.cachedStatement(sql: "UPDATE log SET sig = ? WHERE id = ?").execute(arguments: [Data(signer.sign(hash)), id])
         }
     }
+}
+
+/// How many users something has; `begin` says whether this is the first, `end` the last.
+final class UseCount: @unchecked Sendable {
+    // The lock guards `count`.
+    private let lock = NSLock()
+    private var count = 0
+
+    func begin() -> Bool { lock.withLock { count += 1; return count == 1 } }
+    func end() -> Bool { lock.withLock { count = max(0, count - 1); return count == 0 } }
 }

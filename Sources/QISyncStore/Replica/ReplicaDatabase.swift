@@ -101,6 +101,12 @@ final class ReplicaDatabase: @unchecked Sendable {
         }
     }
 
+    /// Runs a statement that sets the connection up (a pragma such as `cache_size`), as it
+    /// stands: inside an open window or not, changing no content.
+    func configure(_ sql: String) throws {
+        try gated { try queue.inDatabase { db in try db.execute(sql: sql) } }
+    }
+
     func writeWithoutTransaction<T>(_ body: (Database) throws -> T) throws -> T {
         try changing {
             // A checkpoint or other statement outside a transaction first commits an open window.

@@ -32,6 +32,8 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     private var databaseJobs: EventLoopFuture<Void>?
     private var context: ChannelHandlerContext?
     private var finished = false
+    /// Whether this session set its replica up for receiving batches (and must undo it).
+    private var receivingBatches = false
     private let completesWhenNeverActive: Bool
     /// A dry run (`sync plan`): what arrives is collected, previewed and dropped.
     private let dryRun: Bool
@@ -72,7 +74,13 @@ final class SyncConnectionHandler: ChannelInboundHandler {
         }
         let work = self.work
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        threadPool.runIfActive(eventLoop: context.eventLoop) { try work.hello() }
+        // A session that may receive batches sets the replica up for them until it finishes.
+        let receives = !work.dryRun && work.direction != .push
+        receivingBatches = receives
+        threadPool.runIfActive(eventLoop: context.eventLoop) { () -> Hello in
+            if receives { try work.replica.beginReceivingBatches() }
+            return try work.hello()
+        }
             .whenComplete { result in
                 let handler = bound.value
                 switch result {
@@ -301,6 +309,20 @@ final class SyncConnectionHandler: ChannelInboundHandler {
     private func finish(with error: SyncError?) {
         guard !finished else { return }
         finished = true
+        if receivingBatches {
+            receivingBatches = false
+            // After the session's last database job (the settings must outlast its applies).
+            let replica = work.replica
+            let pool = threadPool
+            if let context {
+                let eventLoop = context.eventLoop
+                (databaseJobs ?? eventLoop.makeSucceededVoidFuture()).whenComplete { _ in
+                    _ = pool.runIfActive(eventLoop: eventLoop) { replica.endReceivingBatches() }
+                }
+            } else {
+                replica.endReceivingBatches()
+            }
+        }
         report.seconds = max(Date().timeIntervalSince(report.started), 1e-6)
         report.error = error
         report.peer = session?.peer
