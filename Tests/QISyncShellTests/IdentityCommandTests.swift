@@ -128,14 +128,20 @@ struct IdentityCommandTests {
 
 @Suite("Bundle commands")
 struct BundleCommandTests {
-    @Test("a receipt for a bundle made too long ago: refused with a way on when nothing else is known, else the last vector known is used")
-    func evictedReceipt() throws {
+    /// A hub and its ward-5, enrolled through the shell (`enrol --out`, `enrol --accept`).
+    static func hubAndWard() throws -> (ShellHarness, ShellHarness) {
         let key = TrustKey()
         let hub = try ShellHarness(site: "hub", kind: .hub, trustKey: key)
         let ward = try ShellHarness(site: "ward-5", membership: .joining(key.fingerprint))
         let file = hub.root.appendingPathComponent("ward-5.enrolment").path
         #expect(hub.run("enrol \(ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines)) --out \(file)").outcome == .success)
         #expect(ward.run("enrol --accept \(file)").outcome == .success)
+        return (hub, ward)
+    }
+
+    @Test("a receipt for a bundle made too long ago: refused with a way on when nothing else is known, else the last vector known is used")
+    func evictedReceipt() throws {
+        let (hub, ward) = try Self.hubAndWard()
         _ = try ward.addInitiative("Ysbyty Gwynedd: £5 at 37°C")
         func bundle(_ name: String) -> String { ward.root.appendingPathComponent("\(name).bundle").path }
         #expect(ward.run("bundle export \(bundle("first")) --for hub --all").outcome == .success)
@@ -159,12 +165,7 @@ struct BundleCommandTests {
 
     @Test("export, show, plan, import and the receipt round trip, from the shell")
     func roundTrip() throws {
-        let key = TrustKey()
-        let hub = try ShellHarness(site: "hub", kind: .hub, trustKey: key)
-        let ward = try ShellHarness(site: "ward-5", membership: .joining(key.fingerprint))
-        let file = hub.root.appendingPathComponent("ward-5.enrolment").path
-        #expect(hub.run("enrol \(ward.run("enrol --request").out.trimmingCharacters(in: .whitespacesAndNewlines)) --out \(file)").outcome == .success)
-        #expect(ward.run("enrol --accept \(file)").outcome == .success)
+        let (hub, ward) = try Self.hubAndWard()
         _ = try ward.addInitiative("Carried by hand")
         let bundle = ward.root.appendingPathComponent("to-hub.bundle").path
         #expect(ward.run("bundle export \(bundle) --for hub").err.contains("--since-vector"))
