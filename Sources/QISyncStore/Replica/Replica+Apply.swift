@@ -57,13 +57,14 @@ extension Replica {
         try database.write { db in try apply(db, runs: batch.runs, decoded: batch.decoded, source: source) }
     }
 
-    /// Splits entries into runs and checks each run's chain and last signature, and every
-    /// change's encoding and schema.
+    /// Checks a batch as ``apply(_:source:)`` does before applying it (throws ``LogRejection``):
+    /// splits it into runs and checks each run's chain and last signature, and every change's
+    /// encoding and schema. No database is needed, so it can run ahead of the apply.
     ///
     /// Runs are checked on every core at once (a national sync's batch holds hundreds of
     /// short runs, each with a signature to check); the error thrown is the first run's in
     /// order, as checking them one by one would throw.
-    func verified(_ entries: [LogEntry]) throws -> ([LogRun], [[Change]]) {
+    public func verify(batch entries: [LogEntry]) throws -> VerifiedBatch {
         let runs = try LogRun.runs(of: entries)
         let schema = self.schema
         let checked = ParallelMap.map(runs, minimumPerTask: 4) { run -> Result<[Change], LogRejection> in
@@ -80,18 +81,18 @@ extension Replica {
                 }
             }
         }
-        return (runs, try checked.map { try $0.get() })
+        return VerifiedBatch(runs: runs, decoded: try checked.map { try $0.get() })
     }
 
     /// Shows what applying entries would do (applied, waiting, refused, new conflicts) without
     /// changing anything: the same work in a transaction that is rolled back.
     /// `directory` records (a bundle's) are taken in first, as an import would.
     public func preview(_ entries: [LogEntry], directory records: [DirectoryRecord] = [], source: String? = nil) throws -> ApplyReport {
-        let (runs, decoded) = try verified(entries)
+        let batch = try verify(batch: entries)
         var report = ApplyReport()
         try database.inTransaction { db in
             _ = try importDirectory(db, records)
-            report = try apply(db, runs: runs, decoded: decoded, source: source)
+            report = try apply(db, runs: batch.runs, decoded: batch.decoded, source: source)
             return .rollback
         }
         return report
@@ -282,11 +283,10 @@ public final class ReplicaImport {
     /// Applies one batch checked already (``Replica/verify(batch:)``, perhaps on another thread).
     @discardableResult
     public func apply(_ batch: VerifiedBatch, source: String?) throws -> ApplyReport {
-        let (runs, decoded) = (batch.runs, batch.decoded)
-        for changes in decoded {
+        for changes in batch.decoded {
             for change in changes { for row in change.rows where row.key.count == 16 { keys.insert(RecordKeyBits(row.key)) } }
         }
-        let applied = try replica.apply(db, runs: runs, decoded: decoded, source: source)
+        let applied = try replica.apply(db, runs: batch.runs, decoded: batch.decoded, source: source)
         report.applied += applied.applied
         report.duplicates += applied.duplicates
         report.waiting += applied.waiting
@@ -304,14 +304,6 @@ public final class ReplicaImport {
 public struct VerifiedBatch: Sendable {
     let runs: [LogRun]
     let decoded: [[Change]]
-}
-
-extension Replica {
-    /// Checks a batch as ``apply(_:source:)`` would before applying it (throws ``LogRejection``).
-    public func verify(batch entries: [LogEntry]) throws -> VerifiedBatch {
-        let (runs, decoded) = try verified(entries)
-        return VerifiedBatch(runs: runs, decoded: decoded)
-    }
 }
 
 extension Replica {
@@ -359,7 +351,7 @@ extension Replica {
     static let defaultCacheSize = -2000
 
     func apply(_ db: Database, _ entries: [LogEntry], source: String?) throws -> ApplyReport {
-        let (runs, decoded) = try verified(entries)
-        return try apply(db, runs: runs, decoded: decoded, source: source)
+        let batch = try verify(batch: entries)
+        return try apply(db, runs: batch.runs, decoded: batch.decoded, source: source)
     }
 }

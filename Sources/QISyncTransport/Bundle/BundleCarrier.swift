@@ -340,8 +340,9 @@ public enum BundleCarrier {
     }
 
     /// ``read(replica:file:countRecords:take:)`` on a thread of its own — reading the file,
-    /// inflating, decoding and checking each batch (``Replica/verify(batch:)``) — a few steps
-    /// ahead of `take` on this thread, which applies them: the two cores share an import.
+    /// inflating, decoding and checking each batch (``Replica/verify(batch:)``) — one step
+    /// ahead of `take` on this thread, which applies them: the two cores share an import (a
+    /// step waiting costs a batch's memory, so no more wait).
     /// Whatever either side throws is thrown here, after the reader has stopped; `take`'s
     /// error first (the reader is then only told to stop).
     static func readAhead(replica: Replica, file: BundleFileReader, take: (CheckedStep) throws -> Void) throws -> BundleSummary {

@@ -88,7 +88,6 @@ public final class ReplicaSessionWork: @unchecked Sendable {
     /// With `checked`, an `apply` takes the batch as ``check(batch:)`` found it (checked ahead,
     /// beside the apply of the batch before).
     public func perform(_ action: SyncSession.Action, checked: Result<VerifiedBatch, SyncError>? = nil) -> SessionWorkResult? {
-        if case .apply(let batch, let entries) = action, let checked, !dryRun { return apply(batch: batch, entries: entries, checked: checked) }
         switch action {
         case .authorize(let peer, let sendsDirectory): return authorize(peer, sendsDirectory: sendsDirectory)
         case .applyDirectory(let records): return applyDirectory(records)
@@ -97,7 +96,7 @@ public final class ReplicaSessionWork: @unchecked Sendable {
             do { return .batch(try replica.entries(after: after, through: through, scopes: peerScopes, maxEntries: maxEntries, maxBytes: maxBytes)) } catch {
                 return .failed(SyncError(.internalError, "could not read entries: \(error)"))
             }
-        case .apply(let batch, let entries): return apply(batch: batch, entries: entries)
+        case .apply(let batch, let entries): return apply(batch: batch, entries: entries, checked: checked)
         case .send, .progress, .finish, .fail: return nil
         }
     }
