@@ -35,5 +35,6 @@ extension Materializer {
             }
             excluded.subtract(remaining)
         }
+        try writeCounts()
     }
 }

@@ -24,6 +24,15 @@ final class Materializer {
     private let selectVersions: Statement
     private let insertVersion: FastStatement
     private let updateVersion: Statement
+    /// Entries and body bytes appended per log (origin number, scope) and rows inserted per
+    /// table (live, deleted) since the running counts were last written (``writeCounts()``).
+    private var appendedToLogs: [LogKey: (entries: Int64, bytes: Int64)] = [:]
+    private var insertedRows: [String: (live: Int64, deleted: Int64)] = [:]
+
+    struct LogKey: Hashable {
+        let origin: Int64
+        let scope: UInt8
+    }
 
     /// The statements for one materialised table.
     struct TableStatements {
@@ -172,15 +181,49 @@ final class Materializer {
         ])
         let id = db.lastInsertedRowID
         stamps[id] = Stamp(hlc: entry.hlc, origin: entry.origin)
+        appendedToLogs[LogKey(origin: origin, scope: entry.scope.rawValue), default: (0, 0)].entries += 1
+        appendedToLogs[LogKey(origin: origin, scope: entry.scope.rawValue)]!.bytes += Int64(entry.body.count)
         if updatesVector {
             try upsertVector.execute([.integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)), .blob(entry.hash)])
         }
-        guard materialises else { return id }
-        let stamp = EntryStamp(origin: origin, scope: entry.scope, seq: entry.seq, hlc: entry.hlc)
-        for row in change.rows {
-            try materialise(row, change: id, entry: stamp)
+        if materialises {
+            let stamp = EntryStamp(origin: origin, scope: entry.scope, seq: entry.seq, hlc: entry.hlc)
+            for row in change.rows {
+                try materialise(row, change: id, entry: stamp)
+            }
         }
+        if updatesVector { try writeCounts() }
         return id
+    }
+
+    /// Writes the running counts `status` reads (`log_size`, `row_count`) for the entries
+    /// appended and rows inserted since they were last written. Counting in a trigger per
+    /// inserted entry and row cost a tenth of a bundle import; here they are written once per
+    /// run, when the version vector moves (every sequence of appends ends so), and after a
+    /// replay or rebuild. Updates and deletes are still counted by triggers.
+    func writeCounts() throws {
+        for (log, added) in appendedToLogs {
+            try db.cachedStatement(sql: """
+                INSERT INTO log_size VALUES (?, ?, ?, ?)
+                ON CONFLICT (origin, scope) DO UPDATE SET entries = entries + excluded.entries, bytes = bytes + excluded.bytes
+                """).execute(arguments: [log.origin, Int64(log.scope), added.entries, added.bytes])
+        }
+        for (table, added) in insertedRows {
+            try db.cachedStatement(sql: """
+                INSERT INTO row_count VALUES (?, ?, ?)
+                ON CONFLICT (tbl) DO UPDATE SET live = live + excluded.live, deleted = deleted + excluded.deleted
+                """).execute(arguments: [table, added.live, added.deleted])
+        }
+        appendedToLogs.removeAll(keepingCapacity: true)
+        insertedRows.removeAll(keepingCapacity: true)
+    }
+
+    /// Counts a row just inserted into a materialised table, as `row_count` counts: live when
+    /// its `live` is 1, deleted when 0.
+    private func countInsertedRow(_ table: String, live: Int64) {
+        guard live == 0 || live == 1 else { return }
+        insertedRows[table, default: (0, 0)].live += live
+        insertedRows[table]!.deleted += 1 - live
     }
 
     /// Materialises an entry already in the log (row `id`) again, for a rebuild of the tables.
@@ -191,6 +234,7 @@ final class Materializer {
         for row in change.rows {
             try materialise(row, change: id, entry: stamp)
         }
+        try writeCounts()
     }
 
     /// Where an applied entry sits: its local origin number, log, number and clock.
@@ -222,7 +266,10 @@ final class Materializer {
                 }
             }
             try statements.insertIfNew.execute(keyValues + [.integer(live), .integer(hlc), .integer(id), .integer(mask)] + values)
-            if db.changesCount == 1 { return }
+            if db.changesCount == 1 {
+                countInsertedRow(table.name, live: live)
+                return
+            }
         }
 
         let rid: Int64
@@ -231,6 +278,7 @@ final class Materializer {
         } else {
             try statements.insertIfNew.execute(keyValues + [.integer(0), .integer(0), .null, .null] + [Value](repeating: .null, count: table.columns.count))
             rid = db.lastInsertedRowID
+            countInsertedRow(table.name, live: 0)
         }
         let (original, base) = try versions(table: row.table, row: rid)
         if original[id] != nil { return }

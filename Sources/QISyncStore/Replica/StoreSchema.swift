@@ -140,9 +140,11 @@ enum StoreSchema {
     }
 
     /// Running counts that `status` reads instead of scanning: each table's live and deleted
-    /// rows and each log's entries and bytes, kept by triggers in the same transaction as the
-    /// rows they count (so they cannot drift; `verify` checks them). Counted once when a
-    /// replica made before them is first opened.
+    /// rows and each log's entries and bytes, kept in the same transaction as the rows they
+    /// count (`verify` checks them): inserts by the ``Materializer``, the only writer of new
+    /// entries and rows, once per run (``Materializer/writeCounts()``); updates and deletes by
+    /// triggers. Replicas made while inserts were counted by triggers lose those triggers when
+    /// opened. Counted once when a replica made before the counts is first opened.
     static func createCounters(_ db: Database, schema: ReplicatedSchema) throws {
         let fresh = try !db.tableExists("log_size")
         try db.execute(sql: """
@@ -150,10 +152,7 @@ enum StoreSchema {
                 origin INTEGER NOT NULL, scope INTEGER NOT NULL, entries INTEGER NOT NULL, bytes INTEGER NOT NULL,
                 PRIMARY KEY (origin, scope)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS row_count (tbl TEXT PRIMARY KEY NOT NULL, live INTEGER NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;
-            CREATE TRIGGER IF NOT EXISTS log_size_insert AFTER INSERT ON log BEGIN
-                INSERT INTO log_size VALUES (NEW.origin, NEW.scope, 1, length(NEW.body))
-                ON CONFLICT (origin, scope) DO UPDATE SET entries = entries + 1, bytes = bytes + length(NEW.body);
-            END;
+            DROP TRIGGER IF EXISTS log_size_insert;
             CREATE TRIGGER IF NOT EXISTS log_size_delete AFTER DELETE ON log BEGIN
                 UPDATE log_size SET entries = entries - 1, bytes = bytes - length(OLD.body) WHERE origin = OLD.origin AND scope = OLD.scope;
             END;
@@ -164,10 +163,7 @@ enum StoreSchema {
         for table in schema.tables {
             let name = table.name
             try db.execute(sql: """
-                CREATE TRIGGER IF NOT EXISTS \(name)_count_insert AFTER INSERT ON \(name) BEGIN
-                    INSERT INTO row_count VALUES ('\(name)', coalesce(NEW.live = 1, 0), coalesce(NEW.live = 0, 0))
-                    ON CONFLICT (tbl) DO UPDATE SET live = live + coalesce(NEW.live = 1, 0), deleted = deleted + coalesce(NEW.live = 0, 0);
-                END;
+                DROP TRIGGER IF EXISTS \(name)_count_insert;
                 CREATE TRIGGER IF NOT EXISTS \(name)_count_update AFTER UPDATE OF live ON \(name) WHEN OLD.live IS NOT NEW.live BEGIN
                     UPDATE row_count SET live = live + coalesce(NEW.live = 1, 0) - coalesce(OLD.live = 1, 0),
                         deleted = deleted + coalesce(NEW.live = 0, 0) - coalesce(OLD.live = 0, 0) WHERE tbl = '\(name)';
