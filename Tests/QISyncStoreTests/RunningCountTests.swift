@@ -32,12 +32,19 @@ struct RunningCountTests {
         #expect(report.isSound, sourceLocation: sourceLocation)
         let (counted, held) = try logCounts(replica)
         #expect(counted == held, sourceLocation: sourceLocation)
+        // An offer to a peer that holds nothing takes its bytes from the counts.
+        let everything = try replica.entries(after: VersionVector())
+        let offer = try replica.offer(for: VersionVector())
+        #expect(offer.entries == UInt64(everything.count), sourceLocation: sourceLocation)
+        #expect(offer.bytes == everything.reduce(0) { $0 + UInt64($1.body.count) }, sourceLocation: sourceLocation)
     }
 
-    @Test("counts follow local writes, batches of many runs, runs that wait for a gap and are released, and a table rebuild")
+    @Test("counts, and offers to a peer that holds nothing, follow local writes, batches of many runs, runs that wait for a gap and are released, a table rebuild and a redaction")
     func batchesAndGaps() throws {
         let hub = try harness.make("hub")
         let ward = try harness.make("ward")
+        let named = Self.edit("Dr Siân Llewelyn's ward, 07700 900123")
+        _ = try hub.write(scope: .trust, edits: [named])
         for index in 0..<6 {
             _ = try hub.write(scope: index % 2 == 0 ? .trust : .shared, edits: [Self.edit("Ward \(index) £\(index)"), Self.edit("gone \(index)", live: false)])
             _ = try ward.write(scope: .trust, edits: [Self.edit("Ysbyty \(index), 37°C")])
@@ -60,6 +67,12 @@ struct RunningCountTests {
         _ = try ward.apply(entries)
         try Self.expectSound(ward)
         try ward.rebuildTables()
+        try Self.expectSound(ward)
+        // A redaction replaces a body (bytes counted by a trigger), here and where it spreads.
+        let redactions = try hub.redact(table: named.table, key: named.key, columns: [4], reason: "a name and a phone number")
+        #expect(redactions.count == 1)
+        try Self.expectSound(hub)
+        _ = try ward.importDirectory(redactions.map(\.record))
         try Self.expectSound(ward)
     }
 
