@@ -39,11 +39,16 @@ let package = Package(
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
+        // The one SQLite setting Swift cannot reach (sqlite3_config is variadic).
+        .target(
+            name: "CSQLiteSettings",
+            dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]
+        ),
         // The SQLite replica: origin logs, version vectors, materialisation, verification.
         .target(
             name: "QISyncStore",
             dependencies: [
-                "QISyncCore", "QISyncIdentity",
+                "QISyncCore", "QISyncIdentity", "CSQLiteSettings",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,4 +1,5 @@
 import Foundation
+import CSQLiteSettings
 import GRDB
 import QISyncCore
 import QISyncIdentity
@@ -59,7 +60,13 @@ public final class Replica: Sendable {
     /// The path of the database file.
     public var databasePath: String { home.appendingPathComponent(Self.databaseName).path }
 
+    /// Process-wide SQLite settings, made before SQLite is first used: its memory statistics
+    /// off (nothing here reads them, and they took a mutex on every allocation and free: a
+    /// twentieth of a bundle import's applying thread).
+    private static let processSettings: Void = { _ = qisync_sqlite_disable_memory_statistics() }()
+
     static func configuration(readonly: Bool = false) -> Configuration {
+        Self.processSettings
         var configuration = Configuration()
         configuration.readonly = readonly
         configuration.busyMode = .timeout(10)
