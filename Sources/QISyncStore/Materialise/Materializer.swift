@@ -24,24 +24,35 @@ final class Materializer {
     private let selectVersions: Statement
     private let insertVersion: FastStatement
     private let updateVersion: Statement
-    /// Entries and body bytes appended per log (origin number, scope) and rows inserted per
-    /// table (live, deleted) since the running counts were last written (``writeCounts()``).
-    private var appendedToLogs: [LogKey: (entries: Int64, bytes: Int64)] = [:]
-    private var insertedRows: [String: (live: Int64, deleted: Int64)] = [:]
+    /// Entries and body bytes appended per log (origin number, scope), and rows inserted live
+    /// and deleted per table, since the running counts were last written (``writeCounts()``).
+    private var appendedToLogs: [LogKey: (Int64, Int64)] = [:]
+    private var insertedRows: [String: (Int64, Int64)] = [:]
 
     struct LogKey: Hashable {
         let origin: Int64
         let scope: UInt8
     }
 
-    /// The statements for one materialised table.
-    struct TableStatements {
+    /// The statements for one materialised table (a class: fetched for every row written, a
+    /// struct of them was copied, and each reference retained, every time).
+    final class TableStatements {
         let table: TableSpec
         let lookup: FastStatement
         let insertIfNew: FastStatement
         let selectBase: FastStatement
         let updateBase: FastStatement
         let columnIndex: [UInt16: Int]
+
+        init(table: TableSpec, lookup: FastStatement, insertIfNew: FastStatement, selectBase: FastStatement, updateBase: FastStatement,
+             columnIndex: [UInt16: Int]) {
+            self.table = table
+            self.lookup = lookup
+            self.insertIfNew = insertIfNew
+            self.selectBase = selectBase
+            self.updateBase = updateBase
+            self.columnIndex = columnIndex
+        }
     }
 
     init(db: Database, schema: ReplicatedSchema) throws {
@@ -181,8 +192,7 @@ final class Materializer {
         ])
         let id = db.lastInsertedRowID
         stamps[id] = Stamp(hlc: entry.hlc, origin: entry.origin)
-        appendedToLogs[LogKey(origin: origin, scope: entry.scope.rawValue), default: (0, 0)].entries += 1
-        appendedToLogs[LogKey(origin: origin, scope: entry.scope.rawValue)]!.bytes += Int64(entry.body.count)
+        Self.add(1, Int64(entry.body.count), to: &appendedToLogs[LogKey(origin: origin, scope: entry.scope.rawValue), default: (0, 0)])
         if updatesVector {
             try upsertVector.execute([.integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)), .blob(entry.hash)])
         }
@@ -206,13 +216,13 @@ final class Materializer {
             try db.cachedStatement(sql: """
                 INSERT INTO log_size VALUES (?, ?, ?, ?)
                 ON CONFLICT (origin, scope) DO UPDATE SET entries = entries + excluded.entries, bytes = bytes + excluded.bytes
-                """).execute(arguments: [log.origin, Int64(log.scope), added.entries, added.bytes])
+                """).execute(arguments: [log.origin, Int64(log.scope), added.0, added.1])
         }
         for (table, added) in insertedRows {
             try db.cachedStatement(sql: """
                 INSERT INTO row_count VALUES (?, ?, ?)
                 ON CONFLICT (tbl) DO UPDATE SET live = live + excluded.live, deleted = deleted + excluded.deleted
-                """).execute(arguments: [table, added.live, added.deleted])
+                """).execute(arguments: [table, added.0, added.1])
         }
         appendedToLogs.removeAll(keepingCapacity: true)
         insertedRows.removeAll(keepingCapacity: true)
@@ -222,8 +232,13 @@ final class Materializer {
     /// its `live` is 1, deleted when 0.
     private func countInsertedRow(_ table: String, live: Int64) {
         guard live == 0 || live == 1 else { return }
-        insertedRows[table, default: (0, 0)].live += live
-        insertedRows[table]!.deleted += 1 - live
+        Self.add(live, 1 - live, to: &insertedRows[table, default: (0, 0)])
+    }
+
+    /// Adds to a pair of counts in place (one dictionary look-up where two assignments make two).
+    private static func add(_ first: Int64, _ second: Int64, to counts: inout (Int64, Int64)) {
+        counts.0 += first
+        counts.1 += second
     }
 
     /// Materialises an entry already in the log (row `id`) again, for a rebuild of the tables.
@@ -265,7 +280,11 @@ final class Materializer {
                     values[index] = cell.value
                 }
             }
-            try statements.insertIfNew.execute(keyValues + [.integer(live), .integer(hlc), .integer(id), .integer(mask)] + values)
+            var arguments = keyValues
+            arguments.reserveCapacity(keyValues.count + 4 + values.count)
+            arguments.append(contentsOf: [.integer(live), .integer(hlc), .integer(id), .integer(mask)])
+            arguments.append(contentsOf: values)
+            try statements.insertIfNew.execute(arguments)
             if db.changesCount == 1 {
                 countInsertedRow(table.name, live: live)
                 return

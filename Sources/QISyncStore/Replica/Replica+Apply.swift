@@ -107,12 +107,13 @@ extension Replica {
         for (run, fullChanges) in zip(runs, decoded) {
             let admitted = try admitted(db, run.entries, directory: directory, source: source, report: &report)
             guard admitted > 0 else { continue }
-            let kept = Array(run.entries.prefix(admitted))
+            // (Whole, as nearly always, the run's own arrays: a copy retained every entry's parts.)
+            let kept = admitted == run.entries.count ? run.entries : Array(run.entries.prefix(admitted))
             // A redacted body names its own hash: only a redaction its site's trust signed makes it good.
             if let forged = kept.first(where: { $0.isRedacted && !directory.vouches(forRedacted: $0) }) {
                 throw LogRejection(ref: forged.ref, reason: "a redacted entry without a redaction record of its trust that vouches for its body")
             }
-            let changes = Array(fullChanges.prefix(admitted))
+            let changes = admitted == fullChanges.count ? fullChanges : Array(fullChanges.prefix(admitted))
             let first = kept[0]
             let log = LogID(origin: first.origin, scope: first.scope)
             var position = try logPosition(db, log) ?? LogPosition(seq: 0, hash: LogEntry.genesisHash)
@@ -141,9 +142,11 @@ extension Replica {
             guard next.previousHash == position.hash else {
                 throw LogRejection(ref: next.ref, reason: "it does not chain onto entry \(position.seq) held here (a forked or altered log)")
             }
+            let authority = authority(of: first.origin, directory: directory)
+            let lastSeq = kept.last!.seq
             for (entry, change) in zip(kept[startIndex...], changes[startIndex...]) {
-                try append(db, entry, change: change, updatesVector: entry.seq == kept.last!.seq, materializer: materializer,
-                           directory: directory, source: source, report: &report)
+                try append(db, entry, change: change, updatesVector: entry.seq == lastSeq, materializer: materializer,
+                           authority: authority, source: source, report: &report)
                 maxHLC = max(maxHLC, entry.hlc)
             }
             position = LogPosition(seq: kept.last!.seq, hash: kept.last!.hash)
@@ -196,13 +199,25 @@ extension Replica {
         return count
     }
 
+    /// Whose a run's entries are, for judging what their changes may touch: worked out once a run.
+    private struct SiteAuthority {
+        let trust: String
+        let ownerTag: [UInt8]
+        let trustKey: [UInt8]?
+    }
+
+    private func authority(of site: OriginID, directory: TrustDirectory) -> SiteAuthority {
+        let trust = directory.trust(of: site) ?? ""
+        return SiteAuthority(trust: trust, ownerTag: directory.ownerTags[trust] ?? RecordID.ownerTag(ofTrust: trust),
+                             trustKey: trustKey(ofSite: site, in: directory))
+    }
+
     /// Appends an admitted entry; its change is materialised when its site's trust owns everything it touches.
     private func append(_ db: Database, _ entry: LogEntry, change: Change, updatesVector: Bool, materializer: Materializer,
-                        directory: TrustDirectory, source: String?, report: inout ApplyReport) throws {
-        let trust = directory.trust(of: entry.origin) ?? ""
-        let tag = directory.ownerTags[trust] ?? RecordID.ownerTag(ofTrust: trust)
-        if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust, ownerTag: tag,
-                                                     trustKey: trustKey(ofSite: entry.origin, in: directory)) {
+                        authority: SiteAuthority, source: String?, report: inout ApplyReport) throws {
+        let trust = authority.trust
+        if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust, ownerTag: authority.ownerTag,
+                                                     trustKey: authority.trustKey) {
             try materializer.append(entry, change: change, updatesVector: updatesVector, materialises: false)
             let reason = "a change from a site of \(trust) was refused: \(violation)"
             try recordRefusal(db, entry: entry, stored: true, reason: reason, source: source)
@@ -231,10 +246,11 @@ extension Replica {
                 var released = ApplyReport()
                 let admitted = try admitted(db, run, directory: directory, source: source, report: &released)
                 run = Array(run.prefix(admitted))
+                let authority = authority(of: log.origin, directory: directory)
                 for entry in run {
                     let change = try entry.change()
                     try append(db, entry, change: change, updatesVector: entry.seq == run.last!.seq, materializer: materializer,
-                               directory: directory, source: source, report: &released)
+                               authority: authority, source: source, report: &released)
                     maxHLC = max(maxHLC, entry.hlc)
                 }
                 report.released += released.applied
