@@ -55,10 +55,37 @@ struct ConcurrencyTests {
         #expect(channel.receive() == nil)
     }
 
+    @Test("a value taken from a channel that never empties is not kept alive by it")
+    func channelReleasesTaken() {
+        let channel = BoundedChannel<Tracked>(capacity: 4)
+        let alive = Counter()
+        for index in 0..<3 { #expect(channel.send(Tracked("Llandudno \(index)", alive))) }
+        // Three always wait: the channel never empties, as when its producer keeps ahead.
+        for index in 3..<300 {
+            #expect(channel.send(Tracked("Ysbyty \(index)", alive)))
+            let taken = index - 3
+            #expect(channel.receive()?.name == (taken < 3 ? "Llandudno \(taken)" : "Ysbyty \(taken)"))
+        }
+        #expect(alive.value <= 4, "\(alive.value) values alive, of 3 waiting")
+    }
+
+    /// A value that counts the instances alive.
+    final class Tracked: @unchecked Sendable {
+        let name: String
+        private let alive: Counter
+        init(_ name: String, _ alive: Counter) {
+            self.name = name
+            self.alive = alive
+            alive.add()
+        }
+        deinit { alive.remove() }
+    }
+
     final class Counter: @unchecked Sendable {
         private let lock = NSLock()
         private var count = 0
         var value: Int { lock.withLock { count } }
         func add() { lock.withLock { count += 1 } }
+        func remove() { lock.withLock { count -= 1 } }
     }
 }

@@ -5,7 +5,10 @@ import Foundation
 public final class BoundedChannel<Value>: @unchecked Sendable {
     // The condition's lock guards every property below it.
     private let condition = NSCondition()
-    private var items: [Value] = []
+    /// Values waiting from `head` on; a slot before `head` has been taken and holds nothing
+    /// (a producer that keeps the channel full never lets it empty, and taken values must
+    /// not be kept alive until it does).
+    private var items: [Value?] = []
     private var head = 0
     private var finished = false
     private var cancelled = false
@@ -42,10 +45,13 @@ public final class BoundedChannel<Value>: @unchecked Sendable {
         defer { condition.unlock() }
         while !cancelled && head == items.count && !finished { condition.wait() }
         guard !cancelled, head < items.count else { return nil }
-        let value = items[head]
+        let value = items[head].take()!
         head += 1
         if head == items.count {
             items.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head >= 64 {
+            items.removeFirst(head)
             head = 0
         }
         condition.broadcast()
