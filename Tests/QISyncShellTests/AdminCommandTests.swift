@@ -47,6 +47,28 @@ struct AdminCommandTests {
         #expect(try h.records.replica.adminEvents().contains { $0.kind == "repair" })
     }
 
+    @Test("verify finds a register's heads or conflicts changed behind qisync's back, and a head naming no entry held")
+    func headsAndConflicts() throws {
+        for (sql, expected) in [
+            ("UPDATE initiative SET base_heads = 1", "heads: initiative|"),
+            ("INSERT INTO conflict (tbl, rid, col) SELECT \(RecordKind.initiative.table.id), rowid, 4 FROM initiative", "conflicts: initiative|"),
+            ("UPDATE initiative SET base_chg = base_chg + 1000000", "is missing from the tables"),
+            ("INSERT INTO row_version (tbl, rid, chg, heads) SELECT \(RecordKind.initiative.table.id), rowid, 1000000, 1 FROM initiative",
+             "heads: differs from the rebuild in a head or row that names no entry held"),
+        ] {
+            let h = try ShellHarness()
+            _ = try h.addInitiative("Reduce falls at Ysbyty Gwynedd, 37°C")
+            #expect(h.run("verify").outcome == .success)
+            try Self.tamper(h, sql)
+            let verify = h.run("verify")
+            #expect(verify.outcome != .success, "\(sql)")
+            #expect(verify.out.contains(expected), "\(sql): \(verify.out)")
+            let repaired = h.run("repair --yes")
+            #expect(repaired.outcome == .success, "\(sql): \(repaired.err)")
+            #expect(h.run("verify").outcome == .success, "\(sql)")
+        }
+    }
+
     @Test("repair refuses when the logs themselves are damaged, naming the log and entry")
     func damagedLog() throws {
         let h = try ShellHarness()

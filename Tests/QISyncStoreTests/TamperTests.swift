@@ -132,6 +132,36 @@ struct TamperTests {
         #expect(report.differences.contains { $0.hasPrefix("initiative") })
     }
 
+    @Test("verify's rebuild, handed to its own thread in chunks, matches a replica of many chunks from two sites, and names one row changed among them")
+    func verifyManyChunks() throws {
+        let harness = try TestReplicas()
+        let hub = try harness.make("hub")
+        let ward = try harness.make("ward")
+        var keys: [[UInt8]] = []
+        for site in [hub, ward] {
+            try site.writeWindow {
+                for index in 0..<700 {
+                    let key = RecordID.random(owner: "RXH").bytes
+                    keys.append(key)
+                    _ = try site.write(scope: index % 3 == 0 ? .shared : .trust, edits: [
+                        RowEdit(table: RecordKind.initiative.table.id, key: key, values: [(0, .integer(1)), (4, .text("Ward \(index): Llanfair £\(index)"))]),
+                    ])
+                }
+            }
+        }
+        _ = try hub.apply(try ward.entries(after: VersionVector()))
+        let clean = try hub.verify()
+        #expect(clean.isSound, "\(clean.differences) \(clean.logProblems)")
+        #expect(clean.entries >= 1_400)
+        let queue = try DatabaseQueue(path: hub.databasePath)
+        let forged = try #require(keys.last)
+        try queue.write { db in try db.execute(sql: "UPDATE initiative SET title = 'forged' WHERE id = ?", arguments: [Data(forged)]) }
+        let report = try hub.verify()
+        #expect(!report.isSound)
+        #expect(report.differences.count == 1 && report.differences.first?.hasPrefix("initiative \(Hex.encode(forged).prefix(8))") == true,
+                "\(report.differences)")
+    }
+
     @Test("verify checks each log's last signature, which vouches for the chain: an altered middle entry is named; a damaged middle signature only with --all-signatures")
     func verifyFindsAlteredLog() throws {
         let (_, source, _, entries) = try setUp()

@@ -59,7 +59,7 @@ final class Materializer {
         self.db = db
         self.schema = schema
         hasPendingSupersede = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM pending_supersede)")) ?? false
-        insertLog = try FastStatement(db, sql: "INSERT INTO log (origin, scope, seq, hlc, hash, body, sig) VALUES (?, ?, ?, ?, ?, ?, ?)")
+        insertLog = try FastStatement(db, sql: "INSERT INTO log (origin, scope, seq, hlc, hash, body, sig, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         upsertVector = try FastStatement(db, sql: """
             INSERT INTO vector (origin, scope, seq, hash) VALUES (?, ?, ?, ?)
             ON CONFLICT (origin, scope) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
@@ -182,13 +182,15 @@ final class Materializer {
     ///
     /// When applying a run, only its last entry needs to move the version vector (`updatesVector`).
     /// An entry whose change was refused is kept in its log, so the chain goes on, but changes
-    /// nothing (`materialises` false).
+    /// nothing (`materialises` false). It takes the next local number, or `given` (`verify`'s
+    /// rebuild keeps the numbers the replica gave its entries, so the heads of the two compare).
     @discardableResult
-    func append(_ entry: LogEntry, change: Change, updatesVector: Bool = true, materialises: Bool = true) throws -> Int64 {
+    func append(_ entry: LogEntry, change: Change, updatesVector: Bool = true, materialises: Bool = true, id given: Int64? = nil) throws -> Int64 {
         let origin = try originID(entry.origin)
         try insertLog.execute([
             .integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)),
             .integer(Int64(bitPattern: entry.hlc.rawValue)), .blob(entry.hash), .blob(entry.body), entry.signature.map(Value.blob) ?? .null,
+            given.map(Value.integer) ?? .null,
         ])
         let id = db.lastInsertedRowID
         stamps[id] = Stamp(hlc: entry.hlc, origin: entry.origin)

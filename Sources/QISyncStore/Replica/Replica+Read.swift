@@ -99,12 +99,13 @@ extension Replica {
 
     /// Calls `body` with each entry of one log after `seq` (through `last`) in order, read with a
     /// cursor, one at a time; each entry's previous hash is the hash worked out for the one
-    /// before it (`previousHash` for the first). `body` returns false to stop.
+    /// before it (`previousHash` for the first). `body` also gets the entry's local number in
+    /// the log table, and returns false to stop.
     static func forEachEntry(_ db: Database, log: LogID, after seq: UInt64 = 0, previousHash: [UInt8] = LogEntry.genesisHash,
-                             through last: UInt64 = UInt64(Int64.max), _ body: (LogEntry) throws -> Bool) throws {
+                             through last: UInt64 = UInt64(Int64.max), _ body: (LogEntry, _ id: Int64) throws -> Bool) throws {
         var previous = previousHash
         let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-            SELECT log.seq, log.hlc, log.body, log.sig FROM log JOIN origin ON origin.id = log.origin
+            SELECT log.seq, log.hlc, log.body, log.sig, log.id FROM log JOIN origin ON origin.id = log.origin
             WHERE origin.key = ? AND log.scope = ? AND log.seq > ? AND log.seq <= ? ORDER BY log.seq
             """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: seq), Int64(bitPattern: last)])
         while let row = try rows.next() {
@@ -112,7 +113,7 @@ extension Replica {
                                  hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data),
                                  signature: (row[3] as Data?).map(Array.init))
             previous = entry.hash
-            guard try body(entry) else { return }
+            guard try body(entry, row[4]) else { return }
         }
     }
 
@@ -140,7 +141,7 @@ extension Replica {
                     """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from)]) else { continue }
                 previous = Array(hash)
             }
-            try forEachEntry(db, log: log, after: from, previousHash: previous, through: position.seq) { entry in
+            try forEachEntry(db, log: log, after: from, previousHash: previous, through: position.seq) { entry, _ in
                 entries.append(entry)
                 bytes += entry.body.count
                 // Stop at a limit only on a signed entry, so every run handed out ends with a signature.

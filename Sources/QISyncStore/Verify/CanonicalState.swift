@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import GRDB
+import GRDBSQLite
 import QISyncCore
 
 /// The materialised state of a replica written out in a form that does not depend on local
@@ -58,18 +59,24 @@ public struct CanonicalState: Equatable, Sendable {
         return state
     }
 
-    /// Where two databases' canonical states differ (`live` the replica's tables, `rebuilt` the
-    /// rebuild from its logs), read side by side in order rather than held in memory: at most
-    /// `limit` lines, then a count of the rest.
-    ///
-    /// Each section is first compared by a digest of its lines that does not depend on their
-    /// order (the sum of their SHA-256 hashes), read without sorting; only a section whose
-    /// digests differ is sorted and read side by side to name what differs.
-    static func differences(live: Database, rebuilt: Database, schema: ReplicatedSchema, limit: Int = 40) throws -> [String] {
+    /// Each section's digest (a table's, `heads`, `conflicts`): an order-free digest of its rows
+    /// (``rawDigest(_:_:)``), read without sorting or making text of them. `verify` compares the
+    /// replica's with its rebuild's, which appended every entry under the local number it has in
+    /// the replica (the digests name a head's change by that number).
+    static func digests(_ db: Database, schema: ReplicatedSchema) throws -> [String: [UInt64]] {
+        try digestQueries(schema: schema).mapValues { try rawDigest(db, $0) }
+    }
+
+    /// Where two databases' canonical states differ in `sections` (those whose digests differ;
+    /// `live` the replica's tables, `rebuilt` the rebuild from its logs), written out as lines,
+    /// sorted and read side by side in order rather than held in memory, to name what differs:
+    /// at most `limit` lines, then a count of the rest.
+    static func differences(live: Database, rebuilt: Database, schema: ReplicatedSchema, sections: Set<String>, limit: Int = 40) throws -> [String] {
         var (queries, names) = sectionQueries(schema: schema)
-        queries = try queries.filter { _, sql in try digest(live, sql) != digest(rebuilt, sql) }
+        queries = queries.filter { sections.contains($0.0) }
         var onlyHere: [String: [String]] = [:], onlyRebuilt: [String: [String]] = [:]
         var kept = 0, beyond = 0
+        var unnamed: [String] = []
         func note(_ line: String, _ into: inout [String: [String]], _ section: String) {
             // Each differing row gives a line on each side: keep enough to name `limit` of them.
             if kept < 4 * limit {
@@ -82,11 +89,15 @@ public struct CanonicalState: Equatable, Sendable {
         for (section, sql) in queries {
             let mine = try String.fetchCursor(live, sql: sql + " ORDER BY line"), theirs = try String.fetchCursor(rebuilt, sql: sql + " ORDER BY line")
             var a = try mine.next(), b = try theirs.next()
+            var named = false
             while a != nil || b != nil {
                 if let x = a, let y = b, x == y {
                     a = try mine.next()
                     b = try theirs.next()
-                } else if let x = a, b == nil || x.utf8.lexicographicallyPrecedes(b!.utf8) {
+                    continue
+                }
+                named = true
+                if let x = a, b == nil || x.utf8.lexicographicallyPrecedes(b!.utf8) {
                     note(x, &onlyHere, section)
                     a = try mine.next()
                 } else if let y = b {
@@ -94,30 +105,93 @@ public struct CanonicalState: Equatable, Sendable {
                     b = try theirs.next()
                 }
             }
+            // The lines join each head to the entry it names: a head naming no entry held shows
+            // only in the digest.
+            if !named { unnamed.append("\(section): differs from the rebuild in a head or row that names no entry held") }
         }
         var here = CanonicalState(sections: onlyHere), there = CanonicalState(sections: onlyRebuilt)
         here.columns = names
         there.columns = names
-        var out = here.differences(from: there, limit: limit)
+        var out = here.differences(from: there, limit: limit) + unnamed
         if beyond > 0, !out.contains(where: { $0.hasPrefix("…and") }) { out.append("…and more (\(beyond) further lines differ)") }
         return out
     }
 
-    /// A digest of the lines a query yields, whatever their order: the sum, modulo 2^256, of
-    /// each line's SHA-256, with the number of lines.
-    static func digest(_ db: Database, _ sql: String) throws -> [UInt64] {
+    /// What each section's digest is taken over: the rows its lines are made of, as raw values,
+    /// each query tagged with its table. A head names its change by its local number in the log
+    /// rather than by site, log and number (the lines join every head to the log and quote
+    /// every value: most of `verify`'s time went there).
+    static func digestQueries(schema: ReplicatedSchema) -> [String: [(tag: String, sql: String)]] {
+        var queries: [String: [(tag: String, sql: String)]] = [:]
+        for table in schema.tables {
+            let keys = StoreSchema.keyColumns(of: table)
+            let keyList = keys.map { "t.\($0)" }.joined(separator: ", ")
+            queries[table.name] = [(table.name, "SELECT \((keys + ["live", "updated_hlc"] + table.columns.map(\.name)).joined(separator: ", ")) FROM \(table.name)")]
+            queries["heads", default: []] += [
+                (table.name, "SELECT \(keyList), rv.chg, rv.heads FROM row_version rv JOIN \(table.name) t ON t.rowid = rv.rid WHERE rv.tbl = \(table.id)"),
+                (table.name, "SELECT \(keyList), t.base_chg, t.base_heads FROM \(table.name) t WHERE t.base_chg IS NOT NULL"),
+            ]
+            queries["conflicts", default: []].append(
+                (table.name, "SELECT \(keyList), c.col FROM conflict c JOIN \(table.name) t ON t.rowid = c.rid WHERE c.tbl = \(table.id)"))
+        }
+        return queries
+    }
+
+    /// A digest of the rows some queries yield, whatever their order: the sum, modulo 2^256, of
+    /// the SHA-256 of each row (its query's tag, then each value's type, length and bytes as
+    /// SQLite holds them), with the number of rows. Values are read in place, never copied out.
+    static func rawDigest(_ db: Database, _ queries: [(tag: String, sql: String)]) throws -> [UInt64] {
         var sum = [UInt64](repeating: 0, count: 4)
         var count: UInt64 = 0
-        let lines = try String.fetchCursor(db, sql: sql)
-        while let line = try lines.next() {
-            count += 1
-            let words = SHA256.hash(data: Data(line.utf8)).withUnsafeBytes { raw in (0..<4).map { raw.load(fromByteOffset: $0 * 8, as: UInt64.self) } }
-            var carry: UInt64 = 0
-            for index in 0..<4 {
-                let (partial, overflow1) = sum[index].addingReportingOverflow(words[index])
-                let (total, overflow2) = partial.addingReportingOverflow(carry)
-                sum[index] = total
-                carry = (overflow1 ? 1 : 0) + (overflow2 ? 1 : 0)
+        var row: [UInt8] = []
+        func append(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { row.append(contentsOf: $0) } }
+        func append(_ kind: UInt8, _ pointer: UnsafeRawPointer?, _ length: Int32) {
+            row.append(kind)
+            append(UInt64(length))
+            if let pointer, length > 0 { row.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: Int(length))) }
+        }
+        for (tag, sql) in queries {
+            let statement = try db.makeStatement(sql: sql)
+            let handle = statement.sqliteStatement
+            let columns = sqlite3_column_count(handle)
+            let tagBytes = Array(tag.utf8)
+            defer { sqlite3_reset(handle) }
+            while true {
+                let code = sqlite3_step(handle)
+                if code == SQLITE_DONE { break }
+                guard code == SQLITE_ROW else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage, sql: sql) }
+                row.removeAll(keepingCapacity: true)
+                row.append(contentsOf: tagBytes)
+                for column in 0..<columns {
+                    switch sqlite3_column_type(handle, column) {
+                    case SQLITE_INTEGER:
+                        row.append(1)
+                        append(UInt64(bitPattern: sqlite3_column_int64(handle, column)))
+                    case SQLITE_FLOAT:
+                        row.append(2)
+                        append(sqlite3_column_double(handle, column).bitPattern)
+                    case SQLITE_TEXT:
+                        let text = sqlite3_column_text(handle, column)
+                        append(3, UnsafeRawPointer(text), sqlite3_column_bytes(handle, column))
+                    case SQLITE_BLOB:
+                        let blob = sqlite3_column_blob(handle, column)
+                        append(4, blob, sqlite3_column_bytes(handle, column))
+                    default:
+                        row.append(0)
+                    }
+                }
+                count += 1
+                let digest = SHA256.hash(data: row)
+                digest.withUnsafeBytes { raw in
+                    var carry: UInt64 = 0
+                    for index in 0..<4 {
+                        let word = raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)
+                        let (partial, overflow1) = sum[index].addingReportingOverflow(word)
+                        let (total, overflow2) = partial.addingReportingOverflow(carry)
+                        sum[index] = total
+                        carry = (overflow1 ? 1 : 0) + (overflow2 ? 1 : 0)
+                    }
+                }
             }
         }
         return sum + [count]

@@ -62,8 +62,11 @@ extension Replica {
     /// is this one or enrolled, that no revoked site has entries past its cut-off, and (through
     /// the rebuild) that only changes their site's trust may make took effect.
     ///
-    /// It streams: entries are read a log at a time and applied to the rebuild as they come,
-    /// and the two states are compared in order, so memory stays flat however large the replica.
+    /// It streams: entries are read a log at a time and handed to a thread of its own that
+    /// applies them to the rebuild as they come (``ScratchRebuild``); meanwhile this thread,
+    /// once it has read them all, checks SQLite's integrity, the running counts and the
+    /// digests of the tables, so the two cores share the work. Memory stays flat however large
+    /// the replica.
     public func verify(allSignatures: Bool = false) throws -> VerifyReport {
         var report = VerifyReport()
         // The scratch rebuild lives beside the replica (as private as it is), and is removed
@@ -76,7 +79,6 @@ extension Replica {
         try scratch.write { db in try StoreSchema.create(db, schema: schema) }
         // One read transaction: a consistent snapshot even while syncs write.
         try database.read { db in
-            report.integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
             let vector = try Self.versionVector(db)
             let directory = try self.directory(db)
             report.directoryRecords = directory.enrolments.count + directory.revocations.count
@@ -89,85 +91,83 @@ extension Replica {
                     : (directory.enrolments[log.origin] ?? directory.heldEnrolments[log.origin])?.name
                 return "\(site.map { "\($0)'s" } ?? "an unknown site's") \(log.scope) log (site \(log.origin.short))"
             }
-            // The rebuild commits every `chunk` entries with a fresh materializer, whose caches
-            // would otherwise grow with the replica.
-            let chunk = 50_000
-            try scratch.writeWithoutTransaction { rebuild in
-                do {
-                    try rebuild.beginTransaction()
-                    var materializer = try Materializer(db: rebuild, schema: schema)
-                    var sinceCommit = 0
-                    for (log, position) in vector.positions.sorted(by: { $0.key < $1.key }) {
-                        let logTrust = trust(of: log.origin)
-                        let trustKey = self.trustKey(ofSite: log.origin, in: directory)
-                        var last: LogEntry?
-                        try Self.forEachEntry(db, log: log) { entry in
-                            report.entries += 1
-                            let seq = (last?.seq ?? 0) + 1
-                            if entry.seq != seq { report.logProblems.append("\(name(log)): entry \(seq) is missing") }
-                            if entry.isRedacted, !directory.vouches(forRedacted: entry) {
-                                report.logProblems.append("\(name(log)), entry \(entry.seq): redacted, but no redaction record of its trust vouches for its body")
-                            }
-                            if allSignatures, entry.signature != nil, !entry.hasValidSignature {
+            let rebuild = ScratchRebuild(scratch: scratch, schema: schema)
+            do {
+                for (log, position) in vector.positions.sorted(by: { $0.key < $1.key }) {
+                    let logTrust = trust(of: log.origin)
+                    let trustKey = self.trustKey(ofSite: log.origin, in: directory)
+                    var last: LogEntry?
+                    try Self.forEachEntry(db, log: log) { entry, id in
+                        report.entries += 1
+                        let seq = (last?.seq ?? 0) + 1
+                        if entry.seq != seq { report.logProblems.append("\(name(log)): entry \(seq) is missing") }
+                        if entry.isRedacted, !directory.vouches(forRedacted: entry) {
+                            report.logProblems.append("\(name(log)), entry \(entry.seq): redacted, but no redaction record of its trust vouches for its body")
+                        }
+                        if allSignatures, entry.signature != nil, !entry.hasValidSignature {
+                            report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
+                        }
+                        last = entry
+                        let change: Change
+                        do { change = try entry.change() } catch {
+                            report.logProblems.append("\(name(log)), entry \(entry.seq): its change cannot be read (\(error))")
+                            return true
+                        }
+                        let allowed = logTrust.map {
+                            schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey) == nil
+                        } ?? false
+                        if !allowed { report.refusedChanges += 1 }
+                        try rebuild.append(ScratchRebuild.Step(entry: entry, change: change, materialises: allowed, id: id))
+                        return true
+                    }
+                    if !allSignatures, let last, last.signature != nil, !last.hasValidSignature {
+                        // Name the entry that was altered: every signature of this log, once.
+                        try Self.forEachEntry(db, log: log) { entry, _ in
+                            if entry.signature != nil, !entry.hasValidSignature {
                                 report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
-                            }
-                            last = entry
-                            let change: Change
-                            do { change = try entry.change() } catch {
-                                report.logProblems.append("\(name(log)), entry \(entry.seq): its change cannot be read (\(error))")
-                                return true
-                            }
-                            let allowed = logTrust.map {
-                                schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey) == nil
-                            } ?? false
-                            if !allowed { report.refusedChanges += 1 }
-                            try materializer.append(entry, change: change, materialises: allowed)
-                            sinceCommit += 1
-                            if sinceCommit >= chunk {
-                                try rebuild.commit()
-                                try rebuild.beginTransaction()
-                                materializer = try Materializer(db: rebuild, schema: schema)
-                                sinceCommit = 0
                             }
                             return true
                         }
-                        if !allSignatures, let last, last.signature != nil, !last.hasValidSignature {
-                            // Name the entry that was altered: every signature of this log, once.
-                            try Self.forEachEntry(db, log: log) { entry in
-                                if entry.signature != nil, !entry.hasValidSignature {
-                                    report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
-                                }
-                                return true
-                            }
+                    }
+                    if let logTrust {
+                        if log.scope == .trust, logTrust != identity.trustCode {
+                            report.logProblems.append("\(name(log)): a trust-scope log of another trust (\(logTrust))")
                         }
-                        if let logTrust {
-                            if log.scope == .trust, logTrust != identity.trustCode {
-                                report.logProblems.append("\(name(log)): a trust-scope log of another trust (\(logTrust))")
-                            }
-                        } else if last != nil {
-                            report.logProblems.append("\(name(log)): its site has no enrolment held here")
+                    } else if last != nil {
+                        report.logProblems.append("\(name(log)): its site has no enrolment held here")
+                    }
+                    if let last {
+                        if log.origin != identity.origin, let revocation = directory.revocations[log.origin], revocation.refuses(scope: log.scope, seq: last.seq) {
+                            report.logProblems.append("\(name(log)): holds entries past its site's revocation (up to \(last.seq))")
                         }
-                        if let last {
-                            if log.origin != identity.origin, let revocation = directory.revocations[log.origin], revocation.refuses(scope: log.scope, seq: last.seq) {
-                                report.logProblems.append("\(name(log)): holds entries past its site's revocation (up to \(last.seq))")
-                            }
-                            if last.signature == nil, directory.revocations[log.origin]?.lastAccepted[log.scope]?.hash != last.hash {
-                                report.logProblems.append("\(name(log)): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
-                            }
-                        }
-                        if last?.hash != position.hash || last?.seq != position.seq {
-                            report.logProblems.append("\(name(log)): the version vector says it ends at entry \(position.seq), the log at \(last?.seq ?? 0)")
+                        if last.signature == nil, directory.revocations[log.origin]?.lastAccepted[log.scope]?.hash != last.hash {
+                            report.logProblems.append("\(name(log)): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
                         }
                     }
-                    try rebuild.commit()
-                } catch {
-                    if rebuild.isInsideTransaction { try? rebuild.rollback() }
-                    throw error
+                    if last?.hash != position.hash || last?.seq != position.seq {
+                        report.logProblems.append("\(name(log)): the version vector says it ends at entry \(position.seq), the log at \(last?.seq ?? 0)")
+                    }
                 }
+                try rebuild.finish()
+            } catch {
+                rebuild.abandon()
+                throw error
             }
-            try scratch.read { rebuilt in
-                report.differences = try CanonicalState.differences(live: db, rebuilt: rebuilt, schema: schema)
-                    + StoreSchema.counterDifferences(db, schema: schema)
+            // While the rebuild applies what it was handed: this side's own checks.
+            let live: [String: [UInt64]]
+            let counts: [String]
+            do {
+                report.integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
+                counts = try StoreSchema.counterDifferences(db, schema: schema)
+                live = try CanonicalState.digests(db, schema: schema)
+            } catch {
+                rebuild.abandon()
+                throw error
+            }
+            let rebuilt = try rebuild.digests()
+            let differing = Set(live.keys.filter { live[$0] != rebuilt[$0] })
+            try scratch.read { scratchDB in
+                report.differences = try CanonicalState.differences(live: db, rebuilt: scratchDB, schema: schema, sections: differing) + counts
             }
         }
         return report
@@ -196,5 +196,111 @@ extension Replica {
                 try materializer.replay(entry, id: id, change: change)
             }
         }
+    }
+}
+
+/// `verify`'s rebuild of the tables from the logs, applied on a thread of its own to the
+/// scratch database as the entries are handed to it, in chunks, a few chunks ahead at most;
+/// it then takes the digests of what it built (``CanonicalState/digests(_:schema:)``).
+/// It commits every 50,000 entries with a fresh materializer, whose caches would otherwise
+/// grow with the replica.
+final class ScratchRebuild: @unchecked Sendable {
+    /// An entry to append to the rebuild under its local number in the replica, materialised
+    /// when its site's trust may make its change.
+    struct Step {
+        let entry: LogEntry
+        let change: Change
+        let materialises: Bool
+        let id: Int64
+    }
+
+    private struct Stopped: Error {}
+    private static let chunkSize = 256
+    private static let entriesPerCommit = 50_000
+    private let channel = BoundedChannel<[Step]>(capacity: 4)
+    private var pending: [Step] = []
+    // Written by the thread, read only after `done` is signalled.
+    private var outcome: Result<[String: [UInt64]], Error>?
+    private let done = DispatchSemaphore(value: 0)
+    private var joined = false
+
+    init(scratch: DatabaseQueue, schema: ReplicatedSchema) {
+        let channel = self.channel
+        let thread = Thread { [self] in
+            outcome = Result {
+                try scratch.writeWithoutTransaction { db in
+                    do {
+                        try db.beginTransaction()
+                        var materializer = try Materializer(db: db, schema: schema)
+                        var sinceCommit = 0
+                        while let chunk = channel.receive() {
+                            for step in chunk {
+                                // The rebuild keeps no vector or running counts: nothing reads them.
+                                try materializer.append(step.entry, change: step.change, updatesVector: false,
+                                                        materialises: step.materialises, id: step.id)
+                            }
+                            sinceCommit += chunk.count
+                            if sinceCommit >= Self.entriesPerCommit {
+                                try db.commit()
+                                try db.beginTransaction()
+                                materializer = try Materializer(db: db, schema: schema)
+                                sinceCommit = 0
+                            }
+                        }
+                        try db.commit()
+                    } catch {
+                        channel.cancel()
+                        if db.isInsideTransaction { try? db.rollback() }
+                        throw error
+                    }
+                }
+                return try scratch.read { db in try CanonicalState.digests(db, schema: schema) }
+            }
+            channel.cancel()
+            done.signal()
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
+    }
+
+    /// Hands an entry on (in chunks); throws when the rebuild has failed (its error comes from ``digests()``).
+    func append(_ step: Step) throws {
+        pending.append(step)
+        if pending.count >= Self.chunkSize { try flush() }
+    }
+
+    private func flush() throws {
+        guard !pending.isEmpty else { return }
+        guard channel.send(pending) else {
+            // The rebuild has stopped: its error is the one to tell.
+            _ = try wait().get()
+            throw Stopped()
+        }
+        pending = []
+    }
+
+    /// Every entry has been handed on.
+    func finish() throws {
+        try flush()
+        channel.finish()
+    }
+
+    /// Stops the rebuild and waits for its thread.
+    func abandon() {
+        channel.cancel()
+        _ = wait()
+    }
+
+    /// The rebuilt tables' digests, once every entry handed on is applied; the rebuild's error if it failed.
+    func digests() throws -> [String: [UInt64]] {
+        try wait().get()
+    }
+
+    private func wait() -> Result<[String: [UInt64]], Error> {
+        if !joined {
+            done.wait()
+            joined = true
+        }
+        return outcome!
     }
 }
