@@ -34,9 +34,7 @@ public struct ByteReader: Sendable {
 
     /// Reads `count` raw bytes.
     public mutating func readBytes(_ count: Int) throws(DecodingError) -> [UInt8] {
-        guard count >= 0, count <= remaining else {
-            throw DecodingError("needed \(count) bytes at byte \(offset), only \(remaining) left")
-        }
+        try require(count)
         defer { offset += count }
         return Array(bytes[offset..<offset + count])
     }
@@ -60,10 +58,11 @@ public struct ByteReader: Sendable {
         }
     }
 
-    /// Reads a varint that must fit in `0...limit`.
-    public mutating func readVarint(limit: UInt64, _ what: String) throws(DecodingError) -> Int {
+    /// Reads a varint that must fit in `0...limit`. (`what` names it in an error, and is
+    /// worked out only then: decoding reads millions of lengths.)
+    public mutating func readVarint(limit: UInt64, _ what: @autoclosure () -> String) throws(DecodingError) -> Int {
         let value = try readVarint()
-        guard value <= limit else { throw DecodingError("\(what) \(value) is over the limit of \(limit)") }
+        guard value <= limit else { throw DecodingError("\(what()) \(value) is over the limit of \(limit)") }
         return Int(value)
     }
 
@@ -75,22 +74,33 @@ public struct ByteReader: Sendable {
 
     /// Reads a big-endian 64-bit integer.
     public mutating func readUInt64() throws(DecodingError) -> UInt64 {
-        let raw = try readBytes(8)
-        return raw.reduce(0) { $0 << 8 | UInt64($1) }
+        try require(8)
+        defer { offset += 8 }
+        return bytes[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) }
     }
 
     /// Reads a length-prefixed byte string of at most `limit` bytes.
-    public mutating func readLengthPrefixed(limit: Int, _ what: String) throws(DecodingError) -> [UInt8] {
-        let count = try readVarint(limit: UInt64(limit), "\(what) length")
+    public mutating func readLengthPrefixed(limit: Int, _ what: @autoclosure () -> String) throws(DecodingError) -> [UInt8] {
+        let count = try readVarint(limit: UInt64(limit), "\(what()) length")
         return try readBytes(count)
     }
 
-    /// Reads a length-prefixed UTF-8 string, refusing invalid UTF-8.
-    public mutating func readString(limit: Int, _ what: String) throws(DecodingError) -> String {
-        let raw = try readLengthPrefixed(limit: limit, what)
-        guard let string = String(validating: raw, as: UTF8.self) else {
-            throw DecodingError("\(what) is not valid UTF-8")
+    /// Reads a length-prefixed UTF-8 string, refusing invalid UTF-8 (validated where it lies,
+    /// without copying the bytes out first).
+    public mutating func readString(limit: Int, _ what: @autoclosure () -> String) throws(DecodingError) -> String {
+        let count = try readVarint(limit: UInt64(limit), "\(what()) length")
+        try require(count)
+        guard let string = String(validating: bytes[offset..<offset + count], as: UTF8.self) else {
+            throw DecodingError("\(what()) is not valid UTF-8")
         }
+        offset += count
         return string
+    }
+
+    /// Throws unless `count` more bytes are there to read.
+    private func require(_ count: Int) throws(DecodingError) {
+        guard count >= 0, count <= remaining else {
+            throw DecodingError("needed \(count) bytes at byte \(offset), only \(remaining) left")
+        }
     }
 }
