@@ -25,9 +25,9 @@ final class Materializer {
     private let insertVersion: FastStatement
     private let updateVersion: Statement
     /// Entries and body bytes appended per log (origin number, scope), and rows inserted live
-    /// and deleted per table (by id), since the running counts were last written (``writeCounts()``).
+    /// and deleted per table, since the running counts were last written (``writeCounts()``).
     private var appendedToLogs: [LogKey: (Int64, Int64)] = [:]
-    private var insertedRows: [UInt16: (Int64, Int64)] = [:]
+    private var insertedRows: [String: (Int64, Int64)] = [:]
 
     struct LogKey: Hashable {
         let origin: Int64
@@ -221,11 +221,10 @@ final class Materializer {
                 """).execute(arguments: [log.origin, Int64(log.scope), added.0, added.1])
         }
         for (table, added) in insertedRows {
-            guard let name = schema.table(id: table)?.name else { continue }
             try db.cachedStatement(sql: """
                 INSERT INTO row_count VALUES (?, ?, ?)
                 ON CONFLICT (tbl) DO UPDATE SET live = live + excluded.live, deleted = deleted + excluded.deleted
-                """).execute(arguments: [name, added.0, added.1])
+                """).execute(arguments: [table, added.0, added.1])
         }
         appendedToLogs.removeAll(keepingCapacity: true)
         insertedRows.removeAll(keepingCapacity: true)
@@ -233,7 +232,7 @@ final class Materializer {
 
     /// Counts a row just inserted into a materialised table, as `row_count` counts: live when
     /// its `live` is 1, deleted when 0.
-    private func countInsertedRow(_ table: UInt16, live: Int64) {
+    private func countInsertedRow(_ table: String, live: Int64) {
         guard live == 0 || live == 1 else { return }
         Self.add(live, 1 - live, to: &insertedRows[table, default: (0, 0)])
     }
@@ -289,7 +288,7 @@ final class Materializer {
             arguments.append(contentsOf: values)
             try statements.insertIfNew.execute(arguments)
             if db.changesCount == 1 {
-                countInsertedRow(row.table, live: live)
+                countInsertedRow(table.name, live: live)
                 return
             }
         }
@@ -300,7 +299,7 @@ final class Materializer {
         } else {
             try statements.insertIfNew.execute(keyValues + [.integer(0), .integer(0), .null, .null] + [Value](repeating: .null, count: table.columns.count))
             rid = db.lastInsertedRowID
-            countInsertedRow(row.table, live: 0)
+            countInsertedRow(table.name, live: 0)
         }
         let (original, base) = try versions(table: row.table, row: rid)
         if original[id] != nil { return }
