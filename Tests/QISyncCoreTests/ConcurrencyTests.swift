@@ -69,6 +69,26 @@ struct ConcurrencyTests {
         #expect(alive.value <= 4, "\(alive.value) values alive, of 3 waiting")
     }
 
+    @Test("background work runs on another thread at once; its value, or its error, is taken when wanted, as often as asked")
+    func backgroundWork() throws {
+        let started = DispatchSemaphore(value: 0)
+        let proceed = DispatchSemaphore(value: 0)
+        let work = BackgroundWork { () -> String in
+            started.signal()
+            proceed.wait()
+            return "Ysbyty Gwynedd, 37 °C"
+        }
+        // It started without being asked for its value (this thread has not waited on it yet).
+        #expect(started.wait(timeout: .now() + 10) == .success)
+        proceed.signal()
+        #expect(try work.value() == "Ysbyty Gwynedd, 37 °C")
+        #expect(try work.value() == "Ysbyty Gwynedd, 37 °C")
+        struct Failed: Error, Equatable { let reason: String }
+        let failing = BackgroundWork { () -> Int in throw Failed(reason: "£0 budget") }
+        #expect(throws: Failed(reason: "£0 budget")) { try failing.value() }
+        if case .failure(let error) = failing.result() { #expect(error as? Failed == Failed(reason: "£0 budget")) } else { Issue.record("no error") }
+    }
+
     /// A value that counts the instances alive.
     final class Tracked: @unchecked Sendable {
         let name: String

@@ -132,6 +132,36 @@ struct TamperTests {
         #expect(report.differences.contains { $0.hasPrefix("initiative") })
     }
 
+    @Test("verify reports SQLite's integrity check finding an index that disagrees with its table, and running counts that disagree with the rows")
+    func verifyFindsDamagedFile() throws {
+        let (_, source, _, _) = try setUp()
+        #expect(try source.verify().integrity == "ok")
+        // Redefine the creation-date index over another column behind SQLite's back: its
+        // entries no longer match the rows, as after a torn write of an index page.
+        let queue = try DatabaseQueue(path: source.databasePath)
+        try queue.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA writable_schema = ON")
+            try db.execute(sql: "UPDATE sqlite_schema SET sql = 'CREATE INDEX initiative_by_created_ms ON initiative(title)' WHERE name = 'initiative_by_created_ms'")
+            try db.execute(sql: "PRAGMA writable_schema = OFF")
+        }
+        try queue.close()
+        let damaged = try source.verify()
+        #expect(!damaged.isSound)
+        #expect(damaged.integrity != "ok" && damaged.integrity.contains("initiative_by_created_ms"), "\(damaged.integrity)")
+        // The counts are checked on the same connection as the integrity: a count set wrong is named.
+        let repaired = try DatabaseQueue(path: source.databasePath)
+        try repaired.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA writable_schema = ON")
+            try db.execute(sql: "UPDATE sqlite_schema SET sql = 'CREATE INDEX initiative_by_created_ms ON initiative(created_ms)' WHERE name = 'initiative_by_created_ms'")
+            try db.execute(sql: "PRAGMA writable_schema = OFF")
+            try db.execute(sql: "UPDATE row_count SET live = live + 5 WHERE tbl = 'initiative'")
+        }
+        try repaired.close()
+        let miscounted = try source.verify()
+        #expect(miscounted.integrity == "ok")
+        #expect(miscounted.differences.contains { $0.hasPrefix("counts: initiative is counted as") }, "\(miscounted.differences)")
+    }
+
     @Test("verify's rebuild, handed to its own thread in chunks, matches a replica of many chunks from two sites, and names one row changed among them")
     func verifyManyChunks() throws {
         let harness = try TestReplicas()

@@ -63,10 +63,10 @@ extension Replica {
     /// the rebuild) that only changes their site's trust may make took effect.
     ///
     /// It streams: entries are read a log at a time and handed to a thread of its own that
-    /// applies them to the rebuild as they come (``ScratchRebuild``); meanwhile this thread,
-    /// once it has read them all, checks SQLite's integrity, the running counts and the
-    /// digests of the tables, so the two cores share the work. Memory stays flat however large
-    /// the replica.
+    /// applies them to the rebuild as they come (``ScratchRebuild``); a third thread checks
+    /// SQLite's integrity and the running counts on a connection of its own meanwhile, and
+    /// this one, once it has read the logs, takes the digests of the tables; so the two cores
+    /// share the work. Memory stays flat however large the replica.
     public func verify(allSignatures: Bool = false) throws -> VerifyReport {
         var report = VerifyReport()
         // The scratch rebuild lives beside the replica (as private as it is), and is removed
@@ -76,7 +76,21 @@ extension Replica {
             for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratchURL.path + suffix) }
         }
         let scratch = try DatabaseQueue(path: scratchURL.path, configuration: Self.scratchConfiguration)
-        try scratch.write { db in try StoreSchema.create(db, schema: schema) }
+        try scratch.write { db in
+            try StoreSchema.create(db, schema: schema)
+            try StoreSchema.dropReadAids(db, schema: schema)
+        }
+        // SQLite's integrity check and the running counts against the rows they count, on a
+        // connection and a thread of their own while this one reads the logs. They need no
+        // particular snapshot (each is consistent within its own), unlike the digests below.
+        let fileChecks = BackgroundWork { [databasePath, schema] in
+            let connection = try DatabaseQueue(path: databasePath, configuration: Self.configuration(readonly: true))
+            return try connection.read { db in
+                (integrity: try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; "),
+                 counts: try StoreSchema.counterDifferences(db, schema: schema))
+            }
+        }
+        defer { _ = fileChecks.result() }
         // One read transaction: a consistent snapshot even while syncs write.
         try database.read { db in
             let vector = try Self.versionVector(db)
@@ -153,21 +167,22 @@ extension Replica {
                 rebuild.abandon()
                 throw error
             }
-            // While the rebuild applies what it was handed: this side's own checks.
+            // While the rebuild applies what it was handed: the replica's digests, in the
+            // snapshot the logs were read in.
             let live: [String: [UInt64]]
-            let counts: [String]
+            let checks: (integrity: String, counts: [String])
             do {
-                report.integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
-                counts = try StoreSchema.counterDifferences(db, schema: schema)
                 live = try CanonicalState.digests(db, schema: schema)
+                checks = try fileChecks.value()
             } catch {
                 rebuild.abandon()
                 throw error
             }
+            report.integrity = checks.integrity
             let rebuilt = try rebuild.digests()
             let differing = Set(live.keys.filter { live[$0] != rebuilt[$0] })
             try scratch.read { scratchDB in
-                report.differences = try CanonicalState.differences(live: db, rebuilt: scratchDB, schema: schema, sections: differing) + counts
+                report.differences = try CanonicalState.differences(live: db, rebuilt: scratchDB, schema: schema, sections: differing) + checks.counts
             }
         }
         return report
@@ -219,48 +234,40 @@ final class ScratchRebuild: @unchecked Sendable {
     private static let entriesPerCommit = 50_000
     private let channel = BoundedChannel<[Step]>(capacity: 4)
     private var pending: [Step] = []
-    // Written by the thread, read only after `done` is signalled.
-    private var outcome: Result<[String: [UInt64]], Error>?
-    private let done = DispatchSemaphore(value: 0)
-    private var joined = false
+    private let work: BackgroundWork<[String: [UInt64]]>
 
     init(scratch: DatabaseQueue, schema: ReplicatedSchema) {
         let channel = self.channel
-        let thread = Thread { [self] in
-            outcome = Result {
-                try scratch.writeWithoutTransaction { db in
-                    do {
-                        try db.beginTransaction()
-                        var materializer = try Materializer(db: db, schema: schema)
-                        var sinceCommit = 0
-                        while let chunk = channel.receive() {
-                            for step in chunk {
-                                // The rebuild keeps no vector or running counts: nothing reads them.
-                                try materializer.append(step.entry, change: step.change, updatesVector: false,
-                                                        materialises: step.materialises, id: step.id)
-                            }
-                            sinceCommit += chunk.count
-                            if sinceCommit >= Self.entriesPerCommit {
-                                try db.commit()
-                                try db.beginTransaction()
-                                materializer = try Materializer(db: db, schema: schema)
-                                sinceCommit = 0
-                            }
+        work = BackgroundWork {
+            defer { channel.cancel() }
+            try scratch.writeWithoutTransaction { db in
+                do {
+                    try db.beginTransaction()
+                    var materializer = try Materializer(db: db, schema: schema)
+                    var sinceCommit = 0
+                    while let chunk = channel.receive() {
+                        for step in chunk {
+                            // The rebuild keeps no vector or running counts: nothing reads them.
+                            try materializer.append(step.entry, change: step.change, updatesVector: false,
+                                                    materialises: step.materialises, id: step.id)
                         }
-                        try db.commit()
-                    } catch {
-                        channel.cancel()
-                        if db.isInsideTransaction { try? db.rollback() }
-                        throw error
+                        sinceCommit += chunk.count
+                        if sinceCommit >= Self.entriesPerCommit {
+                            try db.commit()
+                            try db.beginTransaction()
+                            materializer = try Materializer(db: db, schema: schema)
+                            sinceCommit = 0
+                        }
                     }
+                    try db.commit()
+                } catch {
+                    channel.cancel()
+                    if db.isInsideTransaction { try? db.rollback() }
+                    throw error
                 }
-                return try scratch.read { db in try CanonicalState.digests(db, schema: schema) }
             }
-            channel.cancel()
-            done.signal()
+            return try scratch.read { db in try CanonicalState.digests(db, schema: schema) }
         }
-        thread.stackSize = 8 << 20
-        thread.start()
     }
 
     /// Hands an entry on (in chunks); throws when the rebuild has failed (its error comes from ``digests()``).
@@ -273,7 +280,7 @@ final class ScratchRebuild: @unchecked Sendable {
         guard !pending.isEmpty else { return }
         guard channel.send(pending) else {
             // The rebuild has stopped: its error is the one to tell.
-            _ = try wait().get()
+            _ = try work.value()
             throw Stopped()
         }
         pending = []
@@ -288,19 +295,11 @@ final class ScratchRebuild: @unchecked Sendable {
     /// Stops the rebuild and waits for its thread.
     func abandon() {
         channel.cancel()
-        _ = wait()
+        _ = work.result()
     }
 
     /// The rebuilt tables' digests, once every entry handed on is applied; the rebuild's error if it failed.
     func digests() throws -> [String: [UInt64]] {
-        try wait().get()
-    }
-
-    private func wait() -> Result<[String: [UInt64]], Error> {
-        if !joined {
-            done.wait()
-            joined = true
-        }
-        return outcome!
+        try work.value()
     }
 }
