@@ -110,6 +110,43 @@ enum SiteCertificates {
 /// enrolment request), so no trust can enrol another trust's site.
 ///
 /// It is also what the site presents in TLS (the site certificate, then the trust certificate).
+/// A trust certificate read and checked: self-signed by its own key, naming its trust. Every
+/// enrolment of a trust carries the same one, so the check is kept by the certificate's bytes
+/// for the life of the process (a national directory holds a few hundred among thousands of
+/// enrolments; each check is a parse and a signature).
+struct CheckedTrustCertificate: Sendable {
+    let subject: DistinguishedName
+    let key: [UInt8]
+    let code: String
+
+    private static let lock = NSLock()
+    // Guarded by `lock`; emptied when full, so a flood of certificates cannot grow it without bound.
+    nonisolated(unsafe) private static var checked: [[UInt8]: Result<CheckedTrustCertificate, IdentityError>] = [:]
+    private static let limit = 4_096
+
+    static func check(_ der: [UInt8]) throws(IdentityError) -> CheckedTrustCertificate {
+        if let known = lock.withLock({ checked[der] }) { return try known.get() }
+        let result: Result<CheckedTrustCertificate, IdentityError>
+        do { result = .success(try read(der)) } catch { result = .failure(error) }
+        lock.withLock {
+            if checked.count >= limit { checked.removeAll(keepingCapacity: true) }
+            checked[der] = result
+        }
+        return try result.get()
+    }
+
+    private static func read(_ der: [UInt8]) throws(IdentityError) -> CheckedTrustCertificate {
+        let trust = try SiteCertificates.parse(der, "trust")
+        let key = try SiteCertificates.ed25519Key(of: trust, "trust")
+        guard trust.subject == trust.issuer, SiteCertificates.isSigned(trust, byKey: key),
+              SiteCertificates.attribute(.RDNAttributeType.organizationalUnitName, of: trust.subject) == "trust",
+              let code = SiteCertificates.attribute(.RDNAttributeType.commonName, of: trust.subject) else {
+            throw IdentityError("the trust certificate is not a qisync trust certificate signed by its own key")
+        }
+        return CheckedTrustCertificate(subject: trust.subject, key: key, code: code)
+    }
+}
+
 public struct Enrolment: Hashable, Sendable {
     /// The site's key (its origin in the logs).
     public let site: OriginID
@@ -155,14 +192,9 @@ public struct Enrolment: Hashable, Sendable {
     /// and the site certificate is issued by that trust to an Ed25519 key. With `consent`, also
     /// checks that the site key signed its request to join that trust under that name and kind.
     public init(siteCertificate: [UInt8], trustCertificate: [UInt8], consent: [UInt8]? = nil) throws(IdentityError) {
-        let trust = try SiteCertificates.parse(trustCertificate, "trust")
+        let trust = try CheckedTrustCertificate.check(trustCertificate)
         let site = try SiteCertificates.parse(siteCertificate, "site")
-        let trustKey = try SiteCertificates.ed25519Key(of: trust, "trust")
-        guard trust.subject == trust.issuer, SiteCertificates.isSigned(trust, byKey: trustKey),
-              SiteCertificates.attribute(.RDNAttributeType.organizationalUnitName, of: trust.subject) == "trust",
-              let trustCode = SiteCertificates.attribute(.RDNAttributeType.commonName, of: trust.subject) else {
-            throw IdentityError("the trust certificate is not a qisync trust certificate signed by its own key")
-        }
+        let (trustKey, trustCode) = (trust.key, trust.code)
         guard site.issuer == trust.subject, SiteCertificates.isSigned(site, byKey: trustKey) else {
             throw IdentityError("the site certificate was not issued by trust \(trustCode)'s key")
         }

@@ -159,6 +159,8 @@ struct ProcessSyncTests {
         let hubPeers = try QisyncProcess.run(["peer", "list", "--json", "--home", hub.path])
         let listed = try #require(try JSONSerialization.jsonObject(with: Data(hubPeers.out.utf8)) as? [String: [[String: Any]]])
         #expect(listed["peers"]?.first { $0["name"] as? String == "ryj" }?["behind"] as? Int == 0, "\(hubPeers.out)")
+        // The session kept the peer's proven trust, which the distance is counted by without reading the directory.
+        #expect(try QIRecords.open(home: hub).replica.peers().first { $0.name == "ryj" }?.lastSync?.peerTrust == "RYJ")
         let visitor = try #require(listed["synced_with_us"]?.first { $0["name"] as? String == "RXH/ward" }, "\(hubPeers.out)")
         #expect(visitor["behind"] as? Int == 0 && visitor["outcome"] as? String == "ok")
         let otherPeers = try QisyncProcess.run(["peer", "list", "--home", other.path]).out

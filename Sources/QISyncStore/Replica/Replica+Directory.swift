@@ -553,6 +553,8 @@ final class DirectoryCache: @unchecked Sendable {
     }
 
     func value(for version: Int64) -> TrustDirectory? { read(version, \.directory) }
+    /// Whether a directory has been made and kept (of any version): whether this process has read it.
+    var holdsDirectory: Bool { lock.withLock { entry?.directory != nil } }
     func store(_ directory: TrustDirectory, for version: Int64) { update(version) { $0.directory = directory } }
     func records(for version: Int64) -> [DirectoryRecord]? { read(version, \.records) }
     func store(_ records: [DirectoryRecord], for version: Int64) { update(version) { $0.records = records } }

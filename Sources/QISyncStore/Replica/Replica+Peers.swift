@@ -47,13 +47,16 @@ public struct SyncRecord: Sendable, Equatable {
     public var refused: UInt64 = 0
     /// The peer site's key, when the session learnt it.
     public var peerSite: OriginID?
+    /// The peer's trust, when the session learnt it (checked against its certificate).
+    public var peerTrust: String?
 
     /// Creates a record.
     public init(peer: String?, address: String, role: String, startedMilliseconds: UInt64, seconds: Double, direction: String,
                 sent: UInt64, received: UInt64, rawBytes: UInt64, wireBytes: UInt64, conflicts: UInt64, outcome: String, peerVector: VersionVector?,
-                refused: UInt64 = 0, peerSite: OriginID? = nil) {
+                refused: UInt64 = 0, peerSite: OriginID? = nil, peerTrust: String? = nil) {
         self.refused = refused
         self.peerSite = peerSite
+        self.peerTrust = peerTrust
         self.peer = peer
         self.address = address
         self.role = role
@@ -96,14 +99,19 @@ extension Replica {
     /// Every named peer, with its last sync and how far behind it is.
     public func peers() throws -> [Peer] {
         let ours = try versionVector()
-        let directory = try directory()
         return try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT name, address FROM peer ORDER BY name").map { row in
+            // Read only when a peer has synced: the first reading in a process verifies every record held.
+            var directory: TrustDirectory?
+            return try Row.fetchAll(db, sql: "SELECT name, address FROM peer ORDER BY name").map { row in
                 let name: String = row[0]
                 let last = try Row.fetchOne(db, sql: "SELECT * FROM sync_session WHERE peer = ? ORDER BY id DESC LIMIT 1", arguments: [name]).map(Self.record)
                 let lastGood = try Row.fetchOne(db, sql: "SELECT * FROM sync_session WHERE peer = ? AND outcome = 'ok' ORDER BY id DESC LIMIT 1", arguments: [name]).map(Self.record)
-                return Peer(name: name, address: row[1], lastSync: last,
-                            behind: lastGood?.peerVector.map { Self.behind(ours, $0, scopes: sendableScopes(to: lastGood?.peerSite, in: directory)) })
+                let behind = try lastGood?.peerVector.map { vector in
+                    if let trust = lastGood?.peerTrust { return Self.behind(ours, vector, scopes: sendableScopes(toTrust: trust)) }
+                    if directory == nil { directory = try self.directory(db) }
+                    return Self.behind(ours, vector, scopes: sendableScopes(to: lastGood?.peerSite, in: directory!))
+                }
+                return Peer(name: name, address: row[1], lastSync: last, behind: behind)
             }
         }
     }
@@ -123,7 +131,9 @@ extension Replica {
                                                 arguments: [key]).map(Self.record)
                 let name = directory.heldEnrolments[site]?.name ?? directory.enrolments[site]?.name ?? last?.peer ?? "site \(site.short)"
                 return Peer(name: name, address: last?.address ?? "", lastSync: last,
-                            behind: lastGood?.peerVector.map { Self.behind(ours, $0, scopes: sendableScopes(to: site, in: directory)) })
+                            behind: lastGood?.peerVector.map {
+                                Self.behind(ours, $0, scopes: lastGood?.peerTrust.map(sendableScopes(toTrust:)) ?? sendableScopes(to: site, in: directory))
+                            })
             }.sorted { $0.name < $1.name }
         }
     }
@@ -132,7 +142,12 @@ extension Replica {
     /// to another trust (and everything when the site is not known).
     func sendableScopes(to site: OriginID?, in directory: TrustDirectory) -> Set<Scope> {
         guard let site, let trust = directory.heldTrust(of: site) ?? directory.enrolments[site]?.trustCode else { return Set(Scope.allCases) }
-        return trust == identity.trustCode ? Set(Scope.allCases) : [.shared]
+        return sendableScopes(toTrust: trust)
+    }
+
+    /// The scopes this replica sends to a site of `trust`.
+    func sendableScopes(toTrust trust: String) -> Set<Scope> {
+        trust == identity.trustCode ? Set(Scope.allCases) : [.shared]
     }
 
     /// The named peer, or nil.
@@ -144,11 +159,11 @@ extension Replica {
     public func recordSync(_ record: SyncRecord) throws {
         try database.write { db in
             try db.execute(sql: """
-                INSERT INTO sync_session (peer, address, role, started_ms, seconds, direction, sent, received, raw_bytes, wire_bytes, conflicts, outcome, peer_vector, refused, peer_site)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO sync_session (peer, address, role, started_ms, seconds, direction, sent, received, raw_bytes, wire_bytes, conflicts, outcome, peer_vector, refused, peer_site, peer_trust)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [record.peer, record.address, record.role, Int64(record.startedMilliseconds), record.seconds, record.direction,
                                  Int64(record.sent), Int64(record.received), Int64(record.rawBytes), Int64(record.wireBytes), Int64(record.conflicts),
-                                 record.outcome, record.peerVector.map { Data(Self.encode($0)) }, Int64(record.refused), record.peerSite.map { Data($0.bytes) }])
+                                 record.outcome, record.peerVector.map { Data(Self.encode($0)) }, Int64(record.refused), record.peerSite.map { Data($0.bytes) }, record.peerTrust])
         }
     }
 
@@ -173,7 +188,7 @@ extension Replica {
                    wireBytes: UInt64(max(0, row["wire_bytes"] as Int64)), conflicts: UInt64(max(0, row["conflicts"] as Int64)),
                    outcome: row["outcome"], peerVector: (row["peer_vector"] as Data?).flatMap { try? decode(Array($0)) },
                    refused: UInt64(max(0, (row["refused"] as Int64?) ?? 0)),
-                   peerSite: (row["peer_site"] as Data?).flatMap { try? OriginID(bytes: Array($0)) })
+                   peerSite: (row["peer_site"] as Data?).flatMap { try? OriginID(bytes: Array($0)) }, peerTrust: row["peer_trust"])
     }
 
     static func encode(_ vector: VersionVector) -> [UInt8] {

@@ -7,16 +7,25 @@ extension Replica {
     /// The trust's name as its hub records it, when this replica holds the hub's site row (a
     /// hub of this trust, enrolled by this trust's key) and it is not this site.
     public func hubTrustName() throws -> String? {
+        let rows = try hubRows()
+        // Only a row that names the trust needs the directory (whose every record is verified
+        // the first time a process reads it).
+        guard rows.contains(where: { $0.name?.isEmpty == false }) else { return nil }
         let directory = try directory()
-        return try database.read { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT id, trust_name FROM site WHERE trust = ? AND kind = 'hub' AND live = 1 AND id != ?",
-                                        arguments: [identity.trustCode, Data(identity.origin.bytes)])
-            return rows.compactMap { row -> String? in
-                guard let origin = try? OriginID(bytes: Array(row[0] as Data)), directory.trust(of: origin) == identity.trustCode,
-                      directory.enrolments[origin]?.kind == SiteKind.hub.rawValue, directory.revocations[origin] == nil,
-                      let name = row[1] as String?, !name.isEmpty else { return nil }
-                return name
-            }.first
+        return rows.compactMap { row -> String? in
+            guard let origin = try? OriginID(bytes: row.id), directory.trust(of: origin) == identity.trustCode,
+                  directory.enrolments[origin]?.kind == SiteKind.hub.rawValue, directory.revocations[origin] == nil,
+                  let name = row.name, !name.isEmpty else { return nil }
+            return name
+        }.first
+    }
+
+    /// The live site rows of this trust's hubs other than this site: each site's key and the
+    /// trust's name as that row gives it.
+    private func hubRows() throws -> [(id: [UInt8], name: String?)] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, trust_name FROM site WHERE trust = ? AND kind = 'hub' AND live = 1 AND id != ?",
+                             arguments: [identity.trustCode, Data(identity.origin.bytes)]).map { (Array($0[0] as Data), $0[1]) }
         }
     }
 
@@ -30,9 +39,13 @@ extension Replica {
     /// on, and the change is recorded for `audit`. Returns the new name, or nil when nothing changed.
     @discardableResult
     public func adoptHubTrustName() throws -> (old: String, new: String)? {
-        guard let hubName = try hubTrustName() else { return nil }
         let current = try currentTrustName()
-        guard hubName != current else { return nil }
+        // Every command opening a replica asks, so the usual answer — every hub's row already
+        // names the trust as this site does — is found without building the directory, whose
+        // first reading in a process verifies every record held (a national directory's
+        // thousands of enrolments on every command otherwise).
+        guard try hubRows().contains(where: { $0.name?.isEmpty == false && $0.name != current }) else { return nil }
+        guard let hubName = try hubTrustName(), hubName != current else { return nil }
         try write { db in
             try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'trust_name'", arguments: [hubName])
             try recordAdminEvent(db, kind: "trust name", subject: identity.trustCode,

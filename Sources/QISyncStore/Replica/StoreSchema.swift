@@ -101,6 +101,10 @@ enum StoreSchema {
             try db.execute(sql: "ALTER TABLE sync_session ADD COLUMN peer_site BLOB")
             try db.execute(sql: "CREATE INDEX IF NOT EXISTS sync_session_site ON sync_session(peer_site, id)")
         }
+        if !sessionColumns.contains("peer_trust") {
+            // The peer's trust as its HELLO said and its certificate proved (NULL before it was kept).
+            try db.execute(sql: "ALTER TABLE sync_session ADD COLUMN peer_trust TEXT")
+        }
     }
 
     /// Brings a replica made by an earlier version up to date, in one transaction. Version 1

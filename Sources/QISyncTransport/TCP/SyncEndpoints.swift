@@ -283,6 +283,7 @@ extension SyncRecord {
                   seconds: report.seconds, direction: direction.rawValue, sent: report.counters.entriesOut, received: report.counters.entriesIn,
                   rawBytes: report.rawBytes, wireBytes: report.wireIn + report.wireOut, conflicts: report.counters.conflictsIn,
                   outcome: report.error.map { $0.code == .cancelled ? "cancelled: \($0.message)" : "failed: \($0)" } ?? "ok",
-                  peerVector: report.peerHolds, refused: report.counters.refusedIn, peerSite: report.peer?.origin)
+                  peerVector: report.peerHolds, refused: report.counters.refusedIn, peerSite: report.peer?.origin,
+                  peerTrust: report.peer?.trust)
     }
 }
