@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QISyncCore
 import QISyncDomain
+import QISyncIdentity
 import QISyncStore
 
 /// `qisync-bench scale`: what people run on a large replica, at two sizes — each read command
@@ -14,9 +15,10 @@ struct ScaleBenchmark: ParsableCommand {
         commandName: "scale",
         abstract: "Benchmark reads, status and verify through qisync at two replica sizes.")
 
-    @Option(help: "Replica sizes, in entries (rounded to whole synthetic batches of about 112,000).") var entries = "112000,1000000"
+    @Option(help: "Replica sizes, in entries (rounded to whole synthetic batches of about 112,000); none to skip.") var entries = "112000,1000000"
     @Option(help: "Working folder (emptied first).") var dir = "/tmp/qisync-bench-scale"
     @Option(help: "Repetitions of each read (medians are reported).") var repetitions = 5
+    @Option(help: "Directory sizes, in enrolled sites, for opening a ward that holds the directory.") var directorySites = "10,2420"
     @Flag(help: "Keep the replicas made (in --dir), to profile commands on them.") var keep = false
 
     mutating func run() throws {
@@ -61,15 +63,53 @@ struct ScaleBenchmark: ParsableCommand {
             results.append((entriesHeld, rows))
             if !keep { try? FileManager.default.removeItem(at: home) }
         }
-        print("")
-        print("| command (through the qisync executable) | " + results.map { "\($0.0) entries" }.joined(separator: " | ") + " |")
-        print("|---|" + results.map { _ in "---|" }.joined())
-        for (index, row) in results[0].1.enumerated() {
+        let opening = try directorySites.split(separator: ",").compactMap { Int($0) }.map { sites in
+            (sites, try wardOpening(root: root, qisync: qisync, sites: sites))
+        }
+        if !results.isEmpty {
+            print("")
+            print("| command (through the qisync executable) | " + results.map { "\($0.0) entries" }.joined(separator: " | ") + " |")
+            print("|---|" + results.map { _ in "---|" }.joined())
+        }
+        for (index, row) in (results.first?.1 ?? []).enumerated() {
             let cells = results.map { result in
                 let (_, seconds, note) = result.1[index]
                 return String(format: "%.0f ms", seconds * 1000) + (note.isEmpty ? "" : " (\(note))")
             }
             print("| \(row.0) | " + cells.joined(separator: " | ") + " |")
         }
+        guard let first = opening.first else { return }
+        print("")
+        print("| a ward holding its hub's directory (through the qisync executable) | " + opening.map { "\($0.0) sites enrolled" }.joined(separator: " | ") + " |")
+        print("|---|" + opening.map { _ in "---|" }.joined())
+        for (index, row) in first.1.enumerated() {
+            print("| \(row.0) | " + opening.map { String(format: "%.0f ms", $0.1[index].1 * 1000) }.joined(separator: " | ") + " |")
+        }
+    }
+
+    /// Opening a ward whose hub has enrolled `sites` sites, with the hub's directory and its
+    /// shared log held (as after a first sync): `status` and a read, medians of the repetitions.
+    /// What grows with the directory here is what every command pays when it opens the replica.
+    func wardOpening(root: URL, qisync: URL, sites: Int) throws -> [(String, Double)] {
+        let folder = root.appendingPathComponent("directory-\(sites)")
+        let hub = try SyntheticSites.hub(at: folder.appendingPathComponent("hub"))
+        for index in 0..<max(0, sites - 2) {
+            _ = try hub.enrol(EnrolmentRequest(trustCode: "RXH", siteName: "ward-\(index)", kind: "ward", signer: SiteSigner()))
+        }
+        let ward = try SyntheticSites.ward(at: folder.appendingPathComponent("ward"), enrolledBy: hub)
+        _ = try ward.importDirectory(try hub.directoryRecords())
+        _ = try ward.apply(try hub.entries(after: VersionVector()))
+        let home = ward.home.path
+        print(String(format: "directory of %d sites: %d records held by the ward", sites, try ward.directoryRecords().count))
+        var rows: [(String, Double)] = []
+        func measure(_ name: String, _ arguments: [String]) throws {
+            let runs = try (0..<repetitions).map { _ in try Spawned.run(qisync, arguments + ["--home", home]).seconds }
+            rows.append((name, runs.sorted()[runs.count / 2]))
+        }
+        try measure("qisync --version (process start alone)", ["--version"])
+        try measure("status", ["status"])
+        try measure("initiative list", ["initiative", "list"])
+        if !keep { try? FileManager.default.removeItem(at: folder) }
+        return rows
     }
 }
