@@ -90,11 +90,8 @@ public struct TrustDirectory: Sendable {
         var pinRecords: [(TrustWidePin, [UInt8])] = []
         var keys: [TrustBundleKey] = []
         var redactionRecords: [(Redaction, [UInt8])] = []
-        // Checked on every core: the first reading of a directory in a process verifies every
-        // record (signatures), and a national directory holds thousands.
         let records = Array(records)
-        let verified = ParallelMap.map(records, minimumPerTask: 64) { VerifiedRecord.verify($0) }
-        for (record, result) in zip(records, verified) {
+        for (record, result) in zip(records, VerifiedRecord.verifyAll(records)) {
             switch result {
             case .success(.enrolment(let e)): enrolmentRecords.append((e, record.digest))
             case .success(.revocation(let r)): revocationRecords.append((r, record.digest))

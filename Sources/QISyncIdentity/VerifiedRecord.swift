@@ -31,6 +31,16 @@ public enum VerifiedRecord: Sendable {
         return result
     }
 
+    /// ``verify(_:)`` of each record, in order; those not yet verified in this process checked
+    /// on every core (the first reading of a directory verifies every record, and a national
+    /// directory holds thousands).
+    public static func verifyAll(_ records: [DirectoryRecord]) -> [Result<VerifiedRecord, IdentityError>] {
+        var results = records.map { cache.value(for: $0.digest) }
+        let missing = results.indices.filter { results[$0] == nil }
+        for (index, result) in zip(missing, ParallelMap.map(missing.map { records[$0] }, minimumPerTask: 64, verify)) { results[index] = result }
+        return results.map { $0! }
+    }
+
     /// The fingerprint of the trust key a record concerns (that signed it), or nil when it does
     /// not verify.
     public static func trust(of record: DirectoryRecord) -> KeyFingerprint? {
