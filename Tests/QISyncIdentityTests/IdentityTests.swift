@@ -52,6 +52,39 @@ struct IdentityTests {
         #expect(throws: IdentityError.self) { try Enrolment.read(fileText: "hello\n") }
     }
 
+    @Test("records verified together (those new to the process on every core) each get their own answer, in order: a trust certificate checked once still refuses an altered copy")
+    func verifyingMany() throws {
+        let genuine = try (0..<150).map { try issue(SiteSigner(), "Ward \($0), Llanelli", "ward", "RXH", by: trustKey) }
+        func record(_ enrolment: Enrolment, alteringTrustAt offset: Int? = nil, alteringSiteAt siteOffset: Int? = nil) -> DirectoryRecord {
+            var trust = enrolment.trustCertificate, site = enrolment.siteCertificate
+            if let offset { trust[trust.count - offset] ^= 0x01 }
+            if let siteOffset { site[site.count - siteOffset] ^= 0x01 }
+            var writer = ByteWriter()
+            writer.write(lengthPrefixed: site)
+            writer.write(lengthPrefixed: trust)
+            writer.write(raw: enrolment.consent!)
+            return DirectoryRecord(kind: .enrolment, bytes: writer.bytes)
+        }
+        var records = genuine.map { record($0) }
+        // Its trust certificate's signature altered (every other record carries that certificate intact), and its own site certificate's.
+        records[40] = record(genuine[40], alteringTrustAt: 5)
+        records[120] = record(genuine[120], alteringSiteAt: 5)
+        // Some already verified in this process, the rest not.
+        for index in stride(from: 0, to: records.count, by: 3) { _ = VerifiedRecord.verify(records[index]) }
+        let results = VerifiedRecord.verifyAll(records)
+        #expect(results.count == records.count)
+        for (index, result) in results.enumerated() {
+            switch result {
+            case .success(.enrolment(let enrolment)):
+                #expect(index != 40 && index != 120 && enrolment.site == genuine[index].site, "record \(index)")
+            default:
+                #expect(index == 40 || index == 120, "record \(index): \(result)")
+            }
+        }
+        // The altered trust certificate is refused whether or not the genuine one was checked first.
+        #expect(throws: IdentityError.self) { try Enrolment(record: record(genuine[7], alteringTrustAt: 9)) }
+    }
+
     @Test("an enrolment request round-trips; an altered one is refused")
     func request() throws {
         let request = EnrolmentRequest(trustCode: "RXH", siteName: "ward-7b", kind: "ward", signer: site)
