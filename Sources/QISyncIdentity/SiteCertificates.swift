@@ -40,9 +40,20 @@ enum SiteCertificates {
             SubjectKeyIdentifier(hash: publicKey)
         }
         return try der(try Certificate(
-            version: .v3, serialNumber: Certificate.SerialNumber(), publicKey: publicKey,
+            version: .v3, serialNumber: trustSerial(of: key.publicKey.rawRepresentation), publicKey: publicKey,
             notValidBefore: selfSignedNotBefore, notValidAfter: notAfter, issuer: name, subject: name,
             signatureAlgorithm: .ed25519, extensions: extensions, issuerPrivateKey: Certificate.PrivateKey(key)))
+    }
+
+    /// A trust certificate's serial number, from its key: so every enrolment a trust issues
+    /// carries the very same trust certificate (its times are fixed and Ed25519 signatures are
+    /// deterministic), which a reader checks once however many enrolments carry it. Nothing in
+    /// it is chosen by anyone but the trust, so a predictable serial gives nothing away.
+    /// Sixteen bytes of the key's SHA-256, the first made positive and non-zero (DER).
+    static func trustSerial(of publicKey: Data) -> Certificate.SerialNumber {
+        var bytes = Array(SHA256.hash(data: publicKey).prefix(16))
+        bytes[0] = bytes[0] & 0x7F | 0x40
+        return Certificate.SerialNumber(bytes: bytes)
     }
 
     /// A site certificate issued by the trust key: an end entity for TLS client and server

@@ -52,6 +52,15 @@ struct IdentityTests {
         #expect(throws: IdentityError.self) { try Enrolment.read(fileText: "hello\n") }
     }
 
+    @Test("every enrolment a trust issues carries the very same trust certificate; another trust's differs")
+    func oneTrustCertificate() throws {
+        let ward = try issue(SiteSigner(), "Ward 1, Bangor", "ward", "RXH", by: trustKey)
+        let hub = try issue(SiteSigner(), "Hub", "hub", "RXH", by: trustKey, issued: Date().addingTimeInterval(3_600))
+        #expect(ward.trustCertificate == hub.trustCertificate)
+        let other = try issue(SiteSigner(), "Ward 1, Bangor", "ward", "RXH", by: TrustKey())
+        #expect(other.trustCertificate != ward.trustCertificate)
+    }
+
     @Test("records verified together (those new to the process on every core) each get their own answer, in order: a trust certificate checked once still refuses an altered copy")
     func verifyingMany() throws {
         let genuine = try (0..<150).map { try issue(SiteSigner(), "Ward \($0), Llanelli", "ward", "RXH", by: trustKey) }
