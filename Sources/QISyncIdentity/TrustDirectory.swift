@@ -158,12 +158,11 @@ public struct TrustDirectory: Sendable {
         redactions[entry.ref]?.contains { $0.vouches(for: entry) } ?? false
     }
 
-    /// The trusts' public keys, by code, as their enrolments carry them (the key that signs
-    /// IG-lead overrides, among others).
-    public var trustKeys: [String: [UInt8]] {
-        var keys: [String: [UInt8]] = [:]
-        for enrolment in enrolments.values where pins[enrolment.trustCode] == enrolment.trustFingerprint { keys[enrolment.trustCode] = enrolment.trustKey }
-        return keys
+    /// A pinned trust's public key, as its enrolments carry it (the key that signs IG-lead
+    /// overrides, among others); nil when no enrolment of it is held. Searches the enrolments
+    /// until one of that trust: ask ``enrolments`` first for a site known to be of it.
+    public func trustKey(of code: String) -> [UInt8]? {
+        enrolments.values.first { $0.trustCode == code && pins[code] == $0.trustFingerprint }?.trustKey
     }
 
     /// Whether a record is worth keeping here (it verifies, and concerns a trust pinned here),
