@@ -109,6 +109,12 @@ struct ScaleBenchmark: ParsableCommand {
         try measure("qisync --version (process start alone)", ["--version"])
         try measure("status", ["status"])
         try measure("initiative list", ["initiative", "list"])
+        // Writes ask for this site's trust key: a script's cost per line must not grow with the directory.
+        let script = folder.appendingPathComponent("script.txt")
+        try (0..<2_000).map { "initiative add --title 'Falls huddle \($0), Ysbyty Gwynedd' --team 'Ward \($0 % 12)' --aim 'Cut falls by 10% by March; £\($0) a month'\n" }
+            .joined().write(to: script, atomically: true, encoding: .utf8)
+        let runs = try (0..<repetitions).map { _ in try Spawned.run(qisync, ["shell", "--home", home], input: script).seconds }
+        rows.append(("a script of 2,000 `initiative add` lines (`qisync shell < script`)", runs.sorted()[runs.count / 2]))
         if !keep { try? FileManager.default.removeItem(at: folder) }
         return rows
     }
