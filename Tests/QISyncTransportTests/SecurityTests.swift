@@ -19,9 +19,10 @@ final class WatchedServer: Sendable {
     let address: PeerAddress
     private let reports = NIOLockedValueBox<[SyncReport]>([])
 
-    init(_ records: QIRecords) async throws {
+    init(_ records: QIRecords, group: EventLoopGroup = MultiThreadedEventLoopGroup.singleton, threadPool: NIOThreadPool = SyncWorkers.pool) async throws {
         let box = reports
-        server = try await SyncServer.start(replica: records.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), logger: testLogger,
+        server = try await SyncServer.start(replica: records.replica, address: try PeerAddress(parsing: "127.0.0.1:0"), group: group,
+                                            threadPool: threadPool, logger: testLogger,
                                             timeout: .seconds(30)) { _, report in box.withLockedValue { $0.append(report) } }.get()
         address = try PeerAddress(parsing: "127.0.0.1:\(server.localAddress.port!)")
     }
@@ -470,11 +471,17 @@ struct SecurityTests {
     @Test("an enrolled site whose HELLO claims to be another site is refused with ERROR 12")
     func helloMismatch() async throws {
         let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward"), victim = try replicas.make("victim")
-        let server = try await WatchedServer(hub)
+        // Threads of its own: this client says one thing and waits, so a shared event loop or
+        // pool held up by other tests' sessions (the whole suite runs at once on two cores)
+        // could outlast the server's timeout. The full suite failed so twice in ten runs.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        let server = try await WatchedServer(hub, group: group, threadPool: pool)
         let context = try TLSSetup.context(replica: ward.replica, isServer: false)
         let received = NIOLockedValueBox<[UInt8]>([])
-        let handshake = MultiThreadedEventLoopGroup.singleton.next().makePromise(of: Void.self)
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let handshake = group.next().makePromise(of: Void.self)
+        let channel = try await ClientBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let accept: NIOSSLCustomVerificationCallback = { _, promise in promise.succeed(.certificateVerified) }
@@ -499,6 +506,8 @@ struct SecurityTests {
         guard case .error(let code, _)? = messages.last else { Issue.record("no ERROR came back: \(messages.map(\.name))"); return }
         #expect(code == .notAuthorised)
         try await server.close()
+        try await pool.shutdownGracefully()
+        try await group.shutdownGracefully()
     }
 
     @Test("the plaintext mode is for loopback tests only")

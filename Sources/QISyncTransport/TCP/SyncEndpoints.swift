@@ -131,10 +131,13 @@ public final class SyncServer: Sendable {
                     onSession?(client, report)
                 }
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
-                let tls: NIOSSLContext?
-                do { tls = try contexts.current() } catch { return channel.eventLoop.makeFailedFuture(error) }
-                return addSyncHandlers(to: channel, replica: replica, direction: .both, tls: tls, threadPool: threadPool, logger: logger,
-                                       timeout: timeout, completion: completion, isServer: true, progress: nil)
+                // Which certificate to present reads the replica (is this site enrolled yet?):
+                // off the event loop, which every connection of the process shares, so a busy
+                // replica never holds up other sessions' reads and timers.
+                return TLSSetup.handshakeChecks.runIfActive(eventLoop: channel.eventLoop) { try contexts.current() }.flatMap { tls in
+                    addSyncHandlers(to: channel, replica: replica, direction: .both, tls: tls, threadPool: threadPool, logger: logger,
+                                    timeout: timeout, completion: completion, isServer: true, progress: nil)
+                }
             }
             .bind(host: address.host, port: address.port)
             .map { SyncServer(channel: $0, connections: connections) }
