@@ -473,7 +473,7 @@ struct SecurityTests {
         let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward"), victim = try replicas.make("victim")
         // Threads of its own: this client says one thing and waits, so a shared event loop or
         // pool held up by other tests' sessions (the whole suite runs at once on two cores)
-        // could outlast the server's timeout. The full suite failed so twice in ten runs.
+        // could outlast the server's timeout: the full suite failed so three times in about a dozen runs.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
