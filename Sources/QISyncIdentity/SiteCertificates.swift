@@ -116,13 +116,8 @@ enum SiteCertificates {
     }
 }
 
-/// A site's admission to a trust, verified: the trust key signed a certificate for the site's
-/// key, and, in a directory record, the site consented to join that trust (its key signed the
-/// enrolment request), so no trust can enrol another trust's site.
-///
-/// It is also what the site presents in TLS (the site certificate, then the trust certificate).
 /// A trust certificate read and checked: self-signed by its own key, naming its trust. Every
-/// enrolment of a trust carries the same one, so the check is kept by the certificate's bytes
+/// enrolment of a trust carries the same one, so the check is kept by the certificate's digest
 /// for the life of the process (a national directory holds a few hundred among thousands of
 /// enrolments; each check is a parse and a signature).
 struct CheckedTrustCertificate: Sendable {
@@ -130,19 +125,14 @@ struct CheckedTrustCertificate: Sendable {
     let key: [UInt8]
     let code: String
 
-    private static let lock = NSLock()
-    // Guarded by `lock`; emptied when full, so a flood of certificates cannot grow it without bound.
-    nonisolated(unsafe) private static var checked: [[UInt8]: Result<CheckedTrustCertificate, IdentityError>] = [:]
-    private static let limit = 4_096
+    private static let checked = DigestCache<Result<CheckedTrustCertificate, IdentityError>>(limit: 4_096)
 
     static func check(_ der: [UInt8]) throws(IdentityError) -> CheckedTrustCertificate {
-        if let known = lock.withLock({ checked[der] }) { return try known.get() }
+        let digest = Array(SHA256.hash(data: der))
+        if let known = checked.value(for: digest) { return try known.get() }
         let result: Result<CheckedTrustCertificate, IdentityError>
         do { result = .success(try read(der)) } catch { result = .failure(error) }
-        lock.withLock {
-            if checked.count >= limit { checked.removeAll(keepingCapacity: true) }
-            checked[der] = result
-        }
+        checked.store(result, for: digest)
         return try result.get()
     }
 
@@ -158,6 +148,11 @@ struct CheckedTrustCertificate: Sendable {
     }
 }
 
+/// A site's admission to a trust, verified: the trust key signed a certificate for the site's
+/// key, and, in a directory record, the site consented to join that trust (its key signed the
+/// enrolment request), so no trust can enrol another trust's site.
+///
+/// It is also what the site presents in TLS (the site certificate, then the trust certificate).
 public struct Enrolment: Hashable, Sendable {
     /// The site's key (its origin in the logs).
     public let site: OriginID

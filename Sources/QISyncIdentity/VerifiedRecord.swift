@@ -13,7 +13,10 @@ public enum VerifiedRecord: Sendable {
     /// Results are kept by the record's digest for the life of the process, so a directory of
     /// thousands of sites is verified once, not on every change to it.
     public static func verify(_ record: DirectoryRecord) -> Result<VerifiedRecord, IdentityError> {
-        let digest = record.digest
+        verify(record, digest: record.digest)
+    }
+
+    private static func verify(_ record: DirectoryRecord, digest: [UInt8]) -> Result<VerifiedRecord, IdentityError> {
         if let known = cache.value(for: digest) { return known }
         let result: Result<VerifiedRecord, IdentityError>
         do {
@@ -35,9 +38,11 @@ public enum VerifiedRecord: Sendable {
     /// on every core (the first reading of a directory verifies every record, and a national
     /// directory holds thousands).
     public static func verifyAll(_ records: [DirectoryRecord]) -> [Result<VerifiedRecord, IdentityError>] {
-        var results = records.map { cache.value(for: $0.digest) }
+        let digests = records.map(\.digest)
+        var results = digests.map { cache.value(for: $0) }
         let missing = results.indices.filter { results[$0] == nil }
-        for (index, result) in zip(missing, ParallelMap.map(missing.map { records[$0] }, minimumPerTask: 64, verify)) { results[index] = result }
+        let verified = ParallelMap.map(missing, minimumPerTask: 64) { verify(records[$0], digest: digests[$0]) }
+        for (index, result) in zip(missing, verified) { results[index] = result }
         return results.map { $0! }
     }
 
@@ -70,11 +75,13 @@ public enum VerifiedRecord: Sendable {
         return result
     }
 
-    private static let cache = VerifiedCache()
+    private static let cache = DigestCache<Result<VerifiedRecord, IdentityError>>(limit: 200_000)
 }
 
-/// Verified records by digest. Readers on several threads share it.
-final class VerifiedCache: @unchecked Sendable {
+/// Results kept by a 32-byte digest for the life of the process (verified directory records,
+/// checked trust certificates), emptied when `limit` are held, so a hostile peer's flood of
+/// records cannot grow it without bound. Readers on several threads share it.
+final class DigestCache<Value>: @unchecked Sendable {
     /// A 32-byte digest as four words: hashed in four steps rather than byte by byte (a
     /// national directory is looked up thousands of times a sync).
     struct Key: Hashable {
@@ -89,22 +96,21 @@ final class VerifiedCache: @unchecked Sendable {
     }
     // The lock guards `entries`.
     private let lock = NSLock()
-    private var entries: [Key: Result<VerifiedRecord, IdentityError>] = [:]
-    /// A bound on memory: a hostile peer's flood of records cannot grow it without limit.
-    private let limit = 200_000
+    private var entries: [Key: Value] = [:]
+    private let limit: Int
 
-    func value(for digest: [UInt8]) -> Result<VerifiedRecord, IdentityError>? {
+    init(limit: Int) { self.limit = limit }
+
+    func value(for digest: [UInt8]) -> Value? {
         guard let key = Key(digest) else { return nil }
-        lock.lock()
-        defer { lock.unlock() }
-        return entries[key]
+        return lock.withLock { entries[key] }
     }
 
-    func store(_ result: Result<VerifiedRecord, IdentityError>, for digest: [UInt8]) {
+    func store(_ value: Value, for digest: [UInt8]) {
         guard let key = Key(digest) else { return }
-        lock.lock()
-        defer { lock.unlock() }
-        if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
-        entries[key] = result
+        lock.withLock {
+            if entries.count >= limit { entries.removeAll(keepingCapacity: true) }
+            entries[key] = value
+        }
     }
 }

@@ -247,12 +247,7 @@ extension Replica {
     /// overrides): from the site's enrolment held here, or, for this site, its own trust's key.
     func trustKey(ofSite site: OriginID, in directory: TrustDirectory) -> [UInt8]? {
         if site == identity.origin {
-            // Every write asks: this site's own enrolment names the key at once, where building
-            // every trust's keys took most of a script line's time at a 2,420-site directory.
-            let own = directory.enrolments[site].flatMap {
-                $0.trustCode == identity.trustCode && directory.pins[identity.trustCode] == $0.trustFingerprint ? $0.trustKey : nil
-            }
-            return own ?? directory.trustKey(of: identity.trustCode) ?? (try? trustKey())?.map(\.publicKey)
+            return directory.trustKey(of: identity.trustCode) ?? (try? trustKey())?.map(\.publicKey)
         }
         return (directory.enrolments[site] ?? directory.heldEnrolments[site])?.trustKey
     }

@@ -7,7 +7,10 @@ extension Replica {
     /// The trust's name as its hub records it, when this replica holds the hub's site row (a
     /// hub of this trust, enrolled by this trust's key) and it is not this site.
     public func hubTrustName() throws -> String? {
-        let rows = try hubRows()
+        try hubTrustName(rows: try hubRows())
+    }
+
+    private func hubTrustName(rows: [(id: [UInt8], name: String?)]) throws -> String? {
         // Only a row that names the trust needs the directory (whose every record is verified
         // the first time a process reads it).
         guard rows.contains(where: { $0.name?.isEmpty == false }) else { return nil }
@@ -44,8 +47,9 @@ extension Replica {
         // names the trust as this site does — is found without building the directory, whose
         // first reading in a process verifies every record held (a national directory's
         // thousands of enrolments on every command otherwise).
-        guard try hubRows().contains(where: { $0.name?.isEmpty == false && $0.name != current }) else { return nil }
-        guard let hubName = try hubTrustName(), hubName != current else { return nil }
+        let rows = try hubRows()
+        guard rows.contains(where: { $0.name?.isEmpty == false && $0.name != current }) else { return nil }
+        guard let hubName = try hubTrustName(rows: rows), hubName != current else { return nil }
         try write { db in
             try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'trust_name'", arguments: [hubName])
             try recordAdminEvent(db, kind: "trust name", subject: identity.trustCode,
