@@ -119,27 +119,31 @@ enum SiteCertificates {
 /// A trust certificate read and checked: self-signed by its own key, naming its trust. Every
 /// enrolment of a trust carries the same one, so the check is kept by the certificate's digest
 /// for the life of the process (a national directory holds a few hundred among thousands of
-/// enrolments; each check is a parse and a signature).
+/// enrolments; each check is a parse and a signature). One read from a record held
+/// (``SignaturePolicy/takenAsChecked``) is kept apart, and a checked one answers for both.
 struct CheckedTrustCertificate: Sendable {
     let subject: DistinguishedName
     let key: [UInt8]
     let code: String
 
     private static let checked = DigestCache<Result<CheckedTrustCertificate, IdentityError>>(limit: 4_096)
+    private static let takenAsChecked = DigestCache<Result<CheckedTrustCertificate, IdentityError>>(limit: 4_096)
 
-    static func check(_ der: [UInt8]) throws(IdentityError) -> CheckedTrustCertificate {
+    static func check(_ der: [UInt8], signatures: SignaturePolicy = .check) throws(IdentityError) -> CheckedTrustCertificate {
         let digest = Array(SHA256.hash(data: der))
         if let known = checked.value(for: digest) { return try known.get() }
+        let memo = signatures.checks ? checked : takenAsChecked
+        if let known = memo.value(for: digest) { return try known.get() }
         let result: Result<CheckedTrustCertificate, IdentityError>
-        do { result = .success(try read(der)) } catch { result = .failure(error) }
-        checked.store(result, for: digest)
+        do { result = .success(try read(der, signatures: signatures)) } catch { result = .failure(error) }
+        memo.store(result, for: digest)
         return try result.get()
     }
 
-    private static func read(_ der: [UInt8]) throws(IdentityError) -> CheckedTrustCertificate {
+    private static func read(_ der: [UInt8], signatures: SignaturePolicy) throws(IdentityError) -> CheckedTrustCertificate {
         let trust = try SiteCertificates.parse(der, "trust")
         let key = try SiteCertificates.ed25519Key(of: trust, "trust")
-        guard trust.subject == trust.issuer, SiteCertificates.isSigned(trust, byKey: key),
+        guard trust.subject == trust.issuer, !signatures.checks || SiteCertificates.isSigned(trust, byKey: key),
               SiteCertificates.attribute(.RDNAttributeType.organizationalUnitName, of: trust.subject) == "trust",
               let code = SiteCertificates.attribute(.RDNAttributeType.commonName, of: trust.subject) else {
             throw IdentityError("the trust certificate is not a qisync trust certificate signed by its own key")
@@ -198,10 +202,14 @@ public struct Enrolment: Hashable, Sendable {
     /// and the site certificate is issued by that trust to an Ed25519 key. With `consent`, also
     /// checks that the site key signed its request to join that trust under that name and kind.
     public init(siteCertificate: [UInt8], trustCertificate: [UInt8], consent: [UInt8]? = nil) throws(IdentityError) {
-        let trust = try CheckedTrustCertificate.check(trustCertificate)
+        try self.init(siteCertificate: siteCertificate, trustCertificate: trustCertificate, consent: consent, signatures: .check)
+    }
+
+    init(siteCertificate: [UInt8], trustCertificate: [UInt8], consent: [UInt8]?, signatures: SignaturePolicy) throws(IdentityError) {
+        let trust = try CheckedTrustCertificate.check(trustCertificate, signatures: signatures)
         let site = try SiteCertificates.parse(siteCertificate, "site")
         let (trustKey, trustCode) = (trust.key, trust.code)
-        guard site.issuer == trust.subject, SiteCertificates.isSigned(site, byKey: trustKey) else {
+        guard site.issuer == trust.subject, !signatures.checks || SiteCertificates.isSigned(site, byKey: trustKey) else {
             throw IdentityError("the site certificate was not issued by trust \(trustCode)'s key")
         }
         let siteKey = try SiteCertificates.ed25519Key(of: site, "site")
@@ -212,7 +220,7 @@ public struct Enrolment: Hashable, Sendable {
             throw IdentityError("the site certificate does not name its trust, site and kind (hub or ward)")
         }
         let origin = try! OriginID(bytes: siteKey)
-        if let consent, !SignatureCheck.isValid(consent, of: EnrolmentRequest.message(trustCode: trustCode, siteName: siteName, kind: kind, site: origin),
+        if let consent, signatures.checks, !SignatureCheck.isValid(consent, of: EnrolmentRequest.message(trustCode: trustCode, siteName: siteName, kind: kind, site: origin),
                                                  by: origin) {
             throw IdentityError("the enrolment of \(trustCode)/\(siteName) does not carry that site's own consent (its key's signature of its request to join \(trustCode)); a trust may enrol only sites that asked to join it")
         }
@@ -231,6 +239,10 @@ public struct Enrolment: Hashable, Sendable {
     /// Reads and verifies an enrolment record from the directory or the wire:
     /// `siteCertificate:bytes trustCertificate:bytes consent:sig64`.
     public init(record: DirectoryRecord) throws(IdentityError) {
+        try self.init(record: record, signatures: .check)
+    }
+
+    init(record: DirectoryRecord, signatures: SignaturePolicy) throws(IdentityError) {
         guard record.kind == .enrolment, record.bytes.count <= DirectoryRecord.maxBytes else { throw IdentityError("not an enrolment record") }
         var reader = ByteReader(record.bytes)
         do {
@@ -238,7 +250,7 @@ public struct Enrolment: Hashable, Sendable {
             let trust = try reader.readLengthPrefixed(limit: DirectoryRecord.maxBytes, "trust certificate")
             let consent = try reader.readBytes(64)
             guard reader.isAtEnd else { throw DecodingError("trailing bytes") }
-            try self.init(siteCertificate: site, trustCertificate: trust, consent: consent)
+            try self.init(siteCertificate: site, trustCertificate: trust, consent: consent, signatures: signatures)
         } catch let error as IdentityError {
             throw error
         } catch {

@@ -74,8 +74,10 @@ public struct TrustDirectory: Sendable {
         self.revocations = revocations
     }
 
-    /// Decides everything from the directory records held and this replica's own pins
-    /// (`ownPins`, which include its own trust). Records that do not verify are skipped.
+    /// Decides everything from the directory records a replica holds and its own pins
+    /// (`ownPins`, which include its own trust). Held records were verified before they were
+    /// kept (``relevance(of:)``), so their signatures are not checked again here
+    /// (``VerifiedRecord/readHeld(_:)``); records that do not read are skipped.
     ///
     /// 1. Trust-wide pins signed by this replica's own trust key: for each code the latest
     ///    (`atMs`, then record digest) decides; a code pinned on this replica itself keeps its own pin.
@@ -84,14 +86,14 @@ public struct TrustDirectory: Sendable {
     /// 3. A revocation is in force when signed by the key of the trust the site's current
     ///    enrolment belongs to; of several, the earliest (`revokedMs`, then digest).
     /// 4. A bundle key counts when its trust key is pinned.
-    public init(ownTrust: String, ownSite: OriginID, ownPins: [String: KeyFingerprint], records: some Sequence<DirectoryRecord>) {
+    public init(ownTrust: String, ownSite: OriginID, ownPins: [String: KeyFingerprint], heldRecords records: some Sequence<DirectoryRecord>) {
         var enrolmentRecords: [(Enrolment, [UInt8])] = []
         var revocationRecords: [(Revocation, [UInt8])] = []
         var pinRecords: [(TrustWidePin, [UInt8])] = []
         var keys: [TrustBundleKey] = []
         var redactionRecords: [(Redaction, [UInt8])] = []
         let records = Array(records)
-        for (record, result) in zip(records, VerifiedRecord.verifyAll(records)) {
+        for (record, result) in zip(records, VerifiedRecord.readHeld(records)) {
             switch result {
             case .success(.enrolment(let e)): enrolmentRecords.append((e, record.digest))
             case .success(.revocation(let r)): revocationRecords.append((r, record.digest))

@@ -13,49 +13,66 @@ public enum VerifiedRecord: Sendable {
     /// Results are kept by the record's digest for the life of the process, so a directory of
     /// thousands of sites is verified once, not on every change to it.
     public static func verify(_ record: DirectoryRecord) -> Result<VerifiedRecord, IdentityError> {
-        verify(record, digest: record.digest)
-    }
-
-    private static func verify(_ record: DirectoryRecord, digest: [UInt8]) -> Result<VerifiedRecord, IdentityError> {
-        if let known = cache.value(for: digest) { return known }
-        let result: Result<VerifiedRecord, IdentityError>
-        do {
-            switch record.kind {
-            case .enrolment: result = .success(.enrolment(try Enrolment(record: record)))
-            case .revocation: result = .success(.revocation(try Revocation(record: record)))
-            case .trustPin: result = .success(.trustPin(try TrustWidePin(record: record)))
-            case .bundleKey: result = .success(.bundleKey(try TrustBundleKey(record: record)))
-            case .redaction: result = .success(.redaction(try Redaction(record: record)))
-            }
-        } catch {
-            result = .failure(error)
-        }
-        cache.store(result, for: digest)
-        return result
+        read(record, digest: record.digest, signatures: .check)
     }
 
     /// ``verify(_:)`` of each record, in order; those not yet verified in this process checked
     /// on every core (the first reading of a directory verifies every record, and a national
     /// directory holds thousands).
     public static func verifyAll(_ records: [DirectoryRecord]) -> [Result<VerifiedRecord, IdentityError>] {
+        readAll(records, signatures: .check)
+    }
+
+    /// Reads records a replica holds: each was verified before it was kept, so its signatures
+    /// are not checked again (``SignaturePolicy/takenAsChecked``) — the replica's file is
+    /// trusted as its logs and pins are, and `verify` checks every record's signatures. What
+    /// the records say is read and checked as ``verify(_:)`` does; a result of ``verify(_:)``
+    /// in this process answers first. Reading a national directory is thousands of Ed25519
+    /// checks, three an enrolment: every command that opened a ward holding one paid them.
+    public static func readHeld(_ records: [DirectoryRecord]) -> [Result<VerifiedRecord, IdentityError>] {
+        readAll(records, signatures: .takenAsChecked)
+    }
+
+    private static func readAll(_ records: [DirectoryRecord], signatures: SignaturePolicy) -> [Result<VerifiedRecord, IdentityError>] {
         let digests = records.map(\.digest)
-        var results = digests.map { cache.value(for: $0) }
+        var results = digests.map { known($0, signatures: signatures) }
         let missing = results.indices.filter { results[$0] == nil }
-        let verified = ParallelMap.map(missing, minimumPerTask: 64) { verify(records[$0], digest: digests[$0]) }
-        for (index, result) in zip(missing, verified) { results[index] = result }
+        let read = ParallelMap.map(missing, minimumPerTask: 64) { Self.read(records[$0], digest: digests[$0], signatures: signatures) }
+        for (index, result) in zip(missing, read) { results[index] = result }
         return results.map { $0! }
     }
 
-    /// The fingerprint of the trust key a record concerns (that signed it), or nil when it does
-    /// not verify.
-    public static func trust(of record: DirectoryRecord) -> KeyFingerprint? {
-        switch verify(record) {
-        case .success(.enrolment(let enrolment)): enrolment.trustFingerprint
-        case .success(.revocation(let revocation)): revocation.trustFingerprint
-        case .success(.trustPin(let pin)): pin.trustFingerprint
-        case .success(.bundleKey(let key)): key.trustFingerprint
-        case .success(.redaction(let redaction)): redaction.trustFingerprint
-        case .failure: nil
+    /// What this process already found of a record: verified, or (for a held record) read.
+    private static func known(_ digest: [UInt8], signatures: SignaturePolicy) -> Result<VerifiedRecord, IdentityError>? {
+        cache.value(for: digest) ?? (signatures.checks ? nil : heldCache.value(for: digest))
+    }
+
+    private static func read(_ record: DirectoryRecord, digest: [UInt8], signatures: SignaturePolicy) -> Result<VerifiedRecord, IdentityError> {
+        if let known = known(digest, signatures: signatures) { return known }
+        let result: Result<VerifiedRecord, IdentityError>
+        do {
+            switch record.kind {
+            case .enrolment: result = .success(.enrolment(try Enrolment(record: record, signatures: signatures)))
+            case .revocation: result = .success(.revocation(try Revocation(record: record, signatures: signatures)))
+            case .trustPin: result = .success(.trustPin(try TrustWidePin(record: record, signatures: signatures)))
+            case .bundleKey: result = .success(.bundleKey(try TrustBundleKey(record: record, signatures: signatures)))
+            case .redaction: result = .success(.redaction(try Redaction(record: record, signatures: signatures)))
+            }
+        } catch {
+            result = .failure(error)
+        }
+        (signatures.checks ? cache : heldCache).store(result, for: digest)
+        return result
+    }
+
+    /// The fingerprint of the trust key that signed the record.
+    public var trustFingerprint: KeyFingerprint {
+        switch self {
+        case .enrolment(let enrolment): enrolment.trustFingerprint
+        case .revocation(let revocation): revocation.trustFingerprint
+        case .trustPin(let pin): pin.trustFingerprint
+        case .bundleKey(let key): key.trustFingerprint
+        case .redaction(let redaction): redaction.trustFingerprint
         }
     }
 
@@ -76,6 +93,17 @@ public enum VerifiedRecord: Sendable {
     }
 
     private static let cache = DigestCache<Result<VerifiedRecord, IdentityError>>(limit: 200_000)
+    private static let heldCache = DigestCache<Result<VerifiedRecord, IdentityError>>(limit: 200_000)
+}
+
+/// Whether a directory record's signatures are checked as it is read.
+enum SignaturePolicy: Sendable {
+    /// Checked: a record from a peer, a bundle or a command, or `verify` checking what is held.
+    case check
+    /// Not checked again: a record a replica holds, verified before it was kept.
+    case takenAsChecked
+
+    var checks: Bool { self == .check }
 }
 
 /// Results kept by a 32-byte digest for the life of the process (verified directory records,

@@ -85,7 +85,7 @@ public enum Checker {
         var problems = world.unexpected
         for site in world.sites {
             let report = try site.replica.verify()
-            if !report.isSound { problems.append("\(site.name) fails verify: \(report.logProblems + report.differences)") }
+            if !report.isSound { problems.append("\(site.name) fails verify: \(report.logProblems + report.directoryProblems + report.differences)") }
         }
         var all: [VersionRef: LogEntry] = [:]
         for site in world.sites { for entry in try site.replica.entries(after: VersionVector()) { all[entry.ref] = entry } }

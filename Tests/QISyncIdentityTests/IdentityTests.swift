@@ -94,6 +94,32 @@ struct IdentityTests {
         #expect(throws: IdentityError.self) { try Enrolment(record: record(genuine[7], alteringTrustAt: 9)) }
     }
 
+    @Test("records a replica holds are read without their signatures checked again, but still read as records; a held reading never stands in for a check")
+    func heldRecordsTakenAsChecked() throws {
+        let enrolment = try issue(SiteSigner(), "Ward 3, Aberystwyth", "ward", "RXH", by: trustKey)
+        var bytes = enrolment.record.bytes
+        bytes[bytes.count - 1] ^= 0x01  // the site's consent
+        let altered = DirectoryRecord(kind: .enrolment, bytes: bytes)
+        var revocationBytes = Revocation.issue(site: site.origin, lastAccepted: [:], at: 1_796_000_000_000, by: trustKey).record.bytes
+        revocationBytes[revocationBytes.count - 1] ^= 0x01
+        let alteredRevocation = DirectoryRecord(kind: .revocation, bytes: revocationBytes)
+        let truncated = DirectoryRecord(kind: .enrolment, bytes: Array(enrolment.record.bytes.dropLast(10)))
+
+        let held = VerifiedRecord.readHeld([altered, alteredRevocation, truncated, enrolment.record])
+        guard case .success(.enrolment(let read)) = held[0] else { Issue.record("\(held[0])"); return }
+        #expect(read.site == enrolment.site && read.siteName == "Ward 3, Aberystwyth" && read.trustFingerprint == trustKey.fingerprint)
+        guard case .success(.revocation(let revocation)) = held[1] else { Issue.record("\(held[1])"); return }
+        #expect(revocation.site == site.origin)
+        // What does not read as a record fails however it is read.
+        guard case .failure = held[2] else { Issue.record("a truncated record read: \(held[2])"); return }
+        guard case .success = held[3] else { Issue.record("\(held[3])"); return }
+        // Read as held first, checked after: the checks still run and refuse.
+        guard case .failure(let error) = VerifiedRecord.verify(altered) else { Issue.record("an altered enrolment verified"); return }
+        #expect(error.message.contains("consent"), "\(error)")
+        guard case .failure = VerifiedRecord.verifyAll([alteredRevocation])[0] else { Issue.record("an altered revocation verified"); return }
+        #expect(throws: IdentityError.self) { try Enrolment(record: altered) }
+    }
+
     @Test("an enrolment request round-trips; an altered one is refused")
     func request() throws {
         let request = EnrolmentRequest(trustCode: "RXH", siteName: "ward-7b", kind: "ward", signer: site)

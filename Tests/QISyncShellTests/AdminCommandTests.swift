@@ -19,6 +19,33 @@ struct AdminCommandTests {
         try queue.close()
     }
 
+    @Test("verify checks the signatures of the directory records held and names one altered since it was kept; repair cannot mend it and changes nothing")
+    func verifyDirectoryRecords() throws {
+        let h = try ShellHarness()
+        _ = try h.addInitiative("Reduce falls at Ysbyty Gwynedd")
+        let sound = h.run("verify")
+        #expect(sound.outcome == .success && sound.out.contains("directory records: signatures ok"), "\(sound.out)")
+        // The site's own enrolment, its consent's last byte flipped behind qisync's back.
+        let queue = try DatabaseQueue(path: h.records.replica.databasePath)
+        try queue.write { db in
+            let record = try #require(try Data.fetchOne(db, sql: "SELECT record FROM directory_record WHERE kind = 1"))
+            var bytes = Array(record)
+            bytes[bytes.count - 1] ^= 0x01
+            try db.execute(sql: "UPDATE directory_record SET record = ? WHERE kind = 1", arguments: [Data(bytes)])
+            // A new directory version, as a new process would read the file afresh.
+            try db.execute(sql: "UPDATE meta SET value = abs(random()) WHERE key = 'directory_version'")
+        }
+        try queue.close()
+        let state = try h.records.replica.canonicalState()
+        let verify = h.run("verify")
+        #expect(verify.outcome != .success)
+        #expect(verify.out.contains("directory records: signatures FAILED") && verify.out.contains("an enrolment record held")
+                && verify.out.contains("consent"), "\(verify.out)")
+        let repair = h.run("repair --yes")
+        #expect(repair.outcome != .success && repair.out.contains("an enrolment record held"), "\(repair.out)")
+        #expect(try h.records.replica.canonicalState() == state)
+    }
+
     @Test("verify names each record and field the tables get wrong; repair shows them, asks, and rebuilds the tables from the logs")
     func repair() throws {
         let h = try ShellHarness()

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import QISyncCore
 import QISyncDomain
 import QISyncIdentity
@@ -42,5 +43,40 @@ struct OpeningCostTests {
         let adopting = try Replica.open(home: unnamed.ward.home, schema: QISchema.schema)
         #expect(adopting.identity.trustName == "Ysbyty Gwynedd Trust")
         #expect(try adopting.currentTrustName() == "Ysbyty Gwynedd Trust")
+    }
+
+    @Test("a directory record held is read without its signatures checked again; verify checks them and names one altered since it was kept, and a peer's altered copy is still refused")
+    func heldRecordsTakenAsChecked() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("qisync-test-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let (hub, ward) = try hubAndWard(root, wardTrustName: "Ysbyty Gwynedd Trust")
+        #expect(try ward.verify().directoryProblems.isEmpty)
+        // The hub's enrolment, as the ward holds it, with the hub's consent altered behind qisync's back.
+        let genuine = try #require(try ward.directoryRecords().first { record in
+            if case .success(.enrolment(let enrolment)) = VerifiedRecord.verify(record) { return enrolment.site == hub.identity.origin }
+            return false
+        })
+        var bytes = genuine.bytes
+        bytes[bytes.count - 1] ^= 0x01
+        let altered = DirectoryRecord(kind: .enrolment, bytes: bytes)
+        let queue = try DatabaseQueue(path: ward.databasePath)
+        try queue.write { db in
+            try db.execute(sql: "UPDATE directory_record SET digest = ?, record = ? WHERE digest = ?",
+                           arguments: [Data(altered.digest), Data(altered.bytes), Data(genuine.digest)])
+            try db.execute(sql: "UPDATE meta SET value = abs(random()) WHERE key = 'directory_version'")
+        }
+        try queue.close()
+
+        let reopened = try Replica.open(home: ward.home, schema: QISchema.schema)
+        #expect(try reopened.directory().enrolments[hub.identity.origin]?.siteName == "hub", "the held record was checked again on reading")
+        let report = try reopened.verify()
+        #expect(!report.isSound)
+        #expect(report.directoryProblems.count == 1 && report.directoryProblems[0].contains("an enrolment record held"), "\(report.directoryProblems)")
+        #expect(report.directoryProblems.first?.contains("consent") == true, "\(report.directoryProblems)")
+        // The same altered record from a peer is refused, though this process has read it as held.
+        let other = try Replica.create(home: root.appendingPathComponent("other"), trustCode: "RXH", trustName: "", siteName: "ward-9",
+                                       kind: .ward, schema: QISchema.schema, membership: .joining(try #require(try hub.trustPins().first(where: \.isOwn)).fingerprint))
+        let taken = try other.importDirectory([altered])
+        #expect(taken.added == 0 && taken.ignored.count == 1 && taken.ignored[0].contains("consent"), "\(taken)")
     }
 }

@@ -59,7 +59,9 @@ struct VerifyCommand: ReplicaCommand {
         discussion: """
             Each entry's hash covers the one before it, so the signature on a log's last entry vouches for the whole \
             log: that one is checked (and, if it fails, every signature in the log, to name the altered entry). \
-            --all-signatures checks every signature held, which takes longer.
+            --all-signatures checks every signature held, which takes longer. Every directory record held \
+            (enrolments, revocations, pins, bundle keys, redactions) has its signatures checked too: they are \
+            checked when a record arrives, not each time the replica reads its directory.
             """)
     @Flag(name: .customLong("all-signatures"), help: "Check every signature held, not only each log's last.") var allSignatures = false
     @OptionGroup var globals: GlobalOptions
@@ -67,11 +69,13 @@ struct VerifyCommand: ReplicaCommand {
         let report = try context.records.replica.verify(allSignatures: allSignatures)
         if globals.json {
             context.out.json(["sound": report.isSound, "integrity": report.integrity, "logs": report.logs, "entries": report.entries,
-                              "log_problems": report.logProblems, "differences": report.differences])
+                              "log_problems": report.logProblems, "directory_problems": report.directoryProblems, "differences": report.differences])
         } else {
             context.out.line("integrity check:   \(report.integrity)")
             context.out.line("logs and entries:  \(Plural.count(report.logs, "log", "logs")), \(Plural.count(report.entries, "entry", "entries")), chains and signatures \(report.logProblems.isEmpty ? "ok" : "FAILED")\(allSignatures ? " (every signature checked)" : "")")
             for problem in report.logProblems { context.out.line("  - \(problem)") }
+            context.out.line("directory records: signatures \(report.directoryProblems.isEmpty ? "ok" : "FAILED")")
+            for problem in report.directoryProblems { context.out.line("  - \(problem)") }
             context.out.line("rebuild from logs: \(report.differences.isEmpty ? "matches the tables" : "DIFFERS")")
             for difference in report.differences { context.out.line("  - \(difference)") }
         }
@@ -92,8 +96,8 @@ struct RepairCommand: ReplicaCommand {
     func run(in context: CommandContext) throws {
         let replica = context.records.replica
         let report = try replica.verify()
-        guard report.integrity == "ok", report.logProblems.isEmpty else {
-            for problem in report.logProblems { context.out.line("  - \(problem)") }
+        guard report.integrity == "ok", report.logProblems.isEmpty, report.directoryProblems.isEmpty else {
+            for problem in report.logProblems + report.directoryProblems { context.out.line("  - \(problem)") }
             if report.integrity != "ok" { context.out.line("  - SQLite integrity check: \(report.integrity)") }
             throw DomainError("the logs or the database file themselves are damaged, and repair rebuilds from the logs, so it cannot mend this: restore a backup ('restore FILE') or make a new replica and sync it from a peer")
         }
@@ -174,7 +178,7 @@ struct RestoreCommand: ReplicaCommand {
             ("backup", "\(file): \(summary.site), \(Plural.count(Int(summary.entries), "entry", "entries")) in \(Plural.count(summary.logs, "log", "logs")), newest \(newest)"),
             ("this replica", "\(Plural.count(Int(current.positions.values.reduce(0) { $0 + $1.seq }), "entry", "entries")) in \(Plural.count(current.positions.count, "log", "logs"))"),
             ("check", report.isSound ? "sound: integrity, chains, signatures and tables all check out"
-                                     : "DAMAGED: " + (report.logProblems + report.differences + (report.integrity == "ok" ? [] : [report.integrity])).joined(separator: "; ")),
+                                     : "DAMAGED: " + (report.logProblems + report.directoryProblems + report.differences + (report.integrity == "ok" ? [] : [report.integrity])).joined(separator: "; ")),
         ])
         guard report.isSound else { throw DomainError("the backup \(file) is damaged; nothing was restored") }
         if check { return }

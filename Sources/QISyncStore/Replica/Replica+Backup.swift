@@ -99,7 +99,7 @@ extension Replica {
     public func restore(from path: String) throws {
         let report = try verifyBackup(path)
         guard report.isSound else {
-            throw StoreError("\(path) is damaged: " + (report.logProblems + report.differences + (report.integrity == "ok" ? [] : [report.integrity])).prefix(3).joined(separator: "; "))
+            throw StoreError("\(path) is damaged: " + (report.logProblems + report.directoryProblems + report.differences + (report.integrity == "ok" ? [] : [report.integrity])).prefix(3).joined(separator: "; "))
         }
         let (queue, _) = try openBackup(path)
         defer { try? queue.close() }

@@ -80,7 +80,7 @@ extension Replica {
         let version = try directoryVersion(db)
         if let cached = directoryCache.value(for: version) { return cached }
         let directory = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: try Self.ownPins(db),
-                                       records: try heldDirectoryRecords(db))
+                                       heldRecords: try heldDirectoryRecords(db))
         directoryCache.store(directory, for: version)
         return directory
     }
@@ -131,21 +131,22 @@ extension Replica {
             var kept = held
             for kind: DirectoryRecord.Kind in [.trustPin, .enrolment, .bundleKey, .revocation, .redaction] {
                 kept += extra.filter { $0.kind == kind && current.relevance(of: $0) == nil }
-                current = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: pins, records: kept)
+                current = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: pins, heldRecords: kept)
             }
             return current
         }
     }
 
-    /// The held records by the trust key that signed them (records that do not verify left
+    /// The held records by the trust key that signed them (records that do not read left
     /// out), in the order held, kept with the directory by version: every sync and bundle asks.
     func heldRecordsByTrust(_ db: Database) throws -> [[UInt8]: [DirectoryRecord]] {
         let version = try directoryVersion(db)
         if let cached = directoryCache.groups(for: version) { return cached }
         var groups: [[UInt8]: [DirectoryRecord]] = [:]
-        for record in try heldDirectoryRecords(db) {
-            guard let trust = VerifiedRecord.trust(of: record) else { continue }
-            groups[trust.bytes, default: []].append(record)
+        let held = try heldDirectoryRecords(db)
+        for (record, result) in zip(held, VerifiedRecord.readHeld(held)) {
+            guard case .success(let read) = result else { continue }
+            groups[read.trustFingerprint.bytes, default: []].append(record)
         }
         directoryCache.store(groups: groups, for: version)
         return groups
@@ -189,7 +190,7 @@ extension Replica {
         var peerWillPin = Set<[UInt8]>()
         if peerTrust == identity.trustCode, let own = held.pins[identity.trustCode] {
             let follower = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: [identity.trustCode: own],
-                                          records: groups[own.bytes] ?? [])
+                                          heldRecords: groups[own.bytes] ?? [])
             peerWillPin = Set(follower.pins.values.map(\.bytes))
         }
         return DirectoryIndex(groups: groups, pinned: Set(held.pins.values.map(\.bytes)), peerWillPin: peerWillPin)

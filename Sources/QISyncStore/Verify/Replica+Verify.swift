@@ -15,13 +15,16 @@ public struct VerifyReport: Sendable {
     public var logProblems: [String] = []
     /// Where the materialised tables differ from a rebuild from the logs.
     public var differences: [String] = []
-    /// Enrolments and revocations checked.
+    /// Enrolments and revocations in force.
     public var directoryRecords = 0
+    /// Directory records held whose signatures do not check out (altered since they were kept:
+    /// records are verified before they are kept and not again when the directory is read).
+    public var directoryProblems: [String] = []
     /// Entries kept in their logs whose changes were refused (records their trust does not own).
     public var refusedChanges = 0
 
     /// Whether everything checked out.
-    public var isSound: Bool { integrity == "ok" && logProblems.isEmpty && differences.isEmpty }
+    public var isSound: Bool { integrity == "ok" && logProblems.isEmpty && directoryProblems.isEmpty && differences.isEmpty }
 }
 
 extension Replica {
@@ -58,7 +61,8 @@ extension Replica {
     /// entry vouches for every entry before it (SPEC 4): that one is checked, and when it fails
     /// every signature in the log is, to name the entry that was altered. With `allSignatures`
     /// every signature held is checked (each signed entry can end a batch sent to a peer).
-    /// It also re-verifies every enrolment and revocation held, checks that every log's site
+    /// It also checks the signatures of every directory record held (reading the directory
+    /// does not: they were checked before they were kept), checks that every log's site
     /// is this one or enrolled, that no revoked site has entries past its cut-off, and (through
     /// the rebuild) that only changes their site's trust may make took effect.
     ///
@@ -96,6 +100,18 @@ extension Replica {
             let vector = try Self.versionVector(db)
             let directory = try self.directory(db)
             report.directoryRecords = directory.enrolments.count + directory.revocations.count
+            let held = try heldDirectoryRecords(db)
+            for (record, result) in zip(held, VerifiedRecord.verifyAll(held)) {
+                guard case .failure(let error) = result else { continue }
+                let kind = switch record.kind {
+                case .enrolment: "an enrolment"
+                case .revocation: "a revocation"
+                case .bundleKey: "a bundle key"
+                case .trustPin: "a trust-wide pin"
+                case .redaction: "a redaction"
+                }
+                report.directoryProblems.append("\(kind) record held (digest \(Hex.encode(Array(record.digest.prefix(4))))): \(error.message)")
+            }
             report.logs = vector.positions.count
             // Entries held stay with their sites' trust even when that trust has been unpinned since.
             func trust(of origin: OriginID) -> String? { origin == identity.origin ? identity.trustCode : directory.heldTrust(of: origin) }
