@@ -44,7 +44,7 @@ let package = Package(
             name: "CSQLiteSettings",
             dependencies: [.product(name: "GRDBSQLite", package: "GRDB.swift")]
         ),
-        // The SQLite replica: origin logs, version vectors, materialisation, verification.
+        // The SQLite replica: origin logs (their bodies packed by the block), version vectors, materialisation, verification.
         .target(
             name: "QISyncStore",
             dependencies: [
@@ -52,6 +52,8 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "CompressNIO", package: "compress-nio"),
             ]
         ),
         // Measures' statistics and charts: XmR, run, p and u charts, their rules and verdicts,

@@ -1,3 +1,4 @@
+import CompressNIO
 import Foundation
 import GRDB
 import QISyncCore
@@ -17,6 +18,11 @@ final class Materializer {
     /// Changes held in the log but not (yet) materialised again while rows are rebuilt: a
     /// supersession of one of them waits as if the change had not arrived.
     var excluded: Set<Int64> = []
+    /// Whether a block of a log's bodies is packed as its last entry is appended
+    /// (``LogBlocks``): not in `verify`'s scratch rebuild, which is only digested.
+    var packsBodies = true
+    private var compressor: ZlibCompressor?
+    private let bodies = LogBodies()
     private var tableStatements: [UInt16: TableStatements] = [:]
     private let insertLog: FastStatement
     private let upsertVector: FastStatement
@@ -59,7 +65,7 @@ final class Materializer {
         self.db = db
         self.schema = schema
         hasPendingSupersede = try Bool.fetchOne(db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM pending_supersede)")) ?? false
-        insertLog = try FastStatement(db, sql: "INSERT INTO log (origin, scope, seq, hlc, hash, body, sig, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        insertLog = try FastStatement(db, sql: "INSERT INTO log (origin, scope, seq, hlc, hash, body, sig, id, packed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
         upsertVector = try FastStatement(db, sql: """
             INSERT INTO vector (origin, scope, seq, hash) VALUES (?, ?, ?, ?)
             ON CONFLICT (origin, scope) DO UPDATE SET seq = excluded.seq, hash = excluded.hash
@@ -122,10 +128,11 @@ final class Materializer {
     /// The change an applied entry carries.
     func change(_ id: Int64) throws -> Change {
         if let change = changes[id] { return change }
-        guard let body = try Data.fetchOne(db.cachedStatement(sql: "SELECT body FROM log WHERE id = ?"), arguments: [id]) else {
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT body, packed, origin, scope, seq FROM log WHERE id = ?"), arguments: [id]) else {
             throw StoreError("internal: log entry \(id) is missing")
         }
-        let change = try Change(decodingBody: Array(body))
+        let body = try bodies.body(db, origin: row[2], scope: row[3], seq: UInt64(bitPattern: row[4]), stored: row[0], packed: row[1])
+        let change = try Change(decodingBody: body)
         if changes.count > 1024 { changes.removeAll(keepingCapacity: true) }
         changes[id] = change
         return change
@@ -184,13 +191,22 @@ final class Materializer {
     /// An entry whose change was refused is kept in its log, so the chain goes on, but changes
     /// nothing (`materialises` false). It takes the next local number, or `given` (`verify`'s
     /// rebuild keeps the numbers the replica gave its entries, so the heads of the two compare).
+    /// With `block`, the entry's body is kept in that block of its log, made ready beforehand
+    /// (``LogBlocks/prepare(_:)``), whose entries are all appended one after another now: the
+    /// block is written with its first entry.
     @discardableResult
-    func append(_ entry: LogEntry, change: Change, updatesVector: Bool = true, materialises: Bool = true, id given: Int64? = nil) throws -> Int64 {
+    func append(_ entry: LogEntry, change: Change, updatesVector: Bool = true, materialises: Bool = true, id given: Int64? = nil,
+                packedIn block: [UInt8]? = nil) throws -> Int64 {
         let origin = try originID(entry.origin)
+        if let block, entry.seq % LogBlocks.entries == 1 {
+            try db.cachedStatement(sql: "INSERT INTO log_block (origin, scope, first, data) VALUES (?, ?, ?, ?)")
+                .execute(arguments: [origin, Int64(entry.scope.rawValue), Int64(bitPattern: entry.seq), Data(block)])
+        }
         try insertLog.execute([
             .integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)),
-            .integer(Int64(bitPattern: entry.hlc.rawValue)), .blob(entry.hash), .blob(entry.body), entry.signature.map(Value.blob) ?? .null,
-            given.map(Value.integer) ?? .null,
+            .integer(Int64(bitPattern: entry.hlc.rawValue)), .blob(entry.hash), .blob(block == nil ? entry.body : []),
+            entry.signature.map(Value.blob) ?? .null, given.map(Value.integer) ?? .null,
+            block == nil ? .null : .integer(Int64(entry.body.count)),
         ])
         let id = db.lastInsertedRowID
         stamps[id] = Stamp(hlc: entry.hlc, origin: entry.origin)
@@ -198,6 +214,7 @@ final class Materializer {
         if updatesVector {
             try upsertVector.execute([.integer(origin), .integer(Int64(entry.scope.rawValue)), .integer(Int64(bitPattern: entry.seq)), .blob(entry.hash)])
         }
+        if packsBodies, block == nil, entry.seq % LogBlocks.entries == 0 { try packBlock(endingWith: entry, origin: origin) }
         if materialises {
             let stamp = EntryStamp(origin: origin, scope: entry.scope, seq: entry.seq, hlc: entry.hlc)
             for row in change.rows {
@@ -206,6 +223,16 @@ final class Materializer {
         }
         if updatesVector { try writeCounts() }
         return id
+    }
+
+    /// Packs the block of bodies `entry` completes, when its rows allow (``LogBlocks/pack``).
+    /// The counts are written first, so the rows' deletion lowers counts that hold them, and
+    /// the packed entries are counted again.
+    private func packBlock(endingWith entry: LogEntry, origin: Int64) throws {
+        try writeCounts()
+        if compressor == nil { compressor = try ZlibCompressor(algorithm: .zlib, configuration: ZlibConfiguration(compressionLevel: 1)) }
+        guard let bytes = try LogBlocks.pack(db, origin: origin, scope: Int64(entry.scope.rawValue), last: entry.seq, compressor: compressor!) else { return }
+        Self.add(Int64(LogBlocks.entries), bytes, to: &appendedToLogs[LogKey(origin: origin, scope: entry.scope.rawValue), default: (0, 0)])
     }
 
     /// Writes the running counts `status` reads (`log_size`, `row_count`) for the entries

@@ -54,7 +54,7 @@ extension Replica {
     /// Applies a batch checked already (``verify(batch:)``, perhaps on another thread while
     /// the batch before was applied), in one transaction.
     public func apply(_ batch: VerifiedBatch, source: String? = nil) throws -> ApplyReport {
-        try database.write { db in try apply(db, runs: batch.runs, decoded: batch.decoded, source: source) }
+        try database.write { db in try apply(db, runs: batch.runs, decoded: batch.decoded, blocks: batch.blocks, source: source) }
     }
 
     /// Checks a batch as ``apply(_:source:)`` does before applying it (throws ``LogRejection``):
@@ -67,10 +67,10 @@ extension Replica {
     public func verify(batch entries: [LogEntry]) throws -> VerifiedBatch {
         let runs = try LogRun.runs(of: entries)
         let schema = self.schema
-        let checked = ParallelMap.map(runs, minimumPerTask: 4) { run -> Result<[Change], LogRejection> in
-            Result { () throws(LogRejection) -> [Change] in
+        let checked = ParallelMap.map(runs, minimumPerTask: 4) { run -> Result<([Change], [UInt64: [UInt8]]), LogRejection> in
+            Result { () throws(LogRejection) -> ([Change], [UInt64: [UInt8]]) in
                 try run.verify()
-                return try run.entries.map { entry throws(LogRejection) -> Change in
+                let changes = try run.entries.map { entry throws(LogRejection) -> Change in
                     do {
                         let change = try entry.change()
                         try schema.validate(change)
@@ -79,9 +79,12 @@ extension Replica {
                         throw LogRejection(ref: entry.ref, reason: "\(error)")
                     }
                 }
+                // The run's whole blocks of bodies, deflated here rather than on the thread that applies.
+                return (changes, (try? LogBlocks.prepare(run.entries)) ?? [:])
             }
         }
-        return VerifiedBatch(runs: runs, decoded: try checked.map { try $0.get() })
+        let results = try checked.map { try $0.get() }
+        return VerifiedBatch(runs: runs, decoded: results.map(\.0), blocks: results.map(\.1))
     }
 
     /// Shows what applying entries would do (applied, waiting, refused, new conflicts) without
@@ -92,19 +95,20 @@ extension Replica {
         var report = ApplyReport()
         try database.inTransaction { db in
             _ = try importDirectory(db, records)
-            report = try apply(db, runs: batch.runs, decoded: batch.decoded, source: source)
+            report = try apply(db, runs: batch.runs, decoded: batch.decoded, blocks: batch.blocks, source: source)
             return .rollback
         }
         return report
     }
 
-    func apply(_ db: Database, runs: [LogRun], decoded: [[Change]], source: String?) throws -> ApplyReport {
+    /// `blocks`: each run's whole blocks of bodies, made ready (``LogBlocks/prepare(_:)``), by first entry.
+    func apply(_ db: Database, runs: [LogRun], decoded: [[Change]], blocks: [[UInt64: [UInt8]]] = [], source: String?) throws -> ApplyReport {
         var report = ApplyReport()
         let conflictsBefore = try Int.fetchOne(db, sql: "SELECT count(*) FROM conflict") ?? 0
         let materializer = try Materializer(db: db, schema: schema)
         let directory = try directory(db)
         var maxHLC = HLC(rawValue: 0)
-        for (run, fullChanges) in zip(runs, decoded) {
+        for (index, (run, fullChanges)) in zip(runs, decoded).enumerated() {
             let admitted = try admitted(db, run.entries, directory: directory, source: source, report: &report)
             guard admitted > 0 else { continue }
             // (Whole, as nearly always, the run's own arrays: a copy retained every entry's parts.)
@@ -144,9 +148,12 @@ extension Replica {
             }
             let authority = authority(of: first.origin, directory: directory)
             let lastSeq = kept.last!.seq
+            // Blocks made ready whose entries are all appended now (not those a refusal cut short or the log already held).
+            let ready = index < blocks.count ? blocks[index].filter { $0.key >= next.seq && $0.key + LogBlocks.entries - 1 <= lastSeq } : [:]
             for (entry, change) in zip(kept[startIndex...], changes[startIndex...]) {
+                let block = ready.isEmpty ? nil : ready[LogBlocks.first(ofBlockHolding: entry.seq)]
                 try append(db, entry, change: change, updatesVector: entry.seq == lastSeq, materializer: materializer,
-                           authority: authority, source: source, report: &report)
+                           authority: authority, packedIn: block, source: source, report: &report)
                 maxHLC = max(maxHLC, entry.hlc)
             }
             position = LogPosition(seq: kept.last!.seq, hash: kept.last!.hash)
@@ -214,16 +221,16 @@ extension Replica {
 
     /// Appends an admitted entry; its change is materialised when its site's trust owns everything it touches.
     private func append(_ db: Database, _ entry: LogEntry, change: Change, updatesVector: Bool, materializer: Materializer,
-                        authority: SiteAuthority, source: String?, report: inout ApplyReport) throws {
+                        authority: SiteAuthority, packedIn block: [UInt8]? = nil, source: String?, report: inout ApplyReport) throws {
         let trust = authority.trust
         if let violation = schema.ownershipViolation(of: change, origin: entry.origin, trust: trust, ownerTag: authority.ownerTag,
                                                      trustKey: authority.trustKey) {
-            try materializer.append(entry, change: change, updatesVector: updatesVector, materialises: false)
+            try materializer.append(entry, change: change, updatesVector: updatesVector, materialises: false, packedIn: block)
             let reason = "a change from a site of \(trust) was refused: \(violation)"
             try recordRefusal(db, entry: entry, stored: true, reason: reason, source: source)
             report.refuse(1, reason)
         } else {
-            try materializer.append(entry, change: change, updatesVector: updatesVector)
+            try materializer.append(entry, change: change, updatesVector: updatesVector, packedIn: block)
             report.applied += 1
         }
     }
@@ -302,7 +309,7 @@ public final class ReplicaImport {
         for changes in batch.decoded {
             for change in changes { for row in change.rows where row.key.count == 16 { keys.insert(RecordKeyBits(row.key)) } }
         }
-        let applied = try replica.apply(db, runs: batch.runs, decoded: batch.decoded, source: source)
+        let applied = try replica.apply(db, runs: batch.runs, decoded: batch.decoded, blocks: batch.blocks, source: source)
         report.applied += applied.applied
         report.duplicates += applied.duplicates
         report.waiting += applied.waiting
@@ -320,6 +327,8 @@ public final class ReplicaImport {
 public struct VerifiedBatch: Sendable {
     let runs: [LogRun]
     let decoded: [[Change]]
+    /// Each run's whole blocks of bodies, deflated (``LogBlocks/prepare(_:)``), by first entry.
+    var blocks: [[UInt64: [UInt8]]] = []
 }
 
 extension Replica {
@@ -368,6 +377,6 @@ extension Replica {
 
     func apply(_ db: Database, _ entries: [LogEntry], source: String?) throws -> ApplyReport {
         let batch = try verify(batch: entries)
-        return try apply(db, runs: batch.runs, decoded: batch.decoded, source: source)
+        return try apply(db, runs: batch.runs, decoded: batch.decoded, blocks: batch.blocks, source: source)
     }
 }

@@ -104,13 +104,16 @@ extension Replica {
     static func forEachEntry(_ db: Database, log: LogID, after seq: UInt64 = 0, previousHash: [UInt8] = LogEntry.genesisHash,
                              through last: UInt64 = UInt64(Int64.max), _ body: (LogEntry, _ id: Int64) throws -> Bool) throws {
         var previous = previousHash
+        let bodies = LogBodies()
         let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-            SELECT log.seq, log.hlc, log.body, log.sig, log.id FROM log JOIN origin ON origin.id = log.origin
+            SELECT log.seq, log.hlc, log.body, log.sig, log.id, log.packed, log.origin FROM log JOIN origin ON origin.id = log.origin
             WHERE origin.key = ? AND log.scope = ? AND log.seq > ? AND log.seq <= ? ORDER BY log.seq
             """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: seq), Int64(bitPattern: last)])
         while let row = try rows.next() {
-            let entry = LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[0]), previousHash: previous,
-                                 hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: Array(row[2] as Data),
+            let number = UInt64(bitPattern: row[0])
+            let change = try bodies.body(db, origin: row[6], scope: Int64(log.scope.rawValue), seq: number, stored: row[2], packed: row[5])
+            let entry = LogEntry(origin: log.origin, scope: log.scope, seq: number, previousHash: previous,
+                                 hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: change,
                                  signature: (row[3] as Data?).map(Array.init))
             previous = entry.hash
             guard try body(entry, row[4]) else { return }
@@ -188,7 +191,7 @@ extension Replica {
                     continue
                 }
                 offer.bytes += UInt64(try Int64.fetchOne(db.cachedStatement(sql: """
-                    SELECT coalesce(sum(length(log.body)), 0) FROM log JOIN origin ON origin.id = log.origin
+                    SELECT coalesce(sum(length(log.body) + coalesce(log.packed, 0)), 0) FROM log JOIN origin ON origin.id = log.origin
                     WHERE origin.key = ? AND log.scope = ? AND log.seq > ? AND log.seq <= ?
                     """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: from), Int64(bitPattern: position.seq)]) ?? 0)
             }
@@ -215,9 +218,11 @@ extension Replica {
     /// The change an entry held here carries, or nil when it is not held.
     public func change(at ref: VersionRef) throws -> Change? {
         try database.read { db in
-            try Data.fetchOne(db, sql: """
-                SELECT log.body FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
-                """, arguments: [Data(ref.origin.bytes), Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq)]).map { try Change(decodingBody: Array($0)) }
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT log.body, log.packed, log.origin FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
+                """, arguments: [Data(ref.origin.bytes), Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq)]) else { return nil }
+            return try Change(decodingBody: try LogBodies().body(db, origin: row[2], scope: Int64(ref.scope.rawValue), seq: ref.seq,
+                                                                  stored: row[0], packed: row[1]))
         }
     }
 

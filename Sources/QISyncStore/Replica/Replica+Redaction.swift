@@ -43,13 +43,14 @@ extension Replica {
     /// An entry as stored, rebuilt with its previous hash.
     func storedEntry(_ db: Database, id: Int64) throws -> LogEntry? {
         guard let row = try Row.fetchOne(db, sql: """
-            SELECT origin.key, log.scope, log.seq, log.hlc, log.body, log.sig, log.origin FROM log JOIN origin ON origin.id = log.origin WHERE log.id = ?
+            SELECT origin.key, log.scope, log.seq, log.hlc, log.body, log.sig, log.origin, log.packed FROM log JOIN origin ON origin.id = log.origin WHERE log.id = ?
             """, arguments: [id]), let scope = Scope(rawValue: UInt8(row[1] as Int64)) else { return nil }
         let seq = UInt64(bitPattern: row[2])
         let previous = seq == 1 ? LogEntry.genesisHash : try Data.fetchOne(db, sql: "SELECT hash FROM log WHERE origin = ? AND scope = ? AND seq = ?",
                                                                              arguments: [row[6] as Int64, row[1] as Int64, Int64(bitPattern: seq - 1)]).map(Array.init) ?? LogEntry.genesisHash
+        let body = try LogBodies().body(db, origin: row[6], scope: row[1], seq: seq, stored: row[4], packed: row[7])
         return LogEntry(origin: try OriginID(bytes: Array(row[0] as Data)), scope: scope, seq: seq, previousHash: previous,
-                        hlc: HLC(rawValue: UInt64(bitPattern: row[3])), body: Array(row[4] as Data), signature: (row[5] as Data?).map(Array.init))
+                        hlc: HLC(rawValue: UInt64(bitPattern: row[3])), body: body, signature: (row[5] as Data?).map(Array.init))
     }
 
     /// Makes every redaction in force hold for the entries held here: an entry whose body is
@@ -60,19 +61,24 @@ extension Replica {
         let directory = try directory(db)
         guard !directory.redactions.isEmpty else { return }
         var touched = Set<RowName>()
+        let bodies = LogBodies()
         for (ref, list) in directory.redactions {
             guard let redaction = list.first,
                   let row = try Row.fetchOne(db, sql: """
-                    SELECT log.id, log.body FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
+                    SELECT log.id, log.body, log.packed, log.origin FROM log JOIN origin ON origin.id = log.origin WHERE origin.key = ? AND log.scope = ? AND log.seq = ?
                     """, arguments: [Data(ref.origin.bytes), Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq)]) else { continue }
-            let body = row[1] as Data
+            let body = try bodies.body(db, origin: row[3], scope: Int64(ref.scope.rawValue), seq: ref.seq, stored: row[1], packed: row[2])
             guard Array(SHA256.hash(data: body)) != redaction.bodyDigest else { continue }
             guard let held = try storedEntry(db, id: row[0]), let redacted = redaction.redact(held) else {
                 try recordAdminEvent(db, kind: "redaction not applied", subject: "\(ref)",
                                      detail: "the redaction of \(ref) does not fit the entry held here")
                 continue
             }
-            try db.execute(sql: "UPDATE log SET body = ? WHERE id = ?", arguments: [Data(redacted.body), row[0] as Int64])
+            if (row[2] as Int64?) != nil {
+                try LogBlocks.replace(db, origin: row[3], scope: Int64(ref.scope.rawValue), seq: ref.seq, with: redacted.body)
+            } else {
+                try db.execute(sql: "UPDATE log SET body = ? WHERE id = ?", arguments: [Data(redacted.body), row[0] as Int64])
+            }
             try db.execute(sql: "UPDATE pending_entry SET entry = ? WHERE origin = ? AND scope = ? AND seq = ?",
                            arguments: [Data(redacted.encoded()), Data(ref.origin.bytes), Int64(ref.scope.rawValue), Int64(bitPattern: ref.seq)])
             for write in try redacted.change().rows { touched.insert(RowName(table: write.table, key: write.key)) }

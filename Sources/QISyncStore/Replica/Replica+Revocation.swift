@@ -52,18 +52,22 @@ extension Replica {
     /// Removes a log's entries after `keep` and moves its vector back.
     private func truncate(_ db: Database, _ log: LogID, keepingThrough keep: UInt64, removed: inout Set<Int64>, touched: inout Set<RowName>) throws {
         guard let origin = try Int64.fetchOne(db, sql: "SELECT id FROM origin WHERE key = ?", arguments: [Data(log.origin.bytes)]) else { return }
-        let rows = try Row.fetchAll(db, sql: "SELECT id, seq, body FROM log WHERE origin = ? AND scope = ? AND seq > ?",
+        let rows = try Row.fetchAll(db, sql: "SELECT id, seq, body, packed FROM log WHERE origin = ? AND scope = ? AND seq > ?",
                                     arguments: [origin, Int64(log.scope.rawValue), Int64(bitPattern: keep)])
         guard !rows.isEmpty else { return }
+        let bodies = LogBodies()
         for row in rows {
             removed.insert(row[0])
-            if let change = try? Change(decodingBody: Array(row[2] as Data)) {
+            let body = try bodies.body(db, origin: origin, scope: Int64(log.scope.rawValue), seq: UInt64(bitPattern: row[1]), stored: row[2], packed: row[3])
+            if let change = try? Change(decodingBody: body) {
                 for write in change.rows { touched.insert(RowName(table: write.table, key: write.key)) }
             }
             try recordRefusal(db, entry: LogEntry(origin: log.origin, scope: log.scope, seq: UInt64(bitPattern: row[1]), previousHash: [],
                                                   hlc: HLC(rawValue: 0), body: [], signature: nil),
                               stored: false, reason: "removed: site \(log.origin.short) was revoked, and this entry comes after the cut-off its trust recorded", source: "revocation")
         }
+        // Blocks holding entries that leave go; the entries of such a block that stay take their bodies back.
+        try LogBlocks.unpack(db, origin: origin, scope: Int64(log.scope.rawValue), after: keep)
         try db.execute(sql: "DELETE FROM log WHERE origin = ? AND scope = ? AND seq > ?", arguments: [origin, Int64(log.scope.rawValue), Int64(bitPattern: keep)])
         if keep == 0 {
             try db.execute(sql: "DELETE FROM vector WHERE origin = ? AND scope = ?", arguments: [origin, Int64(log.scope.rawValue)])

@@ -10,9 +10,13 @@ import QISyncCore
 ///
 /// Engine tables:
 /// - `origin(id, key)`: local numbers for origin keys, to keep other rows small.
-/// - `log(id, origin, scope, seq, hlc, hash, body, sig)`: every entry of every origin's logs;
+/// - `log(id, origin, scope, seq, hlc, hash, body, sig, packed)`: every entry of every origin's logs;
 ///   `(origin, scope, seq)` is unique and indexed, so "entries after a vector" is a range read.
 ///   `sig` is NULL for an entry received inside a run, whose signature the run's last entry covers.
+///   `packed` is NULL, or the body's length when the body is packed in its block (`body` empty).
+/// - `log_block(id, origin, scope, first, data)`: the bodies of 128 consecutive entries of a log,
+///   from entry `first`, deflated together (``LogBlocks``); `log_packing`, empty but while a block
+///   is packed, holds its rows aside as they are written again.
 /// - `vector(origin, scope, seq, hash)`: the highest contiguous entry held per log.
 /// - `pending_entry(origin, scope, seq, entry)`: verified entries waiting for a predecessor.
 /// - `row_version(tbl, rid, chg, heads)`: every change that touched a materialised row, with
@@ -31,7 +35,7 @@ import QISyncCore
 /// - `admin_event(…)`: enrolments, revocations, trust pins and bundles, for `audit`.
 /// - `refusal(…)`: entries and changes refused, with the reason, for `audit`.
 enum StoreSchema {
-    static let version = 2
+    static let version = 3
 
     static func create(_ db: Database, schema: ReplicatedSchema) throws {
         try db.execute(sql: """
@@ -39,7 +43,7 @@ enum StoreSchema {
             CREATE TABLE origin (id INTEGER PRIMARY KEY, key BLOB NOT NULL UNIQUE);
             CREATE TABLE log (
                 id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, scope INTEGER NOT NULL, seq INTEGER NOT NULL,
-                hlc INTEGER NOT NULL, hash BLOB NOT NULL, body BLOB NOT NULL, sig BLOB);
+                hlc INTEGER NOT NULL, hash BLOB NOT NULL, body BLOB NOT NULL, sig BLOB, packed INTEGER);
             CREATE UNIQUE INDEX log_position ON log(origin, scope, seq);
             CREATE TABLE vector (
                 origin INTEGER NOT NULL, scope INTEGER NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL,
@@ -58,11 +62,23 @@ enum StoreSchema {
                 tbl INTEGER NOT NULL, rid INTEGER NOT NULL, col INTEGER NOT NULL,
                 PRIMARY KEY (tbl, rid, col)) WITHOUT ROWID;
             """)
+        try createLogBlocks(db)
         for table in schema.tables {
             try db.execute(sql: ddl(for: table))
         }
         try createMissingTables(db, schema: schema)
         try createLocalTables(db)
+    }
+
+    /// The table of packed log blocks (a rowid table: a block is kilobytes, which SQLite keeps
+    /// whole in its page or in full overflow pages, where a WITHOUT ROWID table would not).
+    static func createLogBlocks(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE TABLE log_block (id INTEGER PRIMARY KEY, origin INTEGER NOT NULL, scope INTEGER NOT NULL, first INTEGER NOT NULL, data BLOB NOT NULL);
+            CREATE UNIQUE INDEX log_block_position ON log_block(origin, scope, first);
+            CREATE TABLE log_packing (
+                id INTEGER PRIMARY KEY, origin INTEGER, scope INTEGER, seq INTEGER, hlc INTEGER, hash BLOB, sig BLOB, packed INTEGER);
+            """)
     }
 
     /// Tables that are this replica's own business and never replicate: its peers and its
@@ -108,7 +124,10 @@ enum StoreSchema {
     }
 
     /// Brings a replica made by an earlier version up to date, in one transaction. Version 1
-    /// kept directory records in a table per kind and had no override signature column.
+    /// kept directory records in a table per kind and had no override signature column;
+    /// version 2 kept every log body in its row (its entries stay so; blocks completed from now
+    /// on are packed). An earlier build refuses a replica of a later version rather than read
+    /// packed entries as empty.
     static func migrate(_ db: Database, from version: Int, schema: ReplicatedSchema) throws {
         if version < 2 {
             try createLocalTables(db)
@@ -126,6 +145,10 @@ enum StoreSchema {
                 }
                 try db.execute(sql: "DROP TABLE \(old)")
             }
+        }
+        if version < 3 {
+            try db.execute(sql: "ALTER TABLE log ADD COLUMN packed INTEGER")
+            try createLogBlocks(db)
         }
         try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'schema_version'", arguments: [Self.version])
     }
@@ -155,7 +178,7 @@ enum StoreSchema {
         for index in schema.indexes {
             try db.execute(sql: "DROP INDEX IF EXISTS \(indexName(index))")
         }
-        try db.execute(sql: "DROP TRIGGER IF EXISTS log_size_delete; DROP TRIGGER IF EXISTS log_size_update")
+        try db.execute(sql: "DROP TRIGGER IF EXISTS log_size_remove; DROP TRIGGER IF EXISTS log_size_rewrite")
         for table in schema.tables {
             try db.execute(sql: "DROP TRIGGER IF EXISTS \(table.name)_count_update; DROP TRIGGER IF EXISTS \(table.name)_count_delete")
         }
@@ -175,11 +198,15 @@ enum StoreSchema {
                 PRIMARY KEY (origin, scope)) WITHOUT ROWID;
             CREATE TABLE IF NOT EXISTS row_count (tbl TEXT PRIMARY KEY NOT NULL, live INTEGER NOT NULL, deleted INTEGER NOT NULL) WITHOUT ROWID;
             DROP TRIGGER IF EXISTS log_size_insert;
-            CREATE TRIGGER IF NOT EXISTS log_size_delete AFTER DELETE ON log BEGIN
-                UPDATE log_size SET entries = entries - 1, bytes = bytes - length(OLD.body) WHERE origin = OLD.origin AND scope = OLD.scope;
+            DROP TRIGGER IF EXISTS log_size_delete;
+            DROP TRIGGER IF EXISTS log_size_update;
+            CREATE TRIGGER IF NOT EXISTS log_size_remove AFTER DELETE ON log BEGIN
+                UPDATE log_size SET entries = entries - 1, bytes = bytes - length(OLD.body) - coalesce(OLD.packed, 0)
+                WHERE origin = OLD.origin AND scope = OLD.scope;
             END;
-            CREATE TRIGGER IF NOT EXISTS log_size_update AFTER UPDATE OF body ON log BEGIN
-                UPDATE log_size SET bytes = bytes - length(OLD.body) + length(NEW.body) WHERE origin = OLD.origin AND scope = OLD.scope;
+            CREATE TRIGGER IF NOT EXISTS log_size_rewrite AFTER UPDATE OF body, packed ON log BEGIN
+                UPDATE log_size SET bytes = bytes - length(OLD.body) - coalesce(OLD.packed, 0) + length(NEW.body) + coalesce(NEW.packed, 0)
+                WHERE origin = OLD.origin AND scope = OLD.scope;
             END;
             """)
         for table in schema.tables {
@@ -197,7 +224,7 @@ enum StoreSchema {
         }
         guard fresh else { return }
         try db.execute(sql: """
-            INSERT INTO log_size SELECT origin, scope, count(*), sum(length(body)) FROM log GROUP BY origin, scope;
+            INSERT INTO log_size SELECT origin, scope, count(*), sum(length(body) + coalesce(packed, 0)) FROM log GROUP BY origin, scope;
             DELETE FROM row_count;
             """)
         for table in schema.tables {
@@ -217,7 +244,7 @@ enum StoreSchema {
             }
         }
         let wrongLogs = try Int.fetchOne(db, sql: """
-            SELECT count(*) FROM (SELECT origin, scope, count(*) AS n, sum(length(body)) AS b FROM log GROUP BY origin, scope) AS actual
+            SELECT count(*) FROM (SELECT origin, scope, count(*) AS n, sum(length(body) + coalesce(packed, 0)) AS b FROM log GROUP BY origin, scope) AS actual
             LEFT JOIN log_size USING (origin, scope) WHERE log_size.entries IS NOT actual.n OR log_size.bytes IS NOT actual.b
             """) ?? 0
         if wrongLogs > 0 { out.append("counts: \(wrongLogs) logs' entry or byte counts differ from the entries held") }

@@ -31,7 +31,9 @@ final class ScratchRebuild: @unchecked Sendable {
             try scratch.writeWithoutTransaction { db in
                 do {
                     try db.beginTransaction()
+                    // Only digested: its logs' bodies are never packed.
                     var materializer = try Materializer(db: db, schema: schema)
+                    materializer.packsBodies = false
                     var sinceCommit = 0
                     while let chunk = channel.receive() {
                         for step in chunk {
@@ -44,6 +46,7 @@ final class ScratchRebuild: @unchecked Sendable {
                             try db.commit()
                             try db.beginTransaction()
                             materializer = try Materializer(db: db, schema: schema)
+                            materializer.packsBodies = false
                             sinceCommit = 0
                         }
                     }

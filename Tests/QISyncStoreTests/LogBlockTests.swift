@@ -1,0 +1,202 @@
+import Foundation
+import GRDB
+import QISyncCore
+import QISyncDomain
+@testable import QISyncStore
+import Testing
+
+/// Log bodies packed 128 to a block (``LogBlocks``): every path that writes, reads, cuts or
+/// rewrites a log's entries gives back exactly what was written, and the running counts and
+/// `verify` agree, whether an entry's body is in its row or in its block.
+@Suite("Log bodies packed by the block")
+struct LogBlockTests {
+    let table = RecordKind.initiative.table.id
+    let title = RecordKind.initiative.table.column(named: "title")!.id
+
+    /// Writes `count` initiatives to `site`'s trust log in windows of `window` (each window's
+    /// last entry is signed); every seventh entry edits the record written 40 entries before,
+    /// so writing reads earlier bodies back. Returns the entries as written, in order.
+    @discardableResult
+    func write(_ site: Replica, count: Int, window: Int = 100, text: (Int) -> String = { "Ward \($0), Llanelli: £\($0) a bed at 37°C" }) throws -> [LogEntry] {
+        var written: [LogEntry] = []
+        var keys: [[UInt8]] = []
+        for start in stride(from: 0, to: count, by: window) {
+            try site.writeWindow {
+                for index in start..<min(count, start + window) {
+                    let key = index % 7 == 6 && index >= 40 ? keys[index - 40] : RecordID.random(owner: "RXH").bytes
+                    keys.append(key)
+                    written.append(try site.write(scope: .trust, edits: [RowEdit(table: table, key: key, values: [(title, .text(text(index)))])]))
+                }
+            }
+        }
+        return written
+    }
+
+    /// The entries of `site`'s log held by `replica`, in order.
+    func log(of site: Replica, in replica: Replica) throws -> [LogEntry] {
+        try replica.entries(after: VersionVector()).filter { $0.origin == site.identity.origin && $0.scope == .trust }
+    }
+
+    /// How many of a log's entries are packed, and the blocks held.
+    func packing(_ replica: Replica, of site: Replica) throws -> (packed: Int, raw: Int, blocks: [Int64]) {
+        let queue = try DatabaseQueue(path: replica.databasePath)
+        defer { try? queue.close() }
+        return try queue.read { db in
+            let origin = try #require(try Int64.fetchOne(db, sql: "SELECT id FROM origin WHERE key = ?", arguments: [Data(site.identity.origin.bytes)]))
+            let counts = try #require(try Row.fetchOne(db, sql: "SELECT count(packed), count(*) - count(packed) FROM log WHERE origin = ? AND scope = ?",
+                                                       arguments: [origin, Int64(Scope.trust.rawValue)]))
+            let blocks = try Int64.fetchAll(db, sql: "SELECT first FROM log_block WHERE origin = ? AND scope = ? ORDER BY first",
+                                            arguments: [origin, Int64(Scope.trust.rawValue)])
+            return (counts[0], counts[1], blocks)
+        }
+    }
+
+    func expectSound(_ replica: Replica, _ comment: Comment? = nil) throws {
+        let report = try replica.verify(allSignatures: true)
+        #expect(report.isSound, "\(comment?.rawValue ?? ""): \(report.logProblems) \(report.differences) \(report.integrity)")
+    }
+
+    @Test("a log's whole blocks are packed as they fill and read back exactly; a peer taking the log in uneven batches packs its own, whole blocks in a batch made ready beforehand, the rest as they fill")
+    func packedAsWrittenAndAsReceived() throws {
+        let harness = try TestReplicas()
+        let source = try harness.make("source"), receiver = try harness.make("receiver")
+        let written = try write(source, count: 300, window: 10)  // signed every 10: a run may end there
+        let held = try log(of: source, in: source)
+        #expect(held.map(\.hash) == written.map(\.hash) && held.map(\.body) == written.map(\.body))
+        let sourcePacking = try packing(source, of: source)
+        #expect(sourcePacking.packed == 256 && sourcePacking.raw == 44 && sourcePacking.blocks == [1, 129])
+        try expectSound(source, "source")
+
+        // Entries 1–100, 101–290 (block 129–256 whole inside: made ready), 291–300.
+        for range in [0..<100, 100..<290, 290..<300] {
+            let report = try receiver.apply(Array(held[range]))
+            #expect(report.applied == range.count)
+        }
+        let received = try log(of: source, in: receiver)
+        #expect(received.map(\.hash) == written.map(\.hash) && received.map(\.body) == written.map(\.body))
+        #expect(try packing(receiver, of: source).blocks == [1, 129])
+        #expect(try receiver.canonicalState().sections["initiative"] == source.canonicalState().sections["initiative"])
+        try expectSound(receiver, "receiver")
+        // A status reads the running counts: entries and bytes of the bodies, wherever they are kept.
+        let bytes = written.reduce(0) { $0 + $1.body.count }
+        let logs = try receiver.logSizes().filter { $0.log.origin == source.identity.origin && $0.log.scope == Scope.trust }
+        #expect(logs.count == 1 && logs.first?.entries == 300 && logs.first?.bytes == bytes, "\(logs)")
+    }
+
+    @Test("entries of two logs arriving between each other's stay in their rows (their rows are not consecutive) and read back exactly")
+    func interleavedStayUnpacked() throws {
+        let harness = try TestReplicas()
+        let a = try harness.make("a"), b = try harness.make("b"), receiver = try harness.make("receiver")
+        // Every entry signed (a window each), so each may arrive alone.
+        let fromA = try write(a, count: 130, window: 1), fromB = try write(b, count: 130, window: 1)
+        #expect(try packing(a, of: a).blocks == [1])
+        let heldA = try log(of: a, in: a), heldB = try log(of: b, in: b)
+        for index in 0..<130 {
+            _ = try receiver.apply([heldA[index]])
+            _ = try receiver.apply([heldB[index]])
+        }
+        #expect(try log(of: a, in: receiver).map(\.hash) == fromA.map(\.hash))
+        #expect(try log(of: b, in: receiver).map(\.body) == fromB.map(\.body))
+        #expect(try packing(receiver, of: a).blocks.isEmpty && packing(receiver, of: b).blocks.isEmpty)
+        try expectSound(receiver)
+    }
+
+    @Test("a revocation that cuts a log inside a packed block keeps the entries before the cut, their bodies back in their rows, and the counts right")
+    func revocationCutsInsideABlock() throws {
+        let harness = try TestReplicas()
+        let hub = try harness.make("hub"), ward = try harness.make("ward"), peer = try harness.make("peer")
+        let written = try write(ward, count: 300)  // signed at 100, 200 and 300
+        let held = try log(of: ward, in: ward)
+        _ = try hub.apply(Array(held[0..<200]))
+        _ = try peer.apply(held)
+        #expect(try packing(peer, of: ward).blocks == [1, 129])
+        let revocation = try #require(try hub.revoke(site: ward.identity.origin))
+        _ = try peer.importDirectory([revocation.record])
+
+        let kept = try log(of: ward, in: peer)
+        #expect(kept.count == 200 && kept.map(\.hash) == Array(written[0..<200]).map(\.hash) && kept.map(\.body) == Array(written[0..<200]).map(\.body))
+        let after = try packing(peer, of: ward)
+        #expect(after.blocks == [1] && after.packed == 128 && after.raw == 72, "\(after)")
+        #expect(try peer.canonicalState().sections["initiative"] == hub.canonicalState().sections["initiative"])
+        try expectSound(peer)
+    }
+
+    @Test("a redaction of a packed entry rewrites its block: the text is gone from every block, the entry keeps its hash, and verify is clean")
+    func redactionRewritesTheBlock() throws {
+        let harness = try TestReplicas()
+        let hub = try harness.make("hub")
+        let written = try write(hub, count: 150, text: { $0 == 5 ? "Patient Siân Jones, NHS 485 777 3456" : "Ward \($0)" })
+        #expect(try packing(hub, of: hub).blocks == [1])
+        let key = try #require(try Change(decodingBody: written[5].body).rows.first).key
+        _ = try hub.redact(table: table, key: key, columns: [title], reason: "patient details")
+
+        let queue = try DatabaseQueue(path: hub.databasePath)
+        let blocks = try queue.read { db in try Data.fetchAll(db, sql: "SELECT data FROM log_block") }
+        try queue.close()
+        #expect(blocks.count == 1)
+        for block in blocks {
+            for body in try LogBlocks.decode(Array(block)) {
+                #expect(!String(decoding: body, as: UTF8.self).contains("Siân"))
+            }
+        }
+        let held = try log(of: hub, in: hub)
+        #expect(held.map(\.hash) == written.map(\.hash))
+        #expect(held[5].body != written[5].body && held[4].body == written[4].body && held[6].body == written[6].body)
+        try expectSound(hub)
+    }
+
+    @Test("a damaged block is reported as damage, with what to do, and nothing reads past it")
+    func damagedBlock() throws {
+        let harness = try TestReplicas()
+        let hub = try harness.make("hub")
+        try write(hub, count: 130)
+        let queue = try DatabaseQueue(path: hub.databasePath)
+        try queue.write { db in
+            var data = Array(try #require(try Data.fetchOne(db, sql: "SELECT data FROM log_block")))
+            data[data.count / 2] ^= 0xFF
+            try db.execute(sql: "UPDATE log_block SET data = ?", arguments: [Data(data)])
+        }
+        try queue.close()
+        for attempt in [{ _ = try hub.entries(after: VersionVector()) }, { _ = try hub.verify() }] {
+            do {
+                try attempt()
+                Issue.record("a damaged block was read")
+            } catch let error as StoreError {
+                #expect(error.message.contains("log block") && error.message.contains("damaged"), "\(error)")
+            }
+        }
+    }
+
+    @Test("a replica of the layout before blocks (schema version 2) opens, keeps its entries as they are, and packs the blocks that fill from then on")
+    func olderReplicaMigrates() throws {
+        let harness = try TestReplicas()
+        let hub = try harness.make("hub")
+        let before = try write(hub, count: 100)
+        // Back to version 2's layout: no packed column, no blocks, the old count triggers.
+        let queue = try DatabaseQueue(path: hub.databasePath)
+        try queue.writeWithoutTransaction { db in
+            try db.execute(sql: """
+                DROP TRIGGER log_size_remove; DROP TRIGGER log_size_rewrite;
+                ALTER TABLE log DROP COLUMN packed; DROP TABLE log_block; DROP TABLE log_packing;
+                CREATE TRIGGER log_size_delete AFTER DELETE ON log BEGIN
+                    UPDATE log_size SET entries = entries - 1, bytes = bytes - length(OLD.body) WHERE origin = OLD.origin AND scope = OLD.scope;
+                END;
+                CREATE TRIGGER log_size_update AFTER UPDATE OF body ON log BEGIN
+                    UPDATE log_size SET bytes = bytes - length(OLD.body) + length(NEW.body) WHERE origin = OLD.origin AND scope = OLD.scope;
+                END;
+                UPDATE meta SET value = 2 WHERE key = 'schema_version';
+                """)
+        }
+        try queue.close()
+        let reopened = try Replica.open(home: hub.home, schema: QISchema.schema)
+        let after = try write(reopened, count: 200)
+        let held = try log(of: reopened, in: reopened)
+        #expect(held.map(\.hash) == (before + after).map(\.hash))
+        // Block 1–128 was begun before: its rows are consecutive (nothing came between), so it packs too.
+        #expect(try packing(reopened, of: reopened).blocks == [1, 129])
+        try expectSound(reopened)
+        let version = try DatabaseQueue(path: hub.databasePath)
+        #expect(try version.read { db in try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'") } == 3)
+        try version.close()
+    }
+}
