@@ -29,6 +29,9 @@ enum LogBlocks {
     /// means inflating more than this.
     static let maximumBytes = 1 << 20
 
+    /// What to do about a damaged block: the logs are the record, so `repair` cannot mend one.
+    static let remedy = "restore a backup ('restore FILE') or make a new replica and sync it from a peer"
+
     /// The first entry of the block that holds entry `seq`.
     static func first(ofBlockHolding seq: UInt64) -> UInt64 { (seq - 1) / entries * entries + 1 }
 
@@ -108,7 +111,7 @@ enum LogBlocks {
         let first = first(ofBlockHolding: seq)
         guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT data FROM log_block WHERE origin = ? AND scope = ? AND first = ?"),
                                            arguments: [origin, scope, Int64(bitPattern: first)]) else {
-            throw StoreError("the log block holding entry \(seq) is missing: the replica is damaged ('verify' says more)")
+            throw StoreError("the log block holding entry \(seq) is missing: the replica is damaged; \(LogBlocks.remedy)")
         }
         var bodies = try decode(Array(data))
         bodies[Int(seq - first)] = body
@@ -153,7 +156,7 @@ enum LogBlocks {
             guard bodies.isAtEnd else { throw DecodingError("trailing bytes") }
             return result
         } catch {
-            throw StoreError("a log block cannot be read (\(error)): the replica is damaged; 'verify' says more, and 'restore' puts back a backup")
+            throw StoreError("a log block cannot be read (\(error)): the replica is damaged; \(remedy)")
         }
     }
 }
@@ -181,7 +184,7 @@ final class LogBodies {
         } else {
             guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT data FROM log_block WHERE origin = ? AND scope = ? AND first = ?"),
                                                arguments: [origin, scope, Int64(bitPattern: key.first)]) else {
-                throw StoreError("the log block holding entry \(seq) is missing: the replica is damaged; 'verify' says more, and 'restore' puts back a backup")
+                throw StoreError("the log block holding entry \(seq) is missing: the replica is damaged; \(LogBlocks.remedy)")
             }
             if decompressor == nil { decompressor = try ZlibDecompressor(algorithm: .zlib) }
             bodies = try LogBlocks.decode(Array(data), decompressor: decompressor)
@@ -190,7 +193,7 @@ final class LogBodies {
         }
         let found = bodies[Int(seq - key.first)]
         guard found.count == packed else {
-            throw StoreError("entry \(seq)'s body in its log block is not the length its row records: the replica is damaged; 'verify' says more")
+            throw StoreError("entry \(seq)'s body in its log block is not the length its row records: the replica is damaged; \(LogBlocks.remedy)")
         }
         return found
     }
