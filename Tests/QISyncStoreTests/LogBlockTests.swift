@@ -199,4 +199,59 @@ struct LogBlockTests {
         #expect(try version.read { db in try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'") } == 3)
         try version.close()
     }
+
+    @Test("whatever the order, splitting and repetition of two long logs' batches, a receiver ends with exactly the sources' entries and state, packed or not, and verify is clean", arguments: 0..<12)
+    func anyArrival(seed: UInt64) throws {
+        var generator = SplitMix64(seed: 0xB10C + seed)
+        let harness = try TestReplicas()
+        let a = try harness.make("a"), b = try harness.make("b"), receiver = try harness.make("receiver")
+        // Windows of random lengths: each window's last entry is signed, and only there may a batch end.
+        var perLog: [[[LogEntry]]] = []
+        for source in [a, b] {
+            var count = 0
+            while count < 400 {
+                let window = Int.random(in: 1...90, using: &generator)
+                try write(source, count: window, window: window, text: { "\(source.identity.siteName) \(count + $0): Llanfairpwll £\($0), 37°C" })
+                count += window
+            }
+            let held = try log(of: source, in: source)
+            let signed = held.indices.filter { held[$0].signature != nil }
+            // Batches of one to four windows.
+            var batches: [[LogEntry]] = []
+            var start = 0
+            while start < held.count {
+                let ends = signed.filter { $0 >= start }
+                let end = ends[min(ends.count - 1, Int.random(in: 0...3, using: &generator))]
+                batches.append(Array(held[start...end]))
+                start = end + 1
+            }
+            perLog.append(batches)
+        }
+        // The two logs' batches interleaved at random; some a little early (they wait for their
+        // predecessors), some twice.
+        var order: [[LogEntry]] = []
+        var next = [0, 0]
+        while next[0] < perLog[0].count || next[1] < perLog[1].count {
+            let pick = next[0] == perLog[0].count ? 1 : next[1] == perLog[1].count ? 0 : Int.random(in: 0...1, using: &generator)
+            order.append(perLog[pick][next[pick]])
+            next[pick] += 1
+        }
+        for index in order.indices where Int.random(in: 0..<4, using: &generator) == 0 {
+            order.swapAt(index, min(order.count - 1, index + Int.random(in: 1...3, using: &generator)))
+        }
+        for batch in order {
+            _ = try receiver.apply(batch)
+            if Int.random(in: 0..<8, using: &generator) == 0 { _ = try receiver.apply(batch) }
+        }
+        #expect(try receiver.waitingEntryCount() == 0)
+        for source in [a, b] {
+            let held = try log(of: source, in: source), received = try log(of: source, in: receiver)
+            #expect(received.map(\.hash) == held.map(\.hash) && received.map(\.body) == held.map(\.body), "seed \(seed)")
+            let sizes = try receiver.logSizes().filter { $0.log == LogID(origin: source.identity.origin, scope: .trust) }
+            #expect(sizes.first?.entries == held.count && sizes.first?.bytes == held.reduce(0) { $0 + $1.body.count }, "seed \(seed)")
+        }
+        let expected = try Set(a.canonicalState().sections["initiative"]! + b.canonicalState().sections["initiative"]!)
+        #expect(try Set(receiver.canonicalState().sections["initiative"]!) == expected, "seed \(seed)")
+        try expectSound(receiver, "seed \(seed)")
+    }
 }
