@@ -14,8 +14,10 @@ import QISyncCore
 /// (``LogBodies``). One body hardly compresses; 128 of a log deflate to about a fifth, and the
 /// bodies were half the file.
 ///
-/// A block is packed as its last entry is appended, in the same transaction: the 128 rows, the
-/// log table's newest, are deleted and written again without their bodies, so the pages they
+/// A batch being applied that holds a whole block has it deflated beforehand, on the thread
+/// that checks the batch (``prepare(_:)``), and its entries are written packed. Otherwise a
+/// block is packed as its last entry is appended, in the same transaction: its 128 rows,
+/// consecutive in `log`, are deleted and written again without their bodies, so the pages they
 /// filled are freed and used again (rows shrunk in place would leave their pages mostly empty).
 /// A block whose rows are not consecutive (its log's entries arrived between others') stays as
 /// it is, and so does one whose bodies come to more than ``maximumBytes``.
