@@ -167,13 +167,10 @@ struct LogBlockTests {
         }
     }
 
-    @Test("a replica of the layout before blocks (schema version 2) opens, keeps its entries as they are, and packs the blocks that fill from then on")
-    func olderReplicaMigrates() throws {
-        let harness = try TestReplicas()
-        let hub = try harness.make("hub")
-        let before = try write(hub, count: 100)
-        // Back to version 2's layout: no packed column, no blocks, the old count triggers.
-        let queue = try DatabaseQueue(path: hub.databasePath)
+    /// Puts a replica file whose entries are all unpacked back in version 2's layout: no packed
+    /// column, no blocks, the old count triggers.
+    static func downgradeToVersion2(_ path: String) throws {
+        let queue = try DatabaseQueue(path: path)
         try queue.writeWithoutTransaction { db in
             try db.execute(sql: """
                 DROP TRIGGER log_size_remove; DROP TRIGGER log_size_rewrite;
@@ -188,6 +185,45 @@ struct LogBlockTests {
                 """)
         }
         try queue.close()
+    }
+
+    @Test("a backup made before the blocks (schema version 2) is checked and restored, brought up to date in a copy removed afterwards; one of a later version is refused")
+    func olderBackupRestores() throws {
+        let harness = try TestReplicas()
+        let ward = try harness.make("ward")
+        let before = try write(ward, count: 100)
+        let file = harness.root.appendingPathComponent("ward.backup").path
+        _ = try ward.backup(to: file)
+        try Self.downgradeToVersion2(file)
+        try write(ward, count: 60)
+
+        #expect(try ward.summary(ofBackup: file).entries == 101)  // its site record and the 100
+        #expect(try ward.verifyBackup(file).isSound)
+        try ward.restore(from: file)
+        #expect(try log(of: ward, in: ward).map(\.hash) == before.map(\.hash))
+        try expectSound(ward)
+        let left = try FileManager.default.contentsOfDirectory(atPath: ward.home.path).filter { $0.hasPrefix(".verify-scratch") }
+        #expect(left.isEmpty, "\(left)")
+        // The backup itself is untouched (still version 2), and one from a later version is refused.
+        let later = try DatabaseQueue(path: file)
+        #expect(try later.read { db in try Int.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'schema_version'") } == 2)
+        try later.write { db in try db.execute(sql: "UPDATE meta SET value = 9 WHERE key = 'schema_version'") }
+        try later.close()
+        #expect(throws: StoreError.self) { try ward.verifyBackup(file) }
+        do {
+            _ = try ward.summary(ofBackup: file)
+            Issue.record("a backup of a later version was read")
+        } catch let error as StoreError {
+            #expect(error.message.contains("another version of qisync"), "\(error)")
+        }
+    }
+
+    @Test("a replica of the layout before blocks (schema version 2) opens, keeps its entries as they are, and packs the blocks that fill from then on")
+    func olderReplicaMigrates() throws {
+        let harness = try TestReplicas()
+        let hub = try harness.make("hub")
+        let before = try write(hub, count: 100)
+        try Self.downgradeToVersion2(hub.databasePath)
         let reopened = try Replica.open(home: hub.home, schema: QISchema.schema)
         let after = try write(reopened, count: 200)
         let held = try log(of: reopened, in: reopened)

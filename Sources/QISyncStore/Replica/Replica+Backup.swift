@@ -43,10 +43,13 @@ extension Replica {
         return try summary(ofBackup: path)
     }
 
-    /// Opens a backup file read-only and checks it is a replica of this site, of this schema version.
-    private func openBackup(_ path: String) throws -> (DatabaseQueue, ReplicaIdentity) {
+    /// Opens a backup file read-only, checks it is a replica of this site, and hands it to
+    /// `body`. A backup made by an earlier version of qisync (an older schema) is brought up to
+    /// date in a copy beside the replica first, removed afterwards (or when the replica is next
+    /// opened, if a crash left it): a backup stays restorable after an upgrade.
+    private func withBackup<T>(_ path: String, _ body: (DatabaseQueue, ReplicaIdentity) throws -> T) throws -> T {
         guard FileManager.default.fileExists(atPath: path) else { throw StoreError("\(path) does not exist") }
-        let queue: DatabaseQueue
+        var queue: DatabaseQueue
         let meta: [String: DatabaseValue]
         do {
             queue = try DatabaseQueue(path: path, configuration: Self.configuration(readonly: true))
@@ -56,24 +59,44 @@ extension Replica {
         } catch let error as DatabaseError {
             throw StoreError("\(path) is not a qisync backup (\(error.message ?? "unreadable"))")
         }
-        guard Int.fromDatabaseValue(meta["schema_version"] ?? .null) == StoreSchema.version else {
-            throw StoreError("\(path) was made by another version of qisync (schema \(meta["schema_version"]?.description ?? "?"), this one reads \(StoreSchema.version))")
+        guard let version = Int.fromDatabaseValue(meta["schema_version"] ?? .null), (1...StoreSchema.version).contains(version) else {
+            throw StoreError("\(path) was made by another version of qisync (schema \(meta["schema_version"]?.description ?? "?"), this one reads 1 to \(StoreSchema.version))")
         }
         guard let origin = Data.fromDatabaseValue(meta["origin"] ?? .null), Array(origin) == identity.origin.bytes else {
             let site = String.fromDatabaseValue(meta["site"] ?? .null) ?? "?"
             let trust = String.fromDatabaseValue(meta["trust"] ?? .null) ?? "?"
+            try? queue.close()
             throw StoreError("\(path) is a backup of \(trust)/\(site), another site; a replica restores only its own backups")
         }
         let backupIdentity = ReplicaIdentity(trustCode: identity.trustCode, trustName: String.fromDatabaseValue(meta["trust_name"] ?? .null) ?? "",
                                              siteName: identity.siteName, kind: identity.kind, origin: identity.origin)
-        return (queue, backupIdentity)
+        var upgraded: String?
+        defer {
+            try? queue.close()
+            if let upgraded { for suffix in ["", "-wal", "-shm", "-journal"] { try? FileManager.default.removeItem(atPath: upgraded + suffix) } }
+        }
+        if version < StoreSchema.version {
+            try queue.close()
+            let copy = home.appendingPathComponent("\(Self.scratchPrefix)backup-\(UUID().uuidString).sqlite").path
+            upgraded = copy
+            do {
+                try FileManager.default.copyItem(atPath: path, toPath: copy)
+                queue = try DatabaseQueue(path: copy)
+                try queue.write { db in
+                    try StoreSchema.migrate(db, from: version, schema: schema)
+                    try StoreSchema.createLocalTables(db)
+                    try StoreSchema.createMissingTables(db, schema: schema)
+                }
+            } catch let error as DatabaseError {
+                throw StoreError("\(path), made by an earlier version of qisync, could not be brought up to date (\(error.message ?? "\(error)"))")
+            }
+        }
+        return try body(queue, backupIdentity)
     }
 
     /// What a backup of this site holds.
     public func summary(ofBackup path: String) throws -> BackupSummary {
-        let (queue, _) = try openBackup(path)
-        defer { try? queue.close() }
-        return try queue.read { db in
+        try withBackup(path) { queue, _ in try queue.read { db in
             let vector = try Self.versionVector(db)
             let newest = try Int64.fetchOne(db, sql: "SELECT max(hlc) FROM log").map { HLC(rawValue: UInt64(bitPattern: $0)).milliseconds }
             var own: [Scope: UInt64] = [:]
@@ -81,15 +104,17 @@ extension Replica {
             let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
             return BackupSummary(site: "\(identity.trustCode)/\(identity.siteName)", logs: vector.positions.count,
                                  entries: vector.positions.values.reduce(0) { $0 + $1.seq }, newestMilliseconds: newest, ownEntries: own, bytes: size)
-        }
+        } }
     }
 
     /// Checks a backup of this site as `verify` checks a replica: SQLite's integrity, every
     /// chain and signature, and its tables against a rebuild from its logs.
     public func verifyBackup(_ path: String) throws -> VerifyReport {
-        let (queue, backupIdentity) = try openBackup(path)
-        defer { try? queue.close() }
-        return try Replica(home: home, identity: backupIdentity, schema: schema, signer: signer, database: queue, now: now).verify()
+        try withBackup(path) { queue, backupIdentity in try verifyBackup(queue, identity: backupIdentity) }
+    }
+
+    private func verifyBackup(_ queue: DatabaseQueue, identity backupIdentity: ReplicaIdentity) throws -> VerifyReport {
+        try Replica(home: home, identity: backupIdentity, schema: schema, signer: signer, database: queue, now: now).verify()
     }
 
     /// Replaces this replica's content with a checked backup of it, with SQLite's backup
@@ -97,13 +122,13 @@ extension Replica {
     /// sync or receipt shows no peer holds entries this site wrote after the backup (writing
     /// before that would fork this site's logs, and peers would refuse what follows).
     public func restore(from path: String) throws {
-        let report = try verifyBackup(path)
-        guard report.isSound else {
-            throw StoreError("\(path) is damaged: " + (report.logProblems + report.directoryProblems + report.differences + (report.integrity == "ok" ? [] : [report.integrity])).prefix(3).joined(separator: "; "))
+        try withBackup(path) { queue, backupIdentity in
+            let report = try verifyBackup(queue, identity: backupIdentity)
+            guard report.isSound else {
+                throw StoreError("\(path) is damaged: " + (report.logProblems + report.directoryProblems + report.differences + (report.integrity == "ok" ? [] : [report.integrity])).prefix(3).joined(separator: "; "))
+            }
+            try database.restore(from: queue)
         }
-        let (queue, _) = try openBackup(path)
-        defer { try? queue.close() }
-        try database.restore(from: queue)
         try database.write { db in
             try StoreSchema.createLocalTables(db)
             // A new directory version, so no process keeps a directory it read before the restore.
