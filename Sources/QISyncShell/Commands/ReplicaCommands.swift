@@ -152,7 +152,8 @@ struct RestoreCommand: ReplicaCommand {
         commandName: "restore",
         abstract: "Check a backup of this replica (--check), or put it back in place of the replica's content.",
         discussion: """
-            A backup is checked whole first (integrity, every chain and signature, tables against the logs) and must be             of this site. After a restore, writing is held until a sync with a peer brings back any entries this site wrote             after the backup (writing before that would fork its log); --resume-writing ends the hold when no peer has them.
+            A backup is checked whole first (integrity, every chain and signature, tables against the logs) and must be             of this site. After a restore, writing is held until a sync with a peer brings back any entries this site wrote             after the backup (writing before that would fork its log); --resume-writing ends the hold when no peer has them. \
+            A backup made by an earlier version of qisync is brought up to date in a copy first; the file itself is left as it is.
             """)
     @Argument(help: ArgumentHelp("The backup file ('backup FILE' wrote it).", valueName: "FILE")) var file: String?
     @Flag(help: "Only check the backup; change nothing.") var check = false
