@@ -178,7 +178,10 @@ let package = Package(
             dependencies: ["QISyncCore", "QISyncStore", "QISyncDomain", "QISyncIdentity", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         .testTarget(name: "QISyncChartsTests", dependencies: ["QISyncCharts"]),
-        .testTarget(name: "QISyncShellTests", dependencies: ["QISyncShell", "QISyncDomain", "QISyncStore", "QISyncIdentity", "QISyncTransport"]),
+        .testTarget(name: "QISyncShellTests", dependencies: [
+            "QISyncShell", "QISyncDomain", "QISyncStore", "QISyncIdentity", "QISyncTransport",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
         .testTarget(
             name: "QISyncProtocolTests",
             dependencies: [

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import QISyncCore
 import QISyncDomain
@@ -332,6 +333,21 @@ struct ShellTests {
         }
         let add = h.run("help initiative add")
         #expect(add.outcome == .success && add.out.contains("--title") && add.out.contains("--score"))
+    }
+
+    @Test("every command's summary and discussion read as prose: no runs of spaces left inside a sentence")
+    func helpTextIsTidy() throws {
+        var pending: [(String, ParsableCommand.Type)] = [("qisync", QisyncCommand.self)]
+        var seen = 0
+        while let (path, command) = pending.popLast() {
+            let configuration = command.configuration
+            seen += 1
+            for text in [configuration.abstract, configuration.discussion] {
+                #expect(!text.contains("  "), "\(path): \(text)")
+            }
+            pending += configuration.subcommands.map { ("\(path) \($0.configuration.commandName ?? "")", $0) }
+        }
+        #expect(seen > 40)
     }
 
     @Test("status and verify report on the replica")

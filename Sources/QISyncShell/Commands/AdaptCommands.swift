@@ -191,7 +191,7 @@ struct RedactCommand: ReplicaCommand {
         commandName: "redact",
         abstract: "On the hub (IG lead): replace a record's text fields, now and in its history, with [redacted] on every replica, with a reason.",
         discussion: """
-            For patient details or an NHS number typed by mistake. Every value the fields have held is replaced             here at once, and on each replica as the signed redaction reaches it with syncs and bundles; the             logs still verify, and each replica records the redaction for audit. It cannot be undone.
+            For patient details or an NHS number typed by mistake. Every value the fields have held is replaced here at once, and on each replica as the signed redaction reaches it with syncs and bundles; the logs still verify, and each replica records the redaction for audit. It cannot be undone.
             """)
     @OptionGroup var record: RecordArgument
     @Argument(help: ArgumentHelp("The text fields to redact (e.g. text, title, aim).", valueName: "FIELD")) var fields: [String]

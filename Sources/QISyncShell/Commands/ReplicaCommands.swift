@@ -89,7 +89,7 @@ struct RepairCommand: ReplicaCommand {
         commandName: "repair",
         abstract: "Rebuild the tables from the logs when 'verify' finds they differ, after showing what would change.",
         discussion: """
-            The logs are the record; the tables are worked out from them. When the tables were changed outside qisync             (or damaged), repair lists each record and field that differs, asks, and rebuilds them in one transaction.             It cannot mend damaged logs themselves: for those, restore a backup or sync a fresh replica from a peer.
+            The logs are the record; the tables are worked out from them. When the tables were changed outside qisync (or damaged), repair lists each record and field that differs, asks, and rebuilds them in one transaction. It cannot mend damaged logs themselves: for those, restore a backup or sync a fresh replica from a peer.
             """)
     @Flag(help: "Rebuild without asking (needed in scripts).") var yes = false
     @OptionGroup var globals: GlobalOptions
@@ -152,7 +152,7 @@ struct RestoreCommand: ReplicaCommand {
         commandName: "restore",
         abstract: "Check a backup of this replica (--check), or put it back in place of the replica's content.",
         discussion: """
-            A backup is checked whole first (integrity, every chain and signature, tables against the logs) and must be             of this site. After a restore, writing is held until a sync with a peer brings back any entries this site wrote             after the backup (writing before that would fork its log); --resume-writing ends the hold when no peer has them. \
+            A backup is checked whole first (integrity, every chain and signature, tables against the logs) and must be of this site. After a restore, writing is held until a sync with a peer brings back any entries this site wrote after the backup (writing before that would fork its log); --resume-writing ends the hold when no peer has them. \
             A backup made by an earlier version of qisync is brought up to date in a copy first; the file itself is left as it is.
             """)
     @Argument(help: ArgumentHelp("The backup file ('backup FILE' wrote it).", valueName: "FILE")) var file: String?
