@@ -69,7 +69,7 @@ struct InitiativeCommand: ParsableCommand {
             if !adaptedFrom.isEmpty {
                 context.out.line()
                 context.out.line("adaptations made from it (\(adaptedFrom.count))")
-                context.out.table(["id", "into initiative", "trust", "title", "nature", "fidelity"], try adaptedFrom.map { adaptation in
+                context.out.table(["id", "into initiative", "trust", "title", "nature", "fidelity"], adaptedFrom.map { adaptation in
                     let into = adaptation.text("initiative")
                     var held: RecordView?
                     if case .blob(let bytes)? = adaptation.values["initiative"], let id = try? RecordID(bytes: bytes) {

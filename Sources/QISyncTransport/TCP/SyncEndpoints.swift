@@ -119,9 +119,10 @@ public final class SyncServer: Sendable {
                     var record = SyncRecord(report: report, peerName: report.peerIdentity, address: client,
                                             role: "server", direction: .both)
                     if report.peer?.dryRun == true, report.error == nil { record.outcome = "ok (the peer's dry run: it kept nothing)" }
+                    let finished = record
                     threadPool.submit { _ in
                         do {
-                            try replica.recordSync(record)
+                            try replica.recordSync(finished)
                             if report.error == nil, report.peer?.dryRun == false, report.counters.refusedOut == 0,
                                let site = report.peer?.origin, let holds = report.peerHolds {
                                 try replica.rememberPeerVector(site: site, vector: holds, source: "sync")
