@@ -82,11 +82,7 @@ extension Replica {
             do {
                 try FileManager.default.copyItem(atPath: path, toPath: copy)
                 queue = try DatabaseQueue(path: copy)
-                try queue.write { db in
-                    try StoreSchema.migrate(db, from: version, schema: schema)
-                    try StoreSchema.createLocalTables(db)
-                    try StoreSchema.createMissingTables(db, schema: schema)
-                }
+                try queue.write { db in try StoreSchema.bringUpToDate(db, from: version, schema: schema) }
             } catch let error as DatabaseError {
                 throw StoreError("\(path), made by an earlier version of qisync, could not be brought up to date (\(error.message ?? "\(error)"))")
             }

@@ -172,16 +172,10 @@ public final class Replica: Sendable {
         guard let version = Int.fromDatabaseValue(meta["schema_version"] ?? .null), (1...StoreSchema.version).contains(version) else {
             throw StoreError("\(databaseURL.path) is not a qisync replica of schema version \(StoreSchema.version) (this build reads versions 1 to \(StoreSchema.version))")
         }
-        if version < StoreSchema.version {
-            try database.write { db in try StoreSchema.migrate(db, from: version, schema: schema) }
-        }
         guard let originData = Data.fromDatabaseValue(meta["origin"] ?? .null), Array(originData) == signer.origin.bytes else {
             throw StoreError("the site key in \(home.path) does not belong to this replica")
         }
-        try database.write { db in
-            try StoreSchema.createLocalTables(db)
-            try StoreSchema.createMissingTables(db, schema: schema)
-        }
+        try database.write { db in try StoreSchema.bringUpToDate(db, from: version, schema: schema) }
         let identity = ReplicaIdentity(
             trustCode: String.fromDatabaseValue(meta["trust"] ?? .null) ?? "",
             trustName: String.fromDatabaseValue(meta["trust_name"] ?? .null) ?? "",

@@ -123,6 +123,15 @@ enum StoreSchema {
         }
     }
 
+    /// Brings a replica file of schema `version` up to date: migrated when older, and given the
+    /// local and replicated tables it lacks (a replica when opened, an older backup before it is
+    /// read).
+    static func bringUpToDate(_ db: Database, from version: Int, schema: ReplicatedSchema) throws {
+        if version < Self.version { try migrate(db, from: version, schema: schema) }
+        try createLocalTables(db)
+        try createMissingTables(db, schema: schema)
+    }
+
     /// Brings a replica made by an earlier version up to date, in one transaction. Version 1
     /// kept directory records in a table per kind and had no override signature column;
     /// version 2 kept every log body in its row (its entries stay so; blocks completed from now
