@@ -63,9 +63,10 @@ struct TerminalTests {
         try terminal.wait(for: "never typed in full")
         terminal.type("\u{03}")
         try terminal.wait(for: "RXH/ward-7> ")
-        // During a sync: cancelled, back to the prompt, recorded.
+        // During a sync: cancelled, back to the prompt, recorded. Pressed as soon as the line
+        // is taken, while the sync is still starting (its replica, peer and TLS set-up).
         terminal.type("sync 127.0.0.1:\(port) --timeout 60\r")
-        Thread.sleep(forTimeInterval: 1)
+        try terminal.waitUntilRunning()
         let started = Date()
         terminal.type("\u{03}")
         try terminal.wait(for: "RXH/ward-7> ", timeout: 50)

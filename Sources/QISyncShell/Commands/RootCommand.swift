@@ -170,8 +170,9 @@ public final class CommandContext {
     /// terminal running one command); the cancelled session ends cleanly and is recorded.
     func cancellable(_ start: (SyncCancellation?) -> EventLoopFuture<SyncReport>) throws -> SyncReport {
         let cancellation = SyncCancellation()
+        // Not cleared here: the shell clears it as it shows the prompt, so a Ctrl-C pressed
+        // once the line was read, while the sync was still starting, cancels it.
         if !inShell { qisync_install_sigint() }
-        _ = qisync_take_interrupt()
         let future = start(cancellation)
         let done = NIOLockedValueBox(false)
         future.whenComplete { _ in done.withLockedValue { $0 = true } }

@@ -76,6 +76,23 @@ final class TerminalSession {
         throw QisyncTestError("'\(pattern)' did not appear within \(timeout) s; the terminal showed:\n\(Self.plain(String(transcript.suffix(1500))))")
     }
 
+    /// Whether the terminal is in canonical (cooked) mode: the shell has finished reading a
+    /// line and is running it (libedit reads keys with canonical mode off). The master side
+    /// reads the terminal's settings.
+    var isCooked: Bool {
+        var settings = termios()
+        return tcgetattr(master, &settings) == 0 && settings.c_lflag & tcflag_t(ICANON) != 0
+    }
+
+    /// Waits until the shell has read the line typed and is running it (``isCooked``), at most `timeout`.
+    func waitUntilRunning(timeout: Double = 10) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while !isCooked {
+            guard Date() < deadline else { throw QisyncTestError("the shell did not take the line within \(timeout) s") }
+            usleep(1000)
+        }
+    }
+
     /// Waits for the process to end (up to `timeout`), returning its exit code.
     func waitForExit(timeout: Double = 30) throws -> Int32 {
         let deadline = Date().addingTimeInterval(timeout)
