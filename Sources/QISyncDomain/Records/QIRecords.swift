@@ -92,7 +92,12 @@ public final class QIRecords: Sendable {
     func view(_ kind: RecordKind, row: Row, db: Database) throws -> RecordView {
         let id = try RecordID(bytes: Array(row["id"] as Data))
         var values: [String: Value] = [:]
-        for field in kind.allFields { values[field.name] = Value(row[field.columnName] as DatabaseValue) }
+        // Each field's column found once among the row's (a look-up by name scans them all).
+        var columns: [String: Int] = [:]
+        for (index, name) in row.columnNames.enumerated() where columns[name] == nil { columns[name] = index }
+        for field in kind.allFields {
+            values[field.name] = Value(columns[field.columnName].map { row[$0] as DatabaseValue } ?? row[field.columnName] as DatabaseValue)
+        }
         var tags: [String: [String]] = [:]
         for set in kind.tagSets {
             tags[set.name] = try String.fetchAll(db.cachedStatement(sql: "SELECT value FROM \(set.table.name) WHERE parent = ? AND live = 1 ORDER BY value"), arguments: [Data(id.bytes)])
