@@ -152,18 +152,50 @@ final class Materializer {
     func statements(for tableID: UInt16) throws -> TableStatements {
         if let statements = tableStatements[tableID] { return statements }
         guard let table = schema.table(id: tableID) else { throw StoreError("unknown table \(tableID)") }
-        let keys = StoreSchema.keyColumns(of: table)
-        let names = keys + ["live", "updated_hlc", "base_chg", "base_heads"] + table.columns.map(\.name)
+        let sql = TableSQL.of(table)
         let statements = TableStatements(
             table: table,
-            lookup: try FastStatement(db, sql: "SELECT rowid FROM \(table.name) WHERE " + keys.map { "\($0) = ?" }.joined(separator: " AND ")),
-            insertIfNew: try FastStatement(db, sql: "INSERT OR IGNORE INTO \(table.name) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"),
-            selectBase: try FastStatement(db, sql: "SELECT base_chg, base_heads FROM \(table.name) WHERE rowid = ?"),
-            updateBase: try FastStatement(db, sql: "UPDATE \(table.name) SET base_heads = ? WHERE rowid = ?"),
-            columnIndex: Dictionary(uniqueKeysWithValues: table.columns.enumerated().map { ($1.id, $0) })
+            lookup: try FastStatement(db, sql: sql.lookup),
+            insertIfNew: try FastStatement(db, sql: sql.insertIfNew),
+            selectBase: try FastStatement(db, sql: sql.selectBase),
+            updateBase: try FastStatement(db, sql: sql.updateBase),
+            columnIndex: sql.columnIndex
         )
         tableStatements[tableID] = statements
         return statements
+    }
+
+    /// The text of a table's statements, made once a process: every write has a materializer
+    /// of its own, and making the text again for each was a twentieth of a script line's time.
+    struct TableSQL {
+        let table: TableSpec
+        let lookup: String
+        let insertIfNew: String
+        let selectBase: String
+        let updateBase: String
+        let columnIndex: [UInt16: Int]
+
+        init(_ table: TableSpec) {
+            self.table = table
+            let keys = StoreSchema.keyColumns(of: table)
+            let names = keys + ["live", "updated_hlc", "base_chg", "base_heads"] + table.columns.map(\.name)
+            lookup = "SELECT rowid FROM \(table.name) WHERE " + keys.map { "\($0) = ?" }.joined(separator: " AND ")
+            insertIfNew = "INSERT OR IGNORE INTO \(table.name) (\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"
+            selectBase = "SELECT base_chg, base_heads FROM \(table.name) WHERE rowid = ?"
+            updateBase = "UPDATE \(table.name) SET base_heads = ? WHERE rowid = ?"
+            columnIndex = Dictionary(uniqueKeysWithValues: table.columns.enumerated().map { ($1.id, $0) })
+        }
+
+        // The lock guards `made`; a table of the same name in another schema is made again.
+        private static let lock = NSLock()
+        nonisolated(unsafe) private static var made: [String: TableSQL] = [:]
+
+        static func of(_ table: TableSpec) -> TableSQL {
+            if let known = lock.withLock({ made[table.name] }), known.table == table { return known }
+            let sql = TableSQL(table)
+            lock.withLock { made[table.name] = sql }
+            return sql
+        }
     }
 
     /// The materialised row id of a key, or nil.
