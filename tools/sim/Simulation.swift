@@ -9,7 +9,12 @@ import QISyncTransport
 /// The NHS in one process: trusts of a hub and wards, each a real SQLite replica, syncing on
 /// demand through the real session state machines (``LocalSync``: every message encoded,
 /// compressed, framed and decoded as on the wire, no sockets) or by bundle files.
-final class Simulation {
+///
+/// A round's ward exchanges run trust by trust on every core, as trusts across the country
+/// sync at once: each trust's wards meet their hub one after another on one thread, and no
+/// exchange touches another trust's sites, so the result is the same however the threads
+/// interleave. Everything else runs on one thread (hence `@unchecked Sendable`).
+final class Simulation: @unchecked Sendable {
     struct Options {
         var trusts = 5
         var wards = 3
@@ -30,7 +35,8 @@ final class Simulation {
         var seed: UInt64 = 1
     }
 
-    final class Site {
+    /// Shared between threads only as ``Simulation`` says: a trust's sites are used by one thread at a time.
+    final class Site: @unchecked Sendable {
         let name: String
         let trust: Int
         let isHub: Bool
@@ -70,6 +76,16 @@ final class Simulation {
         /// Seconds spent in syncs and in bundle exchanges.
         var syncSeconds = 0.0
         var bundleSeconds = 0.0
+
+        /// Adds what exchanges run apart (a trust's wards with its hub) counted.
+        mutating func add(_ part: Report) {
+            syncs += part.syncs
+            bundles += part.bundles
+            bytesByKind.merge(part.bytesByKind, uniquingKeysWith: +)
+            problems += part.problems
+            syncSeconds += part.syncSeconds
+            bundleSeconds += part.bundleSeconds
+        }
     }
 
     let options: Options
@@ -79,7 +95,6 @@ final class Simulation {
     var hubs: [Site] { trusts.map { $0[0] } }
     var sites: [Site] { trusts.flatMap { $0 } }
     var sharedIDs: Set<RecordID> = []
-    var bundleCount = 0
     var clock: UInt64 = 1_800_000_000_000
 
     init(options: Options, root: URL) {
@@ -151,8 +166,7 @@ final class Simulation {
             let target = BundleTarget(trust: Self.trustCode(to.trust), site: String(to.name.split(separator: "/").last!),
                                       siteKey: to.replica.identity.origin)
             let since = try from.replica.knownVector(of: to.replica.identity.origin)?.vector ?? VersionVector()
-            let path = root.appendingPathComponent("bundle-\(bundleCount).bundle").path
-            bundleCount += 1
+            let path = root.appendingPathComponent("bundle-\(UUID().uuidString).bundle").path
             try BundleCarrier.export(replica: from.replica, for: target, since: since,
                                      peerDirectory: try from.replica.knownDirectory(of: to.replica.identity.origin), now: clock, to: path)
             let size = UInt64((try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0)
@@ -209,11 +223,21 @@ final class Simulation {
             if round <= options.activeRounds {
                 for _ in 0..<options.editsPerRound { try edit(&report) }
             }
-            for members in trusts {
-                let hub = members[0]
-                for ward in members.dropFirst() where chance(options.wardSyncPercent) {
-                    bytes += ward.bundleOnly ? try exchangeBundles(ward, hub, &report) : sync(ward, hub, &report)
+            // Which wards meet their hub is drawn in order, so a seed always gives the same
+            // round; then trusts' exchanges run side by side.
+            let meetings = trusts.map { members in members.dropFirst().filter { _ in chance(options.wardSyncPercent) } }
+            let parts = ParallelMap.map(Array(zip(trusts.map { $0[0] }, meetings).map { ($0, $1) })) { hub, wards -> Result<(UInt64, Report), Error> in
+                Result {
+                    var part = Report()
+                    var moved: UInt64 = 0
+                    for ward in wards { moved += ward.bundleOnly ? try self.exchangeBundles(ward, hub, &part) : self.sync(ward, hub, &part) }
+                    return (moved, part)
                 }
+            }
+            for part in parts {
+                let (moved, counted) = try part.get()
+                bytes += moved
+                report.add(counted)
             }
             if hubs.count > 1 {
                 for hub in hubs where chance(options.hubSyncPercent) {

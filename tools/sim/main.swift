@@ -53,7 +53,7 @@ struct Sim: ParsableCommand {
         print("  syncs: \(report.syncs), bundles: \(report.bundles), bytes moved: \(report.bytes) (\(String(format: "%.0f", perReplicaRound)) per replica per round; busiest round \(report.bytesPerRound.max() ?? 0))")
         let kinds = report.bytesByKind.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }
         print("  bytes by kind: \(kinds.joined(separator: ", "))")
-        print("  time in syncs: \(String(format: "%.1f", report.syncSeconds)) s, in bundle exchanges: \(String(format: "%.1f", report.bundleSeconds)) s")
+        print("  time in syncs: \(String(format: "%.1f", report.syncSeconds)) s, in bundle exchanges: \(String(format: "%.1f", report.bundleSeconds)) s (summed over the threads that ran them)")
         print("  a sync with nothing to move, once converged: ward with its hub \(report.quietWardSync) bytes, hub with a hub \(report.quietHubSync) bytes")
         print("  largest replica: \(String(format: "%.1f", Double(report.largestReplica) / 1e6)) MB")
         print("  converged to identical shared state: \(report.converged ? "yes" : "NO")")
