@@ -10,10 +10,11 @@ import QISyncTransport
 /// demand through the real session state machines (``LocalSync``: every message encoded,
 /// compressed, framed and decoded as on the wire, no sockets) or by bundle files.
 ///
-/// A round's ward exchanges run trust by trust on every core, as trusts across the country
-/// sync at once: each trust's wards meet their hub one after another on one thread, and no
-/// exchange touches another trust's sites, so the result is the same however the threads
-/// interleave. Everything else runs on one thread (hence `@unchecked Sendable`).
+/// A round's exchanges run side by side on every core, as sites across the country sync at
+/// once: each trust's wards meet their hub one after another on one thread, no exchange
+/// touching another trust's sites; hubs meet in waves of meetings of different hubs. The
+/// result is the same however the threads interleave. Everything else runs on one thread
+/// (hence `@unchecked Sendable`).
 final class Simulation: @unchecked Sendable {
     struct Options {
         var trusts = 5
@@ -240,9 +241,28 @@ final class Simulation: @unchecked Sendable {
                 report.add(counted)
             }
             if hubs.count > 1 {
-                for hub in hubs where chance(options.hubSyncPercent) {
-                    let other = pick(hubs.filter { $0 !== hub })
-                    bytes += sync(hub, other, &report)
+                var meetings: [(Site, Site)] = []
+                for hub in hubs where chance(options.hubSyncPercent) { meetings.append((hub, pick(hubs.filter { $0 !== hub }))) }
+                // In waves of meetings of different hubs, side by side; a meeting comes in a later
+                // wave than every earlier one of either of its hubs, so each hub meets the others
+                // in the order drawn and the round ends as if they had met one after another.
+                var waves: [[(Site, Site)]] = []
+                var lastWave: [ObjectIdentifier: Int] = [:]
+                for (hub, other) in meetings {
+                    let wave = max(lastWave[ObjectIdentifier(hub)] ?? -1, lastWave[ObjectIdentifier(other)] ?? -1) + 1
+                    if wave == waves.count { waves.append([]) }
+                    waves[wave].append((hub, other))
+                    lastWave[ObjectIdentifier(hub)] = wave
+                    lastWave[ObjectIdentifier(other)] = wave
+                }
+                for wave in waves {
+                    for (moved, counted) in ParallelMap.map(wave, { hub, other -> (UInt64, Report) in
+                        var part = Report()
+                        return (self.sync(hub, other, &part), part)
+                    }) {
+                        bytes += moved
+                        report.add(counted)
+                    }
                 }
             }
             report.bytes += bytes
