@@ -101,7 +101,10 @@ final class TerminalSession {
             let count = read(master, &chunk, chunk.count)
             if count > 0 { transcript += String(decoding: chunk[0..<count], as: UTF8.self) } else { usleep(5000) }
         }
-        guard !process.isRunning else { throw QisyncTestError("the shell did not exit; the terminal showed:\n\(Self.plain(transcript))") }
+        guard !process.isRunning else {
+            // Whether the shell was reading keys (libedit, canonical mode off) or running a command.
+            throw QisyncTestError("the shell did not exit (the terminal in \(isCooked ? "canonical" : "raw") mode); the terminal showed:\n\(Self.plain(transcript))")
+        }
         // What it wrote just before it ended is still in the terminal: read it all.
         var chunk = [UInt8](repeating: 0, count: 4096)
         for _ in 0..<100 {
