@@ -41,23 +41,23 @@ final class Materializer {
     }
 
     /// The statements for one materialised table (a class: fetched for every row written, a
-    /// struct of them was copied, and each reference retained, every time).
+    /// struct of them was copied, and each reference retained, every time), prepared from
+    /// their text (``TableSQL``).
     final class TableStatements {
-        let table: TableSpec
+        let sql: TableSQL
         let lookup: FastStatement
         let insertIfNew: FastStatement
         let selectBase: FastStatement
         let updateBase: FastStatement
-        let columnIndex: [UInt16: Int]
+        var table: TableSpec { sql.table }
+        var columnIndex: [UInt16: Int] { sql.columnIndex }
 
-        init(table: TableSpec, lookup: FastStatement, insertIfNew: FastStatement, selectBase: FastStatement, updateBase: FastStatement,
-             columnIndex: [UInt16: Int]) {
-            self.table = table
-            self.lookup = lookup
-            self.insertIfNew = insertIfNew
-            self.selectBase = selectBase
-            self.updateBase = updateBase
-            self.columnIndex = columnIndex
+        init(_ sql: TableSQL, db: Database) throws {
+            self.sql = sql
+            lookup = try FastStatement(db, sql: sql.lookup)
+            insertIfNew = try FastStatement(db, sql: sql.insertIfNew)
+            selectBase = try FastStatement(db, sql: sql.selectBase)
+            updateBase = try FastStatement(db, sql: sql.updateBase)
         }
     }
 
@@ -152,15 +152,7 @@ final class Materializer {
     func statements(for tableID: UInt16) throws -> TableStatements {
         if let statements = tableStatements[tableID] { return statements }
         guard let table = schema.table(id: tableID) else { throw StoreError("unknown table \(tableID)") }
-        let sql = TableSQL.of(table)
-        let statements = TableStatements(
-            table: table,
-            lookup: try FastStatement(db, sql: sql.lookup),
-            insertIfNew: try FastStatement(db, sql: sql.insertIfNew),
-            selectBase: try FastStatement(db, sql: sql.selectBase),
-            updateBase: try FastStatement(db, sql: sql.updateBase),
-            columnIndex: sql.columnIndex
-        )
+        let statements = try TableStatements(TableSQL.of(table), db: db)
         tableStatements[tableID] = statements
         return statements
     }
