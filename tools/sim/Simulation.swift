@@ -111,34 +111,37 @@ final class Simulation: @unchecked Sendable {
 
     /// Makes the trusts: each hub founds its trust and enrols its wards (handing each the
     /// enrolment and directory, as `enrol --out` and `enrol --accept` do); every hub pins every
-    /// other trust.
+    /// other trust. Trusts are made side by side, then hubs pin side by side.
     func setUp() throws {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        var keys: [TrustKey] = []
-        for index in 0..<options.trusts {
-            let code = Self.trustCode(index)
-            let key = TrustKey()
-            keys.append(key)
-            let hub = try Replica.create(home: root.appendingPathComponent("\(code)-hub"), trustCode: code, trustName: "Trust \(code)",
-                                         siteName: "hub", kind: .hub, schema: QISchema.schema, membership: .founding(key))
-            var members = [Site(name: "\(code)/hub", trust: index, isHub: true, bundleOnly: false, records: QIRecords(replica: hub))]
-            for ward in 0..<options.wards {
-                let replica = try Replica.create(home: root.appendingPathComponent("\(code)-ward-\(ward)"), trustCode: code,
-                                                 trustName: "Trust \(code)", siteName: "ward-\(ward)", kind: .ward,
-                                                 schema: QISchema.schema, membership: .joining(key.fingerprint))
-                let (enrolment, _) = try hub.enrol(replica.enrolmentRequest())
-                try replica.acceptEnrolment(enrolment)
-                try replica.importDirectory(try hub.directoryRecords())
-                members.append(Site(name: "\(code)/ward-\(ward)", trust: index, isHub: false, bundleOnly: ward < options.bundleWards,
-                                    records: QIRecords(replica: replica)))
+        let keys = (0..<options.trusts).map { _ in TrustKey() }
+        trusts = try ParallelMap.map(Array(keys.enumerated())) { index, key in Result { try self.makeTrust(index, key) } }.map { try $0.get() }
+        for result in ParallelMap.map(Array(trusts.enumerated()), { index, members in
+            Result {
+                for (other, key) in keys.enumerated() where other != index {
+                    try members[0].replica.pinTrust(code: Self.trustCode(other), fingerprint: key.fingerprint)
+                }
             }
-            trusts.append(members)
+        }) { try result.get() }
+    }
+
+    /// A trust's hub, founding it with `key`, and its wards, enrolled.
+    func makeTrust(_ index: Int, _ key: TrustKey) throws -> [Site] {
+        let code = Self.trustCode(index)
+        let hub = try Replica.create(home: root.appendingPathComponent("\(code)-hub"), trustCode: code, trustName: "Trust \(code)",
+                                     siteName: "hub", kind: .hub, schema: QISchema.schema, membership: .founding(key))
+        var members = [Site(name: "\(code)/hub", trust: index, isHub: true, bundleOnly: false, records: QIRecords(replica: hub))]
+        for ward in 0..<options.wards {
+            let replica = try Replica.create(home: root.appendingPathComponent("\(code)-ward-\(ward)"), trustCode: code,
+                                             trustName: "Trust \(code)", siteName: "ward-\(ward)", kind: .ward,
+                                             schema: QISchema.schema, membership: .joining(key.fingerprint))
+            let (enrolment, _) = try hub.enrol(replica.enrolmentRequest())
+            try replica.acceptEnrolment(enrolment)
+            try replica.importDirectory(try hub.directoryRecords())
+            members.append(Site(name: "\(code)/ward-\(ward)", trust: index, isHub: false, bundleOnly: ward < options.bundleWards,
+                                records: QIRecords(replica: replica)))
         }
-        for (index, members) in trusts.enumerated() {
-            for (other, key) in keys.enumerated() where other != index {
-                try members[0].replica.pinTrust(code: Self.trustCode(other), fingerprint: key.fingerprint)
-            }
-        }
+        return members
     }
 
     /// One site records an initiative; some are shared with other trusts.
