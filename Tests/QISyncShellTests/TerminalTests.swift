@@ -78,7 +78,8 @@ struct TerminalTests {
         #expect(try terminal.waitForExit() == 0)
         let plain = TerminalSession.plain(terminal.transcript)
         #expect(plain.contains("stopping the server on"))
-        #expect(plain.hasSuffix("\n") || plain.hasSuffix("\r\n") || plain.contains("stopping the server"), "Ctrl-D ends the line")
+        // libedit echoes ^D after the prompt; the shell ends that line before saying what it does.
+        #expect(plain.contains("\nstopping the server on"), "Ctrl-D ends the line: \(plain.suffix(300))")
         let replica = try Replica.open(home: home, schema: QISchema.schema)
         #expect(try QIRecords(replica: replica).list(.initiative).isEmpty, "the interrupted line did not run")
         let sessions = try replica.syncHistory()
