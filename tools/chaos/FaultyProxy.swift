@@ -87,8 +87,8 @@ final class FaultyProxy: Sendable {
                 let now = NIODeadline.now()
                 let wanted = now + .milliseconds(Int64(generator.next() % UInt64(max(milliseconds, 1))))
                 released = max(released ?? now, wanted)
-                let peer = self.peer
-                context.eventLoop.scheduleTask(deadline: released!) { peer.writeAndFlush(buffer, promise: nil) }
+                let (peer, late) = (self.peer, buffer)
+                context.eventLoop.scheduleTask(deadline: released!) { peer.writeAndFlush(late, promise: nil) }
                 return
             default: break
             }

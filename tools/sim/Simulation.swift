@@ -115,14 +115,34 @@ final class Simulation: @unchecked Sendable {
     func setUp() throws {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         let keys = (0..<options.trusts).map { _ in TrustKey() }
-        trusts = try ParallelMap.map(Array(keys.enumerated())) { index, key in Result { try self.makeTrust(index, key) } }.map { try $0.get() }
-        for result in ParallelMap.map(Array(trusts.enumerated()), { index, members in
-            Result {
-                for (other, key) in keys.enumerated() where other != index {
-                    try members[0].replica.pinTrust(code: Self.trustCode(other), fingerprint: key.fingerprint)
-                }
+        trusts = try Self.sideBySide(Array(keys.enumerated())) { index, key in try self.makeTrust(index, key) }
+        _ = try Self.sideBySide(Array(trusts.enumerated())) { index, members in
+            for (other, key) in keys.enumerated() where other != index {
+                try members[0].replica.pinTrust(code: Self.trustCode(other), fingerprint: key.fingerprint)
             }
-        }) { try result.get() }
+        }
+    }
+
+    /// `body` of each item on every core (``ParallelMap``), in order; the first error thrown is thrown.
+    static func sideBySide<Item: Sendable, Output: Sendable>(_ items: [Item], _ body: @Sendable (Item) throws -> Output) throws -> [Output] {
+        try ParallelMap.map(items) { item in Result { try body(item) } }.map { try $0.get() }
+    }
+
+    /// Hubs' meetings, in waves of meetings of different hubs: a meeting comes in a later wave
+    /// than every earlier one of either of its hubs, so each hub meets the others in the order
+    /// drawn, and running a wave's meetings side by side ends a round as if they had all met one
+    /// after another.
+    static func waves(of meetings: [(Site, Site)]) -> [[(Site, Site)]] {
+        var waves: [[(Site, Site)]] = []
+        var lastWave: [ObjectIdentifier: Int] = [:]
+        for (hub, other) in meetings {
+            let wave = max(lastWave[ObjectIdentifier(hub)] ?? -1, lastWave[ObjectIdentifier(other)] ?? -1) + 1
+            if wave == waves.count { waves.append([]) }
+            waves[wave].append((hub, other))
+            lastWave[ObjectIdentifier(hub)] = wave
+            lastWave[ObjectIdentifier(other)] = wave
+        }
+        return waves
     }
 
     /// A trust's hub, founding it with `key`, and its wards, enrolled.
@@ -224,48 +244,33 @@ final class Simulation: @unchecked Sendable {
             round += 1
             clock += 60_000
             var bytes: UInt64 = 0
+            // What exchanges run apart moved and counted, added to the round's.
+            func tally(_ parts: [(moved: UInt64, counted: Report)]) {
+                for part in parts {
+                    bytes += part.moved
+                    report.add(part.counted)
+                }
+            }
             if round <= options.activeRounds {
                 for _ in 0..<options.editsPerRound { try edit(&report) }
             }
             // Which wards meet their hub is drawn in order, so a seed always gives the same
             // round; then trusts' exchanges run side by side.
             let meetings = trusts.map { members in members.dropFirst().filter { _ in chance(options.wardSyncPercent) } }
-            let parts = ParallelMap.map(Array(zip(trusts.map { $0[0] }, meetings).map { ($0, $1) })) { hub, wards -> Result<(UInt64, Report), Error> in
-                Result {
-                    var part = Report()
-                    var moved: UInt64 = 0
-                    for ward in wards { moved += ward.bundleOnly ? try self.exchangeBundles(ward, hub, &part) : self.sync(ward, hub, &part) }
-                    return (moved, part)
-                }
-            }
-            for part in parts {
-                let (moved, counted) = try part.get()
-                bytes += moved
-                report.add(counted)
-            }
+            tally(try Self.sideBySide(Array(zip(hubs, meetings))) { hub, wards in
+                var part = Report()
+                var moved: UInt64 = 0
+                for ward in wards { moved += ward.bundleOnly ? try self.exchangeBundles(ward, hub, &part) : self.sync(ward, hub, &part) }
+                return (moved, part)
+            })
             if hubs.count > 1 {
                 var meetings: [(Site, Site)] = []
                 for hub in hubs where chance(options.hubSyncPercent) { meetings.append((hub, pick(hubs.filter { $0 !== hub }))) }
-                // In waves of meetings of different hubs, side by side; a meeting comes in a later
-                // wave than every earlier one of either of its hubs, so each hub meets the others
-                // in the order drawn and the round ends as if they had met one after another.
-                var waves: [[(Site, Site)]] = []
-                var lastWave: [ObjectIdentifier: Int] = [:]
-                for (hub, other) in meetings {
-                    let wave = max(lastWave[ObjectIdentifier(hub)] ?? -1, lastWave[ObjectIdentifier(other)] ?? -1) + 1
-                    if wave == waves.count { waves.append([]) }
-                    waves[wave].append((hub, other))
-                    lastWave[ObjectIdentifier(hub)] = wave
-                    lastWave[ObjectIdentifier(other)] = wave
-                }
-                for wave in waves {
-                    for (moved, counted) in ParallelMap.map(wave, { hub, other -> (UInt64, Report) in
+                for wave in Self.waves(of: meetings) {
+                    tally(try Self.sideBySide(wave) { hub, other in
                         var part = Report()
                         return (self.sync(hub, other, &part), part)
-                    }) {
-                        bytes += moved
-                        report.add(counted)
-                    }
+                    })
                 }
             }
             report.bytes += bytes

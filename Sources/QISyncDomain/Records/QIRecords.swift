@@ -96,7 +96,7 @@ public final class QIRecords: Sendable {
         var columns: [String: Int] = [:]
         for (index, name) in row.columnNames.enumerated() where columns[name] == nil { columns[name] = index }
         for field in kind.allFields {
-            values[field.name] = Value(columns[field.columnName].map { row[$0] as DatabaseValue } ?? row[field.columnName] as DatabaseValue)
+            values[field.name] = Value(columns[field.columnName].map { row[$0] as DatabaseValue } ?? .null)
         }
         var tags: [String: [String]] = [:]
         for set in kind.tagSets {
