@@ -33,6 +33,17 @@ public enum VerifiedRecord: Sendable {
         readAll(records, signatures: .takenAsChecked)
     }
 
+    /// Takes the ``Enrolment/reading`` kept beside each held enrolment record as what reading
+    /// that record gives, for ``readHeld(_:)`` to answer from without parsing its
+    /// certificates. A reading that does not read leaves its record to be parsed.
+    public static func recallHeld(_ held: [(record: DirectoryRecord, reading: [UInt8])]) {
+        for (record, reading) in held where record.kind == .enrolment {
+            guard known(record.digest, signatures: .takenAsChecked) == nil,
+                  let enrolment = try? Enrolment(record: record, reading: reading) else { continue }
+            heldCache.store(.success(.enrolment(enrolment)), for: record.digest)
+        }
+    }
+
     private static func readAll(_ records: [DirectoryRecord], signatures: SignaturePolicy) -> [Result<VerifiedRecord, IdentityError>] {
         let digests = records.map(\.digest)
         var results = digests.map { known($0, signatures: signatures) }

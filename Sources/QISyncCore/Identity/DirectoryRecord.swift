@@ -52,6 +52,15 @@ public struct DirectoryRecord: Hashable, Sendable {
         digest = Array(SHA256.hash(data: [kind.rawValue] + bytes))
     }
 
+    /// A record as kept with its digest (a replica's table of the records it holds): the
+    /// digest is taken as given, not worked out again (reading a national directory hashed
+    /// thousands of records in every process). `verify` checks each against its bytes.
+    public init(kind: Kind, bytes: [UInt8], digest: [UInt8]) {
+        self.kind = kind
+        self.bytes = bytes
+        self.digest = digest
+    }
+
     /// A digest of a set of records, the same whatever their order: SHA-256 of the sorted
     /// record digests. The digest of the empty set is 32 zero bytes.
     public static func digest(of records: some Collection<DirectoryRecord>) -> [UInt8] {

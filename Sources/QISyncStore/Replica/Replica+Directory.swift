@@ -94,9 +94,21 @@ extension Replica {
     func heldDirectoryRecords(_ db: Database) throws -> [DirectoryRecord] {
         let version = try directoryVersion(db)
         if let cached = directoryCache.records(for: version) { return cached }
-        let records = try Self.directoryRecords(db)
+        let held = try Self.directoryRecordsWithReadings(db)
+        VerifiedRecord.recallHeld(held.compactMap { record, reading in reading.map { (record, $0) } })
+        let records = held.map(\.record)
         directoryCache.store(records, for: version)
         return records
+    }
+
+    /// Keeps the reading of each enrolment among `records` (each verified or read already),
+    /// so later processes read the directory without parsing certificates.
+    static func keepReadings(_ db: Database, of records: [DirectoryRecord], read: [Result<VerifiedRecord, IdentityError>]) throws {
+        for (record, result) in zip(records, read) {
+            guard case .success(.enrolment(let enrolment)) = result else { continue }
+            try db.cachedStatement(sql: "INSERT OR REPLACE INTO directory_reading (digest, reading) VALUES (?, ?)")
+                .execute(arguments: [Data(record.digest), Data(enrolment.reading)])
+        }
     }
 
     /// Marks the directory changed, inside the transaction that changes it. The new version is
@@ -160,9 +172,22 @@ extension Replica {
     }
 
     static func directoryRecords(_ db: Database) throws -> [DirectoryRecord] {
-        try Row.fetchAll(db, sql: "SELECT kind, record FROM directory_record ORDER BY kind, digest").compactMap { row in
-            DirectoryRecord.Kind(rawValue: UInt8(row[0] as Int64)).map { DirectoryRecord(kind: $0, bytes: Array(row[1] as Data)) }
+        try directoryRecordsWithReadings(db).map(\.record)
+    }
+
+    /// The records held, in the order ``directoryRecords(_:)`` reads them, each with the reading
+    /// kept beside it (``Enrolment/reading``) when it is an enrolment that has one. Their
+    /// digests are taken from the table (`verify` checks them).
+    static func directoryRecordsWithReadings(_ db: Database) throws -> [(record: DirectoryRecord, reading: [UInt8]?)] {
+        var held: [(record: DirectoryRecord, reading: [UInt8]?)] = []
+        let rows = try Row.fetchCursor(db, sql: """
+            SELECT kind, record, digest, reading FROM directory_record LEFT JOIN directory_reading USING (digest) ORDER BY kind, digest
+            """)
+        while let row = try rows.next() {
+            guard let kind = DirectoryRecord.Kind(rawValue: UInt8(row[0] as Int64)) else { continue }
+            held.append((DirectoryRecord(kind: kind, bytes: Array(row[1] as Data), digest: Array(row[2] as Data)), (row[3] as Data?).map(Array.init)))
         }
+        return held
     }
 
     /// The directory records held, to pass on to a peer.
@@ -334,6 +359,7 @@ extension Replica {
                 }
             }
             guard !added.isEmpty else { continue }
+            if kind == .enrolment { try Self.keepReadings(db, of: added, read: VerifiedRecord.verifyAll(added)) }
             // The records held now are those before and those just added: kept for the new
             // version as the table would give them, so the next kind (and the next sync) does
             // not read thousands of records back.

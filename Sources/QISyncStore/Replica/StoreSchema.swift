@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import QISyncCore
+import QISyncIdentity
 
 /// The SQLite layout of a replica: the engine's own tables and a materialised table per replicated table.
 ///
@@ -32,6 +33,8 @@ import QISyncCore
 /// - `directory_record(digest, kind, record)`: the directory records held (enrolments, revocations,
 ///   bundle keys, trust-wide pins), each verified and kept exactly as received so it can be passed on;
 ///   what they decide is worked out from the whole set (``TrustDirectory``).
+/// - `directory_reading(digest, reading)`: what each held enrolment's certificates say
+///   (``Enrolment/reading``), by record digest, so reading the directory parses no certificate.
 /// - `admin_event(…)`: enrolments, revocations, trust pins and bundles, for `audit`.
 /// - `refusal(…)`: entries and changes refused, with the reason, for `audit`.
 enum StoreSchema {
@@ -108,6 +111,13 @@ enum StoreSchema {
                 id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL, source TEXT, origin BLOB NOT NULL, scope INTEGER NOT NULL,
                 seq INTEGER NOT NULL, stored INTEGER NOT NULL, reason TEXT NOT NULL, UNIQUE (origin, scope, seq));
             """)
+        if try !db.tableExists("directory_reading") {
+            // What each held enrolment's certificates say, so reading the directory parses none
+            // (``Enrolment/reading``); made for the records held when a replica made before it opens.
+            try db.execute(sql: "CREATE TABLE directory_reading (digest BLOB PRIMARY KEY NOT NULL, reading BLOB NOT NULL) WITHOUT ROWID")
+            let held = try Replica.directoryRecords(db).filter { $0.kind == .enrolment }
+            try Replica.keepReadings(db, of: held, read: VerifiedRecord.readHeld(held))
+        }
         let sessionColumns = try db.columns(in: "sync_session").map(\.name)
         if !sessionColumns.contains("refused") {
             try db.execute(sql: "ALTER TABLE sync_session ADD COLUMN refused INTEGER NOT NULL DEFAULT 0")
@@ -154,6 +164,8 @@ enum StoreSchema {
                 }
                 try db.execute(sql: "DROP TABLE \(old)")
             }
+            let enrolments = try Replica.directoryRecords(db).filter { $0.kind == .enrolment }
+            try Replica.keepReadings(db, of: enrolments, read: VerifiedRecord.readHeld(enrolments))
         }
         if version < 3 {
             try db.execute(sql: "ALTER TABLE log ADD COLUMN packed INTEGER")

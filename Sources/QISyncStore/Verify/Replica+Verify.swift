@@ -100,8 +100,17 @@ extension Replica {
             let vector = try Self.versionVector(db)
             let directory = try self.directory(db)
             report.directoryRecords = directory.enrolments.count + directory.revocations.count
-            let held = try heldDirectoryRecords(db)
-            for (record, result) in zip(held, VerifiedRecord.verifyAll(held)) {
+            // Each record's digest worked out again from its bytes, and each enrolment's reading
+            // from its certificates, to compare with what the replica keeps beside them.
+            let kept = try Self.directoryRecordsWithReadings(db)
+            let held = kept.map { DirectoryRecord(kind: $0.record.kind, bytes: $0.record.bytes) }
+            for ((stored, reading), (record, result)) in zip(kept, zip(held, VerifiedRecord.verifyAll(held))) {
+                if stored.digest != record.digest {
+                    report.directoryProblems.append("a record held under digest \(Hex.encode(Array(stored.digest.prefix(4)))): its bytes' digest is \(Hex.encode(Array(record.digest.prefix(4))))")
+                }
+                if case .success(.enrolment(let enrolment)) = result, let reading, reading != enrolment.reading {
+                    report.directoryProblems.append("an enrolment record held (digest \(Hex.encode(Array(record.digest.prefix(4))))): the reading kept with it (site, trust, name, kind, issue time) differs from its certificates")
+                }
                 guard case .failure(let error) = result else { continue }
                 let kind = switch record.kind {
                 case .enrolment: "an enrolment"
