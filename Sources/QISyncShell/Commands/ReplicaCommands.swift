@@ -61,7 +61,9 @@ struct VerifyCommand: ReplicaCommand {
             log: that one is checked (and, if it fails, every signature in the log, to name the altered entry). \
             --all-signatures checks every signature held, which takes longer. Every directory record held \
             (enrolments, revocations, pins, bundle keys, redactions) has its signatures checked too: they are \
-            checked when a record arrives, not each time the replica reads its directory.
+            checked when a record arrives, not each time the replica reads its directory. What each \
+            enrolment's certificates say is kept beside it (so reading the directory parses none): each \
+            is compared with its certificates, and one that differs is mended by repair.
             """)
     @Flag(name: .customLong("all-signatures"), help: "Check every signature held, not only each log's last.") var allSignatures = false
     @OptionGroup var globals: GlobalOptions
@@ -89,7 +91,7 @@ struct RepairCommand: ReplicaCommand {
         commandName: "repair",
         abstract: "Rebuild the tables from the logs when 'verify' finds they differ, after showing what would change.",
         discussion: """
-            The logs are the record; the tables are worked out from them. When the tables were changed outside qisync (or damaged), repair lists each record and field that differs, asks, and rebuilds them in one transaction. It cannot mend damaged logs themselves: for those, restore a backup or sync a fresh replica from a peer.
+            The logs are the record; the tables are worked out from them. When the tables were changed outside qisync (or damaged), repair lists each record and field that differs, asks, and rebuilds them in one transaction (with what is kept beside the directory's enrolments, worked out again from their certificates). It cannot mend damaged logs themselves: for those, restore a backup or sync a fresh replica from a peer.
             """)
     @Flag(help: "Rebuild without asking (needed in scripts).") var yes = false
     @OptionGroup var globals: GlobalOptions

@@ -98,8 +98,7 @@ extension Replica {
         // One read transaction: a consistent snapshot even while syncs write.
         try database.read { db in
             let vector = try Self.versionVector(db)
-            let directory = try self.directory(db)
-            report.directoryRecords = directory.enrolments.count + directory.revocations.count
+            var readingDifferences: [String] = []
             // Each record's digest worked out again from its bytes, and each enrolment's reading
             // from its certificates, to compare with what the replica keeps beside them.
             let kept = try Self.directoryRecordsWithReadings(db)
@@ -109,7 +108,8 @@ extension Replica {
                     report.directoryProblems.append("a record held under digest \(Hex.encode(Array(stored.digest.prefix(4)))): its bytes' digest is \(Hex.encode(Array(record.digest.prefix(4))))")
                 }
                 if case .success(.enrolment(let enrolment)) = result, let reading, reading != enrolment.reading {
-                    report.directoryProblems.append("an enrolment record held (digest \(Hex.encode(Array(record.digest.prefix(4))))): the reading kept with it (site, trust, name, kind, issue time) differs from its certificates")
+                    // Worked out from the record, as the tables are from the logs: repair mends it.
+                    readingDifferences.append("directory: the reading kept with \(enrolment.trustCode)/\(enrolment.siteName)'s enrolment (record \(Hex.encode(Array(record.digest.prefix(4))))) differs from its certificates")
                 }
                 guard case .failure(let error) = result else { continue }
                 let kind = switch record.kind {
@@ -121,6 +121,11 @@ extension Replica {
                 }
                 report.directoryProblems.append("\(kind) record held (digest \(Hex.encode(Array(record.digest.prefix(4))))): \(error.message)")
             }
+            // The rebuild judges entries by the directory as the certificates say, not as a
+            // reading that differs from them does.
+            let directory = readingDifferences.isEmpty ? try self.directory(db)
+                : TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: try Self.ownPins(db), heldRecords: held)
+            report.directoryRecords = directory.enrolments.count + directory.revocations.count
             report.logs = vector.positions.count
             // Entries held stay with their sites' trust even when that trust has been unpinned since.
             func trust(of origin: OriginID) -> String? { origin == identity.origin ? identity.trustCode : directory.heldTrust(of: origin) }
@@ -207,7 +212,7 @@ extension Replica {
             let rebuilt = try rebuild.digests()
             let differing = Set(live.keys.filter { live[$0] != rebuilt[$0] })
             try scratch.read { scratchDB in
-                report.differences = try CanonicalState.differences(live: db, rebuilt: scratchDB, schema: schema, sections: differing) + checks.counts
+                report.differences = try CanonicalState.differences(live: db, rebuilt: scratchDB, schema: schema, sections: differing) + checks.counts + readingDifferences
             }
         }
         return report
@@ -216,8 +221,14 @@ extension Replica {
     /// Rebuilds the materialised tables in place from the logs, in one transaction: every
     /// row, head and conflict is cleared, then each held entry whose change its site's trust
     /// may make is applied again, exactly as `verify`'s rebuild does. The logs are not touched.
+    /// The readings kept beside the directory's enrolments are worked out again from them too.
     public func rebuildTables() throws {
         try database.write { db in
+            let enrolments = try Self.directoryRecords(db).filter { $0.kind == .enrolment }
+            try db.execute(sql: "DELETE FROM directory_reading")
+            try Self.keepReadings(db, of: enrolments, read: VerifiedRecord.verifyAll(enrolments))
+            // The directory is read again, as the certificates say (a checked reading answers first).
+            try bumpDirectoryVersion(db)
             let directory = try self.directory(db)
             let entries = try Self.entries(db, after: VersionVector(), scopes: Set(Scope.allCases), maxEntries: .max, maxBytes: .max)
             for table in schema.tables { try db.execute(sql: "DELETE FROM \(table.name)") }
