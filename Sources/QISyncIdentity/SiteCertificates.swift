@@ -243,6 +243,12 @@ public struct Enrolment: Hashable, Sendable {
     }
 
     init(record: DirectoryRecord, signatures: SignaturePolicy) throws(IdentityError) {
+        let (site, trust, consent) = try Self.parts(of: record)
+        try self.init(siteCertificate: site, trustCertificate: trust, consent: consent, signatures: signatures)
+    }
+
+    /// An enrolment record's parts: `siteCertificate:bytes trustCertificate:bytes consent:sig64`.
+    private static func parts(of record: DirectoryRecord) throws(IdentityError) -> (site: [UInt8], trust: [UInt8], consent: [UInt8]) {
         guard record.kind == .enrolment, record.bytes.count <= DirectoryRecord.maxBytes else { throw IdentityError("not an enrolment record") }
         var reader = ByteReader(record.bytes)
         do {
@@ -250,9 +256,7 @@ public struct Enrolment: Hashable, Sendable {
             let trust = try reader.readLengthPrefixed(limit: DirectoryRecord.maxBytes, "trust certificate")
             let consent = try reader.readBytes(64)
             guard reader.isAtEnd else { throw DecodingError("trailing bytes") }
-            try self.init(siteCertificate: site, trustCertificate: trust, consent: consent, signatures: signatures)
-        } catch let error as IdentityError {
-            throw error
+            return (site, trust, consent)
         } catch {
             throw IdentityError("the enrolment record is malformed: \(error)")
         }
@@ -280,13 +284,8 @@ public struct Enrolment: Hashable, Sendable {
     /// certificates or checking its signatures: both were done when the record was kept, and
     /// `verify` compares each reading with its record.
     init(record: DirectoryRecord, reading: [UInt8]) throws(IdentityError) {
-        guard record.kind == .enrolment else { throw IdentityError("not an enrolment record") }
+        (siteCertificate, trustCertificate, consent) = try Self.parts(of: record)
         do {
-            var parts = ByteReader(record.bytes)
-            siteCertificate = try parts.readLengthPrefixed(limit: DirectoryRecord.maxBytes, "site certificate")
-            trustCertificate = try parts.readLengthPrefixed(limit: DirectoryRecord.maxBytes, "trust certificate")
-            consent = try parts.readBytes(64)
-            guard parts.isAtEnd else { throw DecodingError("trailing bytes") }
             var reader = ByteReader(reading)
             guard try reader.readByte() == 1 else { throw DecodingError("an unknown reading version") }
             site = try OriginID(bytes: try reader.readBytes(32))
