@@ -19,6 +19,25 @@ enum BenchSupport {
         }
         return qisync
     }
+
+    /// `qisync serve` on `home`, listening on a free loopback port: the process and its address.
+    static func serve(qisync: URL, home: URL) throws -> (Process, String) {
+        let process = Process()
+        process.executableURL = qisync
+        process.arguments = ["serve", "--home", home.path, "--listen", "127.0.0.1:0"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var text = ""
+        while !text.contains("\n") {
+            let chunk = out.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        guard let range = text.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression) else { throw ValidationError("serve said: \(text)") }
+        return (process, String(text[range]))
+    }
 }
 
 /// A child process started with posix_spawn and reaped with wait4, for its wall time and peak

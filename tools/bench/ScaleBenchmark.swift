@@ -88,8 +88,9 @@ struct ScaleBenchmark: ParsableCommand {
     }
 
     /// Opening a ward whose hub has enrolled `sites` sites, with the hub's directory and its
-    /// shared log held (as after a first sync): `status` and a read, medians of the repetitions.
-    /// What grows with the directory here is what every command pays when it opens the replica.
+    /// shared log held (as after a first sync): `status`, reads, a no-op and a one-change sync with
+    /// the hub served on loopback, and a script of writes; medians of the repetitions. What grows
+    /// with the directory here is what every command pays when it opens the replica.
     func wardOpening(root: URL, qisync: URL, sites: Int) throws -> [(String, Double)] {
         let folder = root.appendingPathComponent("directory-\(sites)")
         let hub = try SyntheticSites.hub(at: folder.appendingPathComponent("hub"))
@@ -109,6 +110,24 @@ struct ScaleBenchmark: ParsableCommand {
         try measure("qisync --version (process start alone)", ["--version"])
         try measure("status", ["status"])
         try measure("initiative list", ["initiative", "list"])
+        try measure("peer list", ["peer", "list"])
+        // Syncs with the hub, served by `qisync serve` on loopback over mutual TLS: the ward's
+        // process end to end (its start, the handshake, the directory's summary, vectors, offer).
+        let (server, address) = try BenchSupport.serve(qisync: qisync, home: hub.home)
+        defer {
+            kill(server.processIdentifier, SIGTERM)
+            server.waitUntilExit()
+        }
+        _ = try Spawned.run(qisync, ["sync", address, "--home", home])
+        try measure("no-op sync with its hub (`qisync sync HOST:PORT`)", ["sync", address])
+        // One change at the hub before each sync (a new initiative, written by the hub's own
+        // `qisync`, not timed): the sync that carries it.
+        var changed: [Double] = []
+        for run in 0..<repetitions {
+            _ = try Spawned.run(qisync, ["initiative", "add", "--title", "Change \(run) at the hub", "--home", hub.home.path])
+            changed.append(try Spawned.run(qisync, ["sync", address, "--home", home]).seconds)
+        }
+        rows.append(("one-change sync (the hub added one initiative)", changed.sorted()[changed.count / 2]))
         // Writes ask for this site's trust key: a script's cost per line must not grow with the directory.
         let script = folder.appendingPathComponent("script.txt")
         try (0..<2_000).map { "initiative add --title 'Falls huddle \($0), Ysbyty Gwynedd' --team 'Ward \($0 % 12)' --aim 'Cut falls by 10% by March; £\($0) a month'\n" }

@@ -106,7 +106,7 @@ struct SyncBenchmark: ParsableCommand {
         row.fileBytes = source.fileSize()
 
         print("scale \(scale): sync over loopback…")
-        let (server, address) = try serve(qisync: qisync, home: source.home)
+        let (server, address) = try BenchSupport.serve(qisync: qisync, home: source.home)
         defer {
             kill(server.processIdentifier, SIGTERM)
             server.waitUntilExit()
@@ -200,24 +200,6 @@ struct SyncBenchmark: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         if let error = report.error { throw ValidationError("in-process sync failed: \(error)") }
         return (seconds, Int(report.wireIn + report.wireOut))
-    }
-
-    func serve(qisync: URL, home: URL) throws -> (Process, String) {
-        let process = Process()
-        process.executableURL = qisync
-        process.arguments = ["serve", "--home", home.path, "--listen", "127.0.0.1:0"]
-        let out = Pipe()
-        process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        var text = ""
-        while !text.contains("\n") {
-            let chunk = out.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        guard let range = text.range(of: #"127\.0\.0\.1:\d+"#, options: .regularExpression) else { throw ValidationError("serve said: \(text)") }
-        return (process, String(text[range]))
     }
 
     func sync(qisync: URL, home: URL, address: String) throws -> (wall: Double, session: Double, wireBytes: Int, peakKB: Int) {
