@@ -179,15 +179,19 @@ extension Replica {
     /// kept beside it (``Enrolment/reading``) when it is an enrolment that has one. Their
     /// digests are taken from the table (`verify` checks them).
     static func directoryRecordsWithReadings(_ db: Database) throws -> [(record: DirectoryRecord, reading: [UInt8]?)] {
-        var held: [(record: DirectoryRecord, reading: [UInt8]?)] = []
+        // Read in the table's own order (its key, the digest) and put in order of kind here:
+        // ORDER BY kind, digest had SQLite copy every record's kilobyte through a sorter
+        // (a fifth of a no-op sync's CPU at 2,420 sites).
+        var byKind: [UInt8: [(record: DirectoryRecord, reading: [UInt8]?)]] = [:]
         let rows = try Row.fetchCursor(db, sql: """
-            SELECT kind, record, digest, reading FROM directory_record LEFT JOIN directory_reading USING (digest) ORDER BY kind, digest
+            SELECT kind, record, digest, reading FROM directory_record LEFT JOIN directory_reading USING (digest) ORDER BY digest
             """)
         while let row = try rows.next() {
             guard let kind = DirectoryRecord.Kind(rawValue: UInt8(row[0] as Int64)) else { continue }
-            held.append((DirectoryRecord(kind: kind, bytes: Array(row[1] as Data), digest: Array(row[2] as Data)), (row[3] as Data?).map(Array.init)))
+            byKind[kind.rawValue, default: []].append((DirectoryRecord(kind: kind, bytes: Array(row[1] as Data), digest: Array(row[2] as Data)),
+                                                       (row[3] as Data?).map(Array.init)))
         }
-        return held
+        return byKind.keys.sorted().flatMap { byKind[$0]! }
     }
 
     /// The directory records held, to pass on to a peer.
