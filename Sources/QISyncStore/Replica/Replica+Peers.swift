@@ -120,9 +120,11 @@ extension Replica {
     /// each with its last session and how far behind it is in what may be sent to it.
     public func visitors() throws -> [Peer] {
         let ours = try versionVector()
-        let directory = try directory()
         return try database.read { db in
             let sites = try Data.fetchAll(db, sql: "SELECT DISTINCT peer_site FROM sync_session WHERE role = 'server' AND peer_site IS NOT NULL")
+            // Read only when a site has synced here: a ward's `peer list` need not build a national directory.
+            guard !sites.isEmpty else { return [] }
+            let directory = try self.directory(db)
             return try sites.compactMap { key -> Peer? in
                 guard let site = try? OriginID(bytes: Array(key)) else { return nil }
                 let last = try Row.fetchOne(db, sql: "SELECT * FROM sync_session WHERE peer_site = ? AND role = 'server' ORDER BY id DESC LIMIT 1",
