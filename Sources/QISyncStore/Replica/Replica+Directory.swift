@@ -111,6 +111,14 @@ extension Replica {
         }
     }
 
+    /// Works out again the reading of every enrolment held: with `checkingSignatures` each
+    /// record is verified first (repair); otherwise each is taken as checked when it was kept
+    /// (a replica made before readings were kept, at its first opening or migration).
+    static func keepReadingsOfHeld(_ db: Database, checkingSignatures: Bool) throws {
+        let enrolments = try directoryRecords(db).filter { $0.kind == .enrolment }
+        try keepReadings(db, of: enrolments, read: checkingSignatures ? VerifiedRecord.verifyAll(enrolments) : VerifiedRecord.readHeld(enrolments))
+    }
+
     /// Marks the directory changed, inside the transaction that changes it. The new version is
     /// random, not the next number: a change rolled back (a preview) must not leave behind a
     /// cached directory that a later, different change would seem to match.

@@ -1,7 +1,6 @@
 import Foundation
 import GRDB
 import QISyncCore
-import QISyncIdentity
 
 /// The SQLite layout of a replica: the engine's own tables and a materialised table per replicated table.
 ///
@@ -115,8 +114,7 @@ enum StoreSchema {
             // What each held enrolment's certificates say, so reading the directory parses none
             // (``Enrolment/reading``); made for the records held when a replica made before it opens.
             try db.execute(sql: "CREATE TABLE directory_reading (digest BLOB PRIMARY KEY NOT NULL, reading BLOB NOT NULL) WITHOUT ROWID")
-            let held = try Replica.directoryRecords(db).filter { $0.kind == .enrolment }
-            try Replica.keepReadings(db, of: held, read: VerifiedRecord.readHeld(held))
+            try Replica.keepReadingsOfHeld(db, checkingSignatures: false)
         }
         let sessionColumns = try db.columns(in: "sync_session").map(\.name)
         if !sessionColumns.contains("refused") {
@@ -164,8 +162,7 @@ enum StoreSchema {
                 }
                 try db.execute(sql: "DROP TABLE \(old)")
             }
-            let enrolments = try Replica.directoryRecords(db).filter { $0.kind == .enrolment }
-            try Replica.keepReadings(db, of: enrolments, read: VerifiedRecord.readHeld(enrolments))
+            try Replica.keepReadingsOfHeld(db, checkingSignatures: false)
         }
         if version < 3 {
             try db.execute(sql: "ALTER TABLE log ADD COLUMN packed INTEGER")

@@ -224,9 +224,8 @@ extension Replica {
     /// The readings kept beside the directory's enrolments are worked out again from them too.
     public func rebuildTables() throws {
         try database.write { db in
-            let enrolments = try Self.directoryRecords(db).filter { $0.kind == .enrolment }
             try db.execute(sql: "DELETE FROM directory_reading")
-            try Self.keepReadings(db, of: enrolments, read: VerifiedRecord.verifyAll(enrolments))
+            try Self.keepReadingsOfHeld(db, checkingSignatures: true)
             // The directory is read again, as the certificates say (a checked reading answers first).
             try bumpDirectoryVersion(db)
             let directory = try self.directory(db)
