@@ -130,4 +130,34 @@ struct ReadCacheTests {
         #expect(try settings() == [-2000, 1000])
         #expect(try hub.versionVector() == (try Self.fresh(hub)))
     }
+
+    @Test("while batches are received, what is committed is copied into the database file in the background; otherwise it waits for SQLite's own checkpoint")
+    func backgroundCheckpoint() throws {
+        let hub = try harness.make("hub")
+        // The write-ahead log's index (SQLite's file format, "WAL-index format"): the frames in
+        // the log (mxFrame, byte 16 of the header) and those copied back into the database
+        // file (nBackfill, byte 96), in the machine's byte order.
+        func log() throws -> (frames: UInt32, copied: UInt32) {
+            let index = try Data(contentsOf: URL(fileURLWithPath: hub.databasePath + "-shm"))
+            func word(_ at: Int) -> UInt32 { index.subdata(in: at..<at + 4).withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) } }
+            return (word(16), word(96))
+        }
+        try hub.write(scope: .trust, edits: [Self.edit("Ysbyty Gwynedd: £12 a day")])
+        let idle = try log()
+        #expect(idle.copied < idle.frames, "a few pages wait in the log for SQLite's checkpoint at 1,000")
+        try hub.beginReceivingBatches()
+        for text in ["Cwm Taf 38°C", "Llandudno £3", "Ward 7b"] { try hub.write(scope: .trust, edits: [Self.edit(text)]) }
+        var receiving = try log()
+        for _ in 0..<100 where receiving.copied < receiving.frames {
+            Thread.sleep(forTimeInterval: 0.05)
+            receiving = try log()
+        }
+        #expect(receiving.frames > 0 && receiving.copied == receiving.frames, "copied within 5 s, with no checkpoint asked for here")
+        hub.endReceivingBatches()
+        try hub.write(scope: .trust, edits: [Self.edit("Betsi Cadwaladr")])
+        Thread.sleep(forTimeInterval: 0.3)
+        let after = try log()
+        #expect(after.copied < after.frames, "the background checkpoints stop with the last session")
+        #expect(try hub.versionVector() == (try Self.fresh(hub)))
+    }
 }

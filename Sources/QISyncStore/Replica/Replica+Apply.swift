@@ -354,19 +354,22 @@ extension Replica {
     static let importCacheSize = -65536
 
     /// Sets the connection up for taking in many batches, each a transaction of its own (a
-    /// sync): the import's page cache, and the write-ahead log checkpointed every 10,000 pages
-    /// rather than SQLite's 1,000 (a checkpoint copies pages to the file while the sync
-    /// waits). Sessions at once share it; when the last ends (``endReceivingBatches()``) the
-    /// defaults come back and the log is checkpointed.
+    /// sync): the import's page cache, and the write-ahead log checkpointed in the background,
+    /// every tenth of a second from a connection of its own (``WALCheckpointer``), with the
+    /// applying connection's own checkpoint every 10,000 pages rather than SQLite's 1,000 (it
+    /// copies pages to the file while the sync waits). Sessions at once share it; when the last
+    /// ends (``endReceivingBatches()``) the defaults come back and the log is checkpointed.
     public func beginReceivingBatches() throws {
         guard receiving.begin() else { return }
         try database.configure("PRAGMA cache_size = \(Self.importCacheSize)")
         try database.configure("PRAGMA wal_autocheckpoint = 10000")
+        checkpointer.start(path: databasePath)
     }
 
     /// Ends what ``beginReceivingBatches()`` began.
     public func endReceivingBatches() {
         guard receiving.end() else { return }
+        checkpointer.stop()
         try? database.configure("PRAGMA cache_size = \(Self.defaultCacheSize)")
         try? database.configure("PRAGMA wal_autocheckpoint = 1000")
         try? database.configure("PRAGMA wal_checkpoint(PASSIVE)")

@@ -22,6 +22,8 @@ public final class Replica: Sendable {
     let vectorCache = VectorCache()
     /// Sync sessions taking in batches now (``beginReceivingBatches()``).
     let receiving = UseCount()
+    /// Checkpoints the write-ahead log beside the applying while batches are taken in.
+    let checkpointer = WALCheckpointer.Slot()
     /// Warnings about the key files found when the replica was opened (readable by others).
     public let keyWarnings: [String]
 
