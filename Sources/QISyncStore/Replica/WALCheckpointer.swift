@@ -20,11 +20,13 @@ final class WALCheckpointer: @unchecked Sendable {
     private let stopping = DispatchSemaphore(value: 0)
     private let work: BackgroundWork<Void>
 
-    /// Starts checkpointing the database at `path` every ``interval``.
-    init(path: String) throws {
-        let connection = try DatabaseQueue(path: path, configuration: Replica.configuration())
+    /// Starts checkpointing the database at `path` every ``interval``. The connection is opened
+    /// on the checkpointing thread, not on the session's way to its HELLO; should it not open,
+    /// the thread ends and the applying connection's own checkpoints go on alone.
+    init(path: String) {
         let stopping = self.stopping
         work = BackgroundWork {
+            let connection = try DatabaseQueue(path: path, configuration: Replica.configuration())
             while stopping.wait(timeout: .now() + Self.interval) == .timedOut {
                 // Busy (another connection checkpointing) or failed: the next interval tries
                 // again, and the applying connection's own automatic checkpoint still bounds the log.
@@ -46,10 +48,9 @@ final class WALCheckpointer: @unchecked Sendable {
         private let lock = NSLock()
         private var running: WALCheckpointer?
 
-        /// Starts checkpointing the database at `path`, unless it is already. Should the
-        /// second connection not open, the applying connection's own checkpoints go on alone.
+        /// Starts checkpointing the database at `path`, unless it is already.
         func start(path: String) {
-            lock.withLock { if running == nil { running = try? WALCheckpointer(path: path) } }
+            lock.withLock { if running == nil { running = WALCheckpointer(path: path) } }
         }
 
         /// Stops checkpointing, once a checkpoint under way is done.
