@@ -196,7 +196,7 @@ let package = Package(
                 "QISyncCore", "QISyncStore", "QISyncDomain", "QISyncProtocol", "QISyncTransport", "QISyncIdentity",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "NIOTLS", package: "swift-nio"),
-                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "GRDB", package: "GRDB.swift"),
             ]
         ),
     ]

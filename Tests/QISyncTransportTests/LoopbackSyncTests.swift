@@ -1,5 +1,7 @@
 import Foundation
+import GRDB
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import QISyncCore
@@ -110,6 +112,42 @@ struct LoopbackSyncTests {
         #expect(try other.list(.initiative).count == 1)
         try await hubServer.close().get()
         try await otherServer.close().get()
+    }
+
+    @Test("a server's close completes only once every ended session is in its sync history (its process may exit then)")
+    func closeWaitsForRecords() async throws {
+        let hub = try replicas.make("hub", kind: .hub), ward = try replicas.make("ward")
+        let (server, address) = try await serve(hub)
+        #expect(try await SyncClient.sync(replica: ward.replica, address: address, logger: testLogger).get().error == nil)
+        // The server writes that session's record a moment after the client has finished.
+        for _ in 0..<100 where try hub.replica.syncHistory().isEmpty { try await Task.sleep(for: .milliseconds(50)) }
+        try #require(try hub.replica.syncHistory().count == 1)
+        try hub.add(.initiative, fields: ["title": "Hub work"])
+        // Another connection holds the hub's write lock: a pull writes nothing on the hub until
+        // its session ends, when the server records it, and that record has to wait.
+        let other = try DatabaseQueue(path: hub.replica.databasePath)
+        let locked = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), released = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            try? other.inTransaction(.immediate) { _ in
+                locked.signal()
+                release.wait()
+                return .commit
+            }
+            released.signal()
+        }
+        locked.wait()
+        let pulled = try await SyncClient.sync(replica: ward.replica, address: address, direction: .pull, logger: testLogger).get()
+        #expect(pulled.error == nil && pulled.counters.entriesIn == 1)
+        let closed = NIOLockedValueBox(false)
+        let closing = server.close()
+        closing.whenComplete { _ in closed.withLockedValue { $0 = true } }
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(!closed.withLockedValue { $0 }, "the server closed with a session's record still unwritten")
+        release.signal()
+        released.wait()
+        try await closing.get()
+        let served = try hub.replica.syncHistory().filter { $0.role == "server" }
+        #expect(served.count == 2 && served.allSatisfy { $0.outcome == "ok" }, "\(served)")
     }
 
     @Test("a server takes several clients at once")

@@ -23,7 +23,8 @@ struct ServeCommand: ReplicaCommand {
         abstract: "Serve this replica to peers that sync with it.",
         discussion: """
             From the command line it runs until Ctrl-C or SIGTERM, then stops accepting, closes open \
-            sessions (a batch being applied is committed whole or not at all) and exits; it logs each \
+            sessions (a batch being applied is committed whole or not at all), writes each into the \
+            sync history and exits; it logs each \
             session to standard error. Inside the shell it runs in the background while you keep \
             working, logging to serve.log in the replica's folder (not over your typing): 'serve \
             --status' says where it listens and how many sessions it has had, 'serve --log' shows the \

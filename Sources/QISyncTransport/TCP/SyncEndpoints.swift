@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -120,7 +121,10 @@ public final class SyncServer: Sendable {
                                             role: "server", direction: .both)
                     if report.peer?.dryRun == true, report.error == nil { record.outcome = "ok (the peer's dry run: it kept nothing)" }
                     let finished = record
+                    // Off the event loop, but counted: closing the server waits for it.
+                    connections.recordsBeingWritten.enter()
                     threadPool.submit { _ in
+                        defer { connections.recordsBeingWritten.leave() }
                         do {
                             try replica.recordSync(finished)
                             if report.error == nil, report.peer?.dryRun == false, report.counters.refusedOut == 0,
@@ -145,7 +149,8 @@ public final class SyncServer: Sendable {
     }
 
     /// Stops accepting and closes every session in progress; an unacknowledged batch is
-    /// either applied whole or not at all (one transaction).
+    /// either applied whole or not at all (one transaction). It completes once every ended
+    /// session is in the sync history, so a process may exit as soon as it does.
     public func close() -> EventLoopFuture<Void> {
         let open = connections.all()
         for connection in open { connection.pipeline.fireUserInboundEventTriggered(ServerShutdownEvent()) }
@@ -154,7 +159,14 @@ public final class SyncServer: Sendable {
             connection.eventLoop.scheduleTask(in: .seconds(1)) { connection.close(promise: nil) }
             return connection.closeFuture
         }
-        return channel.close().and(EventLoopFuture.andAllComplete(closed, on: channel.eventLoop)).map { _ in }
+        let eventLoop = channel.eventLoop, connections = connections
+        return channel.close().and(EventLoopFuture.andAllComplete(closed, on: eventLoop)).flatMap { _ in
+            // A session's record is counted before its connection's close completes (its end is
+            // reported as its handler is removed, which comes first), so none is missed here.
+            let written = eventLoop.makePromise(of: Void.self)
+            connections.recordsBeingWritten.notify(queue: .global()) { written.succeed(()) }
+            return written.futureResult
+        }
     }
 }
 
@@ -183,9 +195,11 @@ final class ServerTLSContexts: Sendable {
     }
 }
 
-/// The open connections of a server, so shutting down can close them.
+/// The open connections of a server, so shutting down can close them, and the session
+/// records still being written, so shutting down can wait for them.
 final class ConnectionRegistry: Sendable {
     private let channels = NIOLockedValueBox<[ObjectIdentifier: Channel]>([:])
+    let recordsBeingWritten = DispatchGroup()
 
     func add(_ channel: Channel) { channels.withLockedValue { $0[ObjectIdentifier(channel)] = channel } }
     func remove(_ channel: Channel) { _ = channels.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) } }
