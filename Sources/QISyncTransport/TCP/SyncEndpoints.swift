@@ -121,7 +121,8 @@ public final class SyncServer: Sendable {
                                             role: "server", direction: .both)
                     if report.peer?.dryRun == true, report.error == nil { record.outcome = "ok (the peer's dry run: it kept nothing)" }
                     let finished = record
-                    // Off the event loop, but counted: closing the server waits for it.
+                    // Off the event loop, but counted: closing the server waits for it. `onSession`
+                    // hears of the session once it is in the history.
                     connections.recordsBeingWritten.enter()
                     threadPool.submit { _ in
                         defer { connections.recordsBeingWritten.leave() }
@@ -132,8 +133,8 @@ public final class SyncServer: Sendable {
                                 try replica.rememberPeerVector(site: site, vector: holds, source: "sync")
                             }
                         } catch { logger.warning("could not record a sync session: \(error)") }
+                        onSession?(client, report)
                     }
-                    onSession?(client, report)
                 }
                 channel.closeFuture.whenComplete { _ in connections.remove(channel) }
                 // Which certificate to present reads the replica (is this site enrolled yet?):
