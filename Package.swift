@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/x-sheep/swift-property-based", exact: "2.0.1"),
     ],
     targets: [
+        // The system's zlib, for the tuning of the wire's deflate that compress-nio does not expose.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Pure logic: identities, clocks, change and log-entry encoding, merge rules. No I/O.
         .target(
             name: "QISyncCore",
@@ -68,6 +70,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+                "CZlib",
             ]
         ),
         // What the libFuzzer target (tools/fuzz) and its regression tests feed hostile bytes to.

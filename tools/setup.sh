@@ -5,7 +5,7 @@
 #                               (reports are rendered in a real browser, to PDF and images)
 set -euo pipefail
 
-packages=(libsqlite3-dev libedit-dev pkg-config openssl faketime)
+packages=(libsqlite3-dev libedit-dev zlib1g-dev pkg-config openssl faketime)
 if [ "${1:-}" = "test" ]; then
     packages+=(chromium poppler-utils)
 fi

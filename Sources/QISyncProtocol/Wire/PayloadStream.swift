@@ -8,7 +8,7 @@ import QISyncCore
 /// direction's single zlib stream and sync-flushed, so each frame holds exactly one message
 /// and the stream's dictionary carries over from message to message.
 public final class PayloadEncoder {
-    fileprivate let deflater: ZlibCompressor
+    fileprivate let deflater: WireDeflater
     private var sentFirst = false
     private let allocator = ByteBufferAllocator()
     /// Message bytes before compression, so far.
@@ -17,23 +17,20 @@ public final class PayloadEncoder {
     public private(set) var payloadBytes: UInt64 = 0
 
     /// Creates an encoder.
-    public init(level: Int32 = WireLimits.compressionLevel) throws {
-        deflater = try ZlibCompressor(algorithm: .zlib, configuration: ZlibConfiguration(compressionLevel: level))
+    public init() throws {
+        deflater = try WireDeflater(level: WireLimits.compressionLevel, tuning: WireLimits.deflateTuning)
     }
 
     /// The payload for the next message.
     public func payload(for message: SyncMessage) throws -> ByteBuffer {
         let bytes = message.encoded()
         rawBytes += UInt64(bytes.count)
-        var input = allocator.buffer(bytes: bytes)
         let payload: ByteBuffer
         if sentFirst {
-            var output = allocator.buffer(capacity: deflater.maxSize(from: input))
-            try deflater.deflate(from: &input, to: &output, flush: .sync)
-            payload = output
+            payload = try bytes.withUnsafeBytes { try deflater.deflateSyncFlushed($0, allocator: allocator) }
         } else {
             sentFirst = true
-            payload = input
+            payload = allocator.buffer(bytes: bytes)
         }
         payloadBytes += UInt64(payload.readableBytes)
         return payload
@@ -43,9 +40,8 @@ public final class PayloadEncoder {
 extension PayloadEncoder {
     /// Compresses arbitrary bytes into the stream as one payload; for tests of the decoder's caps.
     public func rawPayload(compressing input: inout ByteBuffer) throws -> ByteBuffer {
-        var output = ByteBufferAllocator().buffer(capacity: deflater.maxSize(from: input))
-        try deflater.deflate(from: &input, to: &output, flush: .sync)
-        return output
+        defer { input.moveReaderIndex(to: input.writerIndex) }
+        return try input.withUnsafeReadableBytes { try deflater.deflateSyncFlushed($0, allocator: ByteBufferAllocator()) }
     }
 }
 
