@@ -40,7 +40,9 @@ final class WireDeflater {
     /// Compresses `input` into the stream and sync-flushes it: the payload ends `00 00 ff ff`,
     /// and the receiver can inflate it as soon as it arrives.
     func deflateSyncFlushed(_ input: UnsafeRawBufferPointer, allocator: ByteBufferAllocator) throws(DeflateError) -> ByteBuffer {
-        // zlib's bound for one call, plus room for the flush's empty block.
+        // zlib's bound for one call, plus room for the flush's empty block: a flush that ends
+        // with fewer than 7 bytes of room is finished by a second call that adds another
+        // flush marker (zlib's manual), which is valid but not the bytes SPEC's vectors hold.
         var output = allocator.buffer(capacity: Int(deflateBound(stream, UInt(input.count))) + 16)
         stream.pointee.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
         stream.pointee.avail_in = UInt32(input.count)
