@@ -18,7 +18,7 @@ public final class PayloadEncoder {
 
     /// Creates an encoder.
     public init() throws {
-        deflater = try WireDeflater(level: WireLimits.compressionLevel, tuning: WireLimits.deflateTuning)
+        deflater = try WireDeflater()
     }
 
     /// The payload for the next message.

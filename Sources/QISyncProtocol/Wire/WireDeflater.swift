@@ -9,24 +9,25 @@ final class WireDeflater {
     /// zlib keeps pointers into its stream: it stays where it was allocated.
     private let stream: UnsafeMutablePointer<z_stream>
 
-    init(level: Int32, tuning: WireLimits.DeflateTuning?) throws(DeflateError) {
+    /// A stream at ``WireLimits/compressionLevel`` (the level its header names), tuned by
+    /// ``WireLimits/deflateTuning``.
+    init() throws(DeflateError) {
+        let tuning = WireLimits.deflateTuning
         // Set up before `self.stream` is assigned: a failure then leaves no instance whose
         // deinit would end the stream a second time.
         let stream = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
         stream.initialize(to: z_stream())
-        let status = deflateInit2_(stream, level, Z_DEFLATED, MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
+        let status = deflateInit2_(stream, WireLimits.compressionLevel, Z_DEFLATED, MAX_WBITS, 8, Z_DEFAULT_STRATEGY,
                                    ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         guard status == Z_OK else {
             stream.deallocate()
             throw DeflateError(status: status)
         }
-        if let tuning {
-            let tuned = deflateTune(stream, tuning.goodLength, tuning.lazyMatch, tuning.niceLength, tuning.maxChain)
-            guard tuned == Z_OK else {
-                deflateEnd(stream)
-                stream.deallocate()
-                throw DeflateError(status: tuned)
-            }
+        let tuned = deflateTune(stream, tuning.goodLength, tuning.lazyMatch, tuning.niceLength, tuning.maxChain)
+        guard tuned == Z_OK else {
+            deflateEnd(stream)
+            stream.deallocate()
+            throw DeflateError(status: tuned)
         }
         self.stream = stream
     }
