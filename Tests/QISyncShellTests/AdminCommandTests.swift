@@ -24,7 +24,7 @@ struct AdminCommandTests {
         let h = try ShellHarness()
         _ = try h.addInitiative("Reduce falls at Ysbyty Gwynedd")
         let sound = h.run("verify")
-        #expect(sound.outcome == .success && sound.out.contains("directory records: signatures ok"), "\(sound.out)")
+        #expect(sound.outcome == .success && sound.out.contains("directory records: signatures and digests ok"), "\(sound.out)")
         // The site's own enrolment, its consent's last byte flipped behind qisync's back.
         let queue = try DatabaseQueue(path: h.records.replica.databasePath)
         try queue.write { db in
@@ -39,7 +39,7 @@ struct AdminCommandTests {
         let state = try h.records.replica.canonicalState()
         let verify = h.run("verify")
         #expect(verify.outcome != .success)
-        #expect(verify.out.contains("directory records: signatures FAILED") && verify.out.contains("an enrolment record held")
+        #expect(verify.out.contains("directory records: signatures and digests FAILED") && verify.out.contains("an enrolment record held")
                 && verify.out.contains("consent"), "\(verify.out)")
         let repair = h.run("repair --yes")
         #expect(repair.outcome != .success && repair.out.contains("an enrolment record held"), "\(repair.out)")

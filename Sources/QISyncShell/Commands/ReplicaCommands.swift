@@ -76,7 +76,7 @@ struct VerifyCommand: ReplicaCommand {
             context.out.line("integrity check:   \(report.integrity)")
             context.out.line("logs and entries:  \(Plural.count(report.logs, "log", "logs")), \(Plural.count(report.entries, "entry", "entries")), chains and signatures \(report.logProblems.isEmpty ? "ok" : "FAILED")\(allSignatures ? " (every signature checked)" : "")")
             for problem in report.logProblems { context.out.line("  - \(problem)") }
-            context.out.line("directory records: signatures \(report.directoryProblems.isEmpty ? "ok" : "FAILED")")
+            context.out.line("directory records: signatures and digests \(report.directoryProblems.isEmpty ? "ok" : "FAILED")")
             for problem in report.directoryProblems { context.out.line("  - \(problem)") }
             context.out.line("rebuild from logs: \(report.differences.isEmpty ? "matches the tables" : "DIFFERS")")
             for difference in report.differences { context.out.line("  - \(difference)") }
