@@ -145,6 +145,50 @@ struct LogBlockTests {
         try expectSound(hub)
     }
 
+    @Test("verify's rebuild keeps the replica's packed blocks and reads a conflicting head's value from them; a log missing a block's first entry keeps that block's bodies in their rows and is reported, not thrown")
+    func verifyRebuildReadsFromBlocks() throws {
+        let harness = try TestReplicas()
+        let a = try harness.make("a"), b = try harness.make("b")
+        // a writes 20 records; b takes them; then each edits them 108 and 128 times, neither
+        // seeing the other's edits, so every record ends with a head from each log: the
+        // rebuild, applying one log after the other, reads the first's heads' values back to
+        // find the conflicts, and every one of them is in a packed block (entries 1–128).
+        let base = try write(a, count: 20, window: 10, text: { "Ward \($0), Ysbyty Gwynedd" })
+        let keys = try base.map { try #require(try Change(decodingBody: $0.body).rows.first?.key) }
+        _ = try b.apply(try log(of: a, in: a))
+        for (site, count) in [(a, 108), (b, 128)] {
+            for start in stride(from: 0, to: count, by: 10) {
+                try site.writeWindow {
+                    for index in start..<min(count, start + 10) {
+                        _ = try site.write(scope: .trust, edits: [RowEdit(table: table, key: keys[index % keys.count],
+                                                                          values: [(title, .text("\(site.identity.siteName) \(index): £\(index), 37°C"))])])
+                    }
+                }
+            }
+        }
+        _ = try a.apply(try log(of: b, in: b))
+        _ = try b.apply(try log(of: a, in: a))
+        // On a, both logs are packed (each came in one consecutive run); on b, a's log is not (its
+        // 20 records came before b's own entries, the rest after).
+        #expect(try packing(a, of: a).blocks == [1] && packing(a, of: b).blocks == [1] && packing(b, of: b).blocks == [1])
+        for replica in [a, b] {
+            #expect(try replica.canonicalState().sections["conflicts"]?.count == keys.count)
+            try expectSound(replica, "\(replica.identity.siteName)")
+        }
+
+        // The log the rebuild applies first loses its entry 1 (the first of its packed block):
+        // the rest of that block's bodies are read from the block, and the loss is reported.
+        let first = [a, b].min { LogID(origin: $0.identity.origin, scope: .trust) < LogID(origin: $1.identity.origin, scope: .trust) }!
+        let queue = try DatabaseQueue(path: a.databasePath)
+        try queue.write { db in
+            try db.execute(sql: "DELETE FROM log WHERE seq = 1 AND scope = ? AND origin = (SELECT id FROM origin WHERE key = ?)",
+                           arguments: [Int64(Scope.trust.rawValue), Data(first.identity.origin.bytes)])
+        }
+        try queue.close()
+        let report = try a.verify()
+        #expect(!report.isSound && report.logProblems.contains { $0.contains("entry 1 is missing") }, "\(report.logProblems)")
+    }
+
     @Test("a damaged block is reported as damage, with what to do, and nothing reads past it")
     func damagedBlock() throws {
         let harness = try TestReplicas()

@@ -172,31 +172,38 @@ final class LogBodies {
         let scope: Int64
         let first: UInt64
     }
-    private var decoded: [(key: BlockKey, bodies: [[UInt8]])] = []
+    private var decoded: [(key: BlockKey, bodies: [[UInt8]], stored: [UInt8])] = []
     private var decompressor: ZlibDecompressor?
 
     /// The body of entry `seq` of a log, given what its row holds: `body`, and `packed` (the
     /// body's length when it is in its block, nil when in the row).
     func body(_ db: Database, origin: Int64, scope: Int64, seq: UInt64, stored body: Data, packed: Int64?) throws -> [UInt8] {
-        guard let packed else { return Array(body) }
+        try bodyAndBlock(db, origin: origin, scope: scope, seq: seq, stored: body, packed: packed).body
+    }
+
+    /// The body of entry `seq`, and when it is packed, its block as stored (deflated), which
+    /// a copy of the log can keep as it is.
+    func bodyAndBlock(_ db: Database, origin: Int64, scope: Int64, seq: UInt64, stored body: Data, packed: Int64?) throws -> (body: [UInt8], block: [UInt8]?) {
+        guard let packed else { return (Array(body), nil) }
         let key = BlockKey(origin: origin, scope: scope, first: LogBlocks.first(ofBlockHolding: seq))
-        let bodies: [[UInt8]]
+        let bodies: [[UInt8]], stored: [UInt8]
         if let known = decoded.first(where: { $0.key == key }) {
-            bodies = known.bodies
+            (bodies, stored) = (known.bodies, known.stored)
         } else {
             guard let data = try Data.fetchOne(db.cachedStatement(sql: "SELECT data FROM log_block WHERE origin = ? AND scope = ? AND first = ?"),
                                                arguments: [origin, scope, Int64(bitPattern: key.first)]) else {
                 throw StoreError("the log block holding entry \(seq) is missing: the replica is damaged; \(LogBlocks.remedy)")
             }
             if decompressor == nil { decompressor = try ZlibDecompressor(algorithm: .zlib) }
-            bodies = try LogBlocks.decode(Array(data), decompressor: decompressor)
+            stored = Array(data)
+            bodies = try LogBlocks.decode(stored, decompressor: decompressor)
             if decoded.count == 4 { decoded.removeFirst() }
-            decoded.append((key, bodies))
+            decoded.append((key, bodies, stored))
         }
         let found = bodies[Int(seq - key.first)]
         guard found.count == packed else {
             throw StoreError("entry \(seq)'s body in its log block is not the length its row records: the replica is damaged; \(LogBlocks.remedy)")
         }
-        return found
+        return (found, stored)
     }
 }

@@ -103,6 +103,12 @@ extension Replica {
     /// the log table, and returns false to stop.
     static func forEachEntry(_ db: Database, log: LogID, after seq: UInt64 = 0, previousHash: [UInt8] = LogEntry.genesisHash,
                              through last: UInt64 = UInt64(Int64.max), _ body: (LogEntry, _ id: Int64) throws -> Bool) throws {
+        try forEachEntry(db, log: log, after: seq, previousHash: previousHash, through: last) { entry, id, _ in try body(entry, id) }
+    }
+
+    /// The same, with each packed entry's block as stored (deflated; nil for an entry kept in its row).
+    static func forEachEntry(_ db: Database, log: LogID, after seq: UInt64 = 0, previousHash: [UInt8] = LogEntry.genesisHash,
+                             through last: UInt64 = UInt64(Int64.max), _ body: (LogEntry, _ id: Int64, _ block: [UInt8]?) throws -> Bool) throws {
         var previous = previousHash
         let bodies = LogBodies()
         let rows = try Row.fetchCursor(db.cachedStatement(sql: """
@@ -111,12 +117,12 @@ extension Replica {
             """), arguments: [Data(log.origin.bytes), Int64(log.scope.rawValue), Int64(bitPattern: seq), Int64(bitPattern: last)])
         while let row = try rows.next() {
             let number = UInt64(bitPattern: row[0])
-            let change = try bodies.body(db, origin: row[6], scope: Int64(log.scope.rawValue), seq: number, stored: row[2], packed: row[5])
+            let (change, block) = try bodies.bodyAndBlock(db, origin: row[6], scope: Int64(log.scope.rawValue), seq: number, stored: row[2], packed: row[5])
             let entry = LogEntry(origin: log.origin, scope: log.scope, seq: number, previousHash: previous,
                                  hlc: HLC(rawValue: UInt64(bitPattern: row[1])), body: change,
                                  signature: (row[3] as Data?).map(Array.init))
             previous = entry.hash
-            guard try body(entry, row[4]) else { return }
+            guard try body(entry, row[4], block) else { return }
         }
     }
 

@@ -141,7 +141,7 @@ extension Replica {
                     let logTrust = trust(of: log.origin)
                     let trustKey = self.trustKey(ofSite: log.origin, in: directory)
                     var last: LogEntry?
-                    try Self.forEachEntry(db, log: log) { entry, id in
+                    try Self.forEachEntry(db, log: log) { entry, id, block in
                         report.entries += 1
                         let seq = (last?.seq ?? 0) + 1
                         if entry.seq != seq { report.logProblems.append("\(name(log)): entry \(seq) is missing") }
@@ -161,7 +161,7 @@ extension Replica {
                             schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey) == nil
                         } ?? false
                         if !allowed { report.refusedChanges += 1 }
-                        try rebuild.append(ScratchRebuild.Step(entry: entry, change: change, materialises: allowed, id: id))
+                        try rebuild.append(ScratchRebuild.Step(entry: entry, change: change, materialises: allowed, id: id, block: block))
                         return true
                     }
                     if !allSignatures, let last, last.signature != nil, !last.hasValidSignature {

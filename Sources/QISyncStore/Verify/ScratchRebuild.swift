@@ -9,12 +9,15 @@ import QISyncCore
 /// grow with the replica.
 final class ScratchRebuild: @unchecked Sendable {
     /// An entry to append to the rebuild under its local number in the replica, materialised
-    /// when its site's trust may make its change.
+    /// when its site's trust may make its change; `block` is the replica's block holding its
+    /// body, deflated, when it is packed there: the rebuild keeps it as it is rather than the
+    /// body (a third of the bytes to write, and a rebuild that looks a body up reads it there).
     struct Step {
         let entry: LogEntry
         let change: Change
         let materialises: Bool
         let id: Int64
+        let block: [UInt8]?
     }
 
     private struct Stopped: Error {}
@@ -31,15 +34,28 @@ final class ScratchRebuild: @unchecked Sendable {
             try scratch.writeWithoutTransaction { db in
                 do {
                     try db.beginTransaction()
-                    // Only digested: its logs' bodies are never packed.
+                    // Only digested: it packs no block of its own, and keeps those the replica packed.
                     var materializer = try Materializer(db: db, schema: schema)
                     materializer.packsBodies = false
                     var sinceCommit = 0
+                    // The block last written, by its log and first entry: an entry is kept by
+                    // its block only when the block was written with its first entry (a log
+                    // missing that entry keeps the rest of the block's bodies in their rows).
+                    var written: (origin: OriginID, scope: Scope, first: UInt64)?
                     while let chunk = channel.receive() {
                         for step in chunk {
+                            var block = step.block
+                            if block != nil {
+                                let entry = step.entry, first = LogBlocks.first(ofBlockHolding: entry.seq)
+                                if entry.seq == first {
+                                    written = (entry.origin, entry.scope, first)
+                                } else if !(written.map { $0 == (entry.origin, entry.scope, first) } ?? false) {
+                                    block = nil
+                                }
+                            }
                             // The rebuild keeps no vector or running counts: nothing reads them.
                             try materializer.append(step.entry, change: step.change, updatesVector: false,
-                                                    materialises: step.materialises, id: step.id)
+                                                    materialises: step.materialises, id: step.id, packedIn: block)
                         }
                         sinceCommit += chunk.count
                         if sinceCommit >= Self.entriesPerCommit {
