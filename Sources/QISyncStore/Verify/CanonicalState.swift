@@ -137,19 +137,11 @@ public struct CanonicalState: Equatable, Sendable {
         return queries
     }
 
-    /// A digest of the rows some queries yield, whatever their order: the sum, modulo 2^256, of
-    /// the SHA-256 of each row (its query's tag, then each value's type, length and bytes as
-    /// SQLite holds them), with the number of rows. Values are read in place, never copied out.
+    /// A digest of the rows some queries yield, whatever their order (``DigestSum``): each
+    /// row is its query's tag, then each value as SQLite holds it. Values are read in place,
+    /// never copied out.
     static func rawDigest(_ db: Database, _ queries: [(tag: String, sql: String)]) throws -> [UInt64] {
-        var sum = [UInt64](repeating: 0, count: 4)
-        var count: UInt64 = 0
-        var row: [UInt8] = []
-        func append(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { row.append(contentsOf: $0) } }
-        func append(_ kind: UInt8, _ pointer: UnsafeRawPointer?, _ length: Int32) {
-            row.append(kind)
-            append(UInt64(length))
-            if let pointer, length > 0 { row.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: Int(length))) }
-        }
+        var sum = DigestSum()
         for (tag, sql) in queries {
             let statement = try db.makeStatement(sql: sql)
             let handle = statement.sqliteStatement
@@ -160,41 +152,23 @@ public struct CanonicalState: Equatable, Sendable {
                 let code = sqlite3_step(handle)
                 if code == SQLITE_DONE { break }
                 guard code == SQLITE_ROW else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage, sql: sql) }
-                row.removeAll(keepingCapacity: true)
-                row.append(contentsOf: tagBytes)
+                sum.startRow(tagBytes)
                 for column in 0..<columns {
                     switch sqlite3_column_type(handle, column) {
-                    case SQLITE_INTEGER:
-                        row.append(1)
-                        append(UInt64(bitPattern: sqlite3_column_int64(handle, column)))
-                    case SQLITE_FLOAT:
-                        row.append(2)
-                        append(sqlite3_column_double(handle, column).bitPattern)
+                    case SQLITE_INTEGER: sum.append(integer: sqlite3_column_int64(handle, column))
+                    case SQLITE_FLOAT: sum.append(real: sqlite3_column_double(handle, column))
                     case SQLITE_TEXT:
                         let text = sqlite3_column_text(handle, column)
-                        append(3, UnsafeRawPointer(text), sqlite3_column_bytes(handle, column))
+                        sum.append(kind: DigestSum.text, UnsafeRawPointer(text), Int(sqlite3_column_bytes(handle, column)))
                     case SQLITE_BLOB:
-                        let blob = sqlite3_column_blob(handle, column)
-                        append(4, blob, sqlite3_column_bytes(handle, column))
-                    default:
-                        row.append(0)
+                        sum.append(kind: DigestSum.blob, sqlite3_column_blob(handle, column), Int(sqlite3_column_bytes(handle, column)))
+                    default: sum.appendNull()
                     }
                 }
-                count += 1
-                let digest = SHA256.hash(data: row)
-                digest.withUnsafeBytes { raw in
-                    var carry: UInt64 = 0
-                    for index in 0..<4 {
-                        let word = raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)
-                        let (partial, overflow1) = sum[index].addingReportingOverflow(word)
-                        let (total, overflow2) = partial.addingReportingOverflow(carry)
-                        sum[index] = total
-                        carry = (overflow1 ? 1 : 0) + (overflow2 ? 1 : 0)
-                    }
-                }
+                sum.endRow()
             }
         }
-        return sum + [count]
+        return sum.value
     }
 
     /// Where two states differ, naming each record and field: `self` is the replica's tables,
@@ -247,5 +221,87 @@ extension Replica {
     /// The replica's canonical materialised state.
     public func canonicalState() throws -> CanonicalState {
         try database.read { db in try CanonicalState.read(db, schema: schema) }
+    }
+}
+
+/// An order-free digest of rows: the sum, modulo 2^256, of the SHA-256 of each row (a tag,
+/// then each value's type, length and bytes as SQLite holds them), with the number of rows.
+/// The rows read from a database (``CanonicalState/rawDigest(_:_:)``) and the rows
+/// ``FoldedRebuild`` works out are summed by this one type, so the two compare.
+struct DigestSum {
+    static let text: UInt8 = 3
+    static let blob: UInt8 = 4
+    private var sum = [UInt64](repeating: 0, count: 4)
+    private var count: UInt64 = 0
+    private var row: [UInt8] = []
+
+    /// The four words of the sum, then the number of rows.
+    var value: [UInt64] { sum + [count] }
+
+    /// Two digests' rows together: the sums added, the counts too.
+    static func adding(_ a: [UInt64], _ b: [UInt64]) -> [UInt64] {
+        var out = a
+        var carry: UInt64 = 0
+        for index in 0..<4 {
+            let (partial, overflow1) = a[index].addingReportingOverflow(b[index])
+            let (total, overflow2) = partial.addingReportingOverflow(carry)
+            out[index] = total
+            carry = (overflow1 ? 1 : 0) + (overflow2 ? 1 : 0)
+        }
+        out[4] = a[4] &+ b[4]
+        return out
+    }
+
+    mutating func startRow(_ tag: [UInt8]) {
+        row.removeAll(keepingCapacity: true)
+        row.append(contentsOf: tag)
+    }
+
+    private mutating func append(word: UInt64) { withUnsafeBytes(of: word.littleEndian) { row.append(contentsOf: $0) } }
+
+    mutating func append(integer: Int64) {
+        row.append(1)
+        append(word: UInt64(bitPattern: integer))
+    }
+
+    mutating func append(real: Double) {
+        row.append(2)
+        append(word: real.bitPattern)
+    }
+
+    mutating func appendNull() { row.append(0) }
+
+    mutating func append(kind: UInt8, _ pointer: UnsafeRawPointer?, _ length: Int) {
+        row.append(kind)
+        append(word: UInt64(length))
+        if let pointer, length > 0 { row.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: length)) }
+    }
+
+    /// A value as SQLite gives it back from a column of its own type.
+    mutating func append(_ value: Value) {
+        switch value {
+        case .null: appendNull()
+        case .integer(let i): append(integer: i)
+        case .real(let d): append(real: d)
+        case .text(let s):
+            var s = s
+            s.withUTF8 { append(kind: Self.text, $0.baseAddress, $0.count) }
+        case .blob(let b): b.withUnsafeBytes { append(kind: Self.blob, $0.baseAddress, $0.count) }
+        }
+    }
+
+    mutating func endRow() {
+        count += 1
+        let digest = SHA256.hash(data: row)
+        digest.withUnsafeBytes { raw in
+            var carry: UInt64 = 0
+            for index in 0..<4 {
+                let word = raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)
+                let (partial, overflow1) = sum[index].addingReportingOverflow(word)
+                let (total, overflow2) = partial.addingReportingOverflow(carry)
+                sum[index] = total
+                carry = (overflow1 ? 1 : 0) + (overflow2 ? 1 : 0)
+            }
+        }
     }
 }

@@ -22,6 +22,10 @@ public struct VerifyReport: Sendable {
     public var directoryProblems: [String] = []
     /// Entries kept in their logs whose changes were refused (records their trust does not own).
     public var refusedChanges = 0
+    /// Whether the logs were read a second time, into a scratch database through the
+    /// materializer, because the folded rebuild's digests differed from the tables' (or it
+    /// could not fold them): on a sound replica, never.
+    public var rebuiltInScratch = false
 
     /// Whether everything checked out.
     public var isSound: Bool { integrity == "ok" && logProblems.isEmpty && directoryProblems.isEmpty && differences.isEmpty }
@@ -67,22 +71,26 @@ extension Replica {
     /// the rebuild) that only changes their site's trust may make took effect.
     ///
     /// It streams: entries are read a log at a time and handed to a thread of its own that
-    /// applies them to the rebuild as they come (``ScratchRebuild``); a third thread checks
-    /// SQLite's integrity and the running counts on a connection of its own meanwhile, and
-    /// this one, once it has read the logs, takes the digests of the tables; so the two cores
-    /// share the work. Memory stays flat however large the replica.
+    /// folds them, row by row, into the digests the rebuilt tables would have
+    /// (``FoldedRebuild``); a third thread checks SQLite's integrity and the running counts on
+    /// a connection of its own meanwhile, and this one, once it has read the logs, takes the
+    /// digests of the tables; so the two cores share the work. Only when the digests differ
+    /// are the logs read again into a scratch database through the materializer
+    /// (``ScratchRebuild``), whose tables answer and name what differs. Memory stays flat
+    /// however large the replica.
     public func verify(allSignatures: Bool = false) throws -> VerifyReport {
+        try verify(allSignatures: allSignatures, fold: FoldedRebuild.Tuning())
+    }
+
+    /// The same, its folded rebuild partitioned as `fold` says (tests make many small partitions).
+    func verify(allSignatures: Bool = false, fold tuning: FoldedRebuild.Tuning) throws -> VerifyReport {
         var report = VerifyReport()
-        // The scratch rebuild lives beside the replica (as private as it is), and is removed
-        // afterwards, or when the replica is next opened if a crash left it behind.
-        let scratchURL = home.appendingPathComponent("\(Self.scratchPrefix)\(UUID().uuidString).sqlite")
+        // Scratch files live beside the replica (as private as it is), and are removed
+        // afterwards, or when the replica is next opened if a crash left them behind: the
+        // folded rebuild's partitions, and the scratch database when one is needed.
+        let scratchPath = home.appendingPathComponent("\(Self.scratchPrefix)\(UUID().uuidString)").path
         defer {
-            for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: scratchURL.path + suffix) }
-        }
-        let scratch = try DatabaseQueue(path: scratchURL.path, configuration: Self.scratchConfiguration)
-        try scratch.write { db in
-            try StoreSchema.create(db, schema: schema)
-            try StoreSchema.dropReadAids(db, schema: schema)
+            for suffix in [".fold", ".sqlite", ".sqlite-wal", ".sqlite-shm"] { try? FileManager.default.removeItem(atPath: scratchPath + suffix) }
         }
         // SQLite's integrity check and the running counts against the rows they count, on a
         // connection and a thread of their own while this one reads the logs. They need no
@@ -135,69 +143,81 @@ extension Replica {
                     : (directory.enrolments[log.origin] ?? directory.heldEnrolments[log.origin])?.name
                 return "\(site.map { "\($0)'s" } ?? "an unknown site's") \(log.scope) log (site \(log.origin.short))"
             }
-            let rebuild = ScratchRebuild(scratch: scratch, schema: schema)
-            do {
-                for (log, position) in vector.positions.sorted(by: { $0.key < $1.key }) {
-                    let logTrust = trust(of: log.origin)
-                    let trustKey = self.trustKey(ofSite: log.origin, in: directory)
-                    var last: LogEntry?
-                    try Self.forEachEntry(db, log: log) { entry, id, block in
-                        report.entries += 1
-                        let seq = (last?.seq ?? 0) + 1
-                        if entry.seq != seq { report.logProblems.append("\(name(log)): entry \(seq) is missing") }
-                        if entry.isRedacted, !directory.vouches(forRedacted: entry) {
-                            report.logProblems.append("\(name(log)), entry \(entry.seq): redacted, but no redaction record of its trust vouches for its body")
-                        }
-                        if allSignatures, entry.signature != nil, !entry.hasValidSignature {
-                            report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
-                        }
-                        last = entry
-                        let change: Change
-                        do { change = try entry.change() } catch {
-                            report.logProblems.append("\(name(log)), entry \(entry.seq): its change cannot be read (\(error))")
-                            return true
-                        }
-                        let allowed = logTrust.map {
-                            schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey) == nil
-                        } ?? false
-                        if !allowed { report.refusedChanges += 1 }
-                        try rebuild.append(ScratchRebuild.Step(entry: entry, change: change, materialises: allowed, id: id, block: block))
-                        return true
-                    }
-                    if !allSignatures, let last, last.signature != nil, !last.hasValidSignature {
-                        // Name the entry that was altered: every signature of this log, once.
-                        try Self.forEachEntry(db, log: log) { entry, _ in
-                            if entry.signature != nil, !entry.hasValidSignature {
-                                report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
+            // Reads every log, in order, handing each readable entry to `rebuild`; the first
+            // time through (`checking`), checks the chains, signatures and sites as it goes.
+            func readLogs(into rebuild: RebuildPipeline, checking: Bool) throws {
+                do {
+                    for (log, position) in vector.positions.sorted(by: { $0.key < $1.key }) {
+                        let logTrust = trust(of: log.origin)
+                        let trustKey = self.trustKey(ofSite: log.origin, in: directory)
+                        var last: LogEntry?
+                        try Self.forEachEntry(db, log: log) { entry, id, block in
+                            let seq = (last?.seq ?? 0) + 1
+                            last = entry
+                            let change: Change
+                            if checking {
+                                report.entries += 1
+                                if entry.seq != seq { report.logProblems.append("\(name(log)): entry \(seq) is missing") }
+                                if entry.isRedacted, !directory.vouches(forRedacted: entry) {
+                                    report.logProblems.append("\(name(log)), entry \(entry.seq): redacted, but no redaction record of its trust vouches for its body")
+                                }
+                                if allSignatures, entry.signature != nil, !entry.hasValidSignature {
+                                    report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
+                                }
+                                do { change = try entry.change() } catch {
+                                    report.logProblems.append("\(name(log)), entry \(entry.seq): its change cannot be read (\(error))")
+                                    return true
+                                }
+                            } else {
+                                guard let readable = try? entry.change() else { return true }
+                                change = readable
                             }
+                            let allowed = logTrust.map {
+                                schema.ownershipViolation(of: change, origin: entry.origin, trust: $0, trustKey: trustKey) == nil
+                            } ?? false
+                            if checking, !allowed { report.refusedChanges += 1 }
+                            try rebuild.append(RebuildPipeline.Step(entry: entry, change: change, materialises: allowed, id: id, block: block))
                             return true
                         }
-                    }
-                    if let logTrust {
-                        if log.scope == .trust, logTrust != identity.trustCode {
-                            report.logProblems.append("\(name(log)): a trust-scope log of another trust (\(logTrust))")
+                        guard checking else { continue }
+                        if !allSignatures, let last, last.signature != nil, !last.hasValidSignature {
+                            // Name the entry that was altered: every signature of this log, once.
+                            try Self.forEachEntry(db, log: log) { entry, _ in
+                                if entry.signature != nil, !entry.hasValidSignature {
+                                    report.logProblems.append("\(name(log)), entry \(entry.seq): its signature does not match its content (altered after it was signed)")
+                                }
+                                return true
+                            }
                         }
-                    } else if last != nil {
-                        report.logProblems.append("\(name(log)): its site has no enrolment held here")
-                    }
-                    if let last {
-                        if log.origin != identity.origin, let revocation = directory.revocations[log.origin], revocation.refuses(scope: log.scope, seq: last.seq) {
-                            report.logProblems.append("\(name(log)): holds entries past its site's revocation (up to \(last.seq))")
+                        if let logTrust {
+                            if log.scope == .trust, logTrust != identity.trustCode {
+                                report.logProblems.append("\(name(log)): a trust-scope log of another trust (\(logTrust))")
+                            }
+                        } else if last != nil {
+                            report.logProblems.append("\(name(log)): its site has no enrolment held here")
                         }
-                        if last.signature == nil, directory.revocations[log.origin]?.lastAccepted[log.scope]?.hash != last.hash {
-                            report.logProblems.append("\(name(log)): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
+                        if let last {
+                            if log.origin != identity.origin, let revocation = directory.revocations[log.origin], revocation.refuses(scope: log.scope, seq: last.seq) {
+                                report.logProblems.append("\(name(log)): holds entries past its site's revocation (up to \(last.seq))")
+                            }
+                            if last.signature == nil, directory.revocations[log.origin]?.lastAccepted[log.scope]?.hash != last.hash {
+                                report.logProblems.append("\(name(log)): its last entry, \(last.seq), carries no signature, so nothing vouches for the entries before it")
+                            }
+                        }
+                        if last?.hash != position.hash || last?.seq != position.seq {
+                            report.logProblems.append("\(name(log)): the version vector says it ends at entry \(position.seq), the log at \(last?.seq ?? 0)")
                         }
                     }
-                    if last?.hash != position.hash || last?.seq != position.seq {
-                        report.logProblems.append("\(name(log)): the version vector says it ends at entry \(position.seq), the log at \(last?.seq ?? 0)")
-                    }
+                    try rebuild.finish()
+                } catch {
+                    rebuild.abandon()
+                    throw error
                 }
-                try rebuild.finish()
-            } catch {
-                rebuild.abandon()
-                throw error
             }
-            // While the rebuild applies what it was handed: the replica's digests, in the
+            let entries = vector.positions.values.reduce(0) { $0 + Int(clamping: $1.seq) }
+            let fold = FoldedRebuild.pipeline(schema: schema, directory: URL(fileURLWithPath: scratchPath + ".fold"), entries: entries, tuning: tuning)
+            try readLogs(into: fold, checking: true)
+            // While the fold works through its partitions: the replica's digests, in the
             // snapshot the logs were read in.
             let live: [String: [UInt64]]
             let checks: (integrity: String, counts: [String])
@@ -205,15 +225,30 @@ extension Replica {
                 live = try CanonicalState.digests(db, schema: schema)
                 checks = try fileChecks.value()
             } catch {
-                rebuild.abandon()
+                fold.abandon()
                 throw error
             }
             report.integrity = checks.integrity
-            let rebuilt = try rebuild.digests()
-            let differing = Set(live.keys.filter { live[$0] != rebuilt[$0] })
-            try scratch.read { scratchDB in
-                report.differences = try CanonicalState.differences(live: db, rebuilt: scratchDB, schema: schema, sections: differing) + checks.counts + readingDifferences
+            var differences: [String] = []
+            let foldedDigests = try fold.digests()
+            if foldedDigests != live {
+                report.rebuiltInScratch = true
+                // The tables differ from the logs (or the fold could not tell): rebuild them
+                // through the materializer itself, which answers, and names what differs.
+                let scratch = try DatabaseQueue(path: scratchPath + ".sqlite", configuration: Self.scratchConfiguration)
+                try scratch.write { db in
+                    try StoreSchema.create(db, schema: schema)
+                    try StoreSchema.dropReadAids(db, schema: schema)
+                }
+                let rebuild = ScratchRebuild.pipeline(scratch: scratch, schema: schema)
+                try readLogs(into: rebuild, checking: false)
+                let rebuilt = try rebuild.digests()
+                let differing = Set(live.keys.filter { live[$0] != rebuilt[$0] })
+                differences = try scratch.read { scratchDB in
+                    try CanonicalState.differences(live: db, rebuilt: scratchDB, schema: schema, sections: differing)
+                }
             }
+            report.differences = differences + checks.counts + readingDifferences
         }
         return report
     }
