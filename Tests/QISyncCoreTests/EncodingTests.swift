@@ -66,6 +66,23 @@ struct EncodingTests {
         #expect(throws: DecodingError.self) { try Change(decoding: change.encoded()) }
     }
 
+    @Test("a row written twice in one change is refused; one row, or two rows, once each, are read back")
+    func duplicateRow() throws {
+        let row = RowWrite(table: 2, key: [1, 2], cells: [CellWrite(column: 3, value: .text("Llanfair £5 at 37°C"))])
+        let other = RowWrite(table: 2, key: [1, 3], cells: [CellWrite(column: 3, value: .integer(7))])
+        #expect(throws: DecodingError("row 0102 of table 2 is written twice in one change")) { try Change(decoding: Change(rows: [row, other, row]).encoded()) }
+        #expect(try Change(decoding: Change(rows: [row]).encoded()) == Change(rows: [row]))
+        #expect(try Change(decoding: Change(rows: [row, other]).encoded()) == Change(rows: [row, other]))
+    }
+
+    @Test("a text value holding NUL is refused, wherever the NUL is")
+    func nulInText() throws {
+        for text in ["\u{0}", "a\u{0}", "\u{0}b", "Ysbyty Gwynedd \u{0} £", String(repeating: "é", count: 40) + "\u{0}"] {
+            let change = Change(rows: [RowWrite(table: 2, key: [1], cells: [CellWrite(column: 3, value: .text(text))])])
+            #expect(throws: DecodingError("a text value holds U+0000 (NUL)")) { try Change(decoding: change.encoded()) }
+        }
+    }
+
     @Test("record id prefixes become byte ranges", arguments: [("a", "a0", "af"), ("ab1", "ab10", "ab1f"), ("0123", "0123", "0123")])
     func prefixes(text: String, low: String, high: String) throws {
         let prefix = try RecordIDPrefix(text)

@@ -79,6 +79,12 @@ public struct ByteReader: Sendable {
         return bytes[offset..<offset + 8].reduce(0) { $0 << 8 | UInt64($1) }
     }
 
+    /// Passes over `count` bytes (read where they lie, by ``offset``).
+    public mutating func skip(_ count: Int) throws(DecodingError) {
+        try require(count)
+        offset += count
+    }
+
     /// Reads a length-prefixed byte string of at most `limit` bytes.
     public mutating func readLengthPrefixed(limit: Int, _ what: @autoclosure () -> String) throws(DecodingError) -> [UInt8] {
         let count = try readVarint(limit: UInt64(limit), "\(what()) length")

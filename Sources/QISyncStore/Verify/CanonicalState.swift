@@ -290,9 +290,15 @@ struct DigestSum {
         }
     }
 
-    mutating func endRow() {
+    /// The digest of the row appended since ``startRow(_:)``, not added to the sum.
+    func rowDigest() -> SHA256Digest { SHA256.hash(data: row) }
+
+    /// Adds the row appended since ``startRow(_:)``.
+    mutating func endRow() { add(digest: rowDigest()) }
+
+    /// Adds a row by its digest (32 bytes).
+    mutating func add(digest: some ContiguousBytes) {
         count += 1
-        let digest = SHA256.hash(data: row)
         digest.withUnsafeBytes { raw in
             var carry: UInt64 = 0
             for index in 0..<4 {

@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import QISyncCore
 
@@ -41,6 +42,8 @@ enum FoldedRebuild {
             defer { spill.remove() }
             var logs = HandedLogs()
             var foldable = true
+            let rows = RowDigests(schema: schema)
+            var scratch = DigestSum()
             while let chunk = next() {
                 // Once it cannot fold, it takes the rest of the steps without looking at them.
                 guard foldable else { continue }
@@ -48,17 +51,30 @@ enum FoldedRebuild {
                     steps: for step in chunk {
                         guard let position = logs.hand(step.entry) else { foldable = false; break }
                         guard step.materialises else { continue }
-                        let rows = step.change.rows
-                        for row in rows {
+                        let writes = step.change.rows
+                        for row in writes {
                             guard let table = schema.table(id: row.table) else { foldable = false; break steps }
-                            var record = ByteWriter(capacity: 64 + (rows.count == 1 ? step.entry.body.count : 256))
+                            let key = Self.rowKey(row, of: table), hash = Self.hash(key)
+                            var record = ByteWriter(capacity: 160 + (writes.count == 1 ? step.entry.body.count : 256))
                             record.write(varint: UInt64(position.log))
                             record.write(varint: position.seq)
                             record.write(zigzag: step.id)
                             record.write(uint64: step.entry.hlc.rawValue)
+                            record.write(uint64: hash)
+                            record.write(lengthPrefixed: key)
+                            // Most rows are written once, superseding nothing: their digests, worked
+                            // out now from the change at hand, are all the fold needs of them.
+                            if row.cells.allSatisfy({ $0.supersedes.isEmpty }) {
+                                record.write(byte: 1)
+                                let (table, heads) = rows.single(row, of: table, change: step.id, hlc: step.entry.hlc, scratch: &scratch)
+                                table.withUnsafeBytes { record.write(raw: $0) }
+                                heads.withUnsafeBytes { record.write(raw: $0) }
+                            } else {
+                                record.write(byte: 0)
+                            }
                             // A change of one row is its own body (redacted or not); others are cut into rows.
-                            record.write(lengthPrefixed: rows.count == 1 ? step.entry.body : Change(rows: [row]).encoded())
-                            try spill.append(record.bytes, to: Int(Self.hash(Self.rowKey(row, of: table)) % UInt64(partitions)))
+                            record.write(lengthPrefixed: writes.count == 1 ? step.entry.body : Change(rows: [row]).encoded())
+                            try spill.append(record.bytes, to: Int(hash % UInt64(partitions)))
                         }
                     }
                 } catch {
@@ -218,26 +234,38 @@ enum FoldedRebuild {
         let row: RowWrite
     }
 
-    /// The digests of the rows folded so far.
-    private struct Folding {
-        let schema: ReplicatedSchema
-        let logs: HandedLogs
-        /// Each table's sum, then the heads' and the conflicts'.
-        private var sums: [DigestSum]
-        private var names: [String]
-        private var slots: [UInt16: Int] = [:]
-        private var tags: [UInt16: [UInt8]] = [:]
-        private var columnIndexes: [UInt16: [UInt16: Int]] = [:]
-        private let heads: Int
-        private let conflicts: Int
+    /// A row's name in a partition, read where it lies: its key's bytes and their hash.
+    private struct GroupKey: Hashable {
+        let hash: UInt64
+        let key: ArraySlice<UInt8>
 
-        init(schema: ReplicatedSchema, logs: HandedLogs) {
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+        static func == (a: GroupKey, b: GroupKey) -> Bool { a.hash == b.hash && a.key.elementsEqual(b.key) }
+    }
+
+    /// A row write as it lies in a partition.
+    private struct Record {
+        let log: Int
+        let seq: UInt64
+        let id: Int64
+        let hlc: UInt64
+        let key: Range<Int>
+        /// Where its two digests are, when it supersedes nothing (else nil).
+        let digests: Int?
+        let body: Range<Int>
+    }
+
+    /// How rows, their heads and their conflicts are written into the digests, as the
+    /// digests of the tables read them (``CanonicalState/digestQueries(schema:)``).
+    struct RowDigests {
+        let schema: ReplicatedSchema
+        /// Each table's place among the sums, its name's bytes, its columns' places.
+        private(set) var slots: [UInt16: Int] = [:]
+        private var tags: [UInt16: [UInt8]] = [:]
+        private(set) var columnIndexes: [UInt16: [UInt16: Int]] = [:]
+
+        init(schema: ReplicatedSchema) {
             self.schema = schema
-            self.logs = logs
-            names = schema.tables.map(\.name) + ["heads", "conflicts"]
-            sums = Array(repeating: DigestSum(), count: names.count)
-            heads = schema.tables.count
-            conflicts = heads + 1
             for (slot, table) in schema.tables.enumerated() {
                 slots[table.id] = slot
                 tags[table.id] = Array(table.name.utf8)
@@ -245,30 +273,141 @@ enum FoldedRebuild {
             }
         }
 
+        /// A new row written once: every cell written has that write as its only head.
+        func newRow(_ cells: [CellWrite], of table: TableSpec) -> (live: Value, values: [Value], mask: Int64) {
+            let columnIndex = columnIndexes[table.id]!
+            var live: Value = .integer(0)
+            var values = [Value](repeating: .null, count: table.columns.count)
+            var mask: Int64 = 0
+            for cell in cells {
+                mask |= 1 << Int64(cell.column)
+                if cell.column == 0 {
+                    live = .integer(cell.value.integer ?? 0)
+                } else if let index = columnIndex[cell.column] {
+                    values[index] = cell.value
+                }
+            }
+            return (live, values, mask)
+        }
+
+        /// The digests of a row written once by `change`, superseding nothing: its table row's
+        /// and its head's (`scratch` is where the rows are put together).
+        func single(_ row: RowWrite, of table: TableSpec, change: Int64, hlc: HLC, scratch: inout DigestSum) -> (table: SHA256Digest, head: SHA256Digest) {
+            let new = newRow(row.cells, of: table)
+            let keys = StoreSchema.keyValues(row.key, of: table)
+            appendRow(to: &scratch, table: table, keys: keys, live: new.live, updated: Int64(bitPattern: hlc.rawValue), values: new.values)
+            let tableDigest = scratch.rowDigest()
+            appendHead(to: &scratch, table: table, keys: keys, change: change, mask: new.mask)
+            return (tableDigest, scratch.rowDigest())
+        }
+
+        private func start(_ sum: inout DigestSum, _ table: TableSpec, _ keys: [Value]) {
+            sum.startRow(tags[table.id]!)
+            for key in keys { sum.append(key) }
+        }
+
+        func appendRow(to sum: inout DigestSum, table: TableSpec, keys: [Value], live: Value, updated: Int64, values: [Value]) {
+            start(&sum, table, keys)
+            sum.append(Self.stored(live, as: .integer))
+            sum.append(integer: updated)
+            for (column, value) in zip(table.columns, values) { sum.append(Self.stored(value, as: column.type)) }
+        }
+
+        func appendHead(to sum: inout DigestSum, table: TableSpec, keys: [Value], change: Int64, mask: Int64) {
+            start(&sum, table, keys)
+            sum.append(integer: change)
+            sum.append(integer: mask)
+        }
+
+        func appendConflict(to sum: inout DigestSum, table: TableSpec, keys: [Value], column: UInt16) {
+            start(&sum, table, keys)
+            sum.append(integer: Int64(column))
+        }
+
+        /// A value as SQLite keeps it in a column of this type: an integer in a REAL column
+        /// becomes real. (Values of other types than their column's are refused before they
+        /// are stored; were one held, the digests would differ and the scratch rebuild, which
+        /// stores them as SQLite does, would answer.)
+        static func stored(_ value: Value, as type: ColumnType) -> Value {
+            if case .integer(let i) = value, case .real = type { return .real(Double(i)) }
+            return value
+        }
+    }
+
+    /// The digests of the rows folded so far.
+    private struct Folding {
+        let schema: ReplicatedSchema
+        let logs: HandedLogs
+        private let rows: RowDigests
+        /// Each table's sum, then the heads' and the conflicts'.
+        private var sums: [DigestSum]
+        private var names: [String]
+        private let heads: Int
+        private let conflicts: Int
+
+        init(schema: ReplicatedSchema, logs: HandedLogs) {
+            self.schema = schema
+            self.logs = logs
+            rows = RowDigests(schema: schema)
+            names = schema.tables.map(\.name) + ["heads", "conflicts"]
+            sums = Array(repeating: DigestSum(), count: names.count)
+            heads = schema.tables.count
+            conflicts = heads + 1
+        }
+
         var digests: [String: [UInt64]] { Dictionary(uniqueKeysWithValues: zip(names, sums.map(\.value))) }
 
         /// Folds one partition's rows into the digests; false when a write cannot be folded.
         mutating func fold(_ bytes: [UInt8]) throws -> Bool {
             var reader = ByteReader(bytes)
-            var writes: [Write] = []
+            var records: [Record] = []
             var groups: [[Int]] = []
-            var groupOf: [[UInt8]: Int] = [:]
+            var groupOf: [GroupKey: Int] = [:]
+            // A record is some two hundred bytes: room for them all at once.
+            records.reserveCapacity(bytes.count / 192)
+            groups.reserveCapacity(bytes.count / 192)
+            groupOf.reserveCapacity(bytes.count / 192)
             while !reader.isAtEnd {
                 let log = Int(try reader.readVarint()), seq = try reader.readVarint()
                 let id = try reader.readZigzag(), hlc = try reader.readUInt64()
-                let body = try reader.readLengthPrefixed(limit: Change.maximumBodyBytes << 1, "a row write")
-                guard let row = try Change(decodingBody: body).rows.first, let table = schema.table(id: row.table) else { return false }
-                let key = FoldedRebuild.rowKey(row, of: table)
+                let hash = try reader.readUInt64()
+                let keyLength = try reader.readVarint(limit: 2048, "a row key")
+                let keyRange = reader.offset..<reader.offset + keyLength
+                try reader.skip(keyLength)
+                let key = GroupKey(hash: hash, key: bytes[keyRange])
+                var digests: Int?
+                if try reader.readByte() == 1 {
+                    digests = reader.offset
+                    try reader.skip(64)
+                }
+                let bodyLength = try reader.readVarint(limit: UInt64(Change.maximumBodyBytes) << 1, "a row write")
+                let body = reader.offset..<reader.offset + bodyLength
+                try reader.skip(bodyLength)
                 if let group = groupOf[key] {
-                    groups[group].append(writes.count)
+                    groups[group].append(records.count)
                 } else {
                     groupOf[key] = groups.count
-                    groups.append([writes.count])
+                    groups.append([records.count])
                 }
-                writes.append(Write(log: log, seq: seq, id: id, hlc: hlc, row: row))
+                records.append(Record(log: log, seq: seq, id: id, hlc: hlc, key: keyRange, digests: digests, body: body))
             }
             for group in groups {
-                guard try fold(group.map { writes[$0] }) else { return false }
+                let first = records[group[0]]
+                if group.count == 1, let digests = first.digests, first.key.count >= 2 {
+                    // Written once, superseding nothing: the digests worked out as it came.
+                    let table = UInt16(bytes[first.key.lowerBound]) | UInt16(bytes[first.key.lowerBound + 1]) << 8
+                    guard let slot = rows.slots[table] else { return false }
+                    sums[slot].add(digest: bytes[digests..<digests + 32])
+                    sums[heads].add(digest: bytes[digests + 32..<digests + 64])
+                    continue
+                }
+                var writes: [Write] = []
+                for index in group {
+                    let record = records[index]
+                    guard let row = try Change(decodingBody: Array(bytes[record.body])).rows.first else { return false }
+                    writes.append(Write(log: record.log, seq: record.seq, id: record.id, hlc: record.hlc, row: row))
+                }
+                guard try fold(writes) else { return false }
             }
             return true
         }
@@ -285,28 +424,7 @@ enum FoldedRebuild {
         /// conflicts to the digests.
         private mutating func fold(_ writes: [Write]) throws -> Bool {
             guard let first = writes.first, let table = schema.table(id: first.row.table),
-                  let columnIndex = columnIndexes[table.id] else { return false }
-            // Most rows: written once, superseding nothing; every cell written has that write as its only head.
-            func newRow(_ cells: [CellWrite]) -> (live: Value, values: [Value], mask: Int64) {
-                var live: Value = .integer(0)
-                var values = [Value](repeating: .null, count: table.columns.count)
-                var mask: Int64 = 0
-                for cell in cells {
-                    mask |= 1 << Int64(cell.column)
-                    if cell.column == 0 {
-                        live = .integer(cell.value.integer ?? 0)
-                    } else if let index = columnIndex[cell.column] {
-                        values[index] = cell.value
-                    }
-                }
-                return (live, values, mask)
-            }
-            if writes.count == 1, first.row.cells.allSatisfy({ $0.supersedes.isEmpty }) {
-                let row = newRow(first.row.cells)
-                add(table: table, key: first.row.key, live: row.live, updated: Int64(bitPattern: first.hlc), values: row.values,
-                    versions: CollectionOfOne((key: first.id, value: row.mask)), conflicts: [])
-                return true
-            }
+                  let columnIndex = rows.columnIndexes[table.id] else { return false }
             var live: Value = .integer(0)
             var values = [Value](repeating: .null, count: table.columns.count)
             var updated: Int64 = 0
@@ -344,7 +462,7 @@ enum FoldedRebuild {
                 if !exists, cells.allSatisfy({ $0.supersedes.isEmpty }) {
                     // A new row whose write supersedes nothing: every cell written has it as its only head.
                     exists = true
-                    let row = newRow(cells)
+                    let row = rows.newRow(cells, of: table)
                     (live, values) = (row.live, row.values)
                     versions[write.id] = row.mask
                     updated = hlc
@@ -399,47 +517,18 @@ enum FoldedRebuild {
                 updated = max(updated, hlc)
             }
 
-            add(table: table, key: first.row.key, live: live, updated: updated, values: values, versions: versions, conflicts: conflicts)
-            return true
-        }
-
-        /// Adds a folded row, its heads (each change that wrote it, with the columns it is a
-        /// head of) and its conflicts to the digests, as the digests of the tables read them.
-        private mutating func add(table: TableSpec, key: [UInt8], live: Value, updated: Int64, values: [Value],
-                                  versions: some Sequence<(key: Int64, value: Int64)>, conflicts: Set<UInt16>) {
-            let keys = StoreSchema.keyValues(key, of: table), tag = tags[table.id]!, slot = slots[table.id]!
-            func startRow(_ slot: Int) {
-                sums[slot].startRow(tag)
-                for key in keys { sums[slot].append(key) }
-            }
-            startRow(slot)
-            sums[slot].append(Self.stored(live, as: .integer))
-            sums[slot].append(integer: updated)
-            for (column, value) in zip(table.columns, values) { sums[slot].append(Self.stored(value, as: column.type)) }
-            sums[slot].endRow()
+            let keys = StoreSchema.keyValues(first.row.key, of: table)
+            rows.appendRow(to: &sums[rows.slots[table.id]!], table: table, keys: keys, live: live, updated: updated, values: values)
+            sums[rows.slots[table.id]!].endRow()
             for (change, mask) in versions {
-                startRow(heads)
-                sums[heads].append(integer: change)
-                sums[heads].append(integer: mask)
+                rows.appendHead(to: &sums[heads], table: table, keys: keys, change: change, mask: mask)
                 sums[heads].endRow()
             }
             for column in conflicts {
-                startRow(self.conflicts)
-                sums[self.conflicts].append(integer: Int64(column))
+                rows.appendConflict(to: &sums[self.conflicts], table: table, keys: keys, column: column)
                 sums[self.conflicts].endRow()
             }
-        }
-
-        /// A value as SQLite keeps it in a column of this type: an integer in a REAL column
-        /// becomes real, and NaN is kept as NULL. (Values of other types than their column's
-        /// are refused before they are stored; were one held, the digests would differ and
-        /// the scratch rebuild, which stores them as SQLite does, would answer.)
-        static func stored(_ value: Value, as type: ColumnType) -> Value {
-            switch (value, type) {
-            case (.integer(let i), .real): .real(Double(i))
-            case (.real(let d), _) where d.isNaN: .null
-            default: value
-            }
+            return true
         }
     }
 }
