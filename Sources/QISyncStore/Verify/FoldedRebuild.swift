@@ -181,7 +181,7 @@ enum FoldedRebuild {
 
         private mutating func flush(_ partition: Int) throws {
             if files[partition] == nil {
-                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+                try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
                 guard FileManager.default.createFile(atPath: url(partition).path, contents: nil, attributes: [.posixPermissions: 0o600]) else {
                     throw StoreError("cannot write verify's scratch file \(url(partition).path)")
                 }
@@ -213,8 +213,10 @@ enum FoldedRebuild {
             let bytes: [UInt8]
             let file: URL?
 
+            /// The records; a partition's file is removed once read.
             func read() throws -> [UInt8] {
                 guard let file else { return bytes }
+                defer { try? FileManager.default.removeItem(at: file) }
                 return [UInt8](try Data(contentsOf: file))
             }
         }
