@@ -137,7 +137,7 @@ struct ConvergenceTests {
 
     @Test("verify's folded rebuild gives the materializer's digests on random histories: mid-way (supersessions waiting, entries missing) and converged, in one partition and in many spilled to files")
     func foldedRebuild() throws {
-        let spilled = FoldedRebuild.Tuning(writesPerPartition: 4, maximumPartitions: 7, bufferBytes: 64)
+        let spilled = FoldedRebuild.Tuning(entriesPerPartition: 4, maximumPartitions: 7, bufferBytes: 64)
         var waitingSupersessions = 0, conflicts = 0
         for seed in UInt64(500)..<512 {
             var simulation = try Simulation(seed: seed)

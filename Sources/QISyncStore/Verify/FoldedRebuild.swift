@@ -11,11 +11,14 @@ import QISyncCore
 /// conflicts, the supersessions waiting for a change not yet applied), and on whether a
 /// change a write supersedes was handed on before it, which the order of the logs and of
 /// their entries tells. So each row write is put, as it comes, into one of a number of
-/// partition files by its row's key (appending: a few hundred bytes a write), and each
-/// partition is then read back whole, its writes grouped by row in the order they came, and
-/// each row folded by the materializer's rules (``MultiValueRegister``). Memory is a
-/// partition's writes (about 8,000), however large the replica; the partitions go beside
-/// the replica, as the scratch database does, and are removed afterwards.
+/// partition files by its row's key (appending: a few hundred bytes a write); a write that
+/// supersedes nothing carries the digests its row and head would have were it the row's only
+/// write, worked out from the change at hand. Each partition is then read back whole (two at a
+/// time, on two threads), its writes grouped by row in the order they came without decoding
+/// them: a row written once takes those digests, and every other row is decoded and folded by
+/// the materializer's rules (``MultiValueRegister``). Memory is two partitions' writes (those
+/// of about 8,000 entries each), however large the replica; the partitions go beside the
+/// replica, as the scratch database does, each removed once read.
 ///
 /// What the materializer would do with a write this does not model (a table or column the
 /// schema does not know, a log handed on twice) makes it give no digests: `verify` then
@@ -24,8 +27,9 @@ import QISyncCore
 enum FoldedRebuild {
     /// How it partitions the row writes.
     struct Tuning: Sendable {
-        /// About how many row writes a partition holds.
-        var writesPerPartition = 8_192
+        /// About how many entries' row writes a partition holds (the synthetic trust's entries
+        /// write 2.6 rows each: some 21,000 row writes a partition).
+        var entriesPerPartition = 8_192
         /// At most this many partition files (open at once).
         var maximumPartitions = 256
         /// Bytes of a partition's writes kept in memory before they are appended to its file.
@@ -36,7 +40,7 @@ enum FoldedRebuild {
     /// fold them (see above), or could not write or read its partitions (it never fails:
     /// the scratch rebuild answers instead). `entries` is about how many steps will come.
     static func pipeline(schema: ReplicatedSchema, directory: URL, entries: Int, tuning: Tuning = Tuning()) -> RebuildPipeline {
-        let partitions = max(1, min(tuning.maximumPartitions, entries / max(1, tuning.writesPerPartition)))
+        let partitions = max(1, min(tuning.maximumPartitions, entries / max(1, tuning.entriesPerPartition)))
         return RebuildPipeline { next in
             var spill = Spill(directory: directory, count: partitions, bufferBytes: tuning.bufferBytes)
             defer { spill.remove() }
