@@ -34,6 +34,9 @@ enum FoldedRebuild {
         var maximumPartitions = 256
         /// Bytes of a partition's writes kept in memory before they are appended to its file.
         var bufferBytes = 32 << 10
+        /// Whether it folds at all: without, it gives no digests and the scratch rebuild
+        /// always answers (tests of the scratch rebuild).
+        var folds = true
     }
 
     /// A pipeline folding the steps handed to it; its digests are empty when it could not
@@ -45,9 +48,9 @@ enum FoldedRebuild {
             var spill = Spill(directory: directory, count: partitions, bufferBytes: tuning.bufferBytes)
             defer { spill.remove() }
             var logs = HandedLogs()
-            var foldable = true
             let rows = RowDigests(schema: schema)
             var scratch = DigestSum()
+            var foldable = tuning.folds
             while let chunk = next() {
                 // Once it cannot fold, it takes the rest of the steps without looking at them.
                 guard foldable else { continue }
