@@ -56,8 +56,10 @@ struct TerminalTests {
         terminal.type("serve --listen 127.0.0.1:0\r")
         try terminal.wait(for: "RXH/ward-7> ")
         // At an empty prompt, and half-way through a line: the line goes, the shell stays.
+        try terminal.waitUntilReading()
         terminal.type("\u{03}")
         try terminal.wait(for: "RXH/ward-7> ")
+        try terminal.waitUntilReading()
         terminal.type("initiative add --title 'never typed in full")
         // As a person does: the line is on the screen before Ctrl-C.
         try terminal.wait(for: "never typed in full")
@@ -65,6 +67,7 @@ struct TerminalTests {
         try terminal.wait(for: "RXH/ward-7> ")
         // During a sync: cancelled, back to the prompt, recorded. Pressed as soon as the line
         // is taken, while the sync is still starting (its replica, peer and TLS set-up).
+        try terminal.waitUntilReading()
         terminal.type("sync 127.0.0.1:\(port) --timeout 60\r")
         try terminal.waitUntilRunning()
         let started = Date()
@@ -74,6 +77,7 @@ struct TerminalTests {
         terminal.type("serve --status\r")
         let status = try terminal.wait(for: "RXH/ward-7> ")
         #expect(status.contains("serving RXH/ward-7 on 127.0.0.1:"), "the background server survived Ctrl-C: \(TerminalSession.plain(status))")
+        try terminal.waitUntilReading()
         terminal.type("\u{04}")
         #expect(try terminal.waitForExit() == 0)
         let plain = TerminalSession.plain(terminal.transcript)
@@ -83,7 +87,7 @@ struct TerminalTests {
         let replica = try Replica.open(home: home, schema: QISchema.schema)
         #expect(try QIRecords(replica: replica).list(.initiative).isEmpty, "the interrupted line did not run")
         let sessions = try replica.syncHistory()
-        #expect(sessions.first?.outcome.hasPrefix("cancelled") == true, "\(sessions.map(\.outcome))")
+        #expect(sessions.first?.outcome.hasPrefix("cancelled") == true, "\(sessions.map(\.outcome)); the terminal showed:\n\(plain)")
     }
 
     @Test("revoke asks before it acts and takes only y or yes; paragraphs typed with \\n are kept")

@@ -84,7 +84,25 @@ final class TerminalSession {
         return tcgetattr(master, &settings) == 0 && settings.c_lflag & tcflag_t(ICANON) != 0
     }
 
-    /// Waits until the shell has read the line typed and is running it (``isCooked``), at most `timeout`.
+    /// Waits until the shell is reading keys at its prompt (canonical mode off) and has stayed so
+    /// for `settle` seconds, at most `timeout`. A prompt on the screen does not say so: between
+    /// one line's end and libedit's next read the terminal is cooked for a moment (after a
+    /// Ctrl-C that ends a line, twice), and keys typed then land as the terminal takes them —
+    /// Ctrl-C a signal that cancels what is read next, Ctrl-D an end of file that is lost.
+    func waitUntilReading(timeout: Double = 10, settle: Double = 0.05) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        var rawSince: Date?
+        while true {
+            if isCooked { rawSince = nil } else if rawSince == nil { rawSince = Date() }
+            if let rawSince, Date().timeIntervalSince(rawSince) >= settle { return }
+            guard Date() < deadline else { throw QisyncTestError("the shell was not reading keys within \(timeout) s") }
+            usleep(1000)
+        }
+    }
+
+    /// Waits until the shell has read the line typed and is running it (``isCooked``), at most
+    /// `timeout`. Type the line once the shell is reading keys (``waitUntilReading``): a
+    /// terminal still cooked from the line before would pass for this one taken.
     func waitUntilRunning(timeout: Double = 10) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while !isCooked {
