@@ -176,4 +176,17 @@ struct InterruptionTests {
         #expect(report.error?.code == .timeout)
         try await silent.close()
     }
+
+    @Test("a sync cancelled before its connection opens ends cancelled as it opens, not at its timeout")
+    func cancelledBeforeConnecting() async throws {
+        let ward = try replicas.make("ward")
+        let silent = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton).bind(host: "127.0.0.1", port: 0).get()
+        // Ctrl-C pressed while the sync was still setting up: nothing to cancel yet.
+        let cancellation = SyncCancellation()
+        cancellation.cancel()
+        let report = try await SyncClient.sync(replica: ward.replica, address: try PeerAddress(parsing: "127.0.0.1:\(silent.localAddress!.port!)"),
+                                               logger: testLogger, timeout: .seconds(20), cancellation: cancellation).get()
+        #expect(report.error?.code == .cancelled, "\(String(describing: report.error))")
+        try await silent.close()
+    }
 }

@@ -76,37 +76,22 @@ final class TerminalSession {
         throw QisyncTestError("'\(pattern)' did not appear within \(timeout) s; the terminal showed:\n\(Self.plain(String(transcript.suffix(1500))))")
     }
 
-    /// Whether the terminal is in canonical (cooked) mode: the shell has finished reading a
-    /// line and is running it (libedit reads keys with canonical mode off). The master side
+    /// Whether the terminal is in canonical (cooked) mode: the shell is not reading keys (libedit
+    /// reads them with canonical mode off), but running a line or between two. The master side
     /// reads the terminal's settings.
     var isCooked: Bool {
         var settings = termios()
         return tcgetattr(master, &settings) == 0 && settings.c_lflag & tcflag_t(ICANON) != 0
     }
 
-    /// Waits until the shell is reading keys at its prompt (canonical mode off) and has stayed so
-    /// for `settle` seconds, at most `timeout`. A prompt on the screen does not say so: between
-    /// one line's end and libedit's next read the terminal is cooked for a moment (after a
-    /// Ctrl-C that ends a line, twice), and keys typed then land as the terminal takes them —
-    /// Ctrl-C a signal that cancels what is read next, Ctrl-D an end of file that is lost.
-    func waitUntilReading(timeout: Double = 10, settle: Double = 0.05) throws {
+    /// Waits until the shell is reading keys at its prompt (libedit has canonical mode off), at
+    /// most `timeout`. A prompt on the screen does not say so: between one line's end and
+    /// libedit's next read the terminal is cooked, and a Ctrl-C or Ctrl-D typed then is a
+    /// signal or an end of file as the terminal takes it, not a key.
+    func waitUntilReading(timeout: Double = 10) throws {
         let deadline = Date().addingTimeInterval(timeout)
-        var rawSince: Date?
-        while true {
-            if isCooked { rawSince = nil } else if rawSince == nil { rawSince = Date() }
-            if let rawSince, Date().timeIntervalSince(rawSince) >= settle { return }
+        while isCooked {
             guard Date() < deadline else { throw QisyncTestError("the shell was not reading keys within \(timeout) s") }
-            usleep(1000)
-        }
-    }
-
-    /// Waits until the shell has read the line typed and is running it (``isCooked``), at most
-    /// `timeout`. Type the line once the shell is reading keys (``waitUntilReading``): a
-    /// terminal still cooked from the line before would pass for this one taken.
-    func waitUntilRunning(timeout: Double = 10) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while !isCooked {
-            guard Date() < deadline else { throw QisyncTestError("the shell did not take the line within \(timeout) s") }
             usleep(1000)
         }
     }
