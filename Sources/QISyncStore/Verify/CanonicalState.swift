@@ -240,16 +240,20 @@ struct DigestSum {
 
     /// Two digests' rows together: the sums added, the counts too.
     static func adding(_ a: [UInt64], _ b: [UInt64]) -> [UInt64] {
-        var out = a
+        var sum = Array(a.prefix(4))
+        addWords(to: &sum) { b[$0] }
+        return sum + [a[4] &+ b[4]]
+    }
+
+    /// Adds four 64-bit words, the least significant first, to a 256-bit sum, carrying.
+    private static func addWords(to sum: inout [UInt64], _ word: (Int) -> UInt64) {
         var carry: UInt64 = 0
         for index in 0..<4 {
-            let (partial, overflow1) = a[index].addingReportingOverflow(b[index])
+            let (partial, overflow1) = sum[index].addingReportingOverflow(word(index))
             let (total, overflow2) = partial.addingReportingOverflow(carry)
-            out[index] = total
+            sum[index] = total
             carry = (overflow1 ? 1 : 0) + (overflow2 ? 1 : 0)
         }
-        out[4] = a[4] &+ b[4]
-        return out
     }
 
     mutating func startRow(_ tag: [UInt8]) {
@@ -299,15 +303,6 @@ struct DigestSum {
     /// Adds a row by its digest (32 bytes).
     mutating func add(digest: some ContiguousBytes) {
         count += 1
-        digest.withUnsafeBytes { raw in
-            var carry: UInt64 = 0
-            for index in 0..<4 {
-                let word = raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)
-                let (partial, overflow1) = sum[index].addingReportingOverflow(word)
-                let (total, overflow2) = partial.addingReportingOverflow(carry)
-                sum[index] = total
-                carry = (overflow1 ? 1 : 0) + (overflow2 ? 1 : 0)
-            }
-        }
+        digest.withUnsafeBytes { raw in Self.addWords(to: &sum) { raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) } }
     }
 }

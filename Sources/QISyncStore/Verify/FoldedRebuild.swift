@@ -61,7 +61,8 @@ enum FoldedRebuild {
                         let writes = step.change.rows
                         for row in writes {
                             guard let table = schema.table(id: row.table) else { foldable = false; break steps }
-                            let key = Self.rowKey(row, of: table), hash = Self.hash(key)
+                            let keys = StoreSchema.keyValues(row.key, of: table)
+                            let key = Self.rowKey(table: row.table, keys: keys), hash = Self.hash(key)
                             var record = ByteWriter(capacity: 160 + (writes.count == 1 ? step.entry.body.count : 256))
                             record.write(varint: UInt64(position.log))
                             record.write(varint: position.seq)
@@ -73,7 +74,7 @@ enum FoldedRebuild {
                             // out now from the change at hand, are all the fold needs of them.
                             if row.cells.allSatisfy({ $0.supersedes.isEmpty }) {
                                 record.write(byte: 1)
-                                let (table, heads) = rows.single(row, of: table, change: step.id, hlc: step.entry.hlc, scratch: &scratch)
+                                let (table, heads) = rows.single(row, keys: keys, of: table, change: step.id, hlc: step.entry.hlc, scratch: &scratch)
                                 table.withUnsafeBytes { record.write(raw: $0) }
                                 heads.withUnsafeBytes { record.write(raw: $0) }
                             } else {
@@ -108,17 +109,18 @@ enum FoldedRebuild {
         }
     }
 
-    /// The bytes that name a row as the tables do (its table, then its key columns' values:
-    /// a set member's value is its text as SQLite keeps it).
-    static func rowKey(_ row: RowWrite, of table: TableSpec) -> [UInt8] {
-        var key = withUnsafeBytes(of: row.table.littleEndian, Array.init)
-        switch table.kind {
-        case .entity: key += row.key
-        case .set:
-            key += row.key.prefix(16)
-            key += Array(String(decoding: row.key.dropFirst(16), as: UTF8.self).utf8)
+    /// The bytes that name a row as the tables do: its table, then its key columns' values
+    /// (``StoreSchema/keyValues(_:of:)``: a set member's value is its text as SQLite keeps it).
+    static func rowKey(table: UInt16, keys: [Value]) -> [UInt8] {
+        var bytes = withUnsafeBytes(of: table.littleEndian, Array.init)
+        for key in keys {
+            switch key {
+            case .blob(let blob): bytes += blob
+            case .text(let text): bytes += text.utf8
+            default: break
+            }
         }
-        return key
+        return bytes
     }
 
     /// FNV-1a: a row key's partition, the same in every run.
@@ -300,10 +302,9 @@ enum FoldedRebuild {
         }
 
         /// The digests of a row written once by `change`, superseding nothing: its table row's
-        /// and its head's (`scratch` is where the rows are put together).
-        func single(_ row: RowWrite, of table: TableSpec, change: Int64, hlc: HLC, scratch: inout DigestSum) -> (table: SHA256Digest, head: SHA256Digest) {
+        /// and its head's (`keys`, its key columns' values; `scratch` is where the rows are put together).
+        func single(_ row: RowWrite, keys: [Value], of table: TableSpec, change: Int64, hlc: HLC, scratch: inout DigestSum) -> (table: SHA256Digest, head: SHA256Digest) {
             let new = newRow(row.cells, of: table)
-            let keys = StoreSchema.keyValues(row.key, of: table)
             appendRow(to: &scratch, table: table, keys: keys, live: new.live, updated: Int64(bitPattern: hlc.rawValue), values: new.values)
             let tableDigest = scratch.rowDigest()
             appendHead(to: &scratch, table: table, keys: keys, change: change, mask: new.mask)
@@ -443,7 +444,6 @@ enum FoldedRebuild {
             var stamps: [Int64: Stamp] = [:]
             var written: [Int64: [RowWrite]] = [:]
             var applied: [VersionRef: Int64] = [:]
-            var exists = false
 
             func value(writtenBy change: Int64, key: [UInt8], column: UInt16) -> Value {
                 for row in written[change] ?? [] where row.key == key {
@@ -468,16 +468,15 @@ enum FoldedRebuild {
                 written[write.id, default: []].append(write.row)
                 stamps[write.id] = Stamp(hlc: HLC(rawValue: write.hlc), origin: log.origin)
                 let cells = write.row.cells
-                if !exists, cells.allSatisfy({ $0.supersedes.isEmpty }) {
+                // A row exists once a write has touched it (it then has a version).
+                if versions.isEmpty, cells.allSatisfy({ $0.supersedes.isEmpty }) {
                     // A new row whose write supersedes nothing: every cell written has it as its only head.
-                    exists = true
                     let row = rows.newRow(cells, of: table)
                     (live, values) = (row.live, row.values)
                     versions[write.id] = row.mask
                     updated = hlc
                     continue
                 }
-                exists = true
                 if versions[write.id] != nil { continue }
                 var next = versions
                 var own: Int64 = 0
