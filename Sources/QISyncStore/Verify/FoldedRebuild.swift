@@ -104,7 +104,9 @@ enum FoldedRebuild {
             }
             let other = BackgroundWork(shares[1])
             let mine = shares[0]()
-            guard let mine, case .success(let theirs?) = other.result() else { return [:] }
+            // Joined either way: its partitions' files go when this returns.
+            let theirs = other.result()
+            guard let mine, case .success(let theirs?) = theirs else { return [:] }
             return mine.merging(theirs) { DigestSum.adding($0, $1) }
         }
     }
