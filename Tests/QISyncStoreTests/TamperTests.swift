@@ -164,6 +164,39 @@ struct TamperTests {
         #expect(miscounted.differences.contains { $0.hasPrefix("counts: initiative is counted as") }, "\(miscounted.differences)")
     }
 
+    @Test("a backup's check reads the backup's own file: its damaged index is found, the replica's is not blamed on it, and the backup is left as it was")
+    func backupCheckReadsItsOwnFile() throws {
+        let (harness, source, _, _) = try setUp()
+        let file = harness.root.appendingPathComponent("source.backup").path
+        _ = try source.backup(to: file)
+        func redefine(_ path: String, over column: String) throws {
+            let queue = try DatabaseQueue(path: path)
+            try queue.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA writable_schema = ON")
+                try db.execute(sql: "UPDATE sqlite_schema SET sql = 'CREATE INDEX initiative_by_created_ms ON initiative(\(column))' WHERE name = 'initiative_by_created_ms'")
+                try db.execute(sql: "PRAGMA writable_schema = OFF")
+            }
+            try queue.close()
+        }
+        func journalMode() throws -> String {
+            try DatabaseQueue(path: file, configuration: { var c = Configuration(); c.readonly = true; return c }()).read { db in
+                try String.fetchOne(db, sql: "PRAGMA journal_mode")!
+            }
+        }
+        let mode = try journalMode()
+        #expect(try source.verifyBackup(file).isSound)
+        try redefine(file, over: "title")
+        let damagedBackup = try source.verifyBackup(file)
+        #expect(!damagedBackup.isSound && damagedBackup.integrity.contains("initiative_by_created_ms"), "\(damagedBackup.integrity)")
+        #expect(try source.verify().integrity == "ok")
+        // The other way round: the backup mended, the replica damaged.
+        try redefine(file, over: "created_ms")
+        try redefine(source.databasePath, over: "title")
+        #expect(try source.verifyBackup(file).integrity == "ok")
+        #expect(try source.verify().integrity.contains("initiative_by_created_ms"))
+        #expect(try journalMode() == mode)
+    }
+
     @Test("verify's rebuild, handed to its own thread in chunks, matches a replica of many chunks from two sites, and names one row changed among them")
     func verifyManyChunks() throws {
         let harness = try TestReplicas()

@@ -72,9 +72,10 @@ extension Replica {
     ///
     /// It streams: entries are read a log at a time and handed to a thread of its own that
     /// folds them, row by row, into the digests the rebuilt tables would have
-    /// (``FoldedRebuild``); a third thread checks SQLite's integrity and the running counts on
-    /// a connection of its own meanwhile, and this one, once it has read the logs, takes the
-    /// digests of the tables; so the two cores share the work. Only when the digests differ
+    /// (``FoldedRebuild``); a third thread checks SQLite's integrity (``IntegrityCheck``) and
+    /// the running counts on a connection of its own meanwhile, and a fourth takes the digests
+    /// of the tables on a twin of this read's snapshot (``SnapshotTwin``; or this thread, once
+    /// it has read the logs, when no twin can be had); so the two cores share the work. Only when the digests differ
     /// are the logs read again into a scratch database through the materializer
     /// (``ScratchRebuild``), whose tables answer and name what differs. Memory stays flat
     /// however large the replica.
@@ -92,19 +93,27 @@ extension Replica {
         defer {
             for suffix in [".fold", ".sqlite", ".sqlite-wal", ".sqlite-shm"] { try? FileManager.default.removeItem(atPath: scratchPath + suffix) }
         }
+        // The file this replica's connection has open: its own, or a backup `restore` checks.
+        let verifiedPath = database.queue.path
         // SQLite's integrity check and the running counts against the rows they count, on a
         // connection and a thread of their own while this one reads the logs. They need no
         // particular snapshot (each is consistent within its own), unlike the digests below.
-        let fileChecks = BackgroundWork { [databasePath, schema] in
-            let connection = try DatabaseQueue(path: databasePath, configuration: Self.configuration(readonly: true))
+        let fileChecks = BackgroundWork { [schema] in
+            let connection = try DatabaseQueue(path: verifiedPath, configuration: Self.configuration(readonly: true))
             return try connection.read { db in
-                (integrity: try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; "),
+                (integrity: try IntegrityCheck.run(db),
                  counts: try StoreSchema.counterDifferences(db, schema: schema))
             }
         }
         defer { _ = fileChecks.result() }
         // One read transaction: a consistent snapshot even while syncs write.
         try database.read { db in
+            // The tables' digests, on a connection and a thread of their own in this read's
+            // snapshot, while this thread reads the logs (or here, afterwards, when no twin of
+            // the snapshot can be had: a long write elsewhere, or this read inside a write).
+            let liveTwin = database.cleanReadGeneration == nil ? nil
+                : try SnapshotTwin.begin(path: verifiedPath, alongside: db) { [schema] twin in try CanonicalState.digests(twin, schema: schema) }
+            defer { _ = liveTwin?.result() }
             let vector = try Self.versionVector(db)
             var readingDifferences: [String] = []
             // Each record's digest worked out again from its bytes, and each enrolment's reading
@@ -217,12 +226,16 @@ extension Replica {
             let entries = vector.positions.values.reduce(0) { $0 + Int(clamping: $1.seq) }
             let fold = FoldedRebuild.pipeline(schema: schema, directory: URL(fileURLWithPath: scratchPath + ".fold"), entries: entries, tuning: tuning)
             try readLogs(into: fold, checking: true)
-            // While the fold works through its partitions: the replica's digests, in the
-            // snapshot the logs were read in.
+            // The replica's digests, in the snapshot the logs were read in (the twin's, or
+            // taken now while the fold works through its partitions).
             let live: [String: [UInt64]]
             let checks: (integrity: String, counts: [String])
             do {
-                live = try CanonicalState.digests(db, schema: schema)
+                if let liveTwin, case .success(let digests) = liveTwin.result() {
+                    live = digests
+                } else {
+                    live = try CanonicalState.digests(db, schema: schema)
+                }
                 checks = try fileChecks.value()
             } catch {
                 fold.abandon()
