@@ -15,7 +15,7 @@ import GRDBSQLite
 /// summed, in any order, with the same sum over the index's entries read from the index alone;
 /// the index's entries must also come in strictly increasing order by SQLite's comparison
 /// (which is what a look-up relies on), and, in a unique index, no two may share their key
-/// unless it holds a NULL. The sums are of Swift's `Hasher`, seeded afresh in every process,
+/// unless it holds a NULL. The sums are of Swift's `Hasher`, keyed afresh in every process,
 /// so a damaged file cannot be made to match them. Equal sums, counts and order: the index
 /// holds exactly its table's rows, where a look-up finds them, which is what the look-ups
 /// establish. Anything else — a difference, an index this check does not model (on
@@ -73,7 +73,6 @@ enum IntegrityCheck {
 
     /// Whether every index holds exactly its table's rows, in order, unique where it must be.
     static func indexesMatch(_ db: Database, table: String, indexes: [Index]) throws -> Bool {
-        let seed = Int.random(in: .min ... .max)
         // The table: every row's tuple for every index, from one scan.
         let columns = Array(Set(indexes.flatMap(\.columns))).sorted()
         let position = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($1, Int32($0 + 1)) })
@@ -81,7 +80,7 @@ enum IntegrityCheck {
         let picks = indexes.map { $0.columns.map { position[$0]! } }
         try scan(db, sql: "SELECT rowid, \(columns.map(quoted).joined(separator: ", ")) FROM \(quoted(table)) NOT INDEXED") { handle in
             for (index, pick) in picks.enumerated() {
-                tableSums[index].add(handle, columns: pick, rowid: 0, seed: seed)
+                tableSums[index].add(handle, columns: pick, rowid: 0)
             }
             return true
         }
@@ -93,7 +92,7 @@ enum IntegrityCheck {
             var previous = IndexTuple(), current = IndexTuple()
             var ordered = true
             try scan(db, sql: "SELECT \(definition.columns.map(quoted).joined(separator: ", ")), rowid FROM \(quoted(table)) INDEXED BY \(quoted(definition.name))") { handle in
-                sum.add(handle, columns: pick, rowid: keyColumns, seed: seed)
+                sum.add(handle, columns: pick, rowid: keyColumns)
                 current.read(handle, count: keyColumns + 1)
                 if sum.count > 1 {
                     // After the entry before it: by key, or by rowid under an equal key (which
@@ -131,46 +130,34 @@ enum IntegrityCheck {
     static func quoted(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 }
 
-/// An order-free sum of tuples: two 64-bit hashes of each (type and bytes of each value, then
-/// the rowid), summed, and the number of tuples.
+/// An order-free sum of tuples: the 64-bit hash of each (type and bytes of each value, then
+/// the rowid), summed, and the number of tuples. Swift's `Hasher` is keyed afresh in every
+/// process, so no damage can be made to match it; by chance, one in 2^64.
 struct TupleSum: Equatable {
     private(set) var count = 0
-    private var first: UInt64 = 0
-    private var second: UInt64 = 0
+    private var sum: UInt64 = 0
 
     /// Adds the tuple of a statement's `columns`, then its column `rowid`.
-    mutating func add(_ handle: OpaquePointer, columns: [Int32], rowid: Int32, seed: Int) {
-        var a = Hasher(), b = Hasher()
-        a.combine(seed)
-        b.combine(seed &+ 1)
+    mutating func add(_ handle: OpaquePointer, columns: [Int32], rowid: Int32) {
+        var hasher = Hasher()
         func combine(_ column: Int32) {
             let type = sqlite3_column_type(handle, column)
-            a.combine(type)
-            b.combine(type)
+            hasher.combine(type)
             switch type {
-            case SQLITE_INTEGER:
-                let value = sqlite3_column_int64(handle, column)
-                a.combine(value)
-                b.combine(value)
-            case SQLITE_FLOAT:
-                let bits = sqlite3_column_double(handle, column).bitPattern
-                a.combine(bits)
-                b.combine(bits)
+            case SQLITE_INTEGER: hasher.combine(sqlite3_column_int64(handle, column))
+            case SQLITE_FLOAT: hasher.combine(sqlite3_column_double(handle, column).bitPattern)
             case SQLITE_TEXT, SQLITE_BLOB:
                 let pointer = type == SQLITE_TEXT ? UnsafeRawPointer(sqlite3_column_text(handle, column)) : sqlite3_column_blob(handle, column)
                 let bytes = UnsafeRawBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, column)))
-                a.combine(bytes.count)
-                b.combine(bytes.count)
-                a.combine(bytes: bytes)
-                b.combine(bytes: bytes)
+                hasher.combine(bytes.count)
+                hasher.combine(bytes: bytes)
             default: break
             }
         }
         for column in columns { combine(column) }
         combine(rowid)
         count += 1
-        first &+= UInt64(bitPattern: Int64(a.finalize()))
-        second &+= UInt64(bitPattern: Int64(b.finalize()))
+        sum &+= UInt64(bitPattern: Int64(hasher.finalize()))
     }
 }
 
