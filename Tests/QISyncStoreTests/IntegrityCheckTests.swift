@@ -86,7 +86,7 @@ struct IntegrityCheckTests {
     @Test("sound databases of random values of every type pass the linear check, without SQLite's", arguments: [UInt64(1), 2, 3, 4, 5, 6])
     func soundPasses(seed: UInt64) throws {
         let queue = try makeDatabase(seed: seed)
-        try queue.read { db in
+        try queue.inDatabase { db in
             #expect(try String.fetchAll(db, sql: "PRAGMA integrity_check") == ["ok"])
             let tables = try IntegrityCheck.indexedTables(db)
             #expect(tables.map(\.name) == ["t"])
@@ -141,7 +141,7 @@ struct IntegrityCheckTests {
             try redefine("t_b_a", as: "CREATE INDEX t_b_a ON t(b, s)")
         }
         queue = try DatabaseQueue(path: path)
-        try queue.read { db in
+        try queue.inDatabase { db in
             let sqlite = try String.fetchAll(db, sql: "PRAGMA integrity_check")
             #expect(sqlite != ["ok"], "the damage is real")
             let answer = try IntegrityCheck.run(db)
@@ -170,7 +170,7 @@ struct IntegrityCheckTests {
                 try db.execute(sql: "INSERT INTO w2 VALUES (?, ?)", arguments: [i, i])
             }
         }
-        try queue.read { db in
+        try queue.inDatabase { db in
             let tables = Dictionary(uniqueKeysWithValues: try IntegrityCheck.indexedTables(db).map { ($0.name, $0.indexes) })
             // A table without rowid and no other index is all the quick check's: not listed.
             #expect(tables.keys.sorted() == ["d", "e", "n", "p", "plain", "w"])
@@ -181,7 +181,7 @@ struct IntegrityCheckTests {
         try queue.close()
         // Damage to one of them is still found, by SQLite's check of its table.
         try changeUnseen(by: "d_a", "CREATE INDEX d_a ON d(a DESC)", change: "DELETE FROM d WHERE a = 7")
-        try DatabaseQueue(path: path).read { db in
+        try DatabaseQueue(path: path).inDatabase { db in
             let answer = try IntegrityCheck.run(db)
             #expect(answer != "ok" && answer.contains("d_a"), "\(answer)")
         }

@@ -164,6 +164,37 @@ struct TamperTests {
         #expect(miscounted.differences.contains { $0.hasPrefix("counts: initiative is counted as") }, "\(miscounted.differences)")
     }
 
+    @Test("an index entry SQLite cannot read (its record's header damaged on disk) is reported by verify, in SQLite's words, not thrown")
+    func verifyReportsUnreadableIndexEntry() throws {
+        let (_, source, _, _) = try setUp()
+        let records = QIRecords(replica: source, now: { Date() })
+        for index in 0..<30 { _ = try records.add(.initiative, fields: ["title": "Falls £\(index) at 21°C"]) }
+        let path = source.databasePath
+        let page: Int = try DatabaseQueue(path: path).writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
+            return try Int.fetchOne(db, sql: "SELECT pageno FROM dbstat WHERE name = 'initiative_by_created_ms' AND pagetype = 'leaf'")!
+        }
+        // The last cell of the index's leaf page (its highest key): its payload's length, then
+        // the record's header length, set past the end of the payload (it cannot be read).
+        let handle = try FileHandle(forUpdating: URL(fileURLWithPath: path))
+        let pageStart = UInt64((page - 1) * 4096)
+        try handle.seek(toOffset: pageStart)
+        let header = try #require(try handle.read(upToCount: 4096))
+        #expect(header[0] == 0x0A, "a leaf page of an index")
+        let cells = Int(header[3]) << 8 | Int(header[4])
+        let last = 8 + 2 * (cells - 1)
+        let cell = UInt64(header[last]) << 8 | UInt64(header[last + 1])
+        try handle.seek(toOffset: pageStart + cell + 1)
+        try handle.write(contentsOf: Data([0x23]))
+        try handle.close()
+        // SQLite's own check names it (rather than failing): so must verify.
+        let sqlite = try DatabaseQueue(path: path).read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+        #expect(sqlite != ["ok"] && sqlite.joined().contains("initiative_by_created_ms"), "\(sqlite)")
+        let report = try source.verify()
+        #expect(!report.isSound)
+        #expect(report.integrity.contains("initiative_by_created_ms"), "\(report.integrity)")
+    }
+
     @Test("a backup's check reads the backup's own file: its damaged index is found, the replica's is not blamed on it, and the backup is left as it was")
     func backupCheckReadsItsOwnFile() throws {
         let (harness, source, _, _) = try setUp()

@@ -23,16 +23,27 @@ import GRDBSQLite
 /// handed to `PRAGMA integrity_check(table)`, whose answer stands: the fast path only ever says
 /// "ok" for an index it has checked, and every message is SQLite's own.
 enum IntegrityCheck {
-    /// `ok`, or SQLite's messages joined by "; ".
+    /// `ok`, or SQLite's messages joined by "; ". `db` must not be in a transaction: each step
+    /// reads in one of its own, ended by a rollback, because once a statement has met a record
+    /// SQLite cannot read, SQLite fails whatever else that transaction runs (its commit too).
     static func run(_ db: Database) throws -> String {
-        let quick = try String.fetchAll(db, sql: "PRAGMA quick_check")
+        func reading<T>(_ body: () throws -> T) throws -> T {
+            var result: T?
+            try db.inTransaction(.deferred) {
+                result = try body()
+                return .rollback
+            }
+            return result!
+        }
+        let quick = try reading { try String.fetchAll(db, sql: "PRAGMA quick_check") }
         guard quick == ["ok"] else {
-            return try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
+            return try reading { try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ") }
         }
         var messages: [String] = []
-        for table in try indexedTables(db) {
-            if let indexes = table.indexes, try indexesMatch(db, table: table.name, indexes: indexes) { continue }
-            let answer = try String.fetchAll(db, sql: "PRAGMA integrity_check(\(quoted(table.name)))")
+        for table in try reading({ try indexedTables(db) }) {
+            // A scan that fails (a record SQLite cannot read) is SQLite's check's to name too.
+            if let indexes = table.indexes, (try? reading { try indexesMatch(db, table: table.name, indexes: indexes) }) == true { continue }
+            let answer = try reading { try String.fetchAll(db, sql: "PRAGMA integrity_check(\(quoted(table.name)))") }
             if answer != ["ok"] { messages += answer }
         }
         return messages.isEmpty ? "ok" : messages.joined(separator: "; ")

@@ -100,10 +100,8 @@ extension Replica {
         // particular snapshot (each is consistent within its own), unlike the digests below.
         let fileChecks = BackgroundWork { [schema] in
             let connection = try DatabaseQueue(path: verifiedPath, configuration: Self.configuration(readonly: true))
-            return try connection.read { db in
-                (integrity: try IntegrityCheck.run(db),
-                 counts: try StoreSchema.counterDifferences(db, schema: schema))
-            }
+            let integrity = try connection.inDatabase { db in try IntegrityCheck.run(db) }
+            return (integrity: integrity, counts: try connection.read { db in try StoreSchema.counterDifferences(db, schema: schema) })
         }
         defer { _ = fileChecks.result() }
         // One read transaction: a consistent snapshot even while syncs write.
