@@ -87,17 +87,23 @@ final class RecordingProxy: Sendable {
         typealias InboundIn = ByteBuffer
         let into: NIOLockedValueBox<[UInt8]>
         let handshake: EventLoopPromise<Void>?
+        /// Sent as soon as the TLS handshake completes, from the event loop itself.
+        let greeting: [UInt8]?
         private let settled = NIOLockedValueBox(false)
-        init(into: NIOLockedValueBox<[UInt8]>, handshake: EventLoopPromise<Void>? = nil) {
+        init(into: NIOLockedValueBox<[UInt8]>, handshake: EventLoopPromise<Void>? = nil, greeting: [UInt8]? = nil) {
             self.into = into
             self.handshake = handshake
+            self.greeting = greeting
         }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let buffer = unwrapInboundIn(data)
             into.withLockedValue { $0 += Array(buffer.readableBytesView) }
         }
         func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            if case TLSUserEvent.handshakeCompleted = event, settleOnce() { handshake?.succeed(()) }
+            if case TLSUserEvent.handshakeCompleted = event, settleOnce() {
+                if let greeting { context.writeAndFlush(NIOAny(ByteBuffer(bytes: greeting)), promise: nil) }
+                handshake?.succeed(())
+            }
             context.fireUserInboundEventTriggered(event)
         }
         func channelInactive(context: ChannelHandlerContext) {
@@ -474,6 +480,11 @@ struct SecurityTests {
         // Threads of its own: this client says one thing and waits, so a shared event loop or
         // pool held up by other tests' sessions (the whole suite runs at once on two cores)
         // could outlast the server's timeout: the full suite failed so three times in about a dozen runs.
+        // And it speaks from the event loop the moment the handshake completes: awaited here,
+        // the HELLO waited for a thread of the test's own pool, which the rest of the suite can
+        // hold for longer than the server's timeout (a fresh-clone run failed so once).
+        let forged = Hello(origin: victim.replica.identity.origin, trust: "RXH", site: "victim", kind: "ward")
+        let greeting = Array(FrameEncoder.frame(ByteBuffer(bytes: SyncMessage.hello(forged).encoded())).readableBytesView)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 2)
         pool.start()
@@ -486,14 +497,12 @@ struct SecurityTests {
                 channel.eventLoop.makeCompletedFuture {
                     let accept: NIOSSLCustomVerificationCallback = { _, promise in promise.succeed(.certificateVerified) }
                     try channel.pipeline.syncOperations.addHandler(try NIOSSLClientHandler(context: context, serverHostname: nil, customVerificationCallback: accept))
-                    try channel.pipeline.syncOperations.addHandler(RecordingProxy.Collector(into: received, handshake: handshake))
+                    try channel.pipeline.syncOperations.addHandler(RecordingProxy.Collector(into: received, handshake: handshake, greeting: greeting))
                 }
             }
             .connect(to: server.server.localAddress).get()
-        // Speak only once the handshake is done, as a real client does.
+        // It speaks once the handshake is done, as a real client does.
         try await handshake.futureResult.get()
-        let forged = Hello(origin: victim.replica.identity.origin, trust: "RXH", site: "victim", kind: "ward")
-        try? await channel.writeAndFlush(FrameEncoder.frame(ByteBuffer(bytes: SyncMessage.hello(forged).encoded())))
         _ = try? await channel.closeFuture.get()
         let serverSide = try await server.nextReport()
         #expect(serverSide.error?.code == .notAuthorised)
