@@ -119,11 +119,27 @@ final class RecordingProxy: Sendable {
     }
 }
 
-/// Sends raw bytes to an address, then waits (at most five seconds) for the other side to close.
+/// Sends raw bytes to an address, then waits for the other side to close. The bytes go out
+/// from the event loop as the connection opens: written from the test's task, they could wait
+/// for a thread of the test pool longer than the server's timeout while the suite runs.
 func sendRaw(_ bytes: [UInt8], to address: SocketAddress) async throws {
-    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(to: address).get()
-    try await channel.writeAndFlush(ByteBuffer(bytes: bytes))
+    let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(SendOnActive(bytes: bytes)) }
+        }
+        .connect(to: address).get()
     _ = try? await channel.closeFuture.get()
+}
+
+/// Writes its bytes the moment its channel becomes active.
+private final class SendOnActive: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let bytes: [UInt8]
+    init(bytes: [UInt8]) { self.bytes = bytes }
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(NIOAny(ByteBuffer(bytes: bytes)), promise: nil)
+        context.fireChannelActive()
+    }
 }
 
 /// Changes a replica's database directly, as a broken or hostile site could.
