@@ -23,23 +23,23 @@ struct VerifyWhileWritingTests {
         // Another connection to the same replica (as another process would be) writing
         // one entry at a time, as fast as it can, until told to stop (or 4,000 entries).
         let writer = try Replica.open(home: hub.home, schema: QISchema.schema)
-        let stop = Flag(), written = Counter()
+        let stop = Locked(false), written = Locked(0)
         let writing = BackgroundWork {
             var index = 400
-            while !stop.isSet, index < 4_400 {
+            while !stop.read(), index < 4_400 {
                 try writer.write(scope: .trust, edits: [edit(index)])
-                written.add()
+                written.change { $0 += 1 }
                 index += 1
             }
         }
         var reports: [VerifyReport] = []
         var writtenDuring = 0
         for _ in 0..<6 {
-            let before = written.value
+            let before = written.read()
             reports.append(try hub.verify())
-            writtenDuring += written.value - before
+            writtenDuring += written.read() - before
         }
-        stop.set()
+        stop.change { $0 = true }
         try writing.value()
         #expect(writtenDuring > 6, "entries were written while verify ran")
         for report in reports {
@@ -53,18 +53,11 @@ struct VerifyWhileWritingTests {
     }
 }
 
-/// A flag one thread sets and another reads.
-private final class Flag: @unchecked Sendable {
+/// A value one thread changes and another reads.
+private final class Locked<Value>: @unchecked Sendable {
     private let lock = NSLock()
-    private var set_ = false
-    var isSet: Bool { lock.withLock { set_ } }
-    func set() { lock.withLock { set_ = true } }
-}
-
-/// A count one thread moves and another reads.
-private final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    var value: Int { lock.withLock { count } }
-    func add() { lock.withLock { count += 1 } }
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func read() -> Value { lock.withLock { value } }
+    func change(_ body: (inout Value) -> Void) { lock.withLock { body(&value) } }
 }

@@ -59,8 +59,9 @@ public final class Replica: Sendable {
         }
     }
 
-    /// The path of the database file.
-    public var databasePath: String { home.appendingPathComponent(Self.databaseName).path }
+    /// The path of the database file this replica's connection has open: `replica.sqlite` in
+    /// its home, or the backup `restore` checks through a replica built on it.
+    public var databasePath: String { database.queue.path }
 
     /// Process-wide SQLite settings, made before SQLite is first used: its memory statistics
     /// off (nothing here reads them, and they took a mutex on every allocation and free: a

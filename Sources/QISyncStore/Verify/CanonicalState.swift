@@ -143,29 +143,20 @@ public struct CanonicalState: Equatable, Sendable {
     static func rawDigest(_ db: Database, _ queries: [(tag: String, sql: String)]) throws -> [UInt64] {
         var sum = DigestSum()
         for (tag, sql) in queries {
-            let statement = try db.makeStatement(sql: sql)
-            let handle = statement.sqliteStatement
-            let columns = sqlite3_column_count(handle)
             let tagBytes = Array(tag.utf8)
-            defer { sqlite3_reset(handle) }
-            while true {
-                let code = sqlite3_step(handle)
-                if code == SQLITE_DONE { break }
-                guard code == SQLITE_ROW else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage, sql: sql) }
+            try RawRows.forEach(db, sql: sql) { handle in
                 sum.startRow(tagBytes)
-                for column in 0..<columns {
-                    switch sqlite3_column_type(handle, column) {
-                    case SQLITE_INTEGER: sum.append(integer: sqlite3_column_int64(handle, column))
-                    case SQLITE_FLOAT: sum.append(real: sqlite3_column_double(handle, column))
-                    case SQLITE_TEXT:
-                        let text = sqlite3_column_text(handle, column)
-                        sum.append(kind: DigestSum.text, UnsafeRawPointer(text), Int(sqlite3_column_bytes(handle, column)))
-                    case SQLITE_BLOB:
-                        sum.append(kind: DigestSum.blob, sqlite3_column_blob(handle, column), Int(sqlite3_column_bytes(handle, column)))
-                    default: sum.appendNull()
+                for column in 0..<sqlite3_column_count(handle) {
+                    switch RawColumn(handle, column) {
+                    case .integer(let value): sum.append(integer: value)
+                    case .real(let value): sum.append(real: value)
+                    case .text(let bytes): sum.append(kind: DigestSum.text, bytes.baseAddress, bytes.count)
+                    case .blob(let bytes): sum.append(kind: DigestSum.blob, bytes.baseAddress, bytes.count)
+                    case .null: sum.appendNull()
                     }
                 }
                 sum.endRow()
+                return true
             }
         }
         return sum.value

@@ -89,7 +89,7 @@ enum IntegrityCheck {
         let position = Dictionary(uniqueKeysWithValues: columns.enumerated().map { ($1, Int32($0 + 1)) })
         var tableSums = [TupleSum](repeating: TupleSum(), count: indexes.count)
         let picks = indexes.map { $0.columns.map { position[$0]! } }
-        try scan(db, sql: "SELECT rowid, \(columns.map(quoted).joined(separator: ", ")) FROM \(quoted(table)) NOT INDEXED") { handle in
+        try RawRows.forEach(db, sql: "SELECT rowid, \(columns.map(quoted).joined(separator: ", ")) FROM \(quoted(table)) NOT INDEXED") { handle in
             for (index, pick) in picks.enumerated() {
                 tableSums[index].add(handle, columns: pick, rowid: 0)
             }
@@ -102,7 +102,7 @@ enum IntegrityCheck {
             let pick = Array(0..<keyColumns)
             var previous = IndexTuple(), current = IndexTuple()
             var ordered = true
-            try scan(db, sql: "SELECT \(definition.columns.map(quoted).joined(separator: ", ")), rowid FROM \(quoted(table)) INDEXED BY \(quoted(definition.name))") { handle in
+            try RawRows.forEach(db, sql: "SELECT \(definition.columns.map(quoted).joined(separator: ", ")), rowid FROM \(quoted(table)) INDEXED BY \(quoted(definition.name))") { handle in
                 sum.add(handle, columns: pick, rowid: keyColumns)
                 current.read(handle, count: keyColumns + 1)
                 if sum.count > 1 {
@@ -125,19 +125,6 @@ enum IntegrityCheck {
         return true
     }
 
-    /// Steps a statement to its end (or until `row` returns false), calling `row` on each row.
-    private static func scan(_ db: Database, sql: String, _ row: (OpaquePointer) -> Bool) throws {
-        let statement = try db.makeStatement(sql: sql)
-        let handle = statement.sqliteStatement
-        defer { sqlite3_reset(handle) }
-        while true {
-            let code = sqlite3_step(handle)
-            if code == SQLITE_DONE { return }
-            guard code == SQLITE_ROW else { throw DatabaseError(resultCode: ResultCode(rawValue: code), message: db.lastErrorMessage, sql: sql) }
-            if !row(handle) { return }
-        }
-    }
-
     static func quoted(_ name: String) -> String { "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
 }
 
@@ -152,17 +139,22 @@ struct TupleSum: Equatable {
     mutating func add(_ handle: OpaquePointer, columns: [Int32], rowid: Int32) {
         var hasher = Hasher()
         func combine(_ column: Int32) {
-            let type = sqlite3_column_type(handle, column)
-            hasher.combine(type)
-            switch type {
-            case SQLITE_INTEGER: hasher.combine(sqlite3_column_int64(handle, column))
-            case SQLITE_FLOAT: hasher.combine(sqlite3_column_double(handle, column).bitPattern)
-            case SQLITE_TEXT, SQLITE_BLOB:
-                let pointer = type == SQLITE_TEXT ? UnsafeRawPointer(sqlite3_column_text(handle, column)) : sqlite3_column_blob(handle, column)
-                let bytes = UnsafeRawBufferPointer(start: pointer, count: Int(sqlite3_column_bytes(handle, column)))
+            switch RawColumn(handle, column) {
+            case .null: hasher.combine(SQLITE_NULL)
+            case .integer(let value):
+                hasher.combine(SQLITE_INTEGER)
+                hasher.combine(value)
+            case .real(let value):
+                hasher.combine(SQLITE_FLOAT)
+                hasher.combine(value.bitPattern)
+            case .text(let bytes):
+                hasher.combine(SQLITE_TEXT)
                 hasher.combine(bytes.count)
                 hasher.combine(bytes: bytes)
-            default: break
+            case .blob(let bytes):
+                hasher.combine(SQLITE_BLOB)
+                hasher.combine(bytes.count)
+                hasher.combine(bytes: bytes)
             }
         }
         for column in columns { combine(column) }
@@ -185,22 +177,25 @@ struct IndexTuple {
         ranges.removeAll(keepingCapacity: true)
         bytes.removeAll(keepingCapacity: true)
         for column in 0..<count {
-            let type = sqlite3_column_type(handle, column)
-            types.append(type)
             var number: UInt64 = 0
-            var range = bytes.count..<bytes.count
-            switch type {
-            case SQLITE_INTEGER: number = UInt64(bitPattern: sqlite3_column_int64(handle, column))
-            case SQLITE_FLOAT: number = sqlite3_column_double(handle, column).bitPattern
-            case SQLITE_TEXT, SQLITE_BLOB:
-                let pointer = type == SQLITE_TEXT ? UnsafeRawPointer(sqlite3_column_text(handle, column)) : sqlite3_column_blob(handle, column)
-                let length = Int(sqlite3_column_bytes(handle, column))
-                if let pointer, length > 0 { bytes.append(contentsOf: UnsafeRawBufferPointer(start: pointer, count: length)) }
-                range = range.lowerBound..<bytes.count
-            default: break
+            let start = bytes.count
+            switch RawColumn(handle, column) {
+            case .null: types.append(SQLITE_NULL)
+            case .integer(let integer):
+                types.append(SQLITE_INTEGER)
+                number = UInt64(bitPattern: integer)
+            case .real(let real):
+                types.append(SQLITE_FLOAT)
+                number = real.bitPattern
+            case .text(let stored):
+                types.append(SQLITE_TEXT)
+                bytes.append(contentsOf: stored)
+            case .blob(let stored):
+                types.append(SQLITE_BLOB)
+                bytes.append(contentsOf: stored)
             }
             numbers.append(number)
-            ranges.append(range)
+            ranges.append(start..<bytes.count)
         }
     }
 

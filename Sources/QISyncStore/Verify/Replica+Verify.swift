@@ -93,13 +93,11 @@ extension Replica {
         defer {
             for suffix in [".fold", ".sqlite", ".sqlite-wal", ".sqlite-shm"] { try? FileManager.default.removeItem(atPath: scratchPath + suffix) }
         }
-        // The file this replica's connection has open: its own, or a backup `restore` checks.
-        let verifiedPath = database.queue.path
         // SQLite's integrity check and the running counts against the rows they count, on a
         // connection and a thread of their own while this one reads the logs. They need no
         // particular snapshot (each is consistent within its own), unlike the digests below.
-        let fileChecks = BackgroundWork { [schema] in
-            let connection = try DatabaseQueue(path: verifiedPath, configuration: Self.configuration(readonly: true))
+        let fileChecks = BackgroundWork { [databasePath, schema] in
+            let connection = try DatabaseQueue(path: databasePath, configuration: Self.configuration(readonly: true))
             let integrity = try connection.inDatabase { db in try IntegrityCheck.run(db) }
             return (integrity: integrity, counts: try connection.read { db in try StoreSchema.counterDifferences(db, schema: schema) })
         }
@@ -110,7 +108,7 @@ extension Replica {
             // snapshot, while this thread reads the logs (or here, afterwards, when no twin of
             // the snapshot can be had: a long write elsewhere, or this read inside a write).
             let liveTwin = database.cleanReadGeneration == nil ? nil
-                : try SnapshotTwin.begin(path: verifiedPath, alongside: db) { [schema] twin in try CanonicalState.digests(twin, schema: schema) }
+                : try SnapshotTwin.begin(path: databasePath, alongside: db) { [schema] twin in try CanonicalState.digests(twin, schema: schema) }
             defer { _ = liveTwin?.result() }
             let vector = try Self.versionVector(db)
             var readingDifferences: [String] = []
