@@ -97,8 +97,8 @@ struct IdentityCommandTests {
         #expect(foreign.run("share \(id.prefix(8))").outcome == .success)
         // A forged edit of a record RYJ does not own, signed by RYJ's own site.
         let mine = try hub.addInitiative("Ours")
-        let forged = LogEntry(signer: foreign.records.replica.signer, scope: .shared, seq: 3, previousHash: try #require(
-            try foreign.records.replica.versionVector().positions[LogID(origin: foreign.records.replica.identity.origin, scope: .shared)]?.hash),
+        let head = try #require(try foreign.records.replica.versionVector().positions[LogID(origin: foreign.records.replica.identity.origin, scope: .shared)])
+        let forged = LogEntry(signer: foreign.records.replica.signer, scope: .shared, seq: head.seq + 1, previousHash: head.hash,
             hlc: HLC(milliseconds: UInt64(Date().timeIntervalSince1970 * 1000), counter: 0),
             change: Change(rows: [RowWrite(table: RecordKind.initiative.table.id, key: try #require(RecordID(hex: mine)).bytes,
                                            cells: [CellWrite(column: 4, value: .text("Taken"))])]))

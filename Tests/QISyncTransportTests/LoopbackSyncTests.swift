@@ -105,6 +105,10 @@ struct LoopbackSyncTests {
         #expect(try await SyncClient.sync(replica: hub.replica, address: otherAddress, logger: testLogger).get().error == nil)
         let relayed = try other.record(.initiative, made.id)
         #expect(relayed.text("title") == "Ward idea")
+        // The ward's own site row stayed in its trust (only a hub's goes to every trust): the
+        // other trust names the ward from its enrolment.
+        #expect(try other.replica.read { db in try String.fetchAll(db, sql: "SELECT name FROM site ORDER BY name") } == ["hub", "other-hub"])
+        #expect(try hub.replica.read { db in try String.fetchAll(db, sql: "SELECT name FROM site ORDER BY name") } == ["hub", "other-hub", "ward"])
         #expect(try other.history(made.id.hex).allSatisfy { $0.site == "RXH/ward" })
         #expect(throws: (any Error).self) { try other.record(.initiative, kept.id) }
         #expect(try other.replica.versionVector().positions.keys.allSatisfy { $0.scope == .shared })

@@ -53,10 +53,16 @@ public struct ConflictView: Sendable {
 }
 
 extension QIRecords {
-    /// The name of the site that owns an origin key, with its trust.
+    /// The name of the site that owns an origin key, with its trust: from its site row, or, for
+    /// a ward of another trust (whose row stays in its trust, ``SiteKind/siteRowScope``), from
+    /// its enrolment.
     func siteName(_ origin: OriginID, db: Database) throws -> String {
         if let row = try Row.fetchOne(db, sql: "SELECT trust, name FROM site WHERE id = ?", arguments: [Data(origin.bytes)]) {
             return "\(row[0] as String? ?? "?")/\(row[1] as String? ?? "?")"
+        }
+        let directory = try replica.directory(db)
+        if let enrolment = directory.enrolments[origin] ?? directory.heldEnrolments[origin] {
+            return "\(enrolment.trustCode)/\(enrolment.siteName)"
         }
         return "site \(origin.short)"
     }

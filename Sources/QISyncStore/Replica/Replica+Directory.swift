@@ -76,7 +76,7 @@ extension Replica {
     /// The directory as of `db`'s transaction. Reading and verifying every certificate costs
     /// time, so the result is kept until the directory's version (bumped by every change, in
     /// this process or another) moves on.
-    func directory(_ db: Database) throws -> TrustDirectory {
+    public func directory(_ db: Database) throws -> TrustDirectory {
         let version = try directoryVersion(db)
         if let cached = directoryCache.value(for: version) { return cached }
         let directory = TrustDirectory(ownTrust: identity.trustCode, ownSite: identity.origin, ownPins: try Self.ownPins(db),

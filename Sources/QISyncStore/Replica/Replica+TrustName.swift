@@ -54,7 +54,7 @@ extension Replica {
             try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'trust_name'", arguments: [hubName])
             try recordAdminEvent(db, kind: "trust name", subject: identity.trustCode,
                                  detail: current.isEmpty ? "took '\(hubName)' from the hub" : "'\(current)' → '\(hubName)', as the hub names the trust")
-            return (.shared, [RowEdit(table: Self.siteTable.id, key: identity.origin.bytes, values: [(2, .text(hubName))])])
+            return (identity.kind.siteRowScope, [RowEdit(table: Self.siteTable.id, key: identity.origin.bytes, values: [(2, .text(hubName))])])
         }
         return (current, hubName)
     }

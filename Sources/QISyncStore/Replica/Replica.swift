@@ -138,7 +138,7 @@ public final class Replica: Sendable {
             case .joining(let fingerprint):
                 try database.write { db in try replica.pin(db, code: trustCode, fingerprint: fingerprint, own: true) }
             }
-            try replica.write(scope: .shared, edits: [RowEdit(table: siteTable.id, key: signer.origin.bytes, values: [
+            try replica.write(scope: kind.siteRowScope, edits: [RowEdit(table: siteTable.id, key: signer.origin.bytes, values: [
                 (0, .integer(1)), (1, .text(trustCode)), (2, .text(trustName)), (3, .text(siteName)), (4, .text(kind.rawValue)),
             ])])
             return replica

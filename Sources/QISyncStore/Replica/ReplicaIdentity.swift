@@ -4,6 +4,14 @@ import QISyncCore
 public enum SiteKind: String, Sendable, CaseIterable {
     case hub
     case ward
+
+    /// The log a site of this kind writes its own site row in. A hub's row goes to every
+    /// trust (it names the trust, and other trusts' replicas show it); a ward's stays in its
+    /// trust, so a ward that shares nothing adds no log to any other trust's vector: with one
+    /// shared log per site, every replica in the country would check one signature, apply
+    /// one row and carry one vector entry per ward nationally. Another trust names a ward
+    /// from its enrolment instead.
+    public var siteRowScope: Scope { self == .hub ? .shared : .trust }
 }
 
 /// Who a replica is: its trust and site, and the site's origin key.

@@ -38,7 +38,7 @@ final class TestReplicas {
         let key = trustKeys[trust] ?? TrustKey()
         trustKeys[trust] = key
         let replica = try Replica.create(home: root.appendingPathComponent(name), trustCode: trust, trustName: "Trust \(trust)",
-                                         siteName: name, kind: .ward, schema: QISchema.schema, signer: signer, membership: .founding(key),
+                                         siteName: name, kind: .hub, schema: QISchema.schema, signer: signer, membership: .founding(key),
                                          now: { clock.milliseconds })
         for other in made {
             for (a, b) in [(other, replica), (replica, other)] where a.identity.trustCode != b.identity.trustCode {
