@@ -38,7 +38,10 @@ public struct TrustDirectory: Sendable {
     public let ownSite: OriginID
     /// Pinned trusts, own trust included: code → key fingerprint.
     public var pins: [String: KeyFingerprint] {
-        didSet { ownerTags = Self.tags(for: pins.keys) }
+        didSet {
+            ownerTags = Self.tags(for: pins.keys)
+            madeFromRecords = false
+        }
     }
     /// Each pinned trust's record-id owner tag (``RecordID/ownerTag(ofTrust:)``), worked out once.
     public private(set) var ownerTags: [String: [UInt8]] = [:]
@@ -62,6 +65,13 @@ public struct TrustDirectory: Sendable {
     /// Redactions signed by the key of the trust their entry's site belongs to, by entry, the
     /// one in force first (most cells, then latest `redactedMs`, then greater digest).
     public var redactions: [VersionRef: [Redaction]] = [:]
+    /// The revocations and redactions held (each with its record's digest), whatever is in
+    /// force: ``adding(_:)`` decides them again from these. Empty unless made from records.
+    private var revocationRecords: [(Revocation, [UInt8])] = []
+    private var redactionRecords: [(Redaction, [UInt8])] = []
+    /// Whether this directory was made from held records (``init(ownTrust:ownSite:ownPins:heldRecords:)``),
+    /// so ``adding(_:)`` may extend it.
+    private var madeFromRecords = false
 
     /// Creates a directory from decisions already made (tests and tools).
     public init(ownTrust: String, ownSite: OriginID, pins: [String: KeyFingerprint] = [:],
@@ -128,15 +138,22 @@ public struct TrustDirectory: Sendable {
         }
         for site in enrolmentHistory.keys { enrolmentHistory[site]!.sort { $0.issued < $1.issued } }
         enrolments = current.mapValues(\.0)
+        let pinned = Set(pins.values)
+        for key in keys where pinned.contains(key.trustFingerprint) { bundleKeys[key.trustFingerprint] = key }
+        self.revocationRecords = revocationRecords
+        self.redactionRecords = redactionRecords
+        decideRevocationsAndRedactions()
+        madeFromRecords = true
+    }
 
+    /// Rules 3 and 5, from the revocations and redactions held, against the enrolments decided.
+    private mutating func decideRevocationsAndRedactions() {
         var inForce: [OriginID: (Revocation, [UInt8])] = [:]
         for (revocation, digest) in revocationRecords where enrolments[revocation.site]?.trustFingerprint == revocation.trustFingerprint {
             if let held = inForce[revocation.site], !isAtOrAfter(held.0.revokedMilliseconds, held.1, revocation.revokedMilliseconds, digest) { continue }
             inForce[revocation.site] = (revocation, digest)
         }
         revocations = inForce.mapValues(\.0)
-        let pinned = Set(pins.values)
-        for key in keys where pinned.contains(key.trustFingerprint) { bundleKeys[key.trustFingerprint] = key }
         var byEntry: [VersionRef: [(Redaction, [UInt8])]] = [:]
         for (redaction, digest) in redactionRecords {
             guard let trust = heldTrust(of: redaction.entry.origin), pins[trust] == redaction.trustFingerprint else { continue }
@@ -150,6 +167,43 @@ public struct TrustDirectory: Sendable {
                     : isAtOrAfter(a.0.redactedMilliseconds, a.1, b.0.redactedMilliseconds, b.1)
             }.map(\.0)
         }
+    }
+
+    /// The directory with `records` (held records just kept, none held before) taken in too,
+    /// decided as ``init(ownTrust:ownSite:ownPins:heldRecords:)`` would decide it from all of
+    /// them, without reading again every record held: a hub taking in a national directory
+    /// a few trusts at a time otherwise reads thousands of records each time. Only what is
+    /// decided one record at a time is extended: enrolments of sites with none held and
+    /// bundle keys of trusts with none in force. For anything else (a trust-wide pin, a
+    /// revocation or redaction, a second enrolment of a site, a directory not made from
+    /// records or whose pins were changed since) it returns nil, and the caller makes the
+    /// directory afresh.
+    public func adding(_ records: [DirectoryRecord]) -> TrustDirectory? {
+        guard madeFromRecords else { return nil }
+        var next = self
+        var sites = Set<OriginID>()
+        for result in VerifiedRecord.readHeld(records) {
+            switch result {
+            case .success(.enrolment(let enrolment)):
+                guard heldEnrolments[enrolment.site] == nil, sites.insert(enrolment.site).inserted else { return nil }
+                next.heldEnrolments[enrolment.site] = enrolment
+                if pins[enrolment.trustCode] == enrolment.trustFingerprint {
+                    next.enrolmentHistory[enrolment.site] = [enrolment]
+                    next.enrolments[enrolment.site] = enrolment
+                }
+            case .success(.bundleKey(let key)):
+                guard Set(pins.values).contains(key.trustFingerprint) else { continue }
+                guard next.bundleKeys[key.trustFingerprint] == nil else { return nil }
+                next.bundleKeys[key.trustFingerprint] = key
+            case .success(.revocation), .success(.trustPin), .success(.redaction):
+                return nil
+            case .failure:
+                continue   // as the full reading skips it
+            }
+        }
+        // A revocation or redaction held may concern a site whose first enrolment just came.
+        if !revocationRecords.isEmpty || !redactionRecords.isEmpty { next.decideRevocationsAndRedactions() }
+        return next
     }
 
     /// The redaction in force for an entry, if any.

@@ -377,6 +377,9 @@ extension Replica {
             // not read thousands of records back.
             let version = try bumpDirectoryVersion(db)
             directoryCache.store(Self.sortedAsStored(held + added), for: version)
+            // Most often (a national directory arriving a few trusts at a time) the directory
+            // extends the one before; otherwise the next reading makes it afresh.
+            if let extended = current.adding(added) { directoryCache.store(extended, for: version) }
         }
         if result.added > 0 {
             try enforceRevocations(db)
