@@ -182,6 +182,7 @@ public struct TrustDirectory: Sendable {
         guard madeFromRecords else { return nil }
         var next = self
         var sites = Set<OriginID>()
+        let pinned = Set(pins.values)
         for result in VerifiedRecord.readHeld(records) {
             switch result {
             case .success(.enrolment(let enrolment)):
@@ -192,7 +193,7 @@ public struct TrustDirectory: Sendable {
                     next.enrolments[enrolment.site] = enrolment
                 }
             case .success(.bundleKey(let key)):
-                guard Set(pins.values).contains(key.trustFingerprint) else { continue }
+                guard pinned.contains(key.trustFingerprint) else { continue }
                 guard next.bundleKeys[key.trustFingerprint] == nil else { return nil }
                 next.bundleKeys[key.trustFingerprint] = key
             case .success(.revocation), .success(.trustPin), .success(.redaction):

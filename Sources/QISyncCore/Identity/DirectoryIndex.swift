@@ -63,12 +63,18 @@ public struct DirectoryIndex: Sendable {
     /// own trust, those the trust's hub pinned for all its sites (trust-wide pins travel in the
     /// same DIRECTORY, so their trusts' records are sent with them, not a session later).
     public let peerWillPin: Set<[UInt8]>
+    /// Each trust's ``DirectoryRecord/digest(of:)``, worked out once: SUMMARY, HAVE and
+    /// DIRECTORY each ask for every trust's.
+    private let digests: [[UInt8]: [UInt8]]
 
-    /// An index of `groups`; a pinned trust may have no records yet.
-    public init(groups: [[UInt8]: [DirectoryRecord]], pinned: Set<[UInt8]>, peerWillPin: Set<[UInt8]> = []) {
+    /// An index of `groups`; a pinned trust may have no records yet. `digests`, when the
+    /// caller holds them already (kept between sessions), must be each group's
+    /// ``DirectoryRecord/digest(of:)``; otherwise they are worked out here.
+    public init(groups: [[UInt8]: [DirectoryRecord]], pinned: Set<[UInt8]>, peerWillPin: Set<[UInt8]> = [], digests: [[UInt8]: [UInt8]]? = nil) {
         self.groups = groups
         self.pinned = pinned
         self.peerWillPin = peerWillPin
+        self.digests = digests ?? groups.mapValues { DirectoryRecord.digest(of: $0) }
     }
 
     /// No records, no pins.
@@ -80,7 +86,7 @@ public struct DirectoryIndex: Sendable {
     }
 
     /// The digest of one trust's records here (32 zero bytes for none).
-    func digest(of trust: [UInt8]) -> [UInt8] { DirectoryRecord.digest(of: groups[trust] ?? []) }
+    func digest(of trust: [UInt8]) -> [UInt8] { digests[trust] ?? DirectoryRecord.digest(of: []) }
 
     /// SUMMARY's groups: every trust this side pins or holds records of, in fingerprint order.
     public var summary: [DirectoryGroup] {

@@ -212,14 +212,16 @@ extension Replica {
     /// other trust keeps them), so they are left out for a peer of another trust.
     public func directoryIndex(forPeerOfTrust peerTrust: String) throws -> DirectoryIndex {
         // Pins and records from one snapshot, so the index never pairs one with another's.
-        let (held, byTrust) = try database.read { db -> (TrustDirectory, [[UInt8]: [DirectoryRecord]]) in
-            (try self.directory(db), try heldRecordsByTrust(db))
+        let (held, byTrust, trustDigests) = try database.read { db -> (TrustDirectory, [[UInt8]: [DirectoryRecord]], [[UInt8]: [UInt8]]) in
+            (try self.directory(db), try heldRecordsByTrust(db), try heldDigestsByTrust(db))
         }
         var groups = byTrust
+        var digests = trustDigests
         if peerTrust != identity.trustCode {
             for (trust, records) in groups where records.contains(where: { $0.kind == .trustPin }) {
                 let kept = records.filter { $0.kind != .trustPin }
                 groups[trust] = kept.isEmpty ? nil : kept
+                digests[trust] = kept.isEmpty ? nil : DirectoryRecord.digest(of: kept)
             }
         }
         // A site of this trust follows the trust-wide pins it is about to receive: the pins a
@@ -230,7 +232,17 @@ extension Replica {
                                           heldRecords: groups[own.bytes] ?? [])
             peerWillPin = Set(follower.pins.values.map(\.bytes))
         }
-        return DirectoryIndex(groups: groups, pinned: Set(held.pins.values.map(\.bytes)), peerWillPin: peerWillPin)
+        return DirectoryIndex(groups: groups, pinned: Set(held.pins.values.map(\.bytes)), peerWillPin: peerWillPin, digests: digests)
+    }
+
+    /// Each trust's digest of the records held of it (``heldRecordsByTrust(_:)``), kept with
+    /// the directory by version: every session's SUMMARY, HAVE and DIRECTORY ask for them.
+    func heldDigestsByTrust(_ db: Database) throws -> [[UInt8]: [UInt8]] {
+        let version = try directoryVersion(db)
+        if let cached = directoryCache.trustDigests(for: version) { return cached }
+        let digests = try heldRecordsByTrust(db).mapValues { DirectoryRecord.digest(of: $0) }
+        directoryCache.store(trustDigests: digests, for: version)
+        return digests
     }
 
     /// The digest of the directory records held (``DirectoryRecord/digest(of:)``).
@@ -576,6 +588,7 @@ final class DirectoryCache: @unchecked Sendable {
         var records: [DirectoryRecord]?
         var groups: [[UInt8]: [DirectoryRecord]]?
         var digest: [UInt8]?
+        var trustDigests: [[UInt8]: [UInt8]]?
     }
     // The lock guards `entry`.
     private let lock = NSLock()
@@ -604,6 +617,8 @@ final class DirectoryCache: @unchecked Sendable {
     func store(groups: [[UInt8]: [DirectoryRecord]], for version: Int64) { update(version) { $0.groups = groups } }
     func digest(for version: Int64) -> [UInt8]? { read(version, \.digest) }
     func store(digest: [UInt8], for version: Int64) { update(version) { $0.digest = digest } }
+    func trustDigests(for version: Int64) -> [[UInt8]: [UInt8]]? { read(version, \.trustDigests) }
+    func store(trustDigests: [[UInt8]: [UInt8]], for version: Int64) { update(version) { $0.trustDigests = trustDigests } }
 
     func clear() {
         lock.withLock { entry = nil }
